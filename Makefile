@@ -1,0 +1,44 @@
+# Every target builds what it needs; `make demo` and `make test` work on a fresh clone.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export PIP_CONSTRAINT := $(CURDIR)/constraints.txt
+export DAGSTER_DISABLE_TELEMETRY := 1
+export GX_ANALYTICS_ENABLED := false
+export QUALITY_HOME ?= $(CURDIR)/.quality_home
+export DAGSTER_HOME ?= $(QUALITY_HOME)/dagster
+
+.PHONY: install demo test test-slow test-all ui bench clean
+
+$(BIN)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	# The CPU torch first: anything later that asks for torch finds it satisfied.
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+install: $(BIN)/.installed
+
+demo: install
+	$(BIN)/qaudit demo --home $(QUALITY_HOME)
+
+test: install
+	$(BIN)/python -m pytest -q -m "not slow"
+
+# pytest exits 5 when no test carries the marker; that is not a failure here.
+test-slow: install
+	$(BIN)/python -m pytest -q -m slow || [ $$? -eq 5 ]
+
+test-all: install
+	$(BIN)/python -m pytest -q
+
+ui: install
+	mkdir -p $(DAGSTER_HOME)
+	$(BIN)/qaudit ui --home $(QUALITY_HOME)
+
+bench: install
+	$(BIN)/pip install -q -e '.[bench,test]'
+	$(BIN)/qaudit bench --home $(QUALITY_HOME)/bench
+
+clean:
+	rm -rf $(VENV) $(QUALITY_HOME)

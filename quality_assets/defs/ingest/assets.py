@@ -1,0 +1,84 @@
+"""raw_manifest: scan drops into the append-only manifest."""
+
+
+import json
+from pathlib import Path
+
+import dagster as dg
+
+from quality_assets.defs.metadata import markdown_table
+from quality_assets.defs.resources import DUCKDB_POOL, QualityStoreResource
+from quality_assets.ingest import ingest_drop
+from quality_assets.store import run_query
+
+
+class IngestConfig(dg.Config):
+    """Which drops to ingest. No data_root: nothing new, the existing manifest is re-validated."""
+
+    data_root: str = ""
+    drops: list[str] = []  # folders relative to data_root; empty = data_root itself is the drop
+    max_pixels: int = 40_000_000
+    max_bytes: int = 256 * 2**20
+    workers: int = 1
+
+
+@dg.asset(
+    group_name="ingest",
+    pool=DUCKDB_POOL,
+    kinds={"duckdb"},
+    description="Append-only table of accepted samples with hashes and cheap image properties; "
+    "unreadable or invalid files go to rejected_samples with a reason.",
+)
+def raw_manifest(
+    context: dg.AssetExecutionContext, config: IngestConfig, store: QualityStoreResource
+) -> dg.MaterializeResult:
+    quality_store = store.store()
+    summaries = []
+    with quality_store.connect() as conn:
+        if config.data_root:
+            data_root = Path(config.data_root).resolve()
+            for drop in config.drops or ["."]:
+                summary = ingest_drop(
+                    conn, data_root, data_root / drop, max_pixels=config.max_pixels,
+                    max_bytes=config.max_bytes, workers=config.workers,
+                    progress=_log_progress(context, drop),
+                )
+                context.log.info(
+                    f"drop {summary.drop_id}: {summary.n_new} new, {summary.n_already_present} already "
+                    f"present, {summary.n_rejected} rejected {summary.rejected_by_reason}"
+                )
+                summaries.append(summary)
+        version = run_query(conn, "manifest_version")
+        counts = run_query(conn, "manifest_counts")
+        rejected = run_query(conn, "rejected_counts")
+        preview = run_query(conn, "manifest_preview")
+
+    n_samples = int(version.n_samples[0])
+    manifest_version = str(version.manifest_version[0])
+    split_counts = counts.groupby("split").n.sum().to_dict()
+    return dg.MaterializeResult(
+        data_version=dg.DataVersion(manifest_version),
+        metadata={
+            "dagster/row_count": n_samples,
+            "manifest_version": manifest_version,
+            "new_samples": sum(s.n_new for s in summaries),
+            "rejected_in_this_run": sum(s.n_rejected for s in summaries),
+            "rejected_total": int(rejected.n.sum()) if len(rejected) else 0,
+            "rejected_by_reason": markdown_table(rejected),
+            "samples_per_split": dg.MetadataValue.json({k: int(v) for k, v in split_counts.items()}),
+            "samples_per_split_and_label": markdown_table(counts, max_rows=60),
+            "drops_ingested": dg.MetadataValue.json([json.loads(json.dumps(s.__dict__)) for s in summaries]),
+            "preview": markdown_table(preview),
+        },
+    )
+
+
+def _log_progress(context: dg.AssetExecutionContext, drop: str):
+    state = {"next": 0.0}
+
+    def report(done: int, total: int) -> None:
+        if total and done / total >= state["next"]:
+            context.log.info(f"scanning {drop}: {done}/{total} files")
+            state["next"] += 0.25
+
+    return report

@@ -1,0 +1,335 @@
+"""The representation stage: decide and train the model, embed incrementally, build the kNN graph.
+
+Everything here works on a DuckDB connection and the quality home's artifacts folder; the Dagster
+assets in `defs/representation/` only call these functions and turn the results into metadata.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from quality_assets.store import (
+    Store, arrow_to_vectors, run_query, run_query_arrow, vectors_to_arrow,
+)
+
+EMBED_CHUNK = 4096
+Progress = Callable[[str], None]
+
+
+@dataclass
+class ModelOptions:
+    """What the ssl_model asset's config selects (see defs/representation/assets.py)."""
+
+    embedder: str = "dino"                 # dino | timm_checkpoint | precomputed
+    arch: str = ""                         # empty: the default for the data's image size
+    image_size: int = 0                    # 0: from the manifest (median long side)
+    epochs: int = 0                        # 0: the default for the data size
+    batch_size: int = 0
+    device: str = "auto"
+    seed: int = 0
+    time_budget_s: float = 0.0             # 0: no budget
+    max_growth_fraction: float = 0.2       # retrain when the data grew by more than this
+    force_retrain: bool = False
+    checkpoint_file: str = ""              # timm_checkpoint: a local weights file
+    embeddings_file: str = ""              # precomputed: Parquet or .npy keyed by path
+
+
+@dataclass
+class ModelRecord:
+    model_version: str
+    embedder_kind: str
+    retrained: bool
+    reason: str
+    row: dict[str, Any] = field(default_factory=dict)
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def manifest_paths(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    frame = run_query(conn, "manifest_with_roots")
+    frame["abs_path"] = [str(Path(root) / path) for root, path in zip(frame.data_root, frame.path)]
+    return frame
+
+
+def ensure_model(conn: duckdb.DuckDBPyConnection, store: Store, options: ModelOptions,
+                 progress: Progress | None = None) -> ModelRecord:
+    """Return the model to embed with, training or registering a new one when the policy says so."""
+    say = progress or (lambda message: None)
+    version = run_query(conn, "manifest_version")
+    manifest_version, n_samples = str(version.manifest_version[0]), int(version.n_samples[0])
+    if n_samples == 0:
+        raise ValueError("the manifest is empty: ingest a drop with at least one readable image first")
+    if options.embedder == "dino":
+        return _ensure_dino(conn, store, options, manifest_version, n_samples, say)
+    if options.embedder == "timm_checkpoint":
+        return _register_file_model(conn, options, "timm_checkpoint", options.checkpoint_file, manifest_version)
+    if options.embedder == "precomputed":
+        return _register_file_model(conn, options, "precomputed", options.embeddings_file, manifest_version)
+    raise ValueError(f"unknown embedder {options.embedder!r}; use dino, timm_checkpoint or precomputed")
+
+
+def _dino_config(options: ModelOptions, manifest: pd.DataFrame):
+    from quality_assets.ssl.dino import DinoConfig, default_config
+
+    image_size = options.image_size or _data_image_size(manifest)
+    config = default_config(image_size, len(manifest), options.device)
+    overrides = {"seed": options.seed}
+    if options.arch:
+        overrides["arch"] = options.arch
+    if options.epochs:
+        overrides["epochs"] = options.epochs
+    if options.batch_size:
+        overrides["batch_size"] = options.batch_size
+    if options.time_budget_s:
+        overrides["time_budget_s"] = options.time_budget_s
+    merged = {**config.to_dict(), **overrides}
+    return DinoConfig.from_dict(merged)
+
+
+def _data_image_size(manifest: pd.DataFrame) -> int:
+    long_side = np.maximum(manifest.width.to_numpy(), manifest.height.to_numpy())
+    return int(np.median(long_side))
+
+
+def _ensure_dino(conn, store: Store, options: ModelOptions, manifest_version: str, n_samples: int,
+                 say: Progress) -> ModelRecord:
+    from quality_assets.ssl.data import load_image_tensor
+    from quality_assets.ssl.dino import save_checkpoint, train_dino
+    from quality_assets.ssl.policy import SSL_CODE_VERSION, retrain_decision
+
+    manifest = manifest_paths(conn)
+    config = _dino_config(options, manifest)
+    previous = run_query(conn, "latest_model_of_kind", kind="dino")
+    previous_state = None
+    if len(previous):
+        row = previous.iloc[0]
+        previous_state = {"config_hash": row.config_hash, "code_version": row.code_version,
+                          "n_samples_trained": int(row.n_samples_trained)}
+    retrain, reason = retrain_decision(previous_state, config_hash=config.config_hash(),
+                                       code_version=SSL_CODE_VERSION, n_samples=n_samples,
+                                       max_growth_fraction=options.max_growth_fraction)
+    if options.force_retrain:
+        retrain, reason = True, "forced by config"
+    if not retrain:
+        row = previous.iloc[0].to_dict()
+        return ModelRecord(row["model_version"], "dino", False, reason, row)
+
+    say(f"training DINO ({reason}): {config.arch} at {config.image_size}px on {n_samples} images")
+    images = load_image_tensor(list(manifest.abs_path), config.image_size,
+                               progress=lambda done, total: None)
+    result = train_dino(images, config, progress=lambda info: say(_format_train_progress(info)))
+    checkpoint_dir = store.artifacts_dir / "ssl"
+    checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    staging = checkpoint_dir / f"staging-{time.time_ns()}.pt"
+    sha = save_checkpoint(result, staging)
+    final = checkpoint_dir / f"{sha}.pt"
+    staging.replace(final)
+    model_version = f"dino-{sha[:12]}"
+    row = dict(
+        model_version=model_version, embedder_kind="dino", arch=config.arch,
+        config_json=json.dumps(config.to_dict(), sort_keys=True), config_hash=config.config_hash(),
+        code_version=SSL_CODE_VERSION, checkpoint_path=str(final.relative_to(store.home)),
+        checkpoint_sha256=sha, manifest_version=manifest_version, n_samples_trained=n_samples,
+        epochs=float(result.epochs_completed), final_loss=float(result.final_loss),
+        loss_curve=[float(x) for x in result.loss_curve], images_per_s=float(result.images_per_s),
+        seconds=float(result.seconds), stopped_by_budget=bool(result.stopped_by_budget),
+        device=str(result.device), dim=_embedding_dim(final),
+    )
+    run_query(conn, "insert_ssl_model", **row)
+    return ModelRecord(model_version, "dino", True, reason, row)
+
+
+def _format_train_progress(info: dict) -> str:
+    return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in info.items())
+
+
+def _embedding_dim(checkpoint: Path) -> int:
+    from quality_assets.ssl.dino import load_checkpoint
+
+    _, meta = load_checkpoint(checkpoint)
+    return int(meta.get("embedding_dim") or meta.get("dim") or 0)
+
+
+def _register_file_model(conn, options: ModelOptions, kind: str, file: str, manifest_version: str) -> ModelRecord:
+    if not file:
+        raise ValueError(f"embedder {kind} needs a file: set {'checkpoint_file' if kind == 'timm_checkpoint' else 'embeddings_file'}")
+    path = Path(file).resolve()
+    if not path.is_file():
+        raise FileNotFoundError(f"{kind} file {path} does not exist")
+    sha = _sha256_file(path)
+    model_version = f"{'timm' if kind == 'timm_checkpoint' else 'pre'}-{sha[:12]}"
+    existing = run_query(conn, "model_by_version", model_version=model_version)
+    if len(existing):
+        return ModelRecord(model_version, kind, False, "file unchanged", existing.iloc[0].to_dict())
+    config = {"file": str(path), "arch": options.arch, "image_size": options.image_size}
+    row = dict(
+        model_version=model_version, embedder_kind=kind, arch=options.arch or None,
+        config_json=json.dumps(config, sort_keys=True), config_hash=hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16],
+        code_version=None, checkpoint_path=str(path), checkpoint_sha256=sha, manifest_version=manifest_version,
+        n_samples_trained=None, epochs=None, final_loss=None, loss_curve=None, images_per_s=None,
+        seconds=None, stopped_by_budget=None, device=None, dim=None,
+    )
+    run_query(conn, "insert_ssl_model", **row)
+    return ModelRecord(model_version, kind, True, "new file", row)
+
+
+def make_embedder_for(row: dict[str, Any], store: Store, data_root_of: Callable[[], Path] | None = None):
+    from quality_assets.embedders import PrecomputedEmbedder, SSLCheckpointEmbedder, TimmCheckpointEmbedder
+
+    kind = row["embedder_kind"]
+    if kind == "dino":
+        return SSLCheckpointEmbedder(store.home / row["checkpoint_path"])
+    config = json.loads(row["config_json"])
+    if kind == "timm_checkpoint":
+        return TimmCheckpointEmbedder(config["arch"], Path(config["file"]), config.get("image_size") or 224)
+    if kind == "precomputed":
+        return PrecomputedEmbedder(Path(config["file"]))
+    raise ValueError(f"unknown embedder kind {kind!r}")
+
+
+@dataclass
+class EmbedStats:
+    model_version: str
+    n_embedded: int
+    n_total: int
+    seconds: float
+
+    @property
+    def images_per_s(self) -> float:
+        return self.n_embedded / self.seconds if self.seconds > 0 else 0.0
+
+
+def embed_missing(conn: duckdb.DuckDBPyConnection, store: Store, model: ModelRecord,
+                  progress: Callable[[int, int], None] | None = None) -> EmbedStats:
+    """Embed only samples without a vector for this model; chunked so memory stays bounded."""
+    missing = run_query(conn, "samples_missing_embeddings", model_version=model.model_version)
+    embedder = make_embedder_for(model.row, store)
+    started = time.perf_counter()
+    done = 0
+    for start in range(0, len(missing), EMBED_CHUNK):
+        chunk = missing.iloc[start:start + EMBED_CHUNK]
+        if model.embedder_kind == "precomputed":
+            keys = list(chunk.path)
+        else:
+            keys = [Path(root) / path for root, path in zip(chunk.data_root, chunk.path)]
+        vectors = embedder.embed(keys)
+        _check_vectors(vectors, len(chunk))
+        conn.register("_new_vectors", vectors_to_arrow(list(chunk.sample_id), vectors))
+        try:
+            run_query(conn, "insert_embeddings", model_version=model.model_version)
+        finally:
+            conn.unregister("_new_vectors")
+        done += len(chunk)
+        if progress:
+            progress(done, len(missing))
+    seconds = time.perf_counter() - started
+    total = int(run_query(conn, "count_embeddings", model_version=model.model_version).n[0])
+    return EmbedStats(model.model_version, done, total, seconds)
+
+
+def _check_vectors(vectors: np.ndarray, expected_rows: int) -> None:
+    if vectors.shape[0] != expected_rows:
+        raise ValueError(f"embedder returned {vectors.shape[0]} vectors for {expected_rows} images")
+    if not np.isfinite(vectors).all():
+        raise ValueError("embedder returned non-finite values")
+
+
+def load_vectors(conn: duckdb.DuckDBPyConnection, model_version: str) -> tuple[list[str], np.ndarray]:
+    table = run_query_arrow(conn, "embeddings_for_model", model_version=model_version)
+    return table.column("sample_id").to_pylist(), arrow_to_vectors(table)
+
+
+@dataclass
+class GraphRecord:
+    graph_version: str
+    model_version: str
+    n_nodes: int
+    k: int
+    index_kind: str
+    recall_at_k: float | None
+    seconds: float
+    params: dict
+
+
+def build_graph(conn: duckdb.DuckDBPyConnection, model_version: str, k: int, *, exact_limit: int | None = None,
+                method: str = "auto", seed: int = 0) -> GraphRecord:
+    from quality_assets.knn import build_knn_graph
+
+    sample_ids, vectors = load_vectors(conn, model_version)
+    n_manifest = int(run_query(conn, "manifest_version").n_samples[0])
+    if len(sample_ids) != n_manifest:
+        raise ValueError(f"{n_manifest - len(sample_ids)} samples have no {model_version} vector; "
+                         "materialize embeddings first")
+    k_eff = min(k, len(sample_ids) - 1)
+    if k_eff < 1:
+        raise ValueError("a kNN graph needs at least two samples")
+    started = time.perf_counter()
+    kwargs = {"method": method, "seed": seed}
+    if exact_limit is not None:
+        kwargs["exact_limit"] = exact_limit
+    graph = build_knn_graph(vectors, k=k_eff, **kwargs)
+    seconds = time.perf_counter() - started
+    graph_version = hashlib.sha256(
+        "|".join([model_version, hashlib.sha256(",".join(sample_ids).encode()).hexdigest(), str(k_eff),
+                  graph.index_kind, json.dumps(graph.params, sort_keys=True, default=str)]).encode()
+    ).hexdigest()[:16]
+    ids = np.asarray(sample_ids, dtype=object)
+    n, kk = graph.neighbors.shape
+    edges = pa.table({
+        "sample_id": pa.array(np.repeat(ids, kk), pa.string()),
+        "neighbor_id": pa.array(ids[graph.neighbors.reshape(-1)], pa.string()),
+        "rank": pa.array(np.tile(np.arange(1, kk + 1, dtype=np.int32), n)),
+        "distance": pa.array(graph.distances.reshape(-1).astype(np.float32)),
+    })
+    conn.execute("BEGIN TRANSACTION")
+    try:
+        conn.register("_new_edges", edges)
+        run_query(conn, "replace_knn_edges", graph_version=graph_version)
+        conn.unregister("_new_edges")
+        run_query(conn, "insert_knn_graph", graph_version=graph_version, model_version=model_version, n_nodes=n,
+                  k=kk, index_kind=graph.index_kind, recall_at_k=graph.recall_at_k,
+                  params_json=json.dumps(graph.params, sort_keys=True, default=str), seconds=seconds)
+        conn.execute("COMMIT")
+    except Exception:
+        conn.execute("ROLLBACK")
+        raise
+    return GraphRecord(graph_version, model_version, n, kk, graph.index_kind, graph.recall_at_k, seconds, graph.params)
+
+
+def load_graph(conn: duckdb.DuckDBPyConnection):
+    """The current graph as (sample_ids, KnnGraph) with rows in sample_id order."""
+    from quality_assets.knn import KnnGraph
+
+    latest = run_query(conn, "latest_graph")
+    if latest.empty:
+        raise ValueError("no kNN graph yet: materialize knn_graph first")
+    row = latest.iloc[0]
+    table = run_query_arrow(conn, "knn_edges_current", graph_version=row.graph_version)
+    k = int(row.k)
+    sample_col = table.column("sample_id").to_numpy(zero_copy_only=False)
+    ordered_ids = np.asarray(sample_col[::k], dtype=str)  # sorted: the query orders by sample_id
+    sample_ids = list(ordered_ids)
+    neighbor_ids = np.asarray(table.column("neighbor_id").to_numpy(zero_copy_only=False), dtype=str)
+    neighbors = np.searchsorted(ordered_ids, neighbor_ids).astype(np.int64)
+    distances = table.column("distance").to_numpy().astype(np.float32)
+    graph = KnnGraph(neighbors=neighbors.reshape(-1, k), distances=distances.reshape(-1, k),
+                     index_kind=str(row.index_kind),
+                     recall_at_k=None if pd.isna(row.recall_at_k) else float(row.recall_at_k),
+                     params=json.loads(row.params_json or "{}"))
+    return sample_ids, graph, str(row.graph_version), str(row.model_version)

@@ -1,0 +1,133 @@
+"""Running the audit graph through Dagster from the command line (same assets and checks as the UI).
+
+The CLI uses a persistent Dagster instance under `$QUALITY_HOME/dagster`, so every run it starts
+shows up in `qaudit ui` with its logs, metadata and check results.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+EXIT_OK = 0
+EXIT_RUN_FAILED = 1
+EXIT_USAGE = 2
+EXIT_GATE_FAILED = 3
+
+
+def prepare_environment(home: Path) -> Path:
+    """Point QUALITY_HOME and DAGSTER_HOME at the home; install the instance's dagster.yaml."""
+    home = home.resolve()
+    dagster_home = Path(os.environ.get("DAGSTER_HOME") or home / "dagster").resolve()
+    dagster_home.mkdir(parents=True, exist_ok=True)
+    template = REPO_ROOT / "dagster.yaml"
+    target = dagster_home / "dagster.yaml"
+    if template.is_file() and (not target.exists() or target.read_bytes() != template.read_bytes()):
+        shutil.copyfile(template, target)
+    os.environ["QUALITY_HOME"] = str(home)
+    os.environ["DAGSTER_HOME"] = str(dagster_home)
+    os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    return dagster_home
+
+
+@dataclass
+class CheckOutcome:
+    name: str
+    asset: str
+    passed: bool
+    blocking: bool
+    description: str
+
+
+@dataclass
+class AuditOutcome:
+    success: bool
+    run_id: str
+    materialized: list[str]
+    checks: list[CheckOutcome] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def failed_blocking_checks(self) -> list[CheckOutcome]:
+        return [c for c in self.checks if c.blocking and not c.passed]
+
+    @property
+    def exit_code(self) -> int:
+        if self.failed_blocking_checks:
+            return EXIT_GATE_FAILED
+        return EXIT_OK if self.success else EXIT_RUN_FAILED
+
+
+def run_audit(
+    home: Path,
+    data_root: Path | None,
+    drops: list[str] | None = None,
+    *,
+    extra_op_config: dict | None = None,
+    selection: list[str] | None = None,
+    log_level: str = "INFO",
+) -> AuditOutcome:
+    """Ingest the given drops (if any) and materialize every asset and check of the audit graph."""
+    prepare_environment(home)
+    import dagster as dg
+
+    from quality_assets.defs.definitions import ALL_CHECKS, defs
+
+    ops_config: dict = {}
+    if data_root is not None:
+        ops_config["raw_manifest"] = {
+            "config": {"data_root": str(Path(data_root).resolve()), "drops": list(drops or [])}
+        }
+    for op_name, op_config in (extra_op_config or {}).items():
+        ops_config.setdefault(op_name, {"config": {}})["config"].update(op_config)
+    run_config = {
+        "ops": ops_config,
+        "resources": {"store": {"config": {"home": str(home.resolve())}}},
+        # Progress and summaries at INFO; Dagster's per-event DEBUG lines stay in the run's event log.
+        "loggers": {"console": {"config": {"log_level": log_level}}},
+    }
+
+    job = defs.resolve_job_def("audit_job")
+    if selection:
+        job = job.get_subset(asset_selection={dg.AssetKey(key) for key in selection})
+    with dg.DagsterInstance.get() as instance:
+        result = job.execute_in_process(run_config=run_config, instance=instance, raise_on_error=False)
+        checks_by_key = {
+            spec.key: spec for checks_def in ALL_CHECKS for spec in checks_def.check_specs
+        }
+        outcomes = []
+        for evaluation in result.get_asset_check_evaluations():
+            spec = checks_by_key.get(evaluation.asset_check_key)
+            outcomes.append(CheckOutcome(
+                name=evaluation.check_name,
+                asset=evaluation.asset_key.to_user_string(),
+                passed=evaluation.passed,
+                blocking=bool(spec.blocking) if spec is not None else False,
+                description=evaluation.description or "",
+            ))
+        materialized = [
+            event.asset_key.to_user_string() for event in result.get_asset_materialization_events()
+            if event.asset_key is not None
+        ]
+        error = None
+        if not result.success:
+            failures = result.get_step_failure_events()
+            if failures:
+                error = "; ".join(f"{e.step_key}: {_failure_message(e)}" for e in failures)
+        return AuditOutcome(success=result.success, run_id=result.run_id, materialized=materialized,
+                            checks=outcomes, error=error)
+
+
+def _failure_message(event) -> str:
+    error = event.step_failure_data.error if event.step_failure_data else None
+    if error is None:
+        return "failed"
+    # The user-code error is the cause; Dagster wraps it in its own "Error occurred while..." shell.
+    while error.cause is not None:
+        error = error.cause
+    return error.message.strip()

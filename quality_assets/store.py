@@ -1,0 +1,152 @@
+"""The DuckDB store: one database file per quality home, schema and queries from `sql/`.
+
+Layout of a quality home (`$QUALITY_HOME`, default `.quality_home` in the working directory):
+    quality.duckdb        every table and the public views
+    artifacts/            model checkpoints and other large binaries, referenced by content hash
+    dagster/              the Dagster instance (DAGSTER_HOME) used by the CLI and `make ui`
+
+DuckDB allows one writing process at a time. Dagster serialises writers with a pool of limit 1;
+connections here also retry briefly on a lock held by another process (a CLI reading while the
+daemon writes), instead of failing at once.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+if False:  # typing only; pyarrow is imported lazily
+    import pyarrow as pa  # noqa: F401
+
+DB_FILENAME = "quality.duckdb"
+SQL_DIR_ENV = "QUALITY_SQL_DIR"
+HOME_ENV = "QUALITY_HOME"
+LOCK_RETRY_SECONDS = 60.0
+
+
+def sql_dir() -> Path:
+    override = os.environ.get(SQL_DIR_ENV)
+    if override:
+        return Path(override)
+    return Path(__file__).resolve().parent.parent / "sql"
+
+
+@lru_cache(maxsize=None)
+def load_sql(name: str) -> str:
+    """Text of `sql/<name>.sql` or `sql/queries/<name>.sql`."""
+    for candidate in (sql_dir() / f"{name}.sql", sql_dir() / "queries" / f"{name}.sql"):
+        if candidate.is_file():
+            return candidate.read_text()
+    raise FileNotFoundError(f"no SQL file named {name!r} under {sql_dir()}")
+
+
+def default_home() -> Path:
+    return Path(os.environ.get(HOME_ENV) or ".quality_home").resolve()
+
+
+class Store:
+    """Paths of a quality home and connections to its database."""
+
+    def __init__(self, home: str | os.PathLike[str] | None = None) -> None:
+        self.home = Path(home).resolve() if home else default_home()
+        self.db_path = self.home / DB_FILENAME
+        self.artifacts_dir = self.home / "artifacts"
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.home)!r})"
+
+    def ensure_layout(self) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.artifacts_dir.mkdir(parents=True, exist_ok=True)
+
+    @contextmanager
+    def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection with the schema applied (write mode) or an existing database (read mode)."""
+        if read_only and not self.db_path.exists():
+            raise FileNotFoundError(
+                f"no quality database at {self.db_path}; run `qaudit audit DATA_DIR --home {self.home}` first"
+            )
+        self.ensure_layout()
+        conn = _connect_with_retry(self.db_path, read_only)
+        try:
+            if not read_only:
+                conn.execute(load_sql("schema"))
+                conn.execute(load_sql("views"))
+            yield conn
+        finally:
+            conn.close()
+
+    def query(self, name: str, read_only: bool = True, **params: object) -> pd.DataFrame:
+        """Run the named query from `sql/queries/` and return a DataFrame."""
+        with self.connect(read_only=read_only) as conn:
+            return run_query(conn, name, **params)
+
+
+def run_query(conn: duckdb.DuckDBPyConnection, name: str, **params: object) -> pd.DataFrame:
+    sql = load_sql(name)
+    if params:
+        return conn.execute(sql, params).df()
+    return conn.execute(sql).df()
+
+
+def _connect_with_retry(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
+    deadline = time.monotonic() + LOCK_RETRY_SECONDS
+    delay = 0.05
+    while True:
+        try:
+            return duckdb.connect(str(path), read_only=read_only)
+        except duckdb.IOException as error:
+            # Another process holds the write lock; it releases it when its step ends.
+            if "lock" not in str(error).lower() or time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
+
+
+def run_query_arrow(conn: duckdb.DuckDBPyConnection, name: str, **params: object) -> "pa.Table":
+    """The named query as an Arrow table (list columns stay columnar: no per-row Python objects)."""
+    return conn.sql(load_sql(name), params=params or None).to_arrow_table()
+
+
+def insert_df(conn: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> int:
+    """Insert a DataFrame by column name (columns absent from the frame get their defaults/NULL)."""
+    if frame.empty:
+        return 0
+    conn.register("_insert_frame", frame)
+    try:
+        columns = ", ".join(f'"{c}"' for c in frame.columns)
+        conn.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM _insert_frame")
+    finally:
+        conn.unregister("_insert_frame")
+    return len(frame)
+
+
+def vectors_to_arrow(sample_ids: list[str], vectors) -> "pa.Table":
+    """(sample_id, vector FLOAT[]) rows without a Python loop over vectors."""
+    import numpy as np
+    import pyarrow as pa
+
+    matrix = np.ascontiguousarray(vectors, dtype=np.float32)
+    flat = pa.array(matrix.reshape(-1))
+    offsets = pa.array(np.arange(0, matrix.size + 1, matrix.shape[1], dtype=np.int32))
+    return pa.table({"sample_id": pa.array(sample_ids, pa.string()),
+                     "vector": pa.ListArray.from_arrays(offsets, flat)})
+
+
+def arrow_to_vectors(table: "pa.Table", column: str = "vector"):
+    """float32 [N, d] matrix from a list column, in row order."""
+    import numpy as np
+    import pyarrow.compute as pc
+
+    if table.num_rows == 0:
+        return np.zeros((0, 0), dtype=np.float32)
+    values = table.column(column).combine_chunks()
+    flat = pc.list_flatten(values).to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
+    return flat.reshape(table.num_rows, -1)

@@ -1,0 +1,45 @@
+import numpy as np
+import pytest
+
+from quality_assets.store import Store, arrow_to_vectors, load_sql, run_query, vectors_to_arrow
+
+
+def test_schema_is_idempotent_and_creates_the_public_views(store):
+    with store.connect() as conn:
+        first = {row[0] for row in conn.execute("SHOW TABLES").fetchall()}
+    with store.connect() as conn:
+        second = {row[0] for row in conn.execute("SHOW TABLES").fetchall()}
+    assert first == second
+    assert {"raw_manifest", "rejected_samples", "issues", "duplicate_pairs", "cleaned_split"} <= first
+    assert store.db_path.name == "quality.duckdb"
+    assert store.artifacts_dir.is_dir()
+
+
+def test_read_only_connect_on_a_missing_database_says_what_to_do(tmp_path):
+    with pytest.raises(FileNotFoundError, match="qaudit audit"):
+        with Store(tmp_path / "nowhere").connect(read_only=True):
+            pass
+
+
+def test_unknown_query_name_is_a_clear_error():
+    with pytest.raises(FileNotFoundError, match="no SQL file named"):
+        load_sql("does_not_exist")
+
+
+def test_vectors_round_trip_through_duckdb_unchanged(store):
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(7, 5)).astype(np.float32)
+    ids = [f"s{i}" for i in range(7)]
+    with store.connect() as conn:
+        conn.register("_new_vectors", vectors_to_arrow(ids, vectors))
+        conn.execute("INSERT INTO embeddings SELECT sample_id, 'm1', vector FROM _new_vectors")
+        table = conn.sql("SELECT sample_id, vector FROM embeddings ORDER BY sample_id").to_arrow_table()
+    assert table.column("sample_id").to_pylist() == ids
+    np.testing.assert_array_equal(arrow_to_vectors(table), vectors)
+
+
+def test_empty_manifest_has_a_stable_version(store):
+    with store.connect() as conn:
+        version = run_query(conn, "manifest_version")
+    assert version.manifest_version[0] == "empty"
+    assert version.n_samples[0] == 0

@@ -1,0 +1,1 @@
+DELETE FROM rejected_samples WHERE drop_id = $drop_id;

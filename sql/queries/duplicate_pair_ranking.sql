@@ -1,0 +1,3 @@
+SELECT path_a, path_b, split_a, split_b, score, rank, is_issue
+FROM duplicate_pairs
+ORDER BY rank;

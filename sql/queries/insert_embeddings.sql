@@ -1,0 +1,3 @@
+INSERT INTO embeddings (sample_id, model_version, vector)
+SELECT sample_id, $model_version, vector FROM _new_vectors
+ON CONFLICT DO NOTHING;

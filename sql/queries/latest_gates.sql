@@ -1,0 +1,3 @@
+SELECT gate, passed, value, threshold, blocking, version, message, evaluated_at
+FROM latest_gate_results
+ORDER BY gate;

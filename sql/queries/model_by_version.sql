@@ -1,0 +1,1 @@
+SELECT * FROM ssl_models WHERE model_version = $model_version;

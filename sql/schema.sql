@@ -1,0 +1,191 @@
+-- The store's schema. Applied idempotently on every connect by quality_assets.store.
+-- Paths are relative to the drop's data_root, posix form. Versions are content hashes.
+
+CREATE TABLE IF NOT EXISTS drops (
+    drop_id        VARCHAR PRIMARY KEY,
+    data_root      VARCHAR NOT NULL,      -- absolute folder that `path` values are relative to
+    drop_dir       VARCHAR NOT NULL,      -- the drop folder, relative to data_root ('.' = the root)
+    layout         VARCHAR,               -- imagefolder | csv
+    n_accepted     INTEGER,
+    n_rejected     INTEGER,
+    n_new          INTEGER,               -- accepted rows that were not in the manifest yet
+    first_ingested_at TIMESTAMP,
+    last_ingested_at  TIMESTAMP
+);
+
+-- Append-only: a sample is never rewritten once ingested.
+CREATE TABLE IF NOT EXISTS raw_manifest (
+    sample_id      VARCHAR PRIMARY KEY,   -- sha256(file_sha256 || '\0' || path)[:20]
+    drop_id        VARCHAR NOT NULL,
+    path           VARCHAR NOT NULL,
+    label          VARCHAR,               -- multi-label: sorted labels joined with '|'
+    labels         VARCHAR[],
+    split          VARCHAR NOT NULL,
+    width          INTEGER,
+    height         INTEGER,
+    mode           VARCHAR,
+    bytes          BIGINT,
+    file_sha256    VARCHAR,
+    pixel_sha256   VARCHAR,
+    is_grayscale   BOOLEAN,
+    brightness_p05 DOUBLE,
+    brightness_p50 DOUBLE,
+    brightness_p95 DOUBLE,
+    entropy        DOUBLE,
+    blur_score     DOUBLE,
+    edge_strength  DOUBLE,
+    aspect_ratio   DOUBLE,
+    phash          BIGINT,
+    dhash          BIGINT,
+    ingested_at    TIMESTAMP NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS rejected_samples (
+    drop_id        VARCHAR NOT NULL,
+    path           VARCHAR NOT NULL,
+    reason         VARCHAR NOT NULL,
+    detail         VARCHAR,
+    rejected_at    TIMESTAMP NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS ssl_models (
+    model_version     VARCHAR PRIMARY KEY,
+    embedder_kind     VARCHAR NOT NULL,   -- dino | timm_checkpoint | precomputed | raw_pixels | random_init
+    arch              VARCHAR,
+    config_json       VARCHAR,
+    config_hash       VARCHAR,
+    code_version      VARCHAR,
+    checkpoint_path   VARCHAR,            -- relative to $QUALITY_HOME
+    checkpoint_sha256 VARCHAR,
+    manifest_version  VARCHAR,            -- the data the model was trained on
+    n_samples_trained INTEGER,
+    epochs            DOUBLE,
+    final_loss        DOUBLE,
+    loss_curve        DOUBLE[],
+    images_per_s      DOUBLE,
+    seconds           DOUBLE,
+    stopped_by_budget BOOLEAN,
+    device            VARCHAR,
+    dim               INTEGER,
+    created_at        TIMESTAMP NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS embeddings (
+    sample_id      VARCHAR NOT NULL,
+    model_version  VARCHAR NOT NULL,
+    vector         FLOAT[] NOT NULL,      -- L2-normalised
+    PRIMARY KEY (sample_id, model_version)
+);
+
+CREATE TABLE IF NOT EXISTS knn_graphs (
+    graph_version  VARCHAR PRIMARY KEY,
+    model_version  VARCHAR NOT NULL,
+    n_nodes        INTEGER,
+    k              INTEGER,
+    index_kind     VARCHAR,
+    recall_at_k    DOUBLE,
+    params_json    VARCHAR,
+    seconds        DOUBLE,
+    created_at     TIMESTAMP NOT NULL
+);
+
+-- Edges of the current graph only (older graphs keep their row in knn_graphs).
+CREATE TABLE IF NOT EXISTS knn_edges (
+    graph_version  VARCHAR NOT NULL,
+    sample_id      VARCHAR NOT NULL,
+    neighbor_id    VARCHAR NOT NULL,
+    rank           INTEGER NOT NULL,      -- 1 = nearest
+    distance       FLOAT NOT NULL         -- cosine distance (1 - cos) / 2
+);
+
+CREATE TABLE IF NOT EXISTS score_runs (
+    score_version    VARCHAR PRIMARY KEY,
+    graph_version    VARCHAR,
+    model_version    VARCHAR,
+    manifest_version VARCHAR,
+    config_json      VARCHAR,
+    summary_json     VARCHAR,
+    created_at       TIMESTAMP NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS issue_scores (
+    score_version   VARCHAR NOT NULL,
+    sample_id       VARCHAR NOT NULL,
+    issue_type      VARCHAR NOT NULL,
+    score           DOUBLE,               -- [0, 1], lower = more likely an issue
+    rank            INTEGER,              -- 1 = worst within the issue type
+    is_issue        BOOLEAN,
+    suggested_label VARCHAR,
+    confidence      DOUBLE,
+    partner_id      VARCHAR               -- best duplicate / leak partner, where one exists
+);
+
+CREATE TABLE IF NOT EXISTS pair_scores (
+    score_version  VARCHAR NOT NULL,
+    sample_a       VARCHAR NOT NULL,
+    sample_b       VARCHAR NOT NULL,
+    distance       DOUBLE,
+    score          DOUBLE,
+    rank           INTEGER,
+    is_issue       BOOLEAN,
+    group_id       INTEGER,
+    evidence       VARCHAR
+);
+
+CREATE TABLE IF NOT EXISTS duplicate_groups (
+    score_version  VARCHAR NOT NULL,
+    group_id       INTEGER NOT NULL,
+    size           INTEGER,
+    n_labels       INTEGER,
+    majority_label VARCHAR,
+    is_conflict    BOOLEAN
+);
+
+CREATE TABLE IF NOT EXISTS class_confusion (
+    score_version   VARCHAR NOT NULL,
+    given_label     VARCHAR,
+    suggested_label VARCHAR,
+    count           INTEGER
+);
+
+CREATE TABLE IF NOT EXISTS split_versions (
+    split_version    VARCHAR PRIMARY KEY,
+    score_version    VARCHAR,
+    model_version    VARCHAR,
+    manifest_version VARCHAR,
+    policy_json      VARCHAR,
+    counts_json      VARCHAR,
+    created_at       TIMESTAMP NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS cleaned_splits (
+    split_version  VARCHAR NOT NULL,
+    sample_id      VARCHAR NOT NULL,
+    path           VARCHAR NOT NULL,
+    split          VARCHAR NOT NULL,
+    label          VARCHAR,               -- after relabelling
+    original_label VARCHAR,
+    action         VARCHAR NOT NULL,      -- keep | drop | relabel
+    reason         VARCHAR NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS review_decisions (
+    sample_id   VARCHAR NOT NULL,
+    issue_type  VARCHAR NOT NULL,
+    decision    VARCHAR NOT NULL,         -- keep | drop | relabel
+    new_label   VARCHAR,
+    note        VARCHAR,
+    decided_at  TIMESTAMP NOT NULL
+);
+
+-- Every evaluation of a gate, so a later manual run can verify the latest one.
+CREATE TABLE IF NOT EXISTS gate_results (
+    gate          VARCHAR NOT NULL,
+    passed        BOOLEAN NOT NULL,
+    value         DOUBLE,
+    threshold     DOUBLE,
+    blocking      BOOLEAN,
+    version       VARCHAR,                -- the manifest / score / split version evaluated
+    message       VARCHAR,
+    evaluated_at  TIMESTAMP NOT NULL
+);
