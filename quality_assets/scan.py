@@ -1,0 +1,478 @@
+"""Walk one drop (an ImageFolder tree or a CSV manifest) into accepted and rejected rows.
+
+Every file the scan finds ends up exactly once in `accepted` (a raw_manifest candidate with
+its image properties) or in `rejected` (with a reason code), so a drop can never lose a file
+silently. Paths are stored relative to the data root in posix form. A path that points outside
+the data root is rejected without ever being opened.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+import stat
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import pandas as pd
+
+from quality_assets.imaging import (
+    DEFAULT_MAX_BYTES,
+    DEFAULT_MAX_PIXELS,
+    INSPECT_KEYS,
+    ImageRejected,
+    inspect_image,
+)
+
+__all__ = [
+    "ACCEPTED_COLUMNS",
+    "DROP_MARKER",
+    "EVAL_SPLITS",
+    "REJECTED_COLUMNS",
+    "SPLITS",
+    "ScanResult",
+    "make_sample_id",
+    "scan_drop",
+]
+
+SPLITS = ("train", "val", "test")
+EVAL_SPLITS = ("val", "test")
+DROP_MARKER = "_DROP_COMPLETE"
+MANIFEST_NAME = "manifest.csv"
+
+_TREE = "<split>/<label>/<file>"
+_SPLIT_LIST = ", ".join(SPLITS)
+_OUTSIDE = "symlink resolves outside data_root"
+
+ACCEPTED_COLUMNS = ("sample_id", "drop_id", "path", "label", "labels", "split", *INSPECT_KEYS)
+REJECTED_COLUMNS = ("drop_id", "path", "reason", "detail")
+
+_INT_COLUMNS = ("bytes", "width", "height", "phash", "dhash")
+_FLOAT_COLUMNS = (
+    "brightness_p05",
+    "brightness_p50",
+    "brightness_p95",
+    "entropy",
+    "blur_score",
+    "edge_strength",
+    "aspect_ratio",
+)
+
+
+@dataclass
+class ScanResult:
+    accepted: pd.DataFrame
+    rejected: pd.DataFrame
+    layout: str  # "imagefolder" | "csv"
+
+
+@dataclass
+class _Candidate:
+    path: str  # relative to data_root, posix
+    full_path: Path
+    split: str
+    label: str | None
+    labels: list[str]
+
+
+def make_sample_id(file_sha256: str, path: str) -> str:
+    """Stable id: same bytes at the same path give the same id on every scan."""
+    return hashlib.sha256(f"{file_sha256}\0{path}".encode()).hexdigest()[:20]
+
+
+def _is_ignored(name: str) -> bool:
+    return name.startswith(".") or name == DROP_MARKER
+
+
+def _is_within(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def _join_rel(base: PurePosixPath, *parts: str) -> str:
+    joined = base.joinpath(*parts)
+    return joined.as_posix() if str(base) != "." else PurePosixPath(*parts).as_posix()
+
+
+class _Rejections:
+    def __init__(self, drop_id: str) -> None:
+        self.drop_id = drop_id
+        self.rows: list[dict[str, str]] = []
+
+    def add(self, path: str, reason: str, detail: str) -> None:
+        self.rows.append({"drop_id": self.drop_id, "path": path, "reason": reason, "detail": detail})
+
+
+@dataclass
+class _FoundFile:
+    rel_in_drop: tuple[str, ...]  # path parts below the drop dir, as found (link location)
+    full_path: Path
+    problem: tuple[str, str] | None  # (reason, detail) when the entry cannot be a sample
+
+
+def _walk_drop(drop_abs: Path, root_real: str) -> Iterator[_FoundFile]:
+    """Every non-ignored file below drop_abs, depth first in sorted order.
+
+    Symlinks are never followed out of the data root. Directory symlinks inside it are
+    followed, except back into a directory that is already being walked (a loop); an alias of
+    a sibling folder yields its files again under the alias path, which duplicate detection
+    then reports, rather than depending on which name sorts first.
+    """
+
+    def walk(
+        directory: Path, parts: tuple[str, ...], ancestors: frozenset[str]
+    ) -> Iterator[_FoundFile]:
+        real_dir = os.path.realpath(directory)
+        if real_dir in ancestors:
+            return
+        ancestors = ancestors | {real_dir}
+        try:
+            names = sorted(os.listdir(directory))
+        except OSError as exc:
+            yield _FoundFile(parts, directory, ("not_a_file", f"cannot list directory: {exc}"))
+            return
+        for name in names:
+            if _is_ignored(name):
+                continue
+            full = directory / name
+            rel = (*parts, name)
+            real = os.path.realpath(full)
+            if not _is_within(real, root_real):
+                yield _FoundFile(rel, full, ("path_escapes_root", _OUTSIDE))
+                continue
+            try:
+                st = os.stat(full)
+            except FileNotFoundError:
+                yield _FoundFile(rel, full, ("missing_file", "broken symlink"))
+                continue
+            except OSError as exc:
+                yield _FoundFile(rel, full, ("not_a_file", f"cannot stat: {exc}"))
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                yield from walk(full, rel, ancestors)
+            elif stat.S_ISREG(st.st_mode):
+                yield _FoundFile(rel, full, None)
+            else:
+                yield _FoundFile(rel, full, ("not_a_file", "not a regular file or directory"))
+
+    yield from walk(drop_abs, (), frozenset())
+
+
+def _find_csv(drop_abs: Path) -> Path | None:
+    if (drop_abs / MANIFEST_NAME).is_file():
+        return drop_abs / MANIFEST_NAME
+    csvs = [
+        entry
+        for entry in sorted(drop_abs.iterdir())
+        if not _is_ignored(entry.name) and entry.suffix.lower() == ".csv" and entry.is_file()
+    ]
+    return csvs[0] if len(csvs) == 1 else None
+
+
+def _normalise_split(value: str | None) -> str:
+    return (value or "").strip().lower()
+
+
+def _imagefolder_candidates(
+    found: list[_FoundFile], drop_rel: PurePosixPath, rejections: _Rejections
+) -> list[_Candidate]:
+    candidates: list[_Candidate] = []
+    for item in found:
+        path = _join_rel(drop_rel, *item.rel_in_drop)
+        if item.problem is not None:
+            rejections.add(path, *item.problem)
+            continue
+        parts = item.rel_in_drop
+        if len(parts) == 1:
+            rejections.add(path, "unexpected_location", f"file at the drop root; expected {_TREE}")
+            continue
+        split = _normalise_split(parts[0])
+        if split not in SPLITS:
+            rejections.add(path, "unknown_split", f"split folder {parts[0]!r} is not one of {_SPLIT_LIST}")
+            continue
+        if len(parts) == 2:
+            rejections.add(
+                path, "unexpected_location", f"file directly under the split folder; expected {_TREE}"
+            )
+            continue
+        label = parts[1]
+        candidates.append(_Candidate(path, item.full_path, split, label, [label]))
+    return candidates
+
+
+def _parse_labels(row: dict[str, Any], has_labels: bool, has_label: bool) -> list[str]:
+    if has_labels:
+        raw = (row.get("labels") or "").strip()
+        if raw:
+            return sorted({part.strip() for part in raw.split("|") if part.strip()})
+    if has_label:
+        raw = (row.get("label") or "").strip()
+        if raw:
+            return [raw]
+    return []
+
+
+def _csv_row_path(raw_path: str, drop_rel: PurePosixPath) -> tuple[str | None, str]:
+    """(path relative to data_root or None, why it escapes or "") for a CSV path value."""
+    posix_raw = raw_path.replace("\\", "/")
+    pure = PurePosixPath(posix_raw)
+    is_drive = len(posix_raw) >= 2 and posix_raw[1] == ":" and posix_raw[0].isalpha()
+    if pure.is_absolute() or is_drive:
+        return None, "absolute path"
+    if ".." in pure.parts:
+        # Strict on purpose: a drop stays self-contained, and no path arithmetic is needed to
+        # decide whether the file lies inside the root.
+        return None, "'..' in path"
+    inner = [part for part in pure.parts if part != "."]
+    if not inner:
+        return None, ""
+    return _join_rel(drop_rel, *inner), ""
+
+
+def _csv_candidates(
+    csv_path: Path,
+    drop_rel: PurePosixPath,
+    root_real: str,
+    data_root: Path,
+    rejections: _Rejections,
+) -> tuple[list[_Candidate], set[str]]:
+    """Rows of the CSV as candidates; also returns every path the CSV names (for coverage)."""
+    csv_rel = _join_rel(drop_rel, csv_path.name)
+    named: set[str] = set()
+    try:
+        with open(csv_path, newline="", encoding="utf-8-sig") as handle:
+            rows = list(csv.reader(handle))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        rejections.add(csv_rel, "bad_csv", f"unreadable CSV: {type(exc).__name__}: {exc}")
+        return [], named
+    if not rows:
+        rejections.add(csv_rel, "bad_csv", "empty CSV (no header)")
+        return [], named
+    header = [column.strip().lower() for column in rows[0]]
+    missing = [column for column in ("path", "split") if column not in header]
+    if "label" not in header and "labels" not in header:
+        missing.append("label or labels")
+    if missing or len(set(header)) != len(header):
+        detail = f"missing columns: {', '.join(missing)}" if missing else "duplicate column names"
+        rejections.add(csv_rel, "bad_csv", f"{detail} (header: {','.join(rows[0])})")
+        return [], named
+    has_labels, has_label = "labels" in header, "label" in header
+
+    candidates: list[_Candidate] = []
+    for line_no, values in enumerate(rows[1:], start=2):
+        if not any(value.strip() for value in values):
+            continue  # blank line: not a row
+        row = dict(zip(header, values))
+        raw_path = (row.get("path") or "").strip()
+        where = f"{csv_rel}:{line_no}"
+        path, escape = _csv_row_path(raw_path, drop_rel)
+        if len(values) != len(header):
+            rejections.add(
+                path or raw_path or where,
+                "bad_csv_row",
+                f"line {line_no}: {len(values)} fields, header has {len(header)}",
+            )
+            continue
+        if not raw_path:
+            rejections.add(where, "bad_csv_row", f"line {line_no}: empty path")
+            continue
+        if escape:
+            rejections.add(raw_path, "path_escapes_root", f"line {line_no}: {escape}")
+            continue
+        if path is None:
+            rejections.add(raw_path, "bad_csv_row", f"line {line_no}: path names no file")
+            continue
+        if path in named:
+            rejections.add(
+                path, "duplicate_path", f"line {line_no}: path already listed earlier in {csv_path.name}"
+            )
+            continue
+        named.add(path)
+
+        split = _normalise_split(row.get("split"))
+        if split not in SPLITS:
+            rejections.add(
+                path,
+                "unknown_split",
+                f"line {line_no}: split {row.get('split', '')!r} is not one of {_SPLIT_LIST}",
+            )
+            continue
+        labels = _parse_labels(row, has_labels, has_label)
+        if not labels and split == "train":
+            rejections.add(path, "missing_label", f"line {line_no}: train row without a label")
+            continue
+
+        full = data_root / path
+        if not _is_within(os.path.realpath(full), root_real):
+            rejections.add(
+                path, "path_escapes_root", f"line {line_no}: symlink resolves outside data_root"
+            )
+            continue
+        try:
+            st = os.stat(full)
+        except FileNotFoundError:
+            rejections.add(path, "missing_file", f"line {line_no}: no such file")
+            continue
+        except OSError as exc:
+            rejections.add(path, "not_a_file", f"line {line_no}: cannot stat: {exc}")
+            continue
+        if not stat.S_ISREG(st.st_mode):
+            rejections.add(path, "not_a_file", f"line {line_no}: not a regular file")
+            continue
+        label = "|".join(labels) if labels else None
+        candidates.append(_Candidate(path, full, split, label, labels))
+    return candidates, named
+
+
+def _inspect_one(args: tuple[str, int, int]) -> tuple[bool, Any, str]:
+    """Pool-friendly wrapper: returns (ok, properties or reason, detail); never raises."""
+    full_path, max_pixels, max_bytes = args
+    try:
+        return True, inspect_image(Path(full_path), max_pixels=max_pixels, max_bytes=max_bytes), ""
+    except ImageRejected as exc:
+        return False, exc.reason, exc.detail
+    except Exception as exc:  # noqa: BLE001 - one bad file must not end the scan
+        return False, "corrupt", f"unexpected {type(exc).__name__}: {exc}"
+
+
+def _inspect_all(
+    candidates: list[_Candidate],
+    max_pixels: int,
+    max_bytes: int,
+    workers: int,
+    progress: Callable[[int, int], None] | None,
+) -> list[tuple[bool, Any, str]]:
+    total = len(candidates)
+    jobs = [(str(c.full_path), max_pixels, max_bytes) for c in candidates]
+    results: list[tuple[bool, Any, str]] = []
+    if progress is not None:
+        progress(0, total)
+    if workers <= 1 or total < 2:
+        outcomes: Iterator[tuple[bool, Any, str]] = map(_inspect_one, jobs)
+        for outcome in outcomes:
+            results.append(outcome)
+            if progress is not None:
+                progress(len(results), total)
+        return results
+    # spawn, not fork: the caller (Dagster) runs threads, and forking a threaded process can
+    # deadlock the children.
+    chunksize = max(1, min(64, total // (workers * 4) or 1))
+    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+        for outcome in pool.map(_inspect_one, jobs, chunksize=chunksize):
+            results.append(outcome)
+            if progress is not None:
+                progress(len(results), total)
+    return results
+
+
+def _accepted_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows, columns=list(ACCEPTED_COLUMNS))
+    for column in _INT_COLUMNS:
+        frame[column] = frame[column].astype("int64")
+    for column in _FLOAT_COLUMNS:
+        frame[column] = frame[column].astype("float64")
+    frame["is_grayscale"] = frame["is_grayscale"].astype(bool)
+    frame["label"] = frame["label"].astype(object)
+    return frame.sort_values("path", kind="stable").reset_index(drop=True)
+
+
+def _rejected_frame(rows: list[dict[str, str]]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows, columns=list(REJECTED_COLUMNS)).astype(str)
+    return frame.sort_values(["path", "reason"], kind="stable").reset_index(drop=True)
+
+
+def _resolve_drop(data_root: Path, drop_dir: Path) -> tuple[str, Path, PurePosixPath]:
+    root_abs = os.path.abspath(data_root)
+    root_real = os.path.realpath(data_root)
+    if not os.path.isdir(root_real):
+        raise FileNotFoundError(f"data_root is not a directory: {data_root}")
+    drop = Path(drop_dir)
+    drop_abs = Path(os.path.abspath(drop if drop.is_absolute() else Path(root_abs) / drop))
+    for base in (root_abs, root_real):
+        if _is_within(str(drop_abs), base):
+            rel = os.path.relpath(drop_abs, base)
+            break
+    else:
+        raise ValueError(f"drop_dir {drop_dir} is not inside data_root {data_root}")
+    drop_rel = PurePosixPath(Path(rel).as_posix())
+    if ".." in drop_rel.parts or not _is_within(os.path.realpath(drop_abs), root_real):
+        raise ValueError(f"drop_dir {drop_dir} resolves outside data_root {data_root}")
+    if not drop_abs.is_dir():
+        raise FileNotFoundError(f"drop_dir is not a directory: {drop_abs}")
+    # File paths are built from the real root so every later containment check compares
+    # like with like.
+    return root_real, Path(root_real) / rel, drop_rel
+
+
+def scan_drop(
+    data_root: Path,
+    drop_dir: Path,
+    drop_id: str,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    workers: int = 1,
+    progress: Callable[[int, int], None] | None = None,
+) -> ScanResult:
+    """Scan one drop into accepted sample rows and rejected rows (see module docstring).
+
+    `drop_dir` is data_root itself or a folder inside it (absolute, or relative to data_root).
+    Raises ValueError / FileNotFoundError only for a bad data_root or drop_dir argument; every
+    problem with the drop's content becomes a rejected row. `progress(done, total)` is called
+    as images are inspected.
+    """
+    root_real, drop_abs, drop_rel = _resolve_drop(Path(data_root), Path(drop_dir))
+    rejections = _Rejections(drop_id)
+    found = list(_walk_drop(drop_abs, root_real))
+
+    csv_path = _find_csv(drop_abs)
+    if csv_path is None:
+        layout = "imagefolder"
+        candidates = _imagefolder_candidates(found, drop_rel, rejections)
+    else:
+        layout = "csv"
+        manifest_rel = _join_rel(drop_rel, csv_path.name)
+        if _is_within(os.path.realpath(csv_path), root_real):
+            candidates, named = _csv_candidates(
+                csv_path, drop_rel, root_real, Path(root_real), rejections
+            )
+        else:
+            # Never read it: its content would leak into rejected rows.
+            rejections.add(
+                manifest_rel, "path_escapes_root", "manifest symlink resolves outside data_root"
+            )
+            candidates, named = [], set()
+        # A CSV row rejected before naming a clean path (e.g. a malformed row) already
+        # accounts for its file; reporting it again as unlisted would count it twice.
+        accounted = named | {manifest_rel} | {row["path"] for row in rejections.rows}
+        for item in found:
+            path = _join_rel(drop_rel, *item.rel_in_drop)
+            if path in accounted:
+                continue
+            if item.problem is not None:
+                rejections.add(path, *item.problem)
+            else:
+                rejections.add(path, "not_in_manifest", f"file is not listed in {csv_path.name}")
+
+    candidates.sort(key=lambda c: c.path)
+    outcomes = _inspect_all(candidates, max_pixels, max_bytes, workers, progress)
+    accepted: list[dict[str, Any]] = []
+    for candidate, (ok, payload, detail) in zip(candidates, outcomes):
+        if not ok:
+            rejections.add(candidate.path, payload, detail)
+            continue
+        row: dict[str, Any] = {
+            "sample_id": make_sample_id(payload["file_sha256"], candidate.path),
+            "drop_id": drop_id,
+            "path": candidate.path,
+            "label": candidate.label,
+            "labels": list(candidate.labels),
+            "split": candidate.split,
+        }
+        row.update(payload)
+        accepted.append(row)
+    return ScanResult(_accepted_frame(accepted), _rejected_frame(rejections.rows), layout)

@@ -1,0 +1,236 @@
+"""inspect_image on real files: hashes, properties, and every way a file gets rejected."""
+
+from __future__ import annotations
+
+import io
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageFilter
+
+from quality_assets.imaging import (
+    INSPECT_KEYS,
+    ImageRejected,
+    hamming_distance,
+    hamming_distances,
+    inspect_image,
+)
+from quality_tests.imagefolders import (
+    blurred_copy,
+    distinct_image,
+    write_corrupt_png,
+    write_image,
+    write_png,
+    write_png_bomb,
+    write_text_as_image,
+    write_truncated,
+    write_zero_byte,
+)
+
+
+def _reason(path: Path, **limits: int) -> str:
+    with pytest.raises(ImageRejected) as caught:
+        inspect_image(path, **limits)
+    assert caught.value.detail, "a rejection must say why"
+    return caught.value.reason
+
+
+def _noise(seed: int, size: int = 64) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, size=(size, size, 3), dtype=np.uint8)
+
+
+def test_good_png_has_exactly_the_documented_keys_and_types(tmp_path: Path) -> None:
+    path = write_png(tmp_path / "a.png", seed=1, size=(40, 20))
+    info = inspect_image(path)
+
+    assert tuple(info) == INSPECT_KEYS
+    assert info["bytes"] == path.stat().st_size
+    assert (info["width"], info["height"]) == (40, 20)
+    assert info["aspect_ratio"] == pytest.approx(2.0)
+    assert info["mode"] == "RGB"
+    assert len(info["file_sha256"]) == 64 and len(info["pixel_sha256"]) == 64
+    int(info["file_sha256"], 16), int(info["pixel_sha256"], 16)
+    for key in ("brightness_p05", "brightness_p50", "brightness_p95", "edge_strength"):
+        assert 0.0 <= info[key] <= 1.0, key
+    assert info["brightness_p05"] <= info["brightness_p50"] <= info["brightness_p95"]
+    assert 0.0 < info["entropy"] <= 8.0
+    for key in ("phash", "dhash"):
+        assert isinstance(info[key], int) and -(2**63) <= info[key] < 2**63
+    assert info["is_grayscale"] is False
+
+
+def test_pixel_hash_matches_across_lossless_reencodes_file_hash_does_not(tmp_path: Path) -> None:
+    pixels = distinct_image(7, (30, 24))
+    png = inspect_image(write_image(tmp_path / "a.png", pixels, "PNG"))
+    bmp = inspect_image(write_image(tmp_path / "a.bmp", pixels, "BMP"))
+    tiff = inspect_image(write_image(tmp_path / "a.tif", pixels, "TIFF"))
+    other = inspect_image(write_image(tmp_path / "b.png", distinct_image(8, (30, 24)), "PNG"))
+
+    assert png["pixel_sha256"] == bmp["pixel_sha256"] == tiff["pixel_sha256"]
+    assert len({png["file_sha256"], bmp["file_sha256"], tiff["file_sha256"]}) == 3
+    assert png["phash"] == bmp["phash"]
+    assert other["pixel_sha256"] != png["pixel_sha256"]
+
+
+def test_pixel_hash_ignores_storage_mode_but_not_real_transparency(tmp_path: Path) -> None:
+    gray = distinct_image(3, (16, 16), gray=True)
+    as_l = inspect_image(write_image(tmp_path / "l.png", gray, "PNG"))
+    as_rgb = inspect_image(write_image(tmp_path / "rgb.png", np.stack([gray] * 3, -1), "PNG"))
+    assert (as_l["mode"], as_rgb["mode"]) == ("L", "RGB")
+    assert as_l["pixel_sha256"] == as_rgb["pixel_sha256"]
+    assert as_l["is_grayscale"] and as_rgb["is_grayscale"]
+
+    rgb = distinct_image(4, (16, 16))
+    opaque = np.dstack([rgb, np.full((16, 16), 255, np.uint8)])
+    holed = opaque.copy()
+    holed[0, 0, 3] = 0
+    plain = inspect_image(write_image(tmp_path / "plain.png", rgb, "PNG"))
+    assert inspect_image(write_image(tmp_path / "opaque.png", opaque, "PNG"))["pixel_sha256"] == plain["pixel_sha256"]
+    assert inspect_image(write_image(tmp_path / "holed.png", holed, "PNG"))["pixel_sha256"] != plain["pixel_sha256"]
+
+
+def test_phash_close_for_blurred_copy_and_far_for_unrelated_image(tmp_path: Path) -> None:
+    for seed in range(4):
+        source = write_png(tmp_path / f"s{seed}.png", seed, (64, 64))
+        copy = blurred_copy(source, tmp_path / f"blur{seed}.png", radius=1.0)
+        unrelated = write_png(tmp_path / f"u{seed}.png", seed + 500, (64, 64))
+        a, b, c = (inspect_image(p) for p in (source, copy, unrelated))
+        assert hamming_distance(a["phash"], b["phash"]) <= 6
+        assert hamming_distance(a["dhash"], b["dhash"]) <= 8
+        assert hamming_distance(a["phash"], c["phash"]) >= 16
+
+
+def test_brightness_separates_dark_and_light_images(tmp_path: Path) -> None:
+    base = distinct_image(5, (32, 32)).astype(np.float32)
+    dark = inspect_image(write_image(tmp_path / "dark.png", (base * 0.08).astype(np.uint8), "PNG"))
+    light = inspect_image(write_image(tmp_path / "light.png", (235 + base * 0.07).astype(np.uint8), "PNG"))
+    assert dark["brightness_p95"] < 0.1
+    assert light["brightness_p05"] > 0.9
+
+
+def test_blur_edges_and_entropy_respond_to_content(tmp_path: Path) -> None:
+    sharp_path = write_image(tmp_path / "sharp.png", _noise(1), "PNG")
+    with Image.open(sharp_path) as sharp_image:
+        blurred = np.asarray(sharp_image.filter(ImageFilter.GaussianBlur(2)))
+    sharp = inspect_image(sharp_path)
+    soft = inspect_image(write_image(tmp_path / "soft.png", blurred, "PNG"))
+    flat = inspect_image(write_image(tmp_path / "flat.png", np.full((32, 32, 3), 128, np.uint8), "PNG"))
+
+    assert soft["blur_score"] < sharp["blur_score"] / 10
+    assert soft["edge_strength"] < sharp["edge_strength"] / 2
+    assert flat["blur_score"] == 0.0 and flat["edge_strength"] == 0.0
+    assert flat["entropy"] == 0.0
+    assert sharp["entropy"] > 7.0
+
+
+def test_blur_score_is_comparable_across_image_sizes(tmp_path: Path) -> None:
+    # The same scene at 1024 px and at 256 px: properties come from a <=256 px copy.
+    large = inspect_image(write_image(tmp_path / "large.png", distinct_image(5, (1024, 768)), "PNG"))
+    small = inspect_image(write_image(tmp_path / "small.png", distinct_image(5, (256, 192)), "PNG"))
+    assert (large["width"], large["height"]) == (1024, 768)
+    assert large["blur_score"] == pytest.approx(small["blur_score"], rel=0.5)
+    assert large["edge_strength"] == pytest.approx(small["edge_strength"], rel=0.2)
+
+
+def test_exif_orientation_is_applied(tmp_path: Path) -> None:
+    pixels = distinct_image(9, (40, 20))  # 40 wide, 20 high as stored
+    exif = Image.Exif()
+    exif[0x0112] = 6  # display rotated 90 degrees clockwise
+    rotated_path = tmp_path / "rotated.png"
+    Image.fromarray(pixels).save(rotated_path, format="PNG", exif=exif)
+    upright = np.asarray(Image.fromarray(pixels).transpose(Image.Transpose.ROTATE_270))
+
+    info = inspect_image(rotated_path)
+    assert (info["width"], info["height"]) == (20, 40)
+    assert info["pixel_sha256"] == inspect_image(write_image(tmp_path / "upright.png", upright, "PNG"))["pixel_sha256"]
+
+
+def test_sixteen_bit_grayscale_is_scaled_not_clipped(tmp_path: Path) -> None:
+    values = (distinct_image(2, (16, 16), gray=True).astype(np.uint16) * 257)
+    path = tmp_path / "deep.png"
+    Image.fromarray(values).save(path, format="PNG")
+    info = inspect_image(path)
+    assert info["mode"].startswith("I")
+    assert info["is_grayscale"]
+    assert 0.05 < info["brightness_p50"] < 0.95
+
+
+@pytest.mark.parametrize(
+    ("writer", "reason"),
+    [
+        (write_zero_byte, "empty_file"),
+        (write_text_as_image, "not_an_image"),
+        (write_corrupt_png, "corrupt"),
+        (lambda p: write_truncated(p, "PNG"), "truncated"),
+        (lambda p: write_truncated(p, "JPEG"), "truncated"),
+        (write_png_bomb, "decompression_bomb"),
+    ],
+    ids=["zero-byte", "text-named-png", "corrupt", "truncated-png", "truncated-jpeg", "bomb-header"],
+)
+def test_bad_files_are_rejected_with_their_reason(tmp_path: Path, writer, reason: str) -> None:
+    path = tmp_path / "bad.png"
+    writer(path)
+    assert _reason(path) == reason
+
+
+def test_png_missing_its_end_chunk_is_truncated(tmp_path: Path) -> None:
+    buffer = io.BytesIO()
+    Image.fromarray(distinct_image(1, (32, 32))).save(buffer, format="PNG")
+    path = tmp_path / "cut.png"
+    path.write_bytes(buffer.getvalue()[:-12])  # drop exactly the IEND chunk
+    assert _reason(path) == "truncated"
+
+
+def test_moderate_bomb_under_pil_limit_is_rejected_by_our_limit(tmp_path: Path) -> None:
+    # 48 Mpx: over the default 40 Mpx limit but below PIL's own warning threshold (~89 Mpx),
+    # so only our max_pixels stops it.
+    assert _reason(write_png_bomb(tmp_path / "bomb.png", 8000, 6000)) == "decompression_bomb"
+    assert _reason(write_png(tmp_path / "real.png", 1, (64, 64)), max_pixels=1000) == "decompression_bomb"
+
+
+def test_pil_warning_range_bomb_is_rejected_even_with_high_limit(tmp_path: Path) -> None:
+    # 100 Mpx: PIL only warns here; the warning must still become a rejection.
+    path = write_png_bomb(tmp_path / "bomb.png", 10_000, 10_000)
+    assert _reason(path, max_pixels=10**12) == "decompression_bomb"
+
+
+def test_file_over_byte_limit_is_rejected_before_decoding(tmp_path: Path) -> None:
+    path = write_png(tmp_path / "a.png", 1, (64, 64))
+    assert _reason(path, max_bytes=100) == "file_too_large"
+    assert inspect_image(path, max_bytes=path.stat().st_size)["bytes"] == path.stat().st_size
+
+
+def test_missing_path_and_directory_are_rejected(tmp_path: Path) -> None:
+    assert _reason(tmp_path / "nope.png") == "missing_file"
+    (tmp_path / "dir.png").mkdir()
+    assert _reason(tmp_path / "dir.png") == "not_a_file"
+
+
+def test_image_rejected_survives_pickling_for_process_pools() -> None:
+    clone = pickle.loads(pickle.dumps(ImageRejected("corrupt", "bad zlib stream")))
+    assert (clone.reason, clone.detail) == ("corrupt", "bad zlib stream")
+    assert str(clone) == "corrupt: bad zlib stream"
+
+
+def test_hamming_distance_on_signed_hashes() -> None:
+    assert hamming_distance(0, 0) == 0
+    assert hamming_distance(-1, 0) == 64
+    assert hamming_distance(1, 3) == 1
+    assert hamming_distance(-(2**63), 2**63 - 1) == 64
+    assert hamming_distance(-(2**63), 0) == 1
+
+
+def test_hamming_distances_matches_scalar_version_and_broadcasts() -> None:
+    rng = np.random.default_rng(0)
+    a = rng.integers(-(2**63), 2**63 - 1, size=200, dtype=np.int64)
+    b = rng.integers(-(2**63), 2**63 - 1, size=200, dtype=np.int64)
+    vectorised = hamming_distances(a, b)
+    assert vectorised.dtype == np.int64
+    assert vectorised.tolist() == [hamming_distance(int(x), int(y)) for x, y in zip(a, b)]
+
+    matrix = hamming_distances(a[:5, None], a[None, :7])
+    assert matrix.shape == (5, 7)
+    assert (np.diag(matrix[:, :5]) == 0).all()
+    assert matrix[2, 6] == hamming_distance(int(a[2]), int(a[6]))
