@@ -94,6 +94,53 @@ def _print_detection(home: Path, truth_path: Path) -> None:
         print(report.to_string(index=False))
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from quality_assets.exporting import export_views
+    from quality_assets.store import Store
+
+    counts = export_views(Store(_home(args.home)), Path(args.out).resolve())
+    for name, n in counts.items():
+        print(f"{args.out}/{name}.csv (+ .parquet): {n} rows")
+    return EXIT_OK
+
+
+def cmd_review(args: argparse.Namespace) -> int:
+    from quality_assets.store import Store
+
+    store = Store(_home(args.home))
+    if args.sample is None:
+        queue = store.query("review_queue", issue_type=args.issue, limit=args.limit)
+        print(queue.to_string(index=False) if len(queue) else f"no undecided flagged {args.issue} items")
+        return EXIT_OK
+    if args.decision is None:
+        print("error: --decision is required when a sample is given", file=sys.stderr)
+        return EXIT_USAGE
+    if args.decision == "relabel" and not args.label:
+        print("error: --decision relabel needs --label", file=sys.stderr)
+        return EXIT_USAGE
+    with store.connect() as conn:
+        from quality_assets.store import run_query
+
+        found = run_query(conn, "find_sample", key=args.sample)
+        if found.empty:
+            print(f"error: no sample with id or path {args.sample!r}", file=sys.stderr)
+            return EXIT_USAGE
+        sample_id = str(found.sample_id[0])
+        run_query(conn, "insert_review_decision", sample_id=sample_id, issue_type=args.issue,
+                  decision=args.decision, new_label=args.label, note=args.note)
+    print(f"recorded: {args.decision} {found.path[0]} ({args.issue}); it applies at the next cleaned_split")
+    return EXIT_OK
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from quality_assets.report import write_report
+    from quality_assets.store import Store
+
+    path = write_report(Store(_home(args.home)), Path(args.out).resolve() if args.out else None)
+    print(f"report written to {path}")
+    return EXIT_OK
+
+
 def cmd_ui(args: argparse.Namespace) -> int:
     home = _home(args.home)
     prepare_environment(home)
@@ -121,6 +168,26 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--rebuild", action="store_true", help="rebuild the demo images even if present")
     demo.set_defaults(func=cmd_demo)
+
+    export = sub.add_parser("export", help="write issues, duplicate_pairs and cleaned_split as CSV + Parquet")
+    export.add_argument("--home")
+    export.add_argument("--out", required=True, help="output folder")
+    export.set_defaults(func=cmd_export)
+
+    review = sub.add_parser("review", help="list flagged items, or record a human decision that overrides the policy")
+    review.add_argument("sample", nargs="?", help="sample_id or path; omit to list the review queue")
+    review.add_argument("--home")
+    review.add_argument("--issue", default="label_error", help="issue type the decision is about")
+    review.add_argument("--decision", choices=["keep", "drop", "relabel"])
+    review.add_argument("--label", help="the new label, with --decision relabel")
+    review.add_argument("--note", default=None)
+    review.add_argument("--limit", type=int, default=20)
+    review.set_defaults(func=cmd_review)
+
+    report = sub.add_parser("report", help="write the static HTML report")
+    report.add_argument("--home")
+    report.add_argument("--out", help="output file (default HOME/report/index.html)")
+    report.set_defaults(func=cmd_report)
 
     ui = sub.add_parser("ui", help="start the Dagster UI on this home")
     ui.add_argument("--home")

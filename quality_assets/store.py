@@ -90,10 +90,41 @@ class Store:
 
 
 def run_query(conn: duckdb.DuckDBPyConnection, name: str, **params: object) -> pd.DataFrame:
+    """Run a named SQL file; returns the last statement's result (empty frame if it has none)."""
     sql = load_sql(name)
-    if params:
-        return conn.execute(sql, params).df()
-    return conn.execute(sql).df()
+    if not params:
+        result = conn.execute(sql)
+        return result.df() if result.description else pd.DataFrame()
+    # DuckDB binds parameters only in the last statement of a multi-statement string.
+    result = None
+    for statement in _statements(sql):
+        used = {key: value for key, value in params.items() if f"${key}" in statement}
+        result = conn.execute(statement, used) if used else conn.execute(statement)
+    return result.df() if result is not None and result.description else pd.DataFrame()
+
+
+@lru_cache(maxsize=None)
+def _statements_cached(sql: str) -> tuple[str, ...]:
+    statements, current = [], []
+    for line in sql.splitlines():
+        current.append(line)
+        if line.rstrip().endswith(";") and not line.lstrip().startswith("--"):
+            statement = "\n".join(current).strip()
+            if _has_code(statement):
+                statements.append(statement)
+            current = []
+    tail = "\n".join(current).strip()
+    if _has_code(tail):
+        statements.append(tail)
+    return tuple(statements)
+
+
+def _has_code(statement: str) -> bool:
+    return any(line.strip() and not line.strip().startswith("--") for line in statement.splitlines())
+
+
+def _statements(sql: str) -> tuple[str, ...]:
+    return _statements_cached(sql)
 
 
 def _connect_with_retry(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:

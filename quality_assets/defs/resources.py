@@ -1,6 +1,8 @@
 """The one resource every asset shares: the quality home (DuckDB store + artifacts)."""
 
 
+import os
+
 import dagster as dg
 
 from quality_assets.store import Store
@@ -14,6 +16,10 @@ class QualityStoreResource(dg.ConfigurableResource):
     """Where the DuckDB database and artifacts live. Empty `home` = $QUALITY_HOME or ./.quality_home."""
 
     home: str = ""
+    drops_dir: str = ""  # watched by the drops sensor; empty = $QUALITY_DROPS_DIR or <home>/drops
 
     def store(self) -> Store:
         return Store(self.home or None)
+
+    def drops_folder(self) -> str:
+        return self.drops_dir or os.environ.get("QUALITY_DROPS_DIR") or str(self.store().home / "drops")

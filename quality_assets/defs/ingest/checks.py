@@ -14,6 +14,7 @@ from quality_assets.store import run_query
     asset=raw_manifest,
     blocking=True,
     pool=DUCKDB_POOL,
+    automation_condition=dg.AutomationCondition.eager(),
     description="great-expectations suite: required columns, non-null ids and train labels, unique "
     "sample_id and path, valid splits, readable sizes, at least one row.",
 )

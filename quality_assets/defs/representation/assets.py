@@ -33,6 +33,7 @@ class SSLModelConfig(dg.Config):
     deps=[raw_manifest],
     pool=DUCKDB_POOL,
     kinds={"pytorch", "duckdb"},
+    automation_condition=dg.AutomationCondition.eager(),
     description="DINO self-distillation trained on the dataset itself (no labels, no outside weights). "
     "Retrains by policy: first run, config or code change, or data growth beyond a fraction.",
 )
@@ -73,6 +74,7 @@ def _loss_curve_markdown(curve: list[float]) -> str:
     deps=[ssl_model],
     pool=DUCKDB_POOL,
     kinds={"pytorch", "duckdb"},
+    automation_condition=dg.AutomationCondition.eager(),
     description="L2-normalised vectors per (sample_id, model_version). Incremental: only samples "
     "without a vector for the current model are embedded.",
 )
@@ -111,6 +113,7 @@ class KnnConfig(dg.Config):
     deps=[embeddings],
     pool=DUCKDB_POOL,
     kinds={"faiss", "duckdb"},
+    automation_condition=dg.AutomationCondition.eager(),
     description="One faiss kNN graph on the normalised vectors (exact up to a size limit, approximate "
     "beyond, recall recorded), stored as an edge table; every score reuses it.",
 )

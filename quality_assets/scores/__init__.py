@@ -1,0 +1,58 @@
+"""Issue scores on the shared kNN graph, one module per issue type.
+
+Every score follows one convention: position i = sample i (pairs carry two positions), values
+in [0, 1], lower = more likely an issue, rank 1 = worst. The Dagster layer maps positions to
+sample ids; nothing here knows about ids, DuckDB or Dagster.
+
+| module | issue types |
+|---|---|
+| near_duplicate | near-duplicate pairs, per-sample duplicate score, duplicate groups, label conflicts |
+| off_topic | LAD (single-linkage dendrogram walk), mean kNN distance baseline |
+| label_error | intra/extra distance ratio, suggested label, class confusion |
+| leakage | eval samples with a near duplicate in train |
+| image_properties | dark, light, blurry, low information, odd size/aspect, grayscale, exact duplicate |
+| data_value | KNN-Shapley of train samples against the eval samples |
+| cutoff | SelfClean's automatic cut-off (`fraction_cut`) |
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["canonical_labels", "rank_ascending"]
+
+
+def rank_ascending(scores: np.ndarray) -> np.ndarray:
+    """Ranks 1..N with 1 = lowest (worst) score; NaN ranks after every number.
+
+    Ties keep position order (a stable sort), so every rank is distinct and repeatable.
+    """
+    s = np.asarray(scores, dtype=np.float64).ravel()
+    order = np.argsort(s, kind="stable")  # numpy sorts NaN last
+    ranks = np.empty(s.size, dtype=np.int64)
+    ranks[order] = np.arange(1, s.size + 1, dtype=np.int64)
+    return ranks
+
+
+def _canonical_one(value: Any) -> str | None:
+    if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
+        return None
+    text = str(value)
+    if "|" not in text:
+        return text if text else None
+    parts = sorted({p.strip() for p in text.split("|") if p.strip()})
+    return "|".join(parts) if parts else None
+
+
+def canonical_labels(labels: Sequence[Any] | np.ndarray) -> np.ndarray:
+    """Labels as comparable strings; missing (None, NaN, NA, "") -> None.
+
+    A multi-label `b|a` becomes its sorted, deduplicated set `a|b`, so label sets compare equal
+    regardless of order. Non-string labels are compared by their str().
+    """
+    codes, uniques = pd.factorize(pd.Series(labels, dtype=object), use_na_sentinel=True)
+    canon_uniques = np.asarray([_canonical_one(u) for u in uniques] + [None], dtype=object)
+    return canon_uniques[codes]  # code -1 (missing) picks the trailing None

@@ -1,0 +1,133 @@
+"""Label errors: SelfClean's intra/extra distance ratio on the kNN graph, with a suggested label.
+
+For a labelled sample i:
+
+    d_same = distance to the nearest other sample with the same label
+    d_diff = distance to the nearest sample with a different label
+    score  = d_diff^2 / (d_same^2 + d_diff^2)        (0.5 when both are 0)
+
+A sample sitting among other-label samples (d_diff << d_same) scores near 0.
+
+Graph version: both distances are read off i's k neighbours, nearest first. When no neighbour
+has i's label, the nearest same-label sample is at least as far as the k-th neighbour, so
+d_same = d_k(i) (a lower bound: the score is then an upper bound, i.e. the sample is at least
+this suspicious). Likewise d_diff = d_k(i) when all k neighbours share i's label (the score is
+then a lower bound; such samples are the clean majority and rank after every sample that has an
+other-label neighbour within k, as in the dense version). The dense ranking is reproduced once k
+is large enough for most rows to contain both kinds of neighbour; see
+quality_tests/scores/test_label_error.py for the k used.
+
+Labels are compared as strings (multi-labels as sets, see `canonical_labels`). Unlabelled
+samples (None / NaN) get NaN everywhere and are skipped as neighbours.
+
+Suggested label: distance-weighted vote of the first `vote_k` labelled neighbours with weight
+1 / (d + eps), eps = 0.1 x the median first-neighbour distance (so an exact duplicate does not
+get an infinite vote); confidence = the winner's share of the weight. Ties go to the label seen
+first in the data.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from quality_assets.knn import KnnGraph
+from quality_assets.scores import canonical_labels
+
+__all__ = ["class_confusion", "label_error_scores"]
+
+
+def label_error_scores(
+    graph: KnnGraph,
+    labels: Sequence[Any] | np.ndarray,
+    *,
+    vote_k: int | None = None,
+) -> pd.DataFrame:
+    """Per-sample DataFrame[score, suggested_label, confidence, d_same, d_diff] (index = position)."""
+    nb, dist = graph.neighbors, graph.distances.astype(np.float64)
+    n, k = nb.shape
+    canon = canonical_labels(labels)
+    if canon.size != n:
+        raise ValueError(f"labels has {canon.size} entries for {n} samples")
+    codes, uniques = pd.factorize(pd.Series(canon, dtype=object), use_na_sentinel=True)
+    codes = codes.astype(np.int64)
+    own = codes
+    nl = codes[nb]
+    labelled_nb = nl >= 0
+    same = labelled_nb & (nl == own[:, None])
+    diff = labelled_nb & (nl != own[:, None])
+    rows = np.arange(n)
+    kth = dist[:, -1]
+    has_same = same.any(axis=1)
+    has_diff = diff.any(axis=1)
+    d_same = np.where(has_same, dist[rows, same.argmax(axis=1)], kth)
+    d_diff = np.where(has_diff, dist[rows, diff.argmax(axis=1)], kth)
+    denom = d_same**2 + d_diff**2
+    with np.errstate(invalid="ignore", divide="ignore"):
+        score = np.where(denom > 0, d_diff**2 / denom, 0.5)
+    unlabelled = own < 0
+    score[unlabelled] = np.nan
+    d_same[unlabelled] = np.nan
+    d_diff[unlabelled] = np.nan
+
+    vk = k if vote_k is None else int(vote_k)
+    if not 1 <= vk <= k:
+        raise ValueError(f"vote_k must be in [1, {k}], got {vk}")
+    m0 = float(np.median(dist[:, 0]))
+    eps = 0.1 * m0 if m0 > 0 else 1e-6
+    vl = nl[:, :vk]
+    vmask = vl >= 0
+    weights = 1.0 / (dist[:, :vk] + eps)
+    r = np.repeat(rows, vk).reshape(n, vk)[vmask]
+    votes = sp.csr_matrix(
+        (weights[vmask], (r, vl[vmask])), shape=(n, max(1, len(uniques)))
+    )  # duplicate (row, label) entries are summed: the weighted vote
+    total = np.asarray(votes.sum(axis=1)).ravel()
+    winner = np.asarray(votes.argmax(axis=1)).ravel()
+    best = np.asarray(votes.max(axis=1).todense()).ravel()
+    voted = total > 0
+    suggested = np.full(n, None, dtype=object)
+    uniq_arr = np.asarray(list(uniques), dtype=object)
+    suggested[voted] = uniq_arr[winner[voted]] if uniq_arr.size else None
+    confidence = np.full(n, np.nan)
+    confidence[voted] = best[voted] / total[voted]
+
+    return pd.DataFrame(
+        {
+            "score": score,
+            "suggested_label": suggested,
+            "confidence": confidence,
+            "d_same": d_same,
+            "d_diff": d_diff,
+        }
+    )
+
+
+def class_confusion(
+    given: Sequence[Any] | np.ndarray,
+    suggested: Sequence[Any] | np.ndarray,
+    flagged: Sequence[bool] | np.ndarray,
+) -> pd.DataFrame:
+    """Counts of (given -> suggested) among flagged samples whose suggestion differs.
+
+    Returns DataFrame[given_label, suggested_label, count], largest count first.
+    """
+    g = canonical_labels(given)
+    s = canonical_labels(suggested)
+    f = np.asarray(pd.Series(flagged).fillna(False), dtype=bool)
+    if not (g.size == s.size == f.size):
+        raise ValueError("given, suggested and flagged must have the same length")
+    keep = f & pd.notna(g) & pd.notna(s)
+    keep &= np.asarray(g != s, dtype=bool)
+    df = pd.DataFrame({"given_label": g[keep], "suggested_label": s[keep]})
+    if df.empty:
+        return pd.DataFrame({"given_label": pd.Series(dtype=object),
+                             "suggested_label": pd.Series(dtype=object),
+                             "count": pd.Series(dtype=np.int64)})
+    out = df.groupby(["given_label", "suggested_label"]).size().rename("count").reset_index()
+    out = out.sort_values(["count", "given_label", "suggested_label"], ascending=[False, True, True])
+    out["count"] = out["count"].astype(np.int64)
+    return out.reset_index(drop=True)

@@ -1,0 +1,203 @@
+"""Every issue score from the one kNN graph, in the store's output shape.
+
+This module glues the per-issue-type modules under `scores/` together: it aligns the manifest with
+the graph's node order, runs each score, applies the automatic cut-off, and returns the long-format
+rows of `issue_scores` and `pair_scores`, the duplicate groups, the class-confusion table and the
+figures the gates read.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from quality_assets.knn import KnnGraph
+from quality_assets.scores import rank_ascending
+from quality_assets.scores.cutoff import fraction_cut
+from quality_assets.scores.data_value import data_value_scores
+from quality_assets.scores.image_properties import image_property_scores
+from quality_assets.scores.label_error import class_confusion, label_error_scores
+from quality_assets.scores.leakage import leakage_pairs, leakage_scores
+from quality_assets.scores.near_duplicate import (
+    duplicate_groups, group_label_conflicts, near_duplicate_pairs, sample_duplicate_scores,
+)
+from quality_assets.scores.off_topic import lad_scores, mean_knn_distance_scores
+
+EVAL_SPLITS = ("val", "test")
+
+
+@dataclass(frozen=True)
+class ScoreConfig:
+    """Cut-off and scoring options; part of the score version."""
+
+    alpha: float = 0.1                  # SelfClean contamination for the automatic cut
+    q: float = 0.05                     # SelfClean significance for the automatic cut
+    duplicate_alpha: float = 0.1
+    duplicate_q: float = 0.05
+    near_duplicate_score_kind: str = "combined"   # combined | distance
+    max_duplicate_distance: float = 0.5           # pairs farther than this are never flagged
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class ScoreOutputs:
+    issue_rows: pd.DataFrame
+    pair_rows: pd.DataFrame
+    groups: pd.DataFrame
+    confusion: pd.DataFrame
+    summary: dict = field(default_factory=dict)
+
+
+def _long_rows(sample_ids: np.ndarray, issue_type: str, score: np.ndarray, is_issue: np.ndarray,
+               suggested: np.ndarray | None = None, confidence: np.ndarray | None = None,
+               partner: np.ndarray | None = None) -> pd.DataFrame:
+    valid = ~np.isnan(score)
+    ranks = rank_ascending(np.where(valid, score, np.nan))
+    n = len(score)
+    return pd.DataFrame({
+        "sample_id": sample_ids[valid],
+        "issue_type": issue_type,
+        "score": np.clip(score[valid], 0.0, 1.0),
+        "rank": ranks[valid].astype(np.int64),
+        "is_issue": is_issue[valid].astype(bool),
+        "suggested_label": (suggested if suggested is not None else np.full(n, None, dtype=object))[valid],
+        "confidence": (confidence if confidence is not None else np.full(n, np.nan))[valid],
+        "partner_id": (partner if partner is not None else np.full(n, None, dtype=object))[valid],
+    })
+
+
+def _cut(score: np.ndarray, config: ScoreConfig) -> np.ndarray:
+    mask = np.zeros(len(score), dtype=bool)
+    valid = ~np.isnan(score)
+    if valid.sum() < 3:
+        return mask
+    _, flagged = fraction_cut(score[valid], alpha=config.alpha, q=config.q)
+    mask[valid] = flagged
+    return mask
+
+
+def compute_scores(sample_ids: list[str], graph: KnnGraph, manifest: pd.DataFrame,
+                   config: ScoreConfig | None = None) -> ScoreOutputs:
+    """`manifest` rows must be aligned with `sample_ids` (the graph's node order)."""
+    config = config or ScoreConfig()
+    ids = np.asarray(sample_ids, dtype=object)
+    manifest = manifest.set_index("sample_id").loc[list(ids)].reset_index()
+    n = len(ids)
+    labels = manifest["label"].to_numpy(dtype=object)
+    splits = manifest["split"].to_numpy(dtype=object)
+    is_eval = np.isin(splits, EVAL_SPLITS)
+    rows = []
+
+    # Near duplicates: pairs first, then each sample's best pair, groups and label conflicts.
+    pairs = near_duplicate_pairs(
+        graph, file_sha256=manifest["file_sha256"].to_numpy(dtype=object),
+        pixel_sha256=manifest["pixel_sha256"].to_numpy(dtype=object),
+        phash=manifest["phash"].to_numpy(dtype=np.int64), labels=labels,
+        score_kind=config.near_duplicate_score_kind,
+    )
+    pair_flag = np.zeros(len(pairs), dtype=bool)
+    if len(pairs) >= 3:
+        _, pair_flag = fraction_cut(pairs["score"].to_numpy(), alpha=config.duplicate_alpha, q=config.duplicate_q)
+    pair_flag = np.asarray(pair_flag, dtype=bool) & (pairs["distance"].to_numpy() <= config.max_duplicate_distance)
+    exact = pairs["evidence"].astype(str).str.contains("exact").to_numpy() if len(pairs) else np.zeros(0, bool)
+    pair_flag |= exact
+    pairs = pairs.assign(is_issue=pair_flag)
+    groups = duplicate_groups(pairs[pairs.is_issue], n)
+    pairs["group_id"] = np.where(pairs.is_issue, groups[pairs["i"].to_numpy()], -1)
+    conflicts = group_label_conflicts(groups, labels)
+    best_pair_score = sample_duplicate_scores(pairs, n)
+    partner = _best_partner(pairs, n, ids)
+    in_group = groups >= 0
+    rows.append(_long_rows(ids, "near_duplicate", best_pair_score, in_group, partner=partner))
+
+    # Off-topic: LAD on the graph, plus the mean-kNN-distance baseline for comparison.
+    off_topic = lad_scores(graph)
+    off_topic_flag = _cut(off_topic, config)
+    rows.append(_long_rows(ids, "off_topic", off_topic, off_topic_flag))
+    baseline = mean_knn_distance_scores(graph)
+    rows.append(_long_rows(ids, "off_topic_knn_baseline", baseline, _cut(baseline, config)))
+
+    # Label errors with suggested labels.
+    labelled = pd.notna(labels)
+    label_frame = label_error_scores(graph, np.where(labelled, labels, None))
+    label_score = label_frame["score"].to_numpy(dtype=float)
+    label_flag = _cut(label_score, config)
+    suggested = label_frame["suggested_label"].to_numpy(dtype=object)
+    confidence = label_frame["confidence"].to_numpy(dtype=float)
+    rows.append(_long_rows(ids, "label_error", label_score, label_flag, suggested, confidence))
+    confusion = class_confusion(labels[labelled], suggested[labelled], label_flag[labelled])
+
+    # Leakage: eval samples with a flagged duplicate pair into train.
+    leak_score = leakage_scores(pairs, splits, n)
+    all_leak_pairs = leakage_pairs(pairs, splits, flagged_only=False)  # lowest score first
+    best_leak = all_leak_pairs.drop_duplicates("eval_index")
+    leak_partner = np.full(n, None, dtype=object)
+    leak_partner[best_leak["eval_index"].to_numpy()] = ids[best_leak["train_index"].to_numpy()]
+    leak_flag = np.zeros(n, dtype=bool)
+    leak_flag[leakage_pairs(pairs, splits, flagged_only=True)["eval_index"].to_numpy()] = True
+    rows.append(_long_rows(ids, "leakage", leak_score, leak_flag, partner=leak_partner))
+
+    # Image properties from the manifest (no graph needed).
+    properties = image_property_scores(manifest)
+    for issue_type, block in properties.groupby("issue_type", sort=True):
+        score = np.full(n, np.nan)
+        flag = np.zeros(n, dtype=bool)
+        score[block["index"].to_numpy()] = block["score"].to_numpy()
+        flag[block["index"].to_numpy()] = block["is_issue"].to_numpy(bool)
+        rows.append(_long_rows(ids, f"image_{issue_type}", score, flag))
+
+    # Data value: KNN-Shapley of train samples against the eval split.
+    if is_eval.any() and labelled.any():
+        value = data_value_scores(graph, labels, splits)
+        rows.append(_long_rows(ids, "low_value", value, _cut(value, config)))
+
+    issue_rows = pd.concat(rows, ignore_index=True)
+    pair_rows = pd.DataFrame({
+        "sample_a": ids[pairs["i"].to_numpy()], "sample_b": ids[pairs["j"].to_numpy()],
+        "distance": pairs["distance"].to_numpy(float), "score": pairs["score"].to_numpy(float),
+        "rank": rank_ascending(pairs["score"].to_numpy(float)).astype(np.int64),
+        "is_issue": pairs["is_issue"].to_numpy(bool), "group_id": pairs["group_id"].to_numpy(np.int64),
+        "evidence": pairs["evidence"].astype(str).to_numpy(),
+    })
+
+    n_eval = int(is_eval.sum())
+    group_sizes = pd.Series(groups[in_group]).value_counts()
+    summary = {
+        "n_samples": n,
+        "n_eval": n_eval,
+        "n_pairs": len(pair_rows),
+        "n_duplicate_pairs_flagged": int(pair_flag.sum()),
+        "n_duplicate_groups": int(len(group_sizes)),
+        "n_conflicting_groups": int(conflicts["is_conflict"].sum()) if len(conflicts) else 0,
+        "near_duplicate_rate": float((group_sizes - 1).sum() / n) if n else 0.0,
+        "leakage_rate": float(leak_flag[is_eval].sum() / n_eval) if n_eval else 0.0,
+        "n_leaked_eval": int(leak_flag.sum()),
+        "off_topic_rate": float(off_topic_flag.mean()) if n else 0.0,
+        "label_error_rate": float(label_flag[labelled].mean()) if labelled.any() else 0.0,
+        "config": config.to_dict(),
+        "graph": {"index_kind": graph.index_kind, "recall_at_k": graph.recall_at_k, "k": int(graph.neighbors.shape[1])},
+    }
+    return ScoreOutputs(issue_rows, pair_rows, conflicts, confusion, summary)
+
+
+def _best_partner(pairs: pd.DataFrame, n: int, ids: np.ndarray) -> np.ndarray:
+    partner = np.full(n, None, dtype=object)
+    if pairs.empty:
+        return partner
+    both = pd.DataFrame({
+        "node": np.concatenate([pairs["i"].to_numpy(), pairs["j"].to_numpy()]),
+        "other": np.concatenate([pairs["j"].to_numpy(), pairs["i"].to_numpy()]),
+        "score": np.concatenate([pairs["score"].to_numpy(), pairs["score"].to_numpy()]),
+    }).sort_values(["node", "score"], kind="stable")
+    best = both.groupby("node", sort=False).head(1)
+    partner[best["node"].to_numpy()] = ids[best["other"].to_numpy()]
+    return partner
+
+
+def summary_json(outputs: ScoreOutputs) -> str:
+    return json.dumps(outputs.summary, sort_keys=True, default=float)

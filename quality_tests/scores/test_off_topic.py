@@ -1,0 +1,181 @@
+"""LAD off-topic scores and the mean kNN distance baseline."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from scipy.cluster.hierarchy import linkage
+from scipy.spatial.distance import squareform
+
+from quality_assets.knn import KnnGraph, build_knn_graph
+from quality_assets.scores.off_topic import (
+    lad_from_merge_tree,
+    lad_scores,
+    mean_knn_distance_scores,
+    merge_tree_from_graph,
+)
+
+from .dense_reference import (
+    clustered_vectors,
+    dense_distances,
+    dense_lad,
+    dense_mean_knn,
+    normalise,
+    spearman,
+)
+
+
+def _scipy_tree(d: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    z = linkage(squareform(d, checks=False), method="single")
+    n = d.shape[0]
+    children = z[:, :2].astype(np.int64)
+    counts = z[:, 3].astype(np.int64)
+    size = np.ones(2 * n - 1)
+    size[n:] = counts
+    a, b = children[:, 0], children[:, 1]
+    swap = (size[a] > size[b]) | ((size[a] == size[b]) & (a > b))
+    children = np.where(swap[:, None], children[:, ::-1], children)
+    return children, z[:, 2], counts
+
+
+def test_vectorised_walk_equals_explicit_walk_on_the_same_tree() -> None:
+    x, _ = clustered_vectors(700, 16, n_clusters=5, spread=0.4, seed=21)
+    d = dense_distances(x)
+    np.testing.assert_allclose(lad_from_merge_tree(*_scipy_tree(d)), dense_lad(d), atol=1e-12)
+
+
+def test_graph_merge_tree_is_exact_single_linkage_when_graph_holds_the_mst() -> None:
+    x, _ = clustered_vectors(800, 16, n_clusters=1, spread=0.5, seed=2)
+    d = dense_distances(x)
+    _, heights, _ = merge_tree_from_graph(build_knn_graph(x, 5))
+    z = linkage(squareform(d, checks=False), method="single")
+    np.testing.assert_allclose(np.sort(heights), np.sort(z[:, 2]), atol=1e-6)
+
+
+def test_graph_lad_matches_dense_lad() -> None:
+    # Eight overlapping clusters, N = 1500: from k = 10 on the kNN graph is connected and holds
+    # the MST, and the rankings agree (Spearman 1.0 measured; 0.99 required).
+    x, _ = clustered_vectors(1500, 32, n_clusters=8, spread=0.5, seed=1)
+    ref = dense_lad(dense_distances(x))
+    for k in (10, 20):
+        assert spearman(lad_scores(build_knn_graph(x, k)), ref) >= 0.99
+
+
+def test_far_outlier_ranks_first() -> None:
+    # Connected data (overlapping clusters): the graph alone suffices.
+    x, _ = clustered_vectors(600, 16, n_clusters=4, spread=0.5, seed=22)
+    x[123] = normalise(-x.mean(axis=0, keepdims=True))[0]  # opposite the data
+    assert int(np.argmin(lad_scores(build_knn_graph(x, 10)))) == 123
+    # Four tight clusters, so the graph falls apart: the vectors place the components.
+    y, _ = clustered_vectors(600, 16, n_clusters=4, spread=0.1, seed=22)
+    y[123] = normalise(-y.mean(axis=0, keepdims=True))[0]
+    assert int(np.argmin(lad_scores(build_knn_graph(y, 10), y))) == 123
+
+
+def test_disconnected_graph_with_vectors_matches_dense_lad() -> None:
+    # Eight separated clusters: at k <= 20 the graph has 7-8 components. Joined at measured
+    # distances they reproduce the dense dendrogram; joined blindly they cannot (~0.6).
+    x, _ = clustered_vectors(1500, 32, n_clusters=8, spread=0.3, seed=1)
+    ref = dense_lad(dense_distances(x))
+    graph = build_knn_graph(x, 10)
+    assert spearman(lad_scores(graph, x), ref) >= 0.99
+    assert spearman(lad_scores(graph), ref) < 0.9
+
+
+def _with_offtopic_batch(seed: int = 23) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed + 1000)
+    x, _ = clustered_vectors(1500, 32, n_clusters=6, spread=0.5, seed=seed)
+    center = normalise(rng.standard_normal((1, 32)))
+    batch = normalise(center + 0.05 * rng.standard_normal((25, 32)))  # tight, far, together
+    xs = np.vstack([x, batch])
+    truth = np.arange(1500, 1525)
+    return xs, truth
+
+
+def _precision(scores: np.ndarray, truth: np.ndarray) -> float:
+    top = np.argsort(scores, kind="stable")[: truth.size]
+    return len(set(top.tolist()) & set(truth.tolist())) / truth.size
+
+
+def test_lad_finds_an_offtopic_cluster_that_mean_knn_distance_misses() -> None:
+    xs, truth = _with_offtopic_batch()
+    # k=10: the batch is its own graph component; k=40 (> batch size): its rows reach the main
+    # data, the graph is connected and the dendrogram's small-cluster term does the work.
+    for k in (10, 40):
+        graph = build_knn_graph(xs, k)
+        lad_p = _precision(lad_scores(graph), truth)
+        assert _precision(lad_scores(graph, xs), truth) >= 0.95
+        base_p = _precision(mean_knn_distance_scores(graph), truth)
+        assert lad_p >= 0.95, (k, lad_p)
+        assert base_p <= 0.2, (k, base_p)
+
+
+def test_lad_finds_the_cluster_when_the_graph_is_connected_the_dense_way_too() -> None:
+    xs, truth = _with_offtopic_batch()
+    assert _precision(dense_lad(dense_distances(xs)), truth) >= 0.95
+
+
+def test_mean_knn_baseline_matches_dense() -> None:
+    x, _ = clustered_vectors(500, 16, seed=24)
+    graph = build_knn_graph(x, 8)
+    np.testing.assert_allclose(
+        mean_knn_distance_scores(graph), dense_mean_knn(dense_distances(x), 8), atol=1e-5
+    )
+    np.testing.assert_allclose(
+        mean_knn_distance_scores(graph, k=3), dense_mean_knn(dense_distances(x), 3), atol=1e-5
+    )
+
+
+def test_identical_vectors_and_duplicates_do_not_break_lad() -> None:
+    x = normalise(np.ones((20, 4)))
+    lad = lad_scores(build_knn_graph(x, 3))
+    np.testing.assert_array_equal(lad, np.ones(20))
+    y, _ = clustered_vectors(100, 8, seed=25)
+    y[:10] = y[0]
+    s = lad_scores(build_knn_graph(y, 4))
+    assert np.all((s > 0) & (s <= 1))
+
+
+def test_disconnected_components_join_smallest_last() -> None:
+    # Three blobs that share no kNN edge: the walk must reach the smallest one first.
+    rng = np.random.default_rng(26)
+    blobs = []
+    for size, c in ((200, 0), (120, 1), (15, 2)):
+        center = np.zeros(8)
+        center[c] = 1.0
+        blobs.append(normalise(center + 0.02 * rng.standard_normal((size, 8))))
+    x = np.vstack(blobs)
+    lad = lad_scores(build_knn_graph(x, 5))
+    assert set(np.argsort(lad)[:15].tolist()) == set(range(320, 335))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    n=st.integers(min_value=6, max_value=80),
+    k=st.integers(min_value=1, max_value=5),
+    seed=st.integers(min_value=0, max_value=10_000),
+)
+def test_property_scores_in_unit_interval_and_walk_order(n: int, k: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    x = normalise(rng.standard_normal((n, 5)))
+    graph = build_knn_graph(x, k)
+    lad = lad_scores(graph)
+    base = mean_knn_distance_scores(graph)
+    for s in (lad, base):
+        assert s.shape == (n,) and np.all(np.isfinite(s))
+        assert np.all((s >= 0) & (s <= 1))
+    # The last leaf the walk reaches has accumulated the whole area.
+    assert np.isclose(lad.max(), 1.0)
+    # Scores are cumulative areas along one walk: no two leaves share one unless an area is 0.
+    assert np.all(np.diff(np.sort(lad)) >= 0)
+
+
+def test_graph_built_by_hand_gives_expected_order() -> None:
+    # Path 0-1-2 with distances 0.1, 0.1 and an outlier 3 at 0.9 from 2.
+    nb = np.array([[1, 2], [0, 2], [1, 0], [2, 1]], dtype=np.int64)
+    dist = np.array([[0.1, 0.2], [0.1, 0.1], [0.1, 0.2], [0.9, 0.95]], dtype=np.float32)
+    lad = lad_scores(KnnGraph(nb, dist, "flat", None))
+    assert int(np.argmin(lad)) == 3
+    # Outlier: own rectangle width 1/4 x height 0.9, over root height 0.9 -> 0.25.
+    assert np.isclose(lad[3], 0.25)

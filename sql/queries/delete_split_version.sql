@@ -1,0 +1,1 @@
+DELETE FROM cleaned_splits WHERE split_version = $split_version;
