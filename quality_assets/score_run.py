@@ -10,7 +10,7 @@ import duckdb
 import pandas as pd
 
 from quality_assets.cleaning import CleaningPolicy, apply_policy
-from quality_assets.representation import load_graph
+from quality_assets.representation import load_graph, load_vectors
 from quality_assets.scoring import ScoreConfig, ScoreOutputs, compute_scores, summary_json
 from quality_assets.store import insert_df, run_query
 
@@ -30,7 +30,10 @@ def run_scores(conn: duckdb.DuckDBPyConnection, config: ScoreConfig) -> ScoreRun
     manifest_version = str(run_query(conn, "manifest_version").manifest_version[0])
     if set(manifest.sample_id) != set(sample_ids):
         raise ValueError("the kNN graph does not cover the current manifest: materialize knn_graph first")
-    outputs = compute_scores(sample_ids, graph, manifest, config)
+    vector_ids, vectors = load_vectors(conn, model_version)
+    if vector_ids != list(sample_ids):
+        vectors = None  # the graph's node order is the authority; LAD then joins components by size
+    outputs = compute_scores(sample_ids, graph, manifest, config, vectors=vectors)
     score_version = hashlib.sha256(
         f"{graph_version}|{manifest_version}|{json.dumps(config.to_dict(), sort_keys=True)}".encode()
     ).hexdigest()[:16]

@@ -20,7 +20,7 @@ from quality_assets.scores.cutoff import fraction_cut
 from quality_assets.scores.data_value import data_value_scores
 from quality_assets.scores.image_properties import image_property_scores
 from quality_assets.scores.label_error import class_confusion, label_error_scores
-from quality_assets.scores.leakage import leakage_pairs, leakage_scores
+from quality_assets.scores.leakage import _mentions, leakage_pairs, leakage_scores
 from quality_assets.scores.near_duplicate import (
     duplicate_groups, group_label_conflicts, near_duplicate_pairs, sample_duplicate_scores,
 )
@@ -39,6 +39,7 @@ class ScoreConfig:
     duplicate_q: float = 0.05
     near_duplicate_score_kind: str = "combined"   # combined | distance
     max_duplicate_distance: float = 0.5           # pairs farther than this are never flagged
+    max_pairs_stored: int = 1_000_000             # unflagged pairs kept in pair_scores, best first
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -82,8 +83,11 @@ def _cut(score: np.ndarray, config: ScoreConfig) -> np.ndarray:
 
 
 def compute_scores(sample_ids: list[str], graph: KnnGraph, manifest: pd.DataFrame,
-                   config: ScoreConfig | None = None) -> ScoreOutputs:
-    """`manifest` rows must be aligned with `sample_ids` (the graph's node order)."""
+                   config: ScoreConfig | None = None, vectors: np.ndarray | None = None) -> ScoreOutputs:
+    """`manifest` rows and `vectors` (optional) must be aligned with `sample_ids` (the graph's node order).
+
+    The vectors only help LAD join disconnected graph components at measured distances.
+    """
     config = config or ScoreConfig()
     ids = np.asarray(sample_ids, dtype=object)
     manifest = manifest.set_index("sample_id").loc[list(ids)].reset_index()
@@ -97,26 +101,27 @@ def compute_scores(sample_ids: list[str], graph: KnnGraph, manifest: pd.DataFram
     pairs = near_duplicate_pairs(
         graph, file_sha256=manifest["file_sha256"].to_numpy(dtype=object),
         pixel_sha256=manifest["pixel_sha256"].to_numpy(dtype=object),
-        phash=manifest["phash"].to_numpy(dtype=np.int64), labels=labels,
+        phash=manifest["phash"], labels=labels,
         score_kind=config.near_duplicate_score_kind,
     )
     pair_flag = np.zeros(len(pairs), dtype=bool)
     if len(pairs) >= 3:
-        _, pair_flag = fraction_cut(pairs["score"].to_numpy(), alpha=config.duplicate_alpha, q=config.duplicate_q)
+        # The cut is scaled by the number of samples, not pairs: contamination is a per-sample rate.
+        _, pair_flag = fraction_cut(pairs["score"].to_numpy(), alpha=config.duplicate_alpha, q=config.duplicate_q,
+                                    n_samples=n)
     pair_flag = np.asarray(pair_flag, dtype=bool) & (pairs["distance"].to_numpy() <= config.max_duplicate_distance)
-    exact = pairs["evidence"].astype(str).str.contains("exact").to_numpy() if len(pairs) else np.zeros(0, bool)
-    pair_flag |= exact
+    pair_flag |= _mentions(pairs["evidence"], "sha256")  # byte- or pixel-identical copies always count
     pairs = pairs.assign(is_issue=pair_flag)
     groups = duplicate_groups(pairs[pairs.is_issue], n)
     pairs["group_id"] = np.where(pairs.is_issue, groups[pairs["i"].to_numpy()], -1)
     conflicts = group_label_conflicts(groups, labels)
-    best_pair_score = sample_duplicate_scores(pairs, n)
-    partner = _best_partner(pairs, n, ids)
+    best_pair_score, best_partner = sample_duplicate_scores(pairs, n, return_partner=True)
+    partner = np.where(best_partner >= 0, ids[np.maximum(best_partner, 0)], None)
     in_group = groups >= 0
     rows.append(_long_rows(ids, "near_duplicate", best_pair_score, in_group, partner=partner))
 
     # Off-topic: LAD on the graph, plus the mean-kNN-distance baseline for comparison.
-    off_topic = lad_scores(graph)
+    off_topic = lad_scores(graph, vectors)
     off_topic_flag = _cut(off_topic, config)
     rows.append(_long_rows(ids, "off_topic", off_topic, off_topic_flag))
     baseline = mean_knn_distance_scores(graph)
@@ -157,12 +162,16 @@ def compute_scores(sample_ids: list[str], graph: KnnGraph, manifest: pd.DataFram
         rows.append(_long_rows(ids, "low_value", value, _cut(value, config)))
 
     issue_rows = pd.concat(rows, ignore_index=True)
+    pair_rank = rank_ascending(pairs["score"].to_numpy(float)).astype(np.int64)
+    # At 1M samples there are ~12M candidate pairs; the store keeps the flagged ones and the best ranked.
+    stored = pairs["is_issue"].to_numpy(bool) | (pair_rank <= config.max_pairs_stored)
+    stored_pairs = pairs[stored]
     pair_rows = pd.DataFrame({
-        "sample_a": ids[pairs["i"].to_numpy()], "sample_b": ids[pairs["j"].to_numpy()],
-        "distance": pairs["distance"].to_numpy(float), "score": pairs["score"].to_numpy(float),
-        "rank": rank_ascending(pairs["score"].to_numpy(float)).astype(np.int64),
-        "is_issue": pairs["is_issue"].to_numpy(bool), "group_id": pairs["group_id"].to_numpy(np.int64),
-        "evidence": pairs["evidence"].astype(str).to_numpy(),
+        "sample_a": ids[stored_pairs["i"].to_numpy()], "sample_b": ids[stored_pairs["j"].to_numpy()],
+        "distance": stored_pairs["distance"].to_numpy(float), "score": stored_pairs["score"].to_numpy(float),
+        "rank": pair_rank[stored], "is_issue": stored_pairs["is_issue"].to_numpy(bool),
+        "group_id": stored_pairs["group_id"].to_numpy(np.int64),
+        "evidence": stored_pairs["evidence"].astype(str).to_numpy(),
     })
 
     n_eval = int(is_eval.sum())
@@ -170,7 +179,8 @@ def compute_scores(sample_ids: list[str], graph: KnnGraph, manifest: pd.DataFram
     summary = {
         "n_samples": n,
         "n_eval": n_eval,
-        "n_pairs": len(pair_rows),
+        "n_pairs": len(pairs),
+        "n_pairs_stored": len(pair_rows),
         "n_duplicate_pairs_flagged": int(pair_flag.sum()),
         "n_duplicate_groups": int(len(group_sizes)),
         "n_conflicting_groups": int(conflicts["is_conflict"].sum()) if len(conflicts) else 0,
@@ -183,20 +193,6 @@ def compute_scores(sample_ids: list[str], graph: KnnGraph, manifest: pd.DataFram
         "graph": {"index_kind": graph.index_kind, "recall_at_k": graph.recall_at_k, "k": int(graph.neighbors.shape[1])},
     }
     return ScoreOutputs(issue_rows, pair_rows, conflicts, confusion, summary)
-
-
-def _best_partner(pairs: pd.DataFrame, n: int, ids: np.ndarray) -> np.ndarray:
-    partner = np.full(n, None, dtype=object)
-    if pairs.empty:
-        return partner
-    both = pd.DataFrame({
-        "node": np.concatenate([pairs["i"].to_numpy(), pairs["j"].to_numpy()]),
-        "other": np.concatenate([pairs["j"].to_numpy(), pairs["i"].to_numpy()]),
-        "score": np.concatenate([pairs["score"].to_numpy(), pairs["score"].to_numpy()]),
-    }).sort_values(["node", "score"], kind="stable")
-    best = both.groupby("node", sort=False).head(1)
-    partner[best["node"].to_numpy()] = ids[best["other"].to_numpy()]
-    return partner
 
 
 def summary_json(outputs: ScoreOutputs) -> str:

@@ -54,7 +54,7 @@ def test_exact_duplicates_are_distance_zero_and_self_dropped_by_id() -> None:
 def test_more_identical_vectors_than_k() -> None:
     x, _ = clustered_vectors(60, 8, seed=4)
     x[:20] = x[0]
-    for method in ("flat", "hnsw"):
+    for method in ("flat", "hnsw", "ivf"):
         graph = build_knn_graph(x, 5, method=method, recall_sample=20)
         assert not np.any(graph.neighbors == np.arange(60)[:, None])
         assert np.all(graph.distances[:20] <= 1e-6)
@@ -109,11 +109,12 @@ def test_approximate_recall_is_measured_and_above_bound(method: str) -> None:
     assert graph.params["recall_sample"] == 500 and graph.params["tuning"]
 
 
-def test_auto_switches_to_hnsw_above_exact_limit() -> None:
+def test_auto_switches_to_ivf_above_exact_limit() -> None:
     x, _ = clustered_vectors(1500, 16, seed=8)
     assert build_knn_graph(x, 5, exact_limit=2000).index_kind == "flat"
     g = build_knn_graph(x, 5, exact_limit=1000, recall_sample=200)
-    assert g.index_kind == "hnsw" and g.recall_at_k is not None
+    assert g.index_kind == "ivf" and g.recall_at_k is not None
+    assert g.params["nprobe"] >= 4 and g.params["nlist"] >= 16
 
 
 def test_threads_are_restored_and_progress_reported() -> None:

@@ -178,6 +178,12 @@ def image_property_scores(
             )
         )
     if not frames:
-        return pd.DataFrame({"index": pd.Series(dtype=np.int64), "issue_type": pd.Series(dtype=object),
-                             "score": pd.Series(dtype=np.float64), "is_issue": pd.Series(dtype=bool)})
+        return pd.DataFrame(
+            {
+                "index": pd.Series(dtype=np.int64),
+                "issue_type": pd.Series(dtype=object),
+                "score": pd.Series(dtype=np.float64),
+                "is_issue": pd.Series(dtype=bool),
+            }
+        )
     return pd.concat(frames, ignore_index=True)

@@ -46,7 +46,7 @@ def label_error_scores(
     *,
     vote_k: int | None = None,
 ) -> pd.DataFrame:
-    """Per-sample DataFrame[score, suggested_label, confidence, d_same, d_diff] (index = position)."""
+    """Per-sample DataFrame[score, suggested_label, confidence, d_same, d_diff], index = position."""
     nb, dist = graph.neighbors, graph.distances.astype(np.float64)
     n, k = nb.shape
     canon = canonical_labels(labels)
@@ -128,6 +128,8 @@ def class_confusion(
                              "suggested_label": pd.Series(dtype=object),
                              "count": pd.Series(dtype=np.int64)})
     out = df.groupby(["given_label", "suggested_label"]).size().rename("count").reset_index()
-    out = out.sort_values(["count", "given_label", "suggested_label"], ascending=[False, True, True])
+    out = out.sort_values(
+        ["count", "given_label", "suggested_label"], ascending=[False, True, True]
+    )
     out["count"] = out["count"].astype(np.int64)
     return out.reset_index(drop=True)

@@ -19,7 +19,13 @@ import pandas as pd
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
-__all__ = ["EVAL_SPLITS", "TRAIN_SPLITS", "leakage_pairs", "leakage_rate", "leakage_scores"]
+__all__ = [
+    "EVAL_SPLITS",
+    "TRAIN_SPLITS",
+    "leakage_pairs",
+    "leakage_rate",
+    "leakage_scores",
+]
 
 EVAL_SPLITS = ("val", "test")
 TRAIN_SPLITS = ("train",)
@@ -30,11 +36,22 @@ def _split_masks(splits: Sequence[Any] | np.ndarray) -> tuple[np.ndarray, np.nda
     return s.isin(TRAIN_SPLITS).to_numpy(), s.isin(EVAL_SPLITS).to_numpy()
 
 
+def _mentions(evidence: pd.Series, word: str) -> np.ndarray:
+    """Rows whose evidence string contains `word`; on a categorical only the categories are
+    searched (12M pair rows must not become 12M Python strings)."""
+    if isinstance(evidence.dtype, pd.CategoricalDtype):
+        cats = evidence.cat.categories.astype(str)
+        hit = np.asarray(cats.str.contains(word, regex=False), dtype=bool)
+        codes = evidence.cat.codes.to_numpy()
+        return np.where(codes >= 0, hit[np.maximum(codes, 0)], False)
+    return evidence.astype(str).str.contains(word, regex=False).fillna(False).to_numpy(dtype=bool)
+
+
 def _exact_closure(pairs: pd.DataFrame, is_train: np.ndarray, is_eval: np.ndarray) -> pd.DataFrame:
     n = is_train.size
     if "evidence" not in pairs.columns or pairs.empty:
         return pd.DataFrame(columns=["i", "j", "score"])
-    exact = pairs["evidence"].astype(str).str.contains("sha256", regex=False).to_numpy()
+    exact = _mentions(pairs["evidence"], "sha256")
     if not exact.any():
         return pd.DataFrame(columns=["i", "j", "score"])
     i = pairs["i"].to_numpy(dtype=np.int64)[exact]
@@ -63,7 +80,10 @@ def _train_eval_pairs(
     i = df["i"].to_numpy(dtype=np.int64)
     j = df["j"].to_numpy(dtype=np.int64)
     score = df["score"].to_numpy(dtype=np.float64)
-    dist = df["distance"].to_numpy(dtype=np.float64) if "distance" in df.columns else np.full(i.size, np.nan)
+    if "distance" in df.columns:
+        dist = df["distance"].to_numpy(dtype=np.float64)
+    else:
+        dist = np.full(i.size, np.nan)
     fwd = is_eval[i] & is_train[j]
     bwd = is_train[i] & is_eval[j]
     out = pd.DataFrame(

@@ -20,15 +20,17 @@ Graph version, O(N log N) time and O(N k) memory (plus the component search, whe
    equals the true MST whenever the graph holds every true MST edge (k large enough, see
    docs/benchmarks/knn_scores.md for the agreement with the dense version).
 2. A kNN graph can fall apart into components (a batch of off-topic images that only see each
-   other, or well separated classes). Given the vectors, components are joined Borůvka-style
-   at measured distances: each component's closest outsider is searched exactly (all
-   members) when the component is small or while a budget of 2e9 member x outsider distances
-   per round lasts, and from up to 64 members (periphery + random, an upper bound) beyond,
-   so small far groups join at their true single-linkage height. Without vectors the graph has
-   no distance between components, only the fact that none is within anybody's k nearest:
-   they are joined at the largest distance the graph holds, above every MST edge, the smallest
-   components last so the walk reaches them first. That keeps a far batch on top but cannot
-   order whole clusters among themselves the way the dense dendrogram does.
+   other, or well separated classes). Given the vectors, components are joined by Borůvka
+   rounds at measured distances: exactly (the true single-linkage heights) for the smallest
+   components while a budget of 5e8 distance evaluations per round lasts - every component of
+   a set below ~22k samples, and small far batches in any set - and from 16 representatives
+   per component refined by nearest-member descent beyond it (real distances, upper bounds on
+   the true heights; exhaustive between a group and its 3 likeliest partners when they are
+   small enough). Without vectors the graph has no distance between components, only the
+   fact that none is within anybody's k nearest: they are joined at the largest distance the
+   graph holds, above every MST edge, the smallest components last so the walk reaches them
+   first. That keeps a far batch on top but cannot order whole clusters among themselves the
+   way the dense dendrogram does.
 3. Union-find over the MST edges sorted by distance builds the merge tree.
 4. The walk is a prefix sum along root-to-leaf paths: a leaf's area is the sum, over the nodes
    on its path, of the node's own rectangle plus (for a larger child) the whole area of its
@@ -46,19 +48,21 @@ from scipy.sparse.csgraph import connected_components, minimum_spanning_tree
 
 from quality_assets.knn import KnnGraph
 
-__all__ = ["lad_scores", "mean_knn_distance_scores", "merge_tree_from_graph"]
+__all__ = ["lad_from_merge_tree", "lad_scores", "mean_knn_distance_scores", "merge_tree_from_graph"]
 
 # csgraph drops explicit zeros: exact-duplicate edges would vanish without this lift.
 _ZERO_LIFT = 1e-9
-# Member x outsider distance evaluations allowed for an exact component search (~3 s at d=128
-# on two cores); beyond it a component is searched from a sample of its members.
-_EXACT_PAIRS = 2e9
-# Sampled member queries per Borůvka round over all large components together.
-_REP_BUDGET = 4096
+# Member x sample distances per Borůvka round spent on exact component searches (~1 s at
+# d = 128 on two cores); representatives per component and refined partners beyond that.
+_EXACT_PAIRS = 5e8
+_REPS = 16
+_PARTNERS = 3
+# Two groups up to this many member pairs are compared exhaustively to find their closest pair.
+_PAIR_EXACT = 2e6
 
 
 def merge_tree_from_graph(
-    graph: KnnGraph, vectors: np.ndarray | None = None, *, reps_per_component: int = 64
+    graph: KnnGraph, vectors: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Single-linkage merge tree of the kNN graph as (children [N-1, 2], height [N-1], count [N-1]).
 
@@ -74,7 +78,7 @@ def merge_tree_from_graph(
     v = mst.col.astype(np.int64)
     h = mst.data.astype(np.float64) - _ZERO_LIFT
     if n_comp > 1 and vectors is not None:
-        eu, ev, eh = _component_edges(graph, vectors, comp, reps_per_component)
+        eu, ev, eh = _component_edges(graph, vectors, comp)
         u, v, h = np.concatenate([u, eu]), np.concatenate([v, ev]), np.concatenate([h, eh])
     elif n_comp > 1:
         sizes = np.bincount(comp, minlength=n_comp)
@@ -92,115 +96,203 @@ def merge_tree_from_graph(
     return _kruskal(n, u[order], v[order], h[order])
 
 
-def _nearest_outside(
-    x: np.ndarray, queries: np.ndarray, comp: np.ndarray, c: int
-) -> tuple[int, int, float]:
-    """(query, target, cosine) of the closest pair between `queries` and samples outside c."""
-    outside = np.flatnonzero(comp != c)
-    best = (-1, -1, -np.inf)
-    # 512 x 32768 float32 blocks: 64 MB of temporaries whatever the sizes.
-    for qs in range(0, queries.size, 512):
-        qidx = queries[qs : qs + 512]
-        q = x[qidx]
-        for start in range(0, outside.size, 32_768):
-            block = outside[start : start + 32_768]
-            sims = q @ x[block].T
-            flat = int(np.argmax(sims))
-            qi, bi = divmod(flat, block.size)
-            if sims[qi, bi] > best[2]:
-                best = (int(qidx[qi]), int(block[bi]), float(sims[qi, bi]))
-    return best
-
-
 def _component_edges(
     graph: KnnGraph,
     vectors: np.ndarray,
     comp: np.ndarray,
-    reps_per_component: int,
-    exact_pairs: float = _EXACT_PAIRS,
+    reps_per_component: int = _REPS,
+    exact_pairs: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Borůvka rounds over the graph's components with measured distances.
+    """Measured edges between the graph's components (u, v, cosine distance): Borůvka rounds.
 
-    Each round, every component finds its closest sample outside itself: exactly (all members
-    searched) when the component has at most `reps_per_component` samples or while the round's
-    budget of `exact_pairs` member x outsider evaluations lasts (smallest first); otherwise from a sample of its members (half those with the
-    largest first-neighbour distance, half random; `reps_per_component` each, fewer - at least
-    4 - when many large components share the round's budget of 4096), an upper bound. Found
-    edges merge components; rounds repeat until one component is left, at most
-    log2(#components) rounds.
+    Each round every super-component (a group of components joined so far) takes its closest
+    pair to another one; the edges merge them; rounds repeat until one is left (at most
+    log2 C rounds for C components).
+
+    * Exact, smallest super-components first, while the round's budget of `exact_pairs`
+      member x sample distances lasts: every member is searched against all samples, so the
+      edge is the true single-linkage height (an off-topic batch is such a component; below
+      ~22k samples every component is exact).
+    * Approximate beyond the budget: `reps_per_component` representatives per super-component
+      (half its most isolated members by first-neighbour distance, half random) find their
+      closest representatives elsewhere; for the 3 closest partner groups the closest pair is
+      found exhaustively when the two groups have at most 2e6 member pairs, else refined by
+      alternating nearest-member descent (a's closest member on b's side, then b's closest
+      on a's side, ...); the shortest pair is the edge: a real distance, exact for the chosen
+      partner unless descent was used, and an upper bound on the true height. Cost
+      O((C R)^2 d + 3 C 2e6 d) per round at most.
     """
     x = np.ascontiguousarray(vectors, dtype=np.float32)
     n = x.shape[0]
     if n != graph.n:
         raise ValueError(f"vectors has {n} rows for a graph of {graph.n} samples")
+    if exact_pairs is None:
+        exact_pairs = _EXACT_PAIRS
     rng = np.random.default_rng(0)
     first_d = graph.distances[:, 0]
-    comp = comp.copy()
+    sample_lab = np.unique(comp, return_inverse=True)[1]
     eu: list[int] = []
     ev: list[int] = []
     eh: list[float] = []
     while True:
-        labels, comp = np.unique(comp, return_inverse=True)
-        n_comp = labels.size
-        if n_comp == 1:
+        n_lab = int(sample_lab.max()) + 1
+        if n_lab == 1:
             break
-        order = np.argsort(comp, kind="stable")
-        bounds = np.r_[0, np.cumsum(np.bincount(comp, minlength=n_comp))]
-        small = np.diff(bounds) <= reps_per_component
-        # Small components, all members at once: their nearest outsider is within the first
-        # (component size + 1) results, which faiss finds exactly by brute force.
-        small_members = order[np.repeat(small, np.diff(bounds))]
-        best_sim = np.full(n_comp, -np.inf)
-        best_pair = np.full((n_comp, 2), -1, dtype=np.int64)
-        if small_members.size:
-            kk = int(min(n, np.diff(bounds)[small].max() + 1))
-            for start in range(0, small_members.size, 4096):
-                qs = small_members[start : start + 4096]
+        sizes = np.bincount(sample_lab, minlength=n_lab)
+        s_order = np.argsort(sample_lab, kind="stable")
+        s_bounds = np.r_[0, np.cumsum(sizes)]
+        best: dict[int, tuple[float, int, int]] = {}
+
+        # exact part, smallest groups first
+        by_size = np.argsort(sizes, kind="stable")
+        cost = np.where(sizes[by_size] <= 64, sizes[by_size] * float(n),
+                        sizes[by_size] * float(n) - sizes[by_size] ** 2.0)
+        exact = by_size[np.cumsum(cost) <= exact_pairs]
+        small = exact[sizes[exact] <= 64]
+        if small.size:
+            members = np.concatenate([s_order[s_bounds[c] : s_bounds[c + 1]] for c in small])
+            kk = int(min(n, sizes[small].max() + 1))
+            for q0 in range(0, members.size, 4096):
+                qs = members[q0 : q0 + 4096]
                 sims, ids = faiss.knn(x[qs], x, kk, metric=faiss.METRIC_INNER_PRODUCT)
-                outside = (ids >= 0) & (comp[np.maximum(ids, 0)] != comp[qs][:, None])
-                col = np.argmax(outside, axis=1)
+                outside = (ids >= 0) & (sample_lab[np.maximum(ids, 0)] != sample_lab[qs][:, None])
+                col = np.argmax(outside, axis=1)  # a group of m has an outsider in m + 1 results
                 rows = np.arange(qs.size)
-                s = np.where(outside[rows, col], sims[rows, col], -np.inf)
-                tgt = ids[rows, col]
-                for q, t, val in zip(qs.tolist(), tgt.tolist(), s.tolist()):
-                    c = comp[q]
-                    if val > best_sim[c]:
-                        best_sim[c] = val
-                        best_pair[c] = (q, t)
-        large = np.flatnonzero(~small)
-        # A shared budget of sampled queries per round keeps many large components affordable.
-        reps = int(np.clip(_REP_BUDGET // max(1, large.size), 4, reps_per_component))
-        exact_left = exact_pairs  # shared by the round, smallest components first
-        for c in large[np.argsort(np.diff(bounds)[large], kind="stable")]:
-            members = order[bounds[c] : bounds[c + 1]]
-            cost = float(members.size) * float(n - members.size)
-            if cost <= exact_left:
-                exact_left -= cost
-                queries = members
-            else:
-                half = reps // 2
-                periphery = members[np.argsort(-first_d[members], kind="stable")[:half]]
-                rest = np.setdiff1d(members, periphery)
-                take = min(rest.size, reps - half)
-                queries = np.concatenate([periphery, rng.choice(rest, size=take, replace=False)])
-            q, t, sim = _nearest_outside(x, queries, comp, int(c))
-            best_pair[c] = (q, t)
-            best_sim[c] = sim
-        found = best_pair[:, 0] >= 0
-        a, b = best_pair[found, 0], best_pair[found, 1]
-        eu.extend(a.tolist())
-        ev.extend(b.tolist())
-        eh.extend(np.clip((1.0 - best_sim[found]) / 2.0, 0.0, 1.0).tolist())
+                found = zip(qs.tolist(), ids[rows, col].tolist(), sims[rows, col].tolist())
+                for q, t, sim in found:
+                    c = int(sample_lab[q])
+                    if c not in best or sim > best[c][0]:
+                        best[c] = (sim, q, t)
+        for c in exact[sizes[exact] > 64].tolist():
+            members = s_order[s_bounds[c] : s_bounds[c + 1]]
+            best[c] = _nearest_outside(x, members, sample_lab, c)
+
+        # approximate part: representatives, then refinement
+        done = np.fromiter(best.keys(), dtype=np.int64, count=len(best))
+        todo = np.setdiff1d(np.arange(n_lab), done)
+        if todo.size:
+            reps_list = []
+            for c in range(n_lab):  # every group offers targets, only `todo` ones search
+                m = s_order[s_bounds[c] : s_bounds[c + 1]]
+                if m.size <= reps_per_component:
+                    reps_list.append(m)
+                    continue
+                half = reps_per_component // 2
+                iso = m[np.argsort(-first_d[m], kind="stable")[:half]]
+                rest = np.setdiff1d(m, iso)
+                pick = rng.choice(rest, reps_per_component - half, replace=False)
+                reps_list.append(np.concatenate([iso, pick]))
+            reps = np.concatenate(reps_list)
+            lab = sample_lab[reps]
+            queries = np.flatnonzero(np.isin(lab, todo))
+            xr = x[reps]
+            cand: dict[tuple[int, int], tuple[float, int, int]] = {}
+            for q0 in range(0, queries.size, 1024):
+                qi = queries[q0 : q0 + 1024]
+                sims = x[reps[qi]] @ xr.T
+                sims[lab[qi][:, None] == lab[None, :]] = -np.inf
+                top = np.argsort(-sims, axis=1)[:, : 4 * _PARTNERS]
+                for row, q in enumerate(qi.tolist()):
+                    for j in top[row].tolist():
+                        key = (int(lab[q]), int(lab[j]))
+                        val = float(sims[row, j])
+                        if key not in cand or val > cand[key][0]:
+                            cand[key] = (val, int(reps[q]), int(reps[j]))
+            by_group: dict[int, list[tuple[float, int, int]]] = {}
+            for (c, _), v in cand.items():
+                by_group.setdefault(c, []).append(v)
+            for c, options in by_group.items():
+                for _, a, b in sorted(options, reverse=True)[:_PARTNERS]:
+                    side_a = s_order[s_bounds[c] : s_bounds[c + 1]]
+                    cb = int(sample_lab[b])
+                    side_b = s_order[s_bounds[cb] : s_bounds[cb + 1]]
+                    if float(side_a.size) * side_b.size <= _PAIR_EXACT:
+                        sim, a, b = _closest_between(x, side_a, side_b)
+                    else:
+                        a, b, sim = _refine_pair(x, a, b, sample_lab, s_order, s_bounds)
+                    if c not in best or sim > best[c][0]:
+                        best[c] = (sim, a, b)
+
+        a_arr = np.asarray([v[1] for v in best.values()], dtype=np.int64)
+        b_arr = np.asarray([v[2] for v in best.values()], dtype=np.int64)
+        sims_arr = np.asarray([v[0] for v in best.values()])
+        eu.extend(a_arr.tolist())
+        ev.extend(b_arr.tolist())
+        eh.extend(np.clip((1.0 - sims_arr) / 2.0, 0.0, 1.0).tolist())
         link = sp.coo_matrix(
-            (np.ones(a.size), (comp[a], comp[b])), shape=(n_comp, n_comp)
+            (np.ones(a_arr.size), (sample_lab[a_arr], sample_lab[b_arr])), shape=(n_lab, n_lab)
         )
         _, merged = connected_components(link, directed=False)
-        comp = merged[comp]
+        sample_lab = merged[sample_lab]
     return (
         np.asarray(eu, dtype=np.int64),
         np.asarray(ev, dtype=np.int64),
         np.asarray(eh, dtype=np.float64),
     )
+
+
+def _closest_between(
+    x: np.ndarray, side_a: np.ndarray, side_b: np.ndarray
+) -> tuple[float, int, int]:
+    """(cosine, a, b) of the closest pair between two groups, by brute force."""
+    best = (-np.inf, -1, -1)
+    xb = x[side_b]
+    for q0 in range(0, side_a.size, 512):
+        qa = side_a[q0 : q0 + 512]
+        sims = x[qa] @ xb.T
+        flat = int(np.argmax(sims))
+        qi, bi = divmod(flat, side_b.size)
+        if sims[qi, bi] > best[0]:
+            best = (float(sims[qi, bi]), int(qa[qi]), int(side_b[bi]))
+    return best
+
+
+def _nearest_outside(
+    x: np.ndarray, members: np.ndarray, sample_lab: np.ndarray, c: int
+) -> tuple[float, int, int]:
+    """(cosine, member, outsider) of the closest pair between a group and everything else."""
+    outside = np.flatnonzero(sample_lab != c)
+    best = (-np.inf, -1, -1)
+    # 512 x 32768 float32 blocks: 64 MB of temporaries whatever the sizes.
+    for q0 in range(0, members.size, 512):
+        qidx = members[q0 : q0 + 512]
+        q = x[qidx]
+        for b0 in range(0, outside.size, 32_768):
+            block = outside[b0 : b0 + 32_768]
+            sims = q @ x[block].T
+            flat = int(np.argmax(sims))
+            qi, bi = divmod(flat, block.size)
+            if sims[qi, bi] > best[0]:
+                best = (float(sims[qi, bi]), int(qidx[qi]), int(block[bi]))
+    return best
+
+
+def _refine_pair(
+    x: np.ndarray,
+    a: int,
+    b: int,
+    sample_lab: np.ndarray,
+    s_order: np.ndarray,
+    s_bounds: np.ndarray,
+    steps: int = 4,
+) -> tuple[int, int, float]:
+    """Alternating nearest-member descent from a representative pair towards the closest pair
+    between the two super-components (each step is one query against one side's members)."""
+    side_a = s_order[s_bounds[sample_lab[a]] : s_bounds[sample_lab[a] + 1]]
+    side_b = s_order[s_bounds[sample_lab[b]] : s_bounds[sample_lab[b] + 1]]
+    sim = float(x[a] @ x[b])
+    for _ in range(steps):
+        sa = x[side_a] @ x[b]
+        a_new = int(side_a[np.argmax(sa)])
+        sb = x[side_b] @ x[a_new]
+        b_new = int(side_b[np.argmax(sb)])
+        new_sim = float(sb.max())
+        if (a_new, b_new) == (a, b) or new_sim <= sim:
+            if new_sim > sim:
+                a, b, sim = a_new, b_new, new_sim
+            break
+        a, b, sim = a_new, b_new, new_sim
+    return a, b, sim
 
 
 def _kruskal(

@@ -22,6 +22,7 @@ class ScoreRunConfig(dg.Config):
     duplicate_q: float = 0.05
     near_duplicate_score_kind: str = "combined"
     max_duplicate_distance: float = 0.5
+    max_pairs_stored: int = 1_000_000
 
 
 @dg.asset(
