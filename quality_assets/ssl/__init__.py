@@ -1,0 +1,20 @@
+"""Self-supervised representation learning on the dataset itself (DINO), no labels, no outside weights.
+
+Submodules: `data` (decode images once into a uint8 tensor cache), `augment` (batched multi-crop
+augmentations as tensor ops), `backbones` (timm backbones sized for the data), `dino` (training,
+checkpoints, embedding), `policy` (when to retrain).
+"""
+
+import torch
+
+if torch.version.cuda is not None or torch.version.hip is not None:
+    # A GPU build of torch comes with a matching torchvision whose compiled ops register the
+    # `torchvision::nms` schemas themselves. Loading it before the compat shim keeps the shim from
+    # defining them first, which makes torchvision's own registration abort the process.
+    try:
+        import torchvision  # noqa: F401
+    except Exception:  # noqa: BLE001  (a broken torchvision is the shim's case)
+        pass
+
+# timm imports torchvision, which fails on the CPU torch build unless its op schemas exist first.
+import quality_assets._torchvision_compat  # noqa: E402,F401
