@@ -1,225 +1,285 @@
-"""Embedders: one interface over the SSL checkpoint, a local timm checkpoint, user-supplied vectors,
-and the ablations (raw pixels, a randomly initialised network) the benchmark compares against.
+"""Embedders: turn image files into L2-normalised float32 vectors, one row per path.
 
-Every embedder returns float32 [N, dim] with L2-normalised rows, in the order of the paths given.
-Nothing here downloads anything.
+Every embedder has a `model_version` (stored with each vector, so a new model never mixes with old
+vectors) and a `dim`. Implementations:
+
+- `SSLCheckpointEmbedder`: the teacher backbone of a DINO checkpoint trained on the data itself
+  (`quality_assets.ssl.dino.save_checkpoint`); version "dino-" + 12 hex of the checkpoint's sha256.
+- `TimmCheckpointEmbedder`: any timm architecture with weights from a local file (never a download).
+- `PrecomputedEmbedder`: vectors the user computed elsewhere (Parquet or .npy + paths sidecar).
+- `RawPixelEmbedder`, `RandomInitEmbedder`: ablations for benchmarks (pixels; the same network
+  untrained).
+
+`make_embedder(kind, **options)` builds one by name.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Protocol
-
-import quality_assets._torchvision_compat  # noqa: F401  (before torch-vision/timm)
+from typing import Any
 
 import numpy as np
 
-Progress = Callable[[int, int], None]
-DEFAULT_MEAN = (0.485, 0.456, 0.406)
-DEFAULT_STD = (0.229, 0.224, 0.225)
+import quality_assets.ssl  # noqa: F401  (torchvision/compat-shim order before torch users)
+import torch
+import torch.nn as nn
+
+from quality_assets.ssl.backbones import create_backbone, embedding_dim, recalibrate_batchnorm
+from quality_assets.ssl.data import DEFAULT_MEAN, DEFAULT_STD, load_image_tensor
+from quality_assets.ssl.dino import DinoConfig, embed_images, file_sha256, load_checkpoint
+
+ProgressFn = Callable[[int, int], None]
+
+# Images decoded per chunk: bounds memory (a chunk of 224 px images is ~600 MB of uint8) while keeping
+# batches large.
+_DECODE_CHUNK = 4096
 
 
-class Embedder(Protocol):
+def _l2_normalise(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.maximum(norms, 1e-12)
+
+
+class Embedder(ABC):
+    """Maps image paths to float32 `[N, dim]` vectors with L2-normalised rows."""
+
     model_version: str
     dim: int
 
-    def embed(self, paths: Sequence[Path | str], *, batch_size: int = 512,
-              progress: Progress | None = None) -> np.ndarray: ...
+    @abstractmethod
+    def embed(
+        self, paths: Sequence[Path], *, batch_size: int = 512, progress: ProgressFn | None = None
+    ) -> np.ndarray:
+        """Embed `paths` in order. `progress(done, total)` is called as batches finish."""
 
 
-def _normalise_rows(vectors: np.ndarray) -> np.ndarray:
-    vectors = np.asarray(vectors, dtype=np.float32)
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return vectors / np.maximum(norms, 1e-12)
+class _BackboneEmbedder(Embedder):
+    """Shared path: decode in chunks at a fixed size, run a backbone under inference_mode, normalise."""
 
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _embed_in_chunks(paths: Sequence[Path | str], size: int, embed_tensor, progress: Progress | None,
-                     chunk: int = 4096) -> np.ndarray:
-    """Decode (PIL) and embed in chunks so memory stays bounded for large folders."""
-    from quality_assets.ssl.data import load_image_tensor
-
-    parts = []
-    total = len(paths)
-    for start in range(0, total, chunk):
-        images = load_image_tensor([str(p) for p in paths[start:start + chunk]], size)
-        parts.append(embed_tensor(images))
-        if progress is not None:
-            progress(min(start + chunk, total), total)
-    return np.concatenate(parts) if parts else np.zeros((0, 0), dtype=np.float32)
-
-
-class SSLCheckpointEmbedder:
-    """The DINO teacher backbone trained on the dataset itself (`ssl_model`)."""
-
-    def __init__(self, checkpoint_path: Path | str, device: str = "cpu") -> None:
-        from quality_assets.ssl.dino import load_checkpoint
-
-        self.checkpoint_path = Path(checkpoint_path)
-        if not self.checkpoint_path.is_file():
-            raise FileNotFoundError(f"SSL checkpoint {self.checkpoint_path} does not exist")
-        self.backbone, self.meta = load_checkpoint(self.checkpoint_path)
-        self.model_version = "dino-" + _sha256(self.checkpoint_path)[:12]
-        self.dim = int(self.meta["embedding_dim"])
+    def __init__(
+        self, model: nn.Module, image_size: int, mean: Sequence[float], std: Sequence[float],
+        device: str = "cpu", threads: int | None = None,
+    ) -> None:
+        self.model = model.eval()
+        self.image_size = int(image_size)
+        self.mean = tuple(float(v) for v in mean)
+        self.std = tuple(float(v) for v in std)
         self.device = device
-        spec = self.meta.get("preprocessing") or {}
-        self.image_size = int(spec.get("image_size") or self.meta["config"]["global_crop_size"])
-        self.mean = tuple(spec.get("mean") or DEFAULT_MEAN)
-        self.std = tuple(spec.get("std") or DEFAULT_STD)
+        self.threads = threads
 
-    def embed(self, paths: Sequence[Path | str], *, batch_size: int = 512,
-              progress: Progress | None = None) -> np.ndarray:
-        from quality_assets.ssl.dino import embed_images
+    def _prepare(self, images: torch.Tensor) -> None:
+        """Hook run on the first decoded chunk (RandomInitEmbedder calibrates BatchNorm there)."""
 
-        def run(images):
-            return embed_images(self.backbone, images, mean=self.mean, std=self.std, batch_size=batch_size,
-                                device=self.device)
+    def embed(
+        self, paths: Sequence[Path], *, batch_size: int = 512, progress: ProgressFn | None = None
+    ) -> np.ndarray:
+        total = len(paths)
+        out = np.empty((total, self.dim), dtype=np.float32)
+        old_threads = torch.get_num_threads()
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        try:
+            for start in range(0, total, _DECODE_CHUNK):
+                chunk = paths[start:start + _DECODE_CHUNK]
+                images = load_image_tensor(chunk, self.image_size)
+                if start == 0:
+                    self._prepare(images)
 
-        return _embed_in_chunks(paths, self.image_size, run, progress)
+                def chunk_progress(done: int, _n: int, offset: int = start) -> None:
+                    if progress is not None:
+                        progress(offset + done, total)
+
+                out[start:start + len(chunk)] = embed_images(
+                    self.model, images, mean=self.mean, std=self.std, batch_size=batch_size,
+                    device=self.device, progress=chunk_progress,
+                )
+        finally:
+            torch.set_num_threads(old_threads)
+        return out
 
 
-class TimmCheckpointEmbedder:
-    """A timm architecture with a local weights file (e.g. an ImageNet baseline); never downloads."""
+class SSLCheckpointEmbedder(_BackboneEmbedder):
+    """The DINO teacher backbone from `save_checkpoint`, preprocessing as recorded in the checkpoint."""
 
-    def __init__(self, arch: str, weights_file: Path | str, image_size: int = 224, device: str = "cpu") -> None:
+    def __init__(self, checkpoint_path: str | Path, device: str = "cpu", threads: int | None = None) -> None:
+        backbone, meta = load_checkpoint(checkpoint_path)
+        pre = meta["preprocessing"]
+        super().__init__(backbone, pre["image_size"], pre["mean"], pre["std"], device, threads)
+        self.checkpoint_path = Path(checkpoint_path)
+        self.sha256 = file_sha256(checkpoint_path)
+        self.meta = meta
+        self.dim = int(meta["embedding_dim"])
+        self.model_version = "dino-" + self.sha256[:12]
+
+
+class TimmCheckpointEmbedder(_BackboneEmbedder):
+    """A timm architecture with weights from a local file. Offline by construction: HF_HUB_OFFLINE=1 and
+    the file is passed as `pretrained_cfg_overlay=dict(file=...)`, so timm never looks at the network."""
+
+    def __init__(
+        self, arch: str, weights_file: str | Path, image_size: int, device: str = "cpu",
+        threads: int | None = None, **model_kwargs: Any,
+    ) -> None:
         import timm
 
-        self.weights_file = Path(weights_file)
-        if not self.weights_file.is_file():
-            raise FileNotFoundError(f"weights file {self.weights_file} does not exist")
-        if not arch:
-            raise ValueError("TimmCheckpointEmbedder needs the timm architecture name (arch)")
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        self.model = timm.create_model(arch, pretrained=True, num_classes=0,
-                                       pretrained_cfg_overlay={"file": str(self.weights_file)}).eval()
-        self.image_size = int(image_size)
-        self.model_version = "timm-" + _sha256(self.weights_file)[:12]
-        cfg = getattr(self.model, "pretrained_cfg", {}) or {}
-        self.mean = tuple(cfg.get("mean", DEFAULT_MEAN))
-        self.std = tuple(cfg.get("std", DEFAULT_STD))
-        self.dim = int(self.model.num_features)
-        self.device = device
-
-    def embed(self, paths: Sequence[Path | str], *, batch_size: int = 64,
-              progress: Progress | None = None) -> np.ndarray:
-        from quality_assets.ssl.dino import embed_images
-
-        def run(images):
-            return embed_images(self.model, images, mean=self.mean, std=self.std, batch_size=batch_size,
-                                device=self.device)
-
-        return _embed_in_chunks(paths, self.image_size, run, progress)
+        weights_file = Path(weights_file)
+        if not weights_file.is_file():
+            raise FileNotFoundError(f"timm weights file not found: {weights_file}")
+        os.environ["HF_HUB_OFFLINE"] = "1"
+        model = timm.create_model(
+            arch, pretrained=True, num_classes=0, pretrained_cfg_overlay=dict(file=str(weights_file)),
+            **model_kwargs,
+        )
+        cfg = getattr(model, "pretrained_cfg", {}) or {}
+        mean = cfg.get("mean", DEFAULT_MEAN)
+        std = cfg.get("std", DEFAULT_STD)
+        super().__init__(model, image_size, mean, std, device, threads)
+        self.sha256 = file_sha256(weights_file)
+        self.dim = embedding_dim(model)
+        self.model_version = "timm-" + self.sha256[:12]
 
 
-class PrecomputedEmbedder:
-    """User-supplied vectors keyed by path: Parquet (`path`, `embedding`) or .npy + `<file>.paths.txt`."""
+class RandomInitEmbedder(_BackboneEmbedder):
+    """Ablation: the SSL architecture with its random initial weights (seeded), BatchNorm statistics
+    re-estimated on the first chunk of images so that the untrained network is not degenerate.
 
-    def __init__(self, file: Path | str) -> None:
-        self.file = Path(file)
-        if not self.file.is_file():
-            raise FileNotFoundError(f"embeddings file {self.file} does not exist")
-        if self.file.suffix == ".npy":
-            sidecar = Path(str(self.file) + ".paths.txt")
-            if not sidecar.is_file():
-                raise FileNotFoundError(f"{self.file} needs a sidecar {sidecar} with one path per line")
-            matrix = np.load(self.file)
-            keys = [line.strip() for line in sidecar.read_text().splitlines() if line.strip()]
-        elif self.file.suffix in (".parquet", ".pq"):
-            import pandas as pd
+    `arch` is a DinoConfig (or its dict) or an architecture name with `image_size` (and `arch_kwargs`).
+    """
 
-            frame = pd.read_parquet(self.file)
-            missing = {"path", "embedding"} - set(frame.columns)
-            if missing:
-                raise ValueError(f"{self.file} lacks column(s) {sorted(missing)}; expected path and embedding")
-            keys = frame["path"].astype(str).tolist()
-            matrix = np.stack([np.asarray(v, dtype=np.float32) for v in frame["embedding"]])
+    def __init__(
+        self, arch: DinoConfig | dict[str, Any] | str | None = None, image_size: int | None = None, seed: int = 0,
+        arch_kwargs: dict[str, Any] | None = None, device: str = "cpu", threads: int | None = None,
+    ) -> None:
+        if isinstance(arch, str):
+            cfg = DinoConfig(arch=arch, arch_kwargs=dict(arch_kwargs or {}))
+            if image_size is not None:
+                cfg.image_size = cfg.global_crop_size = int(image_size)
         else:
-            raise ValueError(f"unsupported embeddings file {self.file}: use .parquet or .npy")
-        if matrix.ndim != 2 or len(keys) != matrix.shape[0]:
-            raise ValueError(f"{self.file}: {len(keys)} paths for a matrix of shape {matrix.shape}")
-        if len(set(keys)) != len(keys):
-            raise ValueError(f"{self.file}: duplicate paths")
-        if not np.isfinite(matrix).all():
-            raise ValueError(f"{self.file}: non-finite values")
-        self.index = {Path(k).as_posix(): i for i, k in enumerate(keys)}
-        self.vectors = _normalise_rows(matrix)
-        self.dim = int(matrix.shape[1])
-        self.model_version = "pre-" + _sha256(self.file)[:12]
+            cfg = arch if isinstance(arch, DinoConfig) else DinoConfig.from_dict(arch or {})
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = create_backbone(cfg.arch, cfg.global_crop_size, cfg.arch_kwargs)
+        super().__init__(model, cfg.global_crop_size, DEFAULT_MEAN, DEFAULT_STD, device, threads)
+        self.dim = embedding_dim(model)
+        self.model_version = f"random-{cfg.arch}-{cfg.global_crop_size}px-seed{seed}"
 
-    def embed(self, paths: Sequence[Path | str], *, batch_size: int = 0,
-              progress: Progress | None = None) -> np.ndarray:
-        keys = [Path(p).as_posix() for p in paths]
-        missing = [k for k in keys if k not in self.index]
-        if missing:
-            shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
-            raise KeyError(f"{self.file} has no vector for {shown}")
-        rows = self.vectors[[self.index[k] for k in keys]]
-        if progress is not None:
-            progress(len(keys), len(keys))
-        return rows
+    def _prepare(self, images: torch.Tensor) -> None:
+        recalibrate_batchnorm(self.model, images, self.mean, self.std, device=self.device)
+        self.model.eval()
 
 
-class RawPixelEmbedder:
-    """Ablation: the image's own pixels (grayscale, resized, mean-centred)."""
+class RawPixelEmbedder(Embedder):
+    """Ablation: the resized pixels themselves (3 x S x S values, centred per image, L2-normalised)."""
 
     def __init__(self, image_size: int = 28) -> None:
         self.image_size = int(image_size)
-        self.dim = self.image_size * self.image_size
-        self.model_version = f"raw-pixels-{self.image_size}"
+        self.dim = 3 * self.image_size * self.image_size
+        self.model_version = f"raw-{self.image_size}px"
 
-    def embed(self, paths: Sequence[Path | str], *, batch_size: int = 0,
-              progress: Progress | None = None) -> np.ndarray:
-        def run(images):
-            gray = images.float().mean(dim=1).reshape(images.shape[0], -1).numpy()
-            gray -= gray.mean(axis=1, keepdims=True)
-            return _normalise_rows(gray)
-
-        return _embed_in_chunks(paths, self.image_size, run, progress)
-
-
-class RandomInitEmbedder:
-    """Ablation: the SSL architecture with random weights (what training adds)."""
-
-    def __init__(self, arch: str, image_size: int, seed: int = 0, arch_kwargs: dict | None = None) -> None:
-        import torch
-
-        from quality_assets.ssl.backbones import create_backbone, embedding_dim
-
-        torch.manual_seed(seed)
-        self.backbone = create_backbone(arch, image_size, arch_kwargs or {}).eval()
-        self.image_size = int(image_size)
-        self.dim = int(embedding_dim(self.backbone))
-        self.model_version = f"random-{arch}-{image_size}-{seed}"
-
-    def embed(self, paths: Sequence[Path | str], *, batch_size: int = 512,
-              progress: Progress | None = None) -> np.ndarray:
-        from quality_assets.ssl.dino import embed_images
-
-        return _embed_in_chunks(paths, self.image_size,
-                                lambda images: embed_images(self.backbone, images, batch_size=batch_size), progress)
+    def embed(
+        self, paths: Sequence[Path], *, batch_size: int = 512, progress: ProgressFn | None = None
+    ) -> np.ndarray:
+        total = len(paths)
+        out = np.empty((total, self.dim), dtype=np.float32)
+        for start in range(0, total, _DECODE_CHUNK):
+            chunk = paths[start:start + _DECODE_CHUNK]
+            x = load_image_tensor(chunk, self.image_size).reshape(len(chunk), -1).float().numpy()
+            out[start:start + len(chunk)] = _l2_normalise(x)
+            if progress is not None:
+                progress(start + len(chunk), total)
+        return out
 
 
-def make_embedder(kind: str, **options) -> Embedder:
-    """Build an embedder by name: ssl, timm_checkpoint, precomputed, raw_pixels, random_init."""
-    factories = {
-        "ssl": lambda: SSLCheckpointEmbedder(options["checkpoint_path"]),
-        "dino": lambda: SSLCheckpointEmbedder(options["checkpoint_path"]),
-        "timm_checkpoint": lambda: TimmCheckpointEmbedder(options["arch"], options["weights_file"],
-                                                          options.get("image_size", 224)),
-        "precomputed": lambda: PrecomputedEmbedder(options["file"]),
-        "raw_pixels": lambda: RawPixelEmbedder(options.get("image_size", 28)),
-        "random_init": lambda: RandomInitEmbedder(options["arch"], options["image_size"], options.get("seed", 0)),
+class PrecomputedEmbedder(Embedder):
+    """User-supplied vectors, looked up by path relative to the data root.
+
+    `file` is either Parquet with a `path` column and an `embedding` column (list/array per row), or a
+    `.npy` matrix `[N, d]` with a sidecar `<file>.paths.txt` holding one path per line. Paths passed to
+    `embed` may be absolute (made relative to `data_root`) or already relative; both sides are compared
+    in posix form. Any path without a vector raises a KeyError that names them.
+    """
+
+    def __init__(self, file: str | Path, data_root: str | Path | None = None) -> None:
+        self.file = Path(file)
+        if not self.file.is_file():
+            raise FileNotFoundError(f"embeddings file {self.file} does not exist")
+        self.data_root = Path(data_root).resolve() if data_root is not None else None
+        keys, vectors = self._read(self.file)
+        if vectors.ndim != 2 or len(keys) != vectors.shape[0]:
+            raise ValueError(f"{self.file}: {len(keys)} paths but vectors of shape {vectors.shape}")
+        self._index = {k: i for i, k in enumerate(keys)}
+        if len(self._index) != len(keys):
+            raise ValueError(f"{self.file}: duplicate paths")
+        if not np.isfinite(vectors).all():
+            raise ValueError(f"{self.file}: non-finite values in the embeddings")
+        self._vectors = _l2_normalise(vectors)
+        self.dim = int(vectors.shape[1])
+        self.model_version = "pre-" + file_sha256(self.file)[:12]
+
+    @staticmethod
+    def _norm_key(p: str | Path) -> str:
+        s = Path(str(p)).as_posix()
+        return s[2:] if s.startswith("./") else s
+
+    def _read(self, file: Path) -> tuple[list[str], np.ndarray]:
+        if file.suffix == ".npy":
+            sidecar = file.with_name(file.name + ".paths.txt")
+            if not sidecar.is_file():
+                raise FileNotFoundError(f"{file}: sidecar {sidecar.name} (one path per line) is missing")
+            keys = [self._norm_key(line) for line in sidecar.read_text().splitlines() if line.strip()]
+            return keys, np.load(file).astype(np.float32)
+        if file.suffix in (".parquet", ".pq"):
+            import pyarrow.parquet as pq
+
+            names = set(pq.read_schema(file).names)
+            if not {"path", "embedding"} <= names:
+                raise ValueError(f"{file}: needs columns 'path' and 'embedding', has {sorted(names)}")
+            table = pq.read_table(file, columns=["path", "embedding"])
+            keys = [self._norm_key(p) for p in table.column("path").to_pylist()]
+            vectors = np.asarray(table.column("embedding").to_pylist(), dtype=np.float32)
+            return keys, vectors
+        raise ValueError(f"{file}: expected .parquet or .npy (with .paths.txt sidecar)")
+
+    def _key(self, p: str | Path) -> str:
+        path = Path(p)
+        if path.is_absolute() and self.data_root is not None:
+            try:
+                path = path.resolve().relative_to(self.data_root)
+            except ValueError:
+                pass
+        return self._norm_key(path)
+
+    def embed(
+        self, paths: Sequence[Path], *, batch_size: int = 512, progress: ProgressFn | None = None
+    ) -> np.ndarray:
+        keys = [self._key(p) for p in paths]
+        missing = [k for k in keys if k not in self._index]
+        if missing:
+            shown = ", ".join(missing[:10]) + (f" ... ({len(missing)} in all)" if len(missing) > 10 else "")
+            raise KeyError(f"{self.file}: no precomputed embedding for {len(missing)} path(s): {shown}")
+        out = self._vectors[[self._index[k] for k in keys]]
+        if progress is not None:
+            progress(len(keys), len(keys))
+        return out
+
+
+def make_embedder(kind: str, **options: Any) -> Embedder:
+    """Build an embedder by name.
+
+    kinds (aliases after the slash): "ssl"/"dino" (checkpoint_path), "timm"/"timm_checkpoint" (arch,
+    weights_file, image_size, ...), "precomputed" (file, data_root), "raw"/"raw_pixels" (image_size),
+    "random"/"random_init" (arch: config or name, image_size, seed).
+    """
+    kinds: dict[str, Callable[..., Embedder]] = {
+        "ssl": SSLCheckpointEmbedder, "dino": SSLCheckpointEmbedder,
+        "timm": TimmCheckpointEmbedder, "timm_checkpoint": TimmCheckpointEmbedder,
+        "precomputed": PrecomputedEmbedder, "raw": RawPixelEmbedder, "raw_pixels": RawPixelEmbedder,
+        "random": RandomInitEmbedder, "random_init": RandomInitEmbedder,
     }
-    if kind not in factories:
-        raise ValueError(f"unknown embedder {kind!r}; choose from {sorted(factories)}")
-    return factories[kind]()
+    if kind not in kinds:
+        raise ValueError(f"unknown embedder kind {kind!r}; choose one of {sorted(kinds)}")
+    return kinds[kind](**options)

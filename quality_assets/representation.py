@@ -54,11 +54,9 @@ class ModelRecord:
 
 
 def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    from quality_assets.ssl.dino import file_sha256
+
+    return file_sha256(path)
 
 
 def manifest_paths(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:

@@ -55,6 +55,7 @@ from scipy.sparse.csgraph import connected_components
 
 from quality_assets.knn import KnnGraph
 from quality_assets.scores import canonical_labels
+from quality_assets.imaging import hamming_distances as hamming64
 
 __all__ = [
     "DEFAULT_WEIGHTS",
@@ -77,16 +78,6 @@ EVIDENCE_FLAGS: dict[str, int] = {
 # Weights of the evidence terms in the combined score's geometric mean.
 DEFAULT_WEIGHTS: dict[str, float] = {"abs": 1.0, "rel": 1.0, "gap": 1.0, "phash": 2.0}
 _HASH_EXACT = EVIDENCE_FLAGS["file_sha256"] | EVIDENCE_FLAGS["pixel_sha256"]
-
-
-def hamming64(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Element-wise number of differing bits between int64 hashes."""
-    xor = np.bitwise_xor(np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64))
-    xor = np.ascontiguousarray(xor).view(np.uint64)
-    if hasattr(np, "bitwise_count"):
-        return np.bitwise_count(xor).astype(np.int64)
-    as_bytes = xor.reshape(xor.shape + (1,)).view(np.uint8)
-    return np.unpackbits(as_bytes, axis=-1).sum(axis=-1).astype(np.int64)
 
 
 def _hash_values(phash: Any, n: int) -> tuple[np.ndarray, np.ndarray]:

@@ -1,9 +1,12 @@
 """DINO multi-crop augmentations as batched tensor ops.
 
-Everything runs on whole batches on the training device (CPU or GPU): one `grid_sample` per view does
-random-resized-crop, horizontal flip and a small rotation together; colour jitter, grayscale, Gaussian
-blur and solarization are per-sample masked tensor ops. Per-image PIL work would dominate the step time
-at small image sizes and could not keep a GPU fed at 224 px.
+Everything runs on whole batches on the training device (CPU or GPU). Random choices are drawn first
+as small per-view parameter tensors (`sample_view_params`); a pure function (`apply_views`) then does
+random-resized-crop + horizontal flip + small rotation for all views of a group in one `grid_sample`
+(the views' sampling grids are stacked, so the source image is never copied per view), followed by
+colour jitter, grayscale, Gaussian blur and solarization as masked per-sample arithmetic. Being pure,
+`apply_views` can be `torch.compile`d, which fuses the per-pixel work on a GPU. Per-image PIL work
+would dominate the step at small image sizes and could not keep a GPU fed at 224 px.
 
 Differences from the paper's torchvision pipeline, on purpose:
 - the jitter ops run in a fixed order (brightness, contrast, saturation, hue) rather than a random one;
@@ -11,7 +14,8 @@ Differences from the paper's torchvision pipeline, on purpose:
 - blur sigma is given for a 224 px crop and scaled to the crop size, so small images get the same
   relative blur rather than an image-destroying one;
 - hue/saturation jitter and random grayscale are skipped when the data is grayscale (they are no-ops
-  there and only cost time).
+  there and only cost time);
+- crops are clamped inside the image instead of torchvision's ten-try rejection loop.
 """
 
 from __future__ import annotations
@@ -175,18 +179,22 @@ def _luma(x: torch.Tensor) -> torch.Tensor:
 
 
 def gaussian_blur(x: torch.Tensor, sigma: torch.Tensor, max_sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur with a per-sample sigma (pixels, <= max_sigma), as two grouped convolutions."""
+    """Separable Gaussian blur with a per-sample sigma (pixels, <= max_sigma), reflect padding.
+
+    Written as weighted sums of shifted slices rather than grouped convolutions: depthwise convs with
+    one group per (sample, channel) are a slow path on GPUs, while the shifted sums are plain
+    elementwise work that `torch.compile` fuses into one kernel per direction.
+    """
     n, c, hgt, wid = x.shape
     # The radius comes from the known upper bound, not sigma.max(): reading a GPU value would stall.
     radius = max(1, min(int(math.ceil(3 * max_sigma)), (min(hgt, wid) - 1) // 2))
-    t = torch.arange(-radius, radius + 1, device=x.device, dtype=x.dtype)
-    ker = torch.exp(-(t[None] ** 2) / (2 * sigma[:, None].to(x.dtype) ** 2))
-    ker = (ker / ker.sum(dim=1, keepdim=True)).repeat_interleave(c, dim=0)
-    k = 2 * radius + 1
-    y = x.reshape(1, n * c, hgt, wid)
-    y = F.conv2d(F.pad(y, (radius, radius, 0, 0), mode="reflect"), ker.view(n * c, 1, 1, k), groups=n * c)
-    y = F.conv2d(F.pad(y, (0, 0, radius, radius), mode="reflect"), ker.view(n * c, 1, k, 1), groups=n * c)
-    return y.view(n, c, hgt, wid)
+    t = torch.arange(-radius, radius + 1, device=x.device, dtype=torch.float32)
+    ker = torch.exp(-(t[None] ** 2) / (2 * sigma[:, None].float() ** 2))
+    ker = (ker / ker.sum(dim=1, keepdim=True)).to(x.dtype).view(n, 1, 1, 1, -1)
+    xp = F.pad(x, (radius, radius, 0, 0), mode="reflect")
+    y = sum(ker[..., i] * xp[..., i:i + wid] for i in range(2 * radius + 1))
+    yp = F.pad(y, (0, 0, radius, radius), mode="reflect")
+    return sum(ker[..., i] * yp[..., i:i + hgt, :] for i in range(2 * radius + 1))
 
 
 def normalize(x: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:

@@ -117,14 +117,32 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+# The small-image recipe, found by sweeping on MNIST 5k (docs/benchmarks/ssl.md): at 28-64 px local
+# crops are fragments that carry no class evidence and only slow each step, so none; a faster teacher
+# (momentum 0.99) and a higher lr because the run is hundreds, not hundreds of thousands, of steps;
+# a KoLeo term (DINOv2) that keeps the features spread while the teacher is still weak; no mirror
+# flips or solarization, which turn glyph-like small images (digits, characters) into other classes.
+_SMALL_IMAGE_RECIPE: dict[str, Any] = dict(
+    arch="resnet10_half", n_local_crops=0, momentum_teacher=0.99, lr=1e-3, koleo_weight=0.1,
+    augment={"flip_p": 0.0, "solarize_p": 0.0}, out_dim=4096, head_hidden_dim=512, head_bottleneck_dim=128,
+    batch_size=128, channels_last=True,
+)
+
+# Training images per second of the small recipe at 28 px on 2 idle CPU cores (docs/benchmarks/ssl.md),
+# scaled by pixel count for other sizes.
+_CPU_SMALL_RATE_28PX = 1000.0
+_CPU_TRAIN_SECONDS = 150.0
+
+
 def default_config(image_size: int, n_images: int, device: str = "auto") -> DinoConfig:
     """Defaults that fit the data and the hardware.
 
-    CPU: a small 4 px-patch ViT at the native size for small images (<= 64 px), ViT-tiny/16 at a
-    96 px crop for larger ones; epochs chosen so that the demo (about 5,300 images at 28 px) trains
-    in about 2.5 minutes on 2 cores, with a time budget as a hard stop. CUDA: the paper's recipe
-    (ViT-tiny/16 at 224 px, 2 global + 8 local 96 px crops, bf16 autocast, torch.compile) for images of
-    96 px and up; small images keep their native size with a 4 px-patch ViT-tiny.
+    CPU, images up to 64 px: the small-image recipe (a ResNet-10 at half width, two global crops at the
+    native size, channels-last), with epochs chosen so that training takes about 2.5 minutes on 2 idle
+    cores (about 28 epochs for the 5,300-image demo) and a time budget as the hard stop. CPU, larger
+    images: the same network at a 64 px crop. CUDA, images of 96 px and up: the paper's recipe
+    (ViT-tiny/16 at 224 px, 2 global + 8 local 96 px crops, bf16 autocast, torch.compile); CUDA, small
+    images: the small-image recipe for up to 100 epochs.
     """
     dev = resolve_device(device)
     n = max(1, int(n_images))
@@ -136,43 +154,26 @@ def default_config(image_size: int, n_images: int, device: str = "auto") -> Dino
                 batch_size=256, lr=5e-4, warmup_epochs=10, warmup_teacher_temp=0.04, teacher_temp=0.07,
                 warmup_teacher_temp_epochs=30, precision="bf16", compile=True,
             )
-            target_images = 20_000_000
         else:
             size = max(16, image_size)
-            cfg = DinoConfig(
-                arch="vit_tiny_p4", image_size=size, global_crop_size=size, local_crop_size=_local_size(size, 4),
-                n_local_crops=8, out_dim=16384, head_hidden_dim=2048, head_bottleneck_dim=256,
-                batch_size=512, lr=5e-4, warmup_epochs=10, precision="bf16", compile=True,
-            )
-            target_images = 20_000_000
-        cfg.epochs = float(min(100, max(10, round(target_images / n))))
+            cfg = DinoConfig(image_size=size, global_crop_size=size, precision="bf16", **_SMALL_IMAGE_RECIPE)
+            cfg.batch_size = 256
+        cfg.epochs = float(min(100, max(10, round(20_000_000 / n))))
         cfg.warmup_epochs = min(cfg.warmup_epochs, cfg.epochs / 10)
         cfg.warmup_teacher_temp_epochs = min(cfg.warmup_teacher_temp_epochs, cfg.epochs / 3)
         cfg.time_budget_s = 3600.0
         cfg.device = "cuda"
         return cfg
 
-    if image_size <= 64:
-        size = max(16, image_size)
-        cfg = DinoConfig(
-            arch="vit_mini_p4", image_size=size, global_crop_size=size, local_crop_size=_local_size(size, 4),
-            n_local_crops=4,
-        )
-        # Images per second of training measured at 28 px on 2 cores (docs/benchmarks/ssl.md); scaled
-        # by token count for other sizes.
-        rate = 300.0 * (28.0 / size) ** 2
-    else:
-        cfg = DinoConfig(
-            arch="vit_tiny_p16", image_size=112, global_crop_size=96, local_crop_size=48, n_local_crops=4,
-        )
-        rate = 25.0
-    epochs = rate * 150.0 / n
-    cfg.epochs = float(max(1.0, min(100.0, round(epochs, 1))))
+    size = max(16, min(image_size, 64))
+    cfg = DinoConfig(image_size=size, global_crop_size=size, precision="fp32", **_SMALL_IMAGE_RECIPE)
+    rate = _CPU_SMALL_RATE_28PX * (28.0 / size) ** 2
+    cfg.epochs = float(max(1.0, min(100.0, round(rate * _CPU_TRAIN_SECONDS / n, 1))))
     cfg.warmup_epochs = min(1.0, cfg.epochs / 10)
     cfg.freeze_last_layer_epochs = min(1.0, cfg.epochs / 10)
+    # Hard stop a little above the plan: a slower or busier machine gets a shorter, still usable model.
     cfg.time_budget_s = 170.0 if n <= 20_000 else 1800.0
     cfg.device = "cpu"
-    cfg.precision = "fp32"
     return cfg
 
 
@@ -243,16 +244,17 @@ class MultiCropNet(nn.Module):
 
 @torch.no_grad()
 def sinkhorn_knopp(teacher_logits: torch.Tensor, temp: float, n_iters: int = 3) -> torch.Tensor:
-    """Balanced soft assignments of a batch to prototypes (DINOv2's alternative to EMA centering)."""
-    q = torch.exp((teacher_logits.float() - teacher_logits.max()) / temp).t()
-    q /= q.sum()
-    k, b = q.shape
+    """Balanced soft assignments of a batch to prototypes (DINOv2's alternative to EMA centering).
+
+    Rows (samples) sum to 1, columns (prototypes) to B/K. Computed in the log domain: with sharp
+    temperatures the plain exp() underflows to whole rows of zeros.
+    """
+    logq = teacher_logits.float() / temp
+    b, k = logq.shape
     for _ in range(n_iters):
-        q /= q.sum(dim=1, keepdim=True)
-        q /= k
-        q /= q.sum(dim=0, keepdim=True)
-        q /= b
-    return (q * b).t()
+        logq = logq - torch.logsumexp(logq, dim=0, keepdim=True) - math.log(k)
+        logq = logq - torch.logsumexp(logq, dim=1, keepdim=True) - math.log(b)
+    return torch.exp(logq + math.log(b))
 
 
 def koleo_loss(features: torch.Tensor, n_chunks: int = 2) -> torch.Tensor:

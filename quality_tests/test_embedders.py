@@ -1,0 +1,127 @@
+"""Embedders on real image files: user-supplied vectors, local timm weights, ablations."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+import quality_assets.ssl  # noqa: F401
+from quality_assets.embedders import (
+    PrecomputedEmbedder,
+    RandomInitEmbedder,
+    RawPixelEmbedder,
+    TimmCheckpointEmbedder,
+    make_embedder,
+)
+from quality_assets.ssl.data import load_image_tensor
+from quality_assets.ssl.dino import DinoConfig, embed_images
+
+
+@pytest.fixture
+def image_root(tmp_path) -> tuple[Path, list[Path]]:
+    root = tmp_path / "data"
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(12):
+        p = root / "train" / f"c{i % 3}" / f"img_{i}.png"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        mode_rgb = i % 2 == 0
+        arr = rng.integers(0, 256, size=(20, 20, 3) if mode_rgb else (20, 20), dtype=np.uint8)
+        Image.fromarray(arr).save(p)
+        paths.append(p)
+    return root, paths
+
+
+def test_precomputed_parquet_by_relative_path(image_root, tmp_path):
+    root, paths = image_root
+    rel = [p.relative_to(root).as_posix() for p in paths]
+    vecs = np.random.default_rng(1).normal(size=(len(paths), 5)).astype(np.float32)
+    file = tmp_path / "vectors.parquet"
+    pd.DataFrame({"path": rel[::-1], "embedding": list(vecs[::-1])}).to_parquet(file)
+
+    emb = PrecomputedEmbedder(file, data_root=root)
+    assert emb.dim == 5 and emb.model_version.startswith("pre-")
+    out = emb.embed(paths)  # absolute paths, made relative to the root
+    expected = vecs / np.linalg.norm(vecs, axis=1, keepdims=True)
+    np.testing.assert_allclose(out, expected, rtol=1e-6)
+    np.testing.assert_allclose(emb.embed([Path(r) for r in rel[:3]]), expected[:3], rtol=1e-6)
+    assert out.dtype == np.float32
+
+
+def test_precomputed_npy_with_sidecar_and_missing_paths(image_root, tmp_path):
+    root, paths = image_root
+    rel = [p.relative_to(root).as_posix() for p in paths[:-2]]
+    vecs = np.arange(len(rel) * 3, dtype=np.float32).reshape(len(rel), 3) + 1
+    file = tmp_path / "vectors.npy"
+    np.save(file, vecs)
+    Path(str(file) + ".paths.txt").write_text("\n".join(rel) + "\n")
+
+    emb = make_embedder("precomputed", file=file, data_root=root)
+    np.testing.assert_allclose(np.linalg.norm(emb.embed(paths[:4]), axis=1), 1.0, rtol=1e-6)
+    with pytest.raises(KeyError) as err:
+        emb.embed(paths)
+    message = str(err.value)
+    assert "2 path(s)" in message
+    assert paths[-1].relative_to(root).as_posix() in message and paths[-2].relative_to(root).as_posix() in message
+
+
+def test_precomputed_npy_without_sidecar_is_a_clear_error(tmp_path):
+    file = tmp_path / "v.npy"
+    np.save(file, np.ones((2, 3), dtype=np.float32))
+    with pytest.raises(FileNotFoundError, match="paths.txt"):
+        PrecomputedEmbedder(file)
+
+
+def test_raw_pixel_embedder(image_root):
+    _, paths = image_root
+    emb = RawPixelEmbedder(image_size=8)
+    out = emb.embed(paths)
+    assert out.shape == (12, emb.dim) and emb.dim == 3 * 8 * 8
+    np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, rtol=1e-5)
+    direct = load_image_tensor(paths[:1], 8).reshape(1, -1).float().numpy()
+    np.testing.assert_allclose(out[0], direct[0] / np.linalg.norm(direct[0]), rtol=1e-5)
+
+
+def test_random_init_embedder_is_seeded_and_not_degenerate(image_root):
+    _, paths = image_root
+    cfg = DinoConfig(arch="resnet10_half", image_size=16, global_crop_size=16)
+    a = RandomInitEmbedder(cfg, seed=0).embed(paths)
+    b = RandomInitEmbedder(cfg, seed=0).embed(paths)
+    c = RandomInitEmbedder("resnet10_half", 16, seed=1).embed(paths)
+    np.testing.assert_allclose(a, b, rtol=1e-6)
+    assert not np.allclose(a, c)
+    assert a.shape == (12, 256)
+    # BatchNorm re-estimated on the data: distinct images get distinct vectors.
+    sims = a @ a.T
+    assert sims[~np.eye(12, dtype=bool)].max() < 0.9999
+
+
+def test_timm_checkpoint_embedder_loads_local_weights_offline(image_root, tmp_path):
+    import timm
+
+    _, paths = image_root
+    torch.manual_seed(0)
+    kwargs = dict(channels=(8, 16, 32, 64))
+    model = timm.create_model("resnet18", pretrained=False, num_classes=0, **kwargs).eval()
+    weights = tmp_path / "weights.pth"
+    torch.save(model.state_dict(), weights)
+
+    emb = TimmCheckpointEmbedder("resnet18", weights, image_size=16, **kwargs)
+    assert emb.dim == 64 and emb.model_version.startswith("timm-")
+    out = emb.embed(paths)
+    images = load_image_tensor(paths, 16)
+    cfg = model.pretrained_cfg
+    expected = embed_images(model, images, mean=cfg["mean"], std=cfg["std"])
+    np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-5)
+    with pytest.raises(FileNotFoundError):
+        TimmCheckpointEmbedder("resnet18", tmp_path / "nope.pth", image_size=16)
+
+
+def test_make_embedder_rejects_unknown_kind():
+    with pytest.raises(ValueError, match="unknown embedder"):
+        make_embedder("clip")
