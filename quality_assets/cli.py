@@ -141,6 +141,12 @@ def cmd_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_bench(args: argparse.Namespace, extra: list[str]) -> int:
+    from quality_assets.bench.detection import main as bench_main
+
+    return bench_main(["--out", str(_home(args.home) / "bench"), *extra])
+
+
 def cmd_ui(args: argparse.Namespace) -> int:
     home = _home(args.home)
     prepare_environment(home)
@@ -189,6 +195,12 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--out", help="output file (default HOME/report/index.html)")
     report.set_defaults(func=cmd_report)
 
+    bench = sub.add_parser(
+        "bench", help="the SelfClean contamination benchmark against peers (needs `pip install .[bench]`); "
+        "options after it go to the benchmark, e.g. --datasets mnist --peers all")
+    bench.add_argument("--home")
+    bench.set_defaults(func=cmd_bench, passes_extra=True)
+
     ui = sub.add_parser("ui", help="start the Dagster UI on this home")
     ui.add_argument("--home")
     ui.add_argument("--host", default="127.0.0.1")
@@ -198,7 +210,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args, extra = build_parser().parse_known_args(argv)
+    if getattr(args, "passes_extra", False):
+        return int(args.func(args, extra) or 0)
+    if extra:
+        build_parser().error(f"unrecognized arguments: {' '.join(extra)}")
     return int(args.func(args) or 0)
 
 

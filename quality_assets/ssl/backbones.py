@@ -1,8 +1,10 @@
 """timm backbones sized for the data, always created with `pretrained=False, num_classes=0`.
 
-Named presets re-configure timm models for small images (a ViT with a 4 px patch instead of 16 px, a
-ResNet with narrower stages); any other timm model name is passed through unchanged. ViTs get
-`dynamic_img_size=True` so one model takes both the global and the (smaller) local crops.
+Named presets re-configure timm models for small images (a ResNet-18 layout with narrower/fewer
+stages, ViTs with a 4 px patch instead of 16 px); any other timm model name is passed through
+unchanged. ViTs get `dynamic_img_size=True` so one model takes both the global and the (smaller)
+local crops. `resnet10_half` is the small-image default: at 28 px the ViT presets did not learn
+within a CPU budget (docs/benchmarks/ssl.md); they stay for GPU runs and experiments.
 """
 
 from __future__ import annotations
@@ -17,11 +19,10 @@ import torch.nn as nn
 from quality_assets.ssl.augment import normalize
 from quality_assets.ssl.data import DEFAULT_MEAN, DEFAULT_STD
 
-# name -> (timm model, kwargs). Chosen by measuring kNN accuracy per CPU-second (docs/benchmarks/ssl.md).
+# name -> (timm model, kwargs).
 PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     # ViT-tiny width/depth on 4 px patches: 49 tokens at 28 px.
     "vit_tiny_p4": ("vit_tiny_patch16_224", dict(patch_size=4)),
-    # Narrower and shallower: the CPU default for 28-64 px images.
     "vit_mini_p4": ("vit_tiny_patch16_224", dict(patch_size=4, embed_dim=128, depth=6, num_heads=4)),
     "vit_micro_p4": ("vit_tiny_patch16_224", dict(patch_size=4, embed_dim=96, depth=4, num_heads=3)),
     "vit_tiny_p8": ("vit_tiny_patch16_224", dict(patch_size=8)),

@@ -10,6 +10,8 @@ cache is moved there once, crops and colour ops are `augment.MultiCrop`. On CUDA
 bf16 autocast, optionally channels-last and `torch.compile`d.
 
 The trained artefact is the teacher backbone (the paper evaluates it; it is the smoother of the two).
+For BatchNorm backbones its running statistics are re-estimated on the clean images at the end:
+during training they came from augmented crops, which are not what gets embedded.
 """
 
 from __future__ import annotations
@@ -44,9 +46,16 @@ _HASH_EXCLUDED = frozenset({"threads", "compile"})
 
 @dataclass
 class DinoConfig:
-    """Everything that defines a DINO training run. `lr` is per 256 images (scaled by batch_size/256)."""
+    """Everything that defines a DINO training run. `lr` is per 256 images (scaled by batch_size/256).
 
-    arch: str = "vit_mini_p4"
+    The field defaults are generic; `default_config(image_size, n_images, device)` gives settings
+    fitted to the data and hardware. `centering` is "ema" (paper) or "sinkhorn" (DINOv2);
+    `koleo_weight` > 0 adds DINOv2's KoLeo spreading term on the student's global-view features.
+    `time_budget_s` bounds the training loop (checked between steps); set-up and the final BatchNorm
+    re-estimation (a few seconds) come on top.
+    """
+
+    arch: str = "resnet10_half"
     arch_kwargs: dict[str, Any] = field(default_factory=dict)
     image_size: int = 28
     global_crop_size: int = 28

@@ -13,7 +13,7 @@ from typing import Any
 
 # Bump when a change to the training code changes what a given config produces (augmentations,
 # loss, schedules, backbone presets). Stored with every checkpoint.
-SSL_CODE_VERSION = "dino-2"
+SSL_CODE_VERSION = "dino-3"
 
 
 def retrain_decision(

@@ -1,0 +1,57 @@
+"""`qaudit` as a person uses it: audit a folder, export the views, record a review decision."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from quality_tests.imagefolders import make_imagefolder
+
+QAUDIT = str(Path(sys.executable).with_name("qaudit"))
+
+
+def _qaudit(*args, home):
+    env = {**os.environ, "QUALITY_HOME": str(home)}
+    return subprocess.run([QAUDIT, *args], capture_output=True, text=True, env=env, timeout=600)
+
+
+def test_audit_export_review_round_trip(tmp_path):
+    data, home, out = tmp_path / "data", tmp_path / "home", tmp_path / "export"
+    make_imagefolder(data, {"train": {"a": 12, "b": 12}, "test": {"a": 4, "b": 4}})
+    audited = _qaudit("audit", str(data), "--home", str(home), home=home)
+    assert audited.returncode in (0, 3), audited.stderr[-3000:]
+    assert "materialized: raw_manifest, ssl_model, embeddings, knn_graph, issue_scores, cleaned_split" in audited.stdout
+
+    exported = _qaudit("export", "--home", str(home), "--out", str(out), home=home)
+    assert exported.returncode == 0, exported.stderr[-2000:]
+    issues = pd.read_csv(out / "issues.csv")
+    split = pd.read_csv(out / "cleaned_split.csv")
+    assert (out / "issues.parquet").is_file() and (out / "duplicate_pairs.csv").is_file()
+    assert len(split) == 32 and set(split.action) <= {"keep", "drop", "relabel"}
+    assert set(issues.loc[issues.issue_type == "off_topic", "path"]) == set(split.path)
+
+    target = "train/a/a_000.png"
+    reviewed = _qaudit("review", target, "--issue", "label_error", "--decision", "relabel", "--label", "b",
+                       "--note", "checked by hand", "--home", str(home), home=home)
+    assert reviewed.returncode == 0, reviewed.stderr
+    again = _qaudit("audit", str(data), "--home", str(home), home=home)
+    assert again.returncode in (0, 3), again.stderr[-3000:]
+    conn = duckdb.connect(str(home / "quality.duckdb"), read_only=True)
+    try:
+        row = conn.execute("SELECT action, label, reason FROM cleaned_split WHERE path = ?", [target]).fetchone()
+        versions = conn.execute("SELECT count(*) FROM split_versions").fetchone()[0]
+    finally:
+        conn.close()
+    assert row[0] == "relabel" and row[1] == "b" and row[2].startswith("review:")
+    assert versions == 2  # the older cleaned split stays queryable
+
+
+def test_usage_errors_exit_with_code_2(tmp_path):
+    missing = _qaudit("audit", str(tmp_path / "nope"), "--home", str(tmp_path / "home"), home=tmp_path / "home")
+    assert missing.returncode == 2 and "not a folder" in missing.stderr
+    bad_review = _qaudit("review", "x.png", "--decision", "relabel", "--home", str(tmp_path / "home"),
+                         home=tmp_path / "home")
+    assert bad_review.returncode == 2 and "--label" in bad_review.stderr
