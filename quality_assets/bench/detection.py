@@ -351,6 +351,38 @@ def selfclean_rankings(
     return rankings, extra, graph
 
 
+def _rank_positions(order: np.ndarray, n_keys: int, keys: np.ndarray) -> np.ndarray:
+    pos = np.full(n_keys, len(order), dtype=np.float64)  # unlisted: just after the list
+    pos[keys] = np.arange(len(order), dtype=np.float64)
+    return pos
+
+
+def fuse_rankings(first: dict[str, Any], second: dict[str, Any], n: int) -> dict[str, Any]:
+    """Rank fusion of two methods' rankings (mean of the two positions, ties by the first).
+
+    An experiment on what combining two embeddings' evidence buys (e.g. SSL + raw pixels):
+    samples use their positions in both rankings; pairs are the union of both lists, a pair
+    missing from one list counted just after that list's end.
+    """
+    out: dict[str, Any] = {}
+    for issue_type in first.keys() & second.keys():
+        a, b = first[issue_type], second[issue_type]
+        if isinstance(a, tuple):
+            ka = np.minimum(a[0], a[1]) * n + np.maximum(a[0], a[1])
+            kb = np.minimum(b[0], b[1]) * n + np.maximum(b[0], b[1])
+            keys, inv = np.unique(np.concatenate([ka, kb]), return_inverse=True)
+            pa = _rank_positions(ka, keys.size, inv[:ka.size])
+            pb = _rank_positions(kb, keys.size, inv[ka.size:])
+            order = np.lexsort((pa, pa + pb))
+            out[issue_type] = (keys[order] // n, keys[order] % n)
+        else:
+            universe = np.union1d(a, b)
+            pa = _rank_positions(a, n, a)[universe]
+            pb = _rank_positions(b, n, b)[universe]
+            out[issue_type] = universe[np.lexsort((pa, pa + pb))]
+    return out
+
+
 # --------------------------------------------------------------------------------------------
 # evaluation
 
@@ -569,6 +601,13 @@ def run_detection_benchmark(
                 results.append(MethodResult("ours_distance_pairs", feats,
                                             {"near_duplicate": extra["near_duplicate_distance"]}, t))
 
+        if ablations:
+            by_feats = {r.features: r for r in results if r.method == "ours"}
+            fused, t = _timed(lambda: fuse_rankings(by_feats["dino_ssl"].rankings, by_feats["raw_pixels"].rankings,
+                                                    data.n))
+            results.append(MethodResult("ours_fused", "dino_ssl+raw_pixels", fused,
+                                        by_feats["dino_ssl"].seconds + by_feats["raw_pixels"].seconds + t))
+
         if "mean_knn" in runnable:
             for feats in ("dino_ssl", "raw_pixels"):
                 if feats in graphs:
@@ -618,8 +657,8 @@ def run_detection_benchmark(
 # --------------------------------------------------------------------------------------------
 # reporting
 
-_METHOD_ORDER = ["ours", "ours_distance_pairs", "cleanlab", "phash", "isolation_forest", "mean_knn", "random"]
-_FEATURE_ORDER = ["dino_ssl", "raw_pixels", "random_init", "raw_pca64", "-"]
+_METHOD_ORDER = ["ours", "ours_distance_pairs", "ours_fused", "cleanlab", "phash", "isolation_forest", "mean_knn", "random"]
+_FEATURE_ORDER = ["dino_ssl", "raw_pixels", "random_init", "dino_ssl+raw_pixels", "raw_pca64", "-"]
 
 
 def _label(method: str, features: str) -> str:
@@ -698,14 +737,19 @@ def markdown_report(frame: pd.DataFrame, *, kinds: bool = True) -> str:
         for it, _ in cols:
             sel = f[(f.issue_type == it) & (f.kind == "all")]
             ours = sel[(sel.method == "ours") & (sel.features == "dino_ssl")]
-            peer = sel[~sel.method.isin(["ours", "ours_distance_pairs", "random"])]
+            peer = sel[~sel.method.isin(["ours", "ours_distance_pairs", "ours_fused", "random"])]
             if ours.empty or peer.empty:
                 continue
             best = peer.sort_values("AP", ascending=False).iloc[0]
             o = float(ours["AP"].iloc[0])
             word = "ahead of" if o > best.AP else ("tied with" if np.isclose(o, best.AP) else "BEHIND")
-            verdict.append(f"- {it}: ours {o:.3f} {word} best peer {_label(best.method, best.features)} "
-                           f"{best.AP:.3f} (difference {o - best.AP:+.3f})")
+            line = (f"- {it}: ours {o:.3f} {word} best peer {_label(best.method, best.features)} "
+                    f"{best.AP:.3f} (difference {o - best.AP:+.3f})")
+            variants = sel[sel.method.isin(["ours", "ours_distance_pairs", "ours_fused"])]
+            top = variants.sort_values("AP", ascending=False).iloc[0]
+            if (top.method, top.features) != ("ours", "dino_ssl"):
+                line += f"; best of our variants: {_label(top.method, top.features)} {top.AP:.3f}"
+            verdict.append(line)
         if verdict:
             parts.append("Ours [dino_ssl] vs the best peer on AP:\n\n" + "\n".join(verdict) + "\n")
     return "\n".join(parts)

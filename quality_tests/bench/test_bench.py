@@ -39,6 +39,7 @@ def test_table_has_a_row_per_method_and_issue_type(bench_run):
         got = set(whole[(whole.method == "ours") & (whole.features == feats)].issue_type)
         assert got == set(detection.ISSUE_TYPES), feats
     assert set(whole[whole.method == "random"].issue_type) == set(detection.ISSUE_TYPES)
+    assert set(whole[whole.method == "ours_fused"].issue_type) == set(detection.ISSUE_TYPES)
     assert not whole.duplicated(["dataset", "method", "features", "issue_type"]).any()
     for col in ("AP", "AUROC", "recall@n", "P@10", "R@10"):
         vals = frame[col].dropna()
@@ -179,3 +180,13 @@ def test_cleanlab_peer_finds_a_flipped_label():
     a, b = r["near_duplicate"]
     assert {int(a[0]), int(b[0])} == {100, 101}
     assert info["cv_accuracy"] > 0.9
+
+
+def test_fuse_rankings():
+    first = {"off_topic": np.array([2, 0, 1, 3]), "near_duplicate": (np.array([0, 1]), np.array([1, 2]))}
+    second = {"off_topic": np.array([2, 3, 0, 1]), "near_duplicate": (np.array([3, 0]), np.array([2, 1]))}
+    fused = detection.fuse_rankings(first, second, 4)
+    assert list(fused["off_topic"]) == [2, 0, 3, 1]
+    a, b = fused["near_duplicate"]
+    # (0,1): positions 0 and 1 -> 1; (2,3): 2 (unlisted) + 0 -> 2; (1,2): 1 + 2 -> 3.
+    assert list(zip(a.tolist(), b.tolist())) == [(0, 1), (2, 3), (1, 2)]
