@@ -23,13 +23,16 @@ demo: install
 	$(BIN)/qaudit demo --home $(QUALITY_HOME)
 
 test: install
+	mkdir -p $(DAGSTER_HOME)
 	$(BIN)/python -m pytest -q -m "not slow"
 
 # pytest exits 5 when no test carries the marker; that is not a failure here.
 test-slow: install
+	mkdir -p $(DAGSTER_HOME)
 	$(BIN)/python -m pytest -q -m slow || [ $$? -eq 5 ]
 
 test-all: install
+	mkdir -p $(DAGSTER_HOME)
 	$(BIN)/python -m pytest -q
 
 ui: install

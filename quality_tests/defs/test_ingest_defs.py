@@ -1,3 +1,4 @@
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -58,9 +59,10 @@ def test_failing_manifest_gate_blocks_the_downstream_model(tmp_path, store, dags
     assert "ssl_model" not in {e.step_key for e in result.get_step_success_events()}
 
 
-def test_definitions_validate_with_the_dagster_cli():
+def test_definitions_validate_with_the_dagster_cli(tmp_path):
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path)}  # never the developer's or CI's instance
     completed = subprocess.run(
         [str(Path(sys.executable).with_name("dagster")), "definitions", "validate", "-w", str(REPO / "workspace.yaml")],
-        capture_output=True, text=True, cwd=REPO, timeout=300,
+        capture_output=True, text=True, cwd=REPO, timeout=300, env=env,
     )
     assert completed.returncode == 0, completed.stdout + completed.stderr
