@@ -34,6 +34,10 @@ def _has_op(name: str) -> bool:
 
 def ensure_torchvision_importable() -> None:
     global _library
+    if torch.version.cuda is not None:
+        # A CUDA torch loads torchvision's compiled ops itself; defining the schemas first would make
+        # torchvision's own registration fail as a duplicate.
+        return
     missing = [name for name in _SCHEMAS if not _has_op(name)]
     if not missing:
         return
