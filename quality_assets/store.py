@@ -18,11 +18,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 import pandas as pd
 
-if False:  # typing only; pyarrow is imported lazily
+if TYPE_CHECKING:  # pyarrow is imported lazily where it is used
     import pyarrow as pa  # noqa: F401
 
 DB_FILENAME = "quality.duckdb"
