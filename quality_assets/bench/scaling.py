@@ -224,7 +224,7 @@ def run_scaling(
     skip_after_timeout: bool = True,
     progress: Callable[[str], None] = print,
 ) -> pd.DataFrame:
-    """Every (N, tool) case, smallest N first; appends to ``out_dir/scaling.csv``.
+    """Every (N, tool) case, smallest N first; writes ``out_dir/scaling.csv`` and ``scaling.md``.
 
     With ``skip_after_timeout``, a tool that did not finish at some N is not run at larger N.
     """
@@ -248,8 +248,7 @@ def run_scaling(
                 progress(f"scaling: {tool} N={n:,}: {row['status']}, wall {row.get('wall_s')}s, "
                          f"method {row.get('method_s')}s, peak {row.get('peak_rss_mb')} MB")
             rows.append(row)
-            frame = pd.DataFrame([row])
-            frame.to_csv(csv, mode="a", header=not csv.exists(), index=False, lineterminator="\n")
+            pd.DataFrame(rows).to_csv(csv, index=False, lineterminator="\n")  # rewritten after every case
     table = pd.DataFrame(rows)
     (out_dir / "scaling.md").write_text(markdown_table(table))
     return table
