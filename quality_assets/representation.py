@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from quality_assets.scores.pixel_copies import THUMBNAIL_SIZE
 from quality_assets.store import (
     Store, arrow_to_vectors, run_query, run_query_arrow, vectors_to_arrow,
 )
@@ -239,6 +240,70 @@ def embed_missing(conn: duckdb.DuckDBPyConnection, store: Store, model: ModelRec
     seconds = time.perf_counter() - started
     total = int(run_query(conn, "count_embeddings", model_version=model.model_version).n[0])
     return EmbedStats(model.model_version, done, total, seconds)
+
+
+@dataclass
+class ThumbnailStats:
+    size: int
+    n_made: int
+    n_unreadable: int
+    n_total: int
+    seconds: float
+
+
+def _thumbnail_or_none(path: Path, size: int) -> bytes | None:
+    from quality_assets.ssl.data import _decode
+
+    try:
+        return _decode(path, size, 1)[0].tobytes()
+    except (OSError, ValueError, SyntaxError):
+        # Ingest decoded this file once; if it has gone or changed since, the sample simply has
+        # no pixel evidence (its SSL evidence still counts), and the next run tries again.
+        return None
+
+
+def thumbnail_missing(conn: duckdb.DuckDBPyConnection, size: int = THUMBNAIL_SIZE,
+                      progress: Callable[[int, int], None] | None = None) -> ThumbnailStats:
+    """Store a grayscale size x size thumbnail for every manifest sample that lacks one."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    missing = run_query(conn, "samples_missing_thumbnails", size=size)
+    started = time.perf_counter()
+    made = unreadable = 0
+    with ThreadPoolExecutor(max_workers=2) as pool:  # PIL releases the GIL while decoding
+        for start in range(0, len(missing), EMBED_CHUNK):
+            chunk = missing.iloc[start:start + EMBED_CHUNK]
+            paths = [Path(root) / path for root, path in zip(chunk.data_root, chunk.path)]
+            pixels = list(pool.map(lambda p: _thumbnail_or_none(p, size), paths))
+            ok = [i for i, px in enumerate(pixels) if px is not None]
+            unreadable += len(pixels) - len(ok)
+            table = pa.table({"sample_id": pa.array([chunk.sample_id.iloc[i] for i in ok], pa.string()),
+                              "pixels": pa.array([pixels[i] for i in ok], pa.binary())})
+            conn.register("_new_thumbnails", table)
+            try:
+                run_query(conn, "insert_thumbnails", size=size)
+            finally:
+                conn.unregister("_new_thumbnails")
+            made += len(ok)
+            if progress:
+                progress(start + len(chunk), len(missing))
+    total = int(run_query(conn, "count_thumbnails", size=size).n[0])
+    return ThumbnailStats(size, made, unreadable, total, time.perf_counter() - started)
+
+
+def load_thumbnails(conn: duckdb.DuckDBPyConnection, sample_ids: list[str],
+                    size: int = THUMBNAIL_SIZE) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 [N, size, size] aligned with `sample_ids`, and the mask of samples that have one."""
+    table = run_query_arrow(conn, "thumbnails_for_size", size=size)
+    position = {sid: i for i, sid in enumerate(sample_ids)}
+    thumbs = np.zeros((len(sample_ids), size, size), dtype=np.uint8)
+    known = np.zeros(len(sample_ids), dtype=bool)
+    for sid, pixels in zip(table.column("sample_id").to_pylist(), table.column("pixels").to_pylist()):
+        i = position.get(sid)
+        if i is not None and len(pixels) == size * size:
+            thumbs[i] = np.frombuffer(pixels, dtype=np.uint8).reshape(size, size)
+            known[i] = True
+    return thumbs, known
 
 
 def _check_vectors(vectors: np.ndarray, expected_rows: int) -> None:

@@ -10,7 +10,7 @@ import duckdb
 import pandas as pd
 
 from quality_assets.cleaning import CleaningPolicy, apply_policy
-from quality_assets.representation import load_graph, load_vectors
+from quality_assets.representation import load_graph, load_thumbnails, load_vectors
 from quality_assets.scoring import ScoreConfig, ScoreOutputs, compute_scores, summary_json
 from quality_assets.store import insert_df, run_query
 
@@ -33,7 +33,10 @@ def run_scores(conn: duckdb.DuckDBPyConnection, config: ScoreConfig) -> ScoreRun
     vector_ids, vectors = load_vectors(conn, model_version)
     if vector_ids != list(sample_ids):
         vectors = None  # the graph's node order is the authority; LAD then joins components by size
-    outputs = compute_scores(sample_ids, graph, manifest, config, vectors=vectors)
+    thumbnails, thumbnail_known = load_thumbnails(conn, list(sample_ids))
+    outputs = compute_scores(sample_ids, graph, manifest, config, vectors=vectors,
+                             thumbnails=thumbnails if thumbnail_known.any() else None,
+                             thumbnail_known=thumbnail_known)
     score_version = hashlib.sha256(
         f"{graph_version}|{manifest_version}|{json.dumps(config.to_dict(), sort_keys=True)}".encode()
     ).hexdigest()[:16]

@@ -77,6 +77,14 @@ CREATE TABLE IF NOT EXISTS embeddings (
     PRIMARY KEY (sample_id, model_version)
 );
 
+-- Small grayscale thumbnails for pixel-level copy evidence (near duplicates, leakage).
+CREATE TABLE IF NOT EXISTS thumbnails (
+    sample_id  VARCHAR NOT NULL,
+    size       INTEGER NOT NULL,          -- side in pixels; pixels holds size*size bytes, row-major
+    pixels     BLOB NOT NULL,
+    PRIMARY KEY (sample_id, size)
+);
+
 CREATE TABLE IF NOT EXISTS knn_graphs (
     graph_version  VARCHAR PRIMARY KEY,
     model_version  VARCHAR NOT NULL,

@@ -52,12 +52,17 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
+from scipy.stats import rankdata
 
 from quality_assets.knn import KnnGraph
 from quality_assets.scores import canonical_labels
+from quality_assets.scores.cutoff import fraction_cut
+from quality_assets.scores.pixel_copies import pixel_candidate_pairs, ratio_to_next_best, verify_pairs
 from quality_assets.imaging import hamming_distances as hamming64
 
 __all__ = [
+    "DEFAULT_FUSION_WEIGHTS",
+    "copy_flags",
     "DEFAULT_WEIGHTS",
     "EVIDENCE_FLAGS",
     "duplicate_groups",
@@ -74,9 +79,15 @@ EVIDENCE_FLAGS: dict[str, int] = {
     "phash": 4,  # perceptual-hash Hamming distance <= `phash_strong`
     "mutual_nn": 8,  # each is the other's first neighbour
     "knn": 16,  # the pair is an edge of the kNN graph
+    "pixel_knn": 32,  # the pair is an edge of the thumbnail kNN graph (pixel_copies)
+    "pixel_copy": 64,  # a pixel verifier's ratio is below its automatic cut (see pixel_copy_flags)
 }
 # Weights of the evidence terms in the combined score's geometric mean.
 DEFAULT_WEIGHTS: dict[str, float] = {"abs": 1.0, "rel": 1.0, "gap": 1.0, "phash": 2.0}
+# Weighted-Bonferroni weights of the p-values fused when thumbnails are given (sum to 1). The
+# embedding keeps a small say: on copy-heavy benchmarks its p-values are the least reliable,
+# but it is the only view that sees copies under strong photometric changes.
+DEFAULT_FUSION_WEIGHTS: dict[str, float] = {"aligned": 0.45, "agreement": 0.45, "embedding": 0.1}
 _HASH_EXACT = EVIDENCE_FLAGS["file_sha256"] | EVIDENCE_FLAGS["pixel_sha256"]
 
 
@@ -165,6 +176,13 @@ def near_duplicate_pairs(
     phash_scale: float = 32.0,
     phash_strong: int = 8,
     weights: dict[str, float] | None = None,
+    thumbnails: np.ndarray | None = None,
+    thumbnail_known: np.ndarray | None = None,
+    vectors: np.ndarray | None = None,
+    mirror: bool = True,
+    pixel_k: int = 8,
+    max_verified_pairs: int | None = None,
+    fusion_weights: dict[str, float] | None = None,
 ) -> pd.DataFrame:
     """Candidate duplicate pairs, worst (lowest score) first.
 
@@ -176,6 +194,17 @@ def near_duplicate_pairs(
 
     max_pairs_per_sample: a kNN edge becomes a candidate when it is among the first this many
         neighbours of either endpoint (default: all k).
+
+    Pixel evidence (``thumbnails``, uint8 [N, S, S] aligned with the graph, ``thumbnail_known``
+    marking the rows that hold one): the thumbnail kNN pairs (``pixel_k`` per image, mirrors
+    included when ``mirror``) join the candidates, every candidate with two thumbnails is
+    verified (:mod:`quality_assets.scores.pixel_copies`; at most ``max_verified_pairs``, each
+    image's nearest candidates first), and the score becomes the fused p-value: each
+    verifier's ratio-to-next-best and the embedding score are ranked among all candidates
+    (p = rank / M) and score = min over views of p / weight (``fusion_weights``, a weighted
+    Bonferroni combination). Extra columns: aligned, agreement (pixel dissimilarities, NaN
+    when not verified), aligned_ratio, agreement_ratio and embedding_score. ``vectors`` (the
+    embedding, L2-normalised) give thumbnail-only pairs their embedding distance.
     """
     if score_kind not in ("combined", "distance"):
         raise ValueError(f"score_kind must be 'combined' or 'distance', got {score_kind!r}")
@@ -239,6 +268,10 @@ def near_duplicate_pairs(
         keys, pair_d, rank_i, rank_j, flags = (
             keys[selected], pair_d[selected], rank_i[selected], rank_j[selected], flags[selected]
         )
+    pixel_rank = np.zeros(keys.size, dtype=np.int64)
+    if thumbnails is not None:
+        keys, pair_d, rank_i, rank_j, flags, pixel_rank = _add_pixel_candidates(
+            keys, pair_d, rank_i, rank_j, flags, n, thumbnails, thumbnail_known, vectors, mirror, pixel_k)
     pi = keys // n
     pj = keys % n
     del keys
@@ -258,13 +291,20 @@ def near_duplicate_pairs(
         score = pair_d.copy()
     else:
         score = _combined_score(
-            graph, pi, pj, pair_d, rank_i, rank_j, hamming, phash_scale,
+            graph, pi, pj, np.nan_to_num(pair_d, nan=1.0), rank_i, rank_j, hamming, phash_scale,
             {**DEFAULT_WEIGHTS, **(weights or {})},
         )
     score[exact] = 0.0
     score = np.clip(score, 0.0, 1.0)
+    pixel_columns: dict[str, np.ndarray] = {}
+    if thumbnails is not None:
+        pixel_columns = _pixel_evidence(
+            thumbnails, thumbnail_known, pi, pj, n, rank_i, rank_j, pixel_rank, score, mirror, max_verified_pairs)
+        pixel_columns["embedding_score"] = score
+        score = _fuse(pixel_columns, {**DEFAULT_FUSION_WEIGHTS, **(fusion_weights or {})})
+        score[exact] = 0.0
 
-    order = np.lexsort((pj, pi, pair_d, score))
+    order = np.lexsort((pj, pi, np.nan_to_num(pair_d, nan=2.0), score))
     out = pd.DataFrame(
         {
             "i": pi[order],
@@ -276,6 +316,7 @@ def near_duplicate_pairs(
             "rank_i": rank_i[order],
             "rank_j": rank_j[order],
             "hamming": hamming[order],
+            **{name: values[order] for name, values in pixel_columns.items()},
         }
     )
     if labels is not None:
@@ -288,6 +329,120 @@ def near_duplicate_pairs(
         same[~known_l] = pd.NA
         out["same_label"] = same
     return out
+
+
+def copy_flags(pairs: pd.DataFrame, n_samples: int, *, alpha: float = 0.1, q: float = 0.05) -> np.ndarray:
+    """Which candidate pairs are flagged as copies (the ranking stays primary).
+
+    Pixel-verified pairs: a verifier's ratio-to-next-best r is cut with SelfClean's fraction cut
+    on r / (1 + r), whose logit is log r, so the logistic fit describes the log-ratios of the
+    ordinary pairs and the cut flags the ratios that fit does not explain; either verifier can
+    flag. Pairs without pixel evidence are cut on their (embedding) score as before. Exact
+    file/pixel hash matches are always flagged; the caller adds distance limits.
+    """
+    m = len(pairs)
+    flags = np.zeros(m, dtype=bool)
+    verified = np.zeros(m, dtype=bool)
+    for column in ("aligned_ratio", "agreement_ratio"):
+        if column not in pairs.columns:
+            continue
+        r = pairs[column].to_numpy(dtype=np.float64)
+        known = np.isfinite(r)
+        verified |= known
+        if known.sum() >= 3:
+            with np.errstate(invalid="ignore"):
+                _, cut = fraction_cut(np.where(known, r / (1.0 + r), np.nan), alpha=alpha, q=q, n_samples=n_samples)
+            flags |= cut
+    unverified = ~verified
+    if unverified.sum() >= 3:
+        score = pairs["embedding_score"] if "embedding_score" in pairs.columns else pairs["score"]
+        _, cut = fraction_cut(score.to_numpy(float)[unverified], alpha=alpha, q=q, n_samples=n_samples)
+        flags[np.flatnonzero(unverified)[cut]] = True
+    evidence = pairs["evidence"].astype(str)
+    flags |= evidence.str.contains("sha256", regex=False).to_numpy()
+    return flags
+
+def _add_pixel_candidates(keys, pair_d, rank_i, rank_j, flags, n, thumbnails, known, vectors, mirror, pixel_k):
+    """Union the thumbnail kNN pairs into the candidate arrays (keys sorted and unique)."""
+    thumbs = np.asarray(thumbnails)
+    if len(thumbs) != n:
+        raise ValueError(f"thumbnails has {len(thumbs)} rows for {n} samples")
+    known = np.ones(n, dtype=bool) if known is None else np.asarray(known, dtype=bool)
+    rows = np.flatnonzero(known)
+    pixel_rank = np.zeros(keys.size, dtype=np.int64)
+    if rows.size < 2:
+        return keys, pair_d, rank_i, rank_j, flags, pixel_rank
+    a, b, position = pixel_candidate_pairs(thumbs[rows], min(pixel_k, rows.size - 1), mirror=mirror)
+    pkeys = rows[a] * n + rows[b]  # rows is increasing, so rows[a] < rows[b]
+    pos = np.searchsorted(keys, pkeys)
+    found = (pos < keys.size) & (keys[np.minimum(pos, keys.size - 1)] == pkeys)
+    flags[pos[found]] |= EVIDENCE_FLAGS["pixel_knn"]
+    pixel_rank[pos[found]] = position[found]
+    new = pkeys[~found]
+    if new.size:
+        ni, nj = new // n, new % n
+        if vectors is not None:
+            v = np.asarray(vectors, dtype=np.float32)
+            new_d = np.clip((1.0 - np.einsum("ij,ij->i", v[ni], v[nj])) / 2.0, 0.0, 1.0).astype(np.float64)
+        else:
+            new_d = np.full(new.size, np.nan)
+        keys = np.concatenate([keys, new])
+        pair_d = np.concatenate([pair_d, new_d])
+        rank_i = np.concatenate([rank_i, np.zeros(new.size, np.int16)])
+        rank_j = np.concatenate([rank_j, np.zeros(new.size, np.int16)])
+        flags = np.concatenate([flags, np.full(new.size, EVIDENCE_FLAGS["pixel_knn"], dtype=np.int64)])
+        pixel_rank = np.concatenate([pixel_rank, position[~found]])
+        order = np.argsort(keys, kind="stable")
+        keys, pair_d, rank_i, rank_j, flags, pixel_rank = (
+            keys[order], pair_d[order], rank_i[order], rank_j[order], flags[order], pixel_rank[order])
+    return keys, pair_d, rank_i, rank_j, flags, pixel_rank
+
+
+def _pixel_evidence(thumbnails, known, pi, pj, n, rank_i, rank_j, pixel_rank, embedding_score, mirror,
+                    budget) -> dict[str, np.ndarray]:
+    known = np.ones(n, dtype=bool) if known is None else np.asarray(known, dtype=bool)
+    verifiable = np.flatnonzero(known[pi] & known[pj])
+    if budget is not None and verifiable.size > budget:
+        # Each image's nearest candidates (in either view) first: copies sit there.
+        big = np.iinfo(np.int64).max
+        nearest = np.minimum.reduce([
+            np.where(r > 0, r, big) for r in
+            (rank_i[verifiable].astype(np.int64), rank_j[verifiable].astype(np.int64), pixel_rank[verifiable])
+        ])
+        # Ties (every image has a first neighbour) go to the stronger embedding evidence.
+        verifiable = np.sort(verifiable[np.lexsort((embedding_score[verifiable], nearest))[:budget]])
+    aligned = np.full(pi.size, np.nan)
+    agreement = np.full(pi.size, np.nan)
+    aligned_ratio = np.full(pi.size, np.nan)
+    agreement_ratio = np.full(pi.size, np.nan)
+    if verifiable.size:
+        va, vb = pi[verifiable], pj[verifiable]
+        al, ag = verify_pairs(np.asarray(thumbnails), va, vb, mirror=mirror)
+        aligned[verifiable], agreement[verifiable] = al, ag
+        aligned_ratio[verifiable] = ratio_to_next_best(al, va, vb, n)
+        agreement_ratio[verifiable] = ratio_to_next_best(ag, va, vb, n)
+    return {"aligned": aligned, "agreement": agreement,
+            "aligned_ratio": aligned_ratio, "agreement_ratio": agreement_ratio}
+
+
+def _fuse(columns: dict[str, np.ndarray], weights: dict[str, float]) -> np.ndarray:
+    """min over views of (empirical p-value / weight); NaN evidence (not verified) gives p = 1."""
+    views = {"aligned": columns["aligned_ratio"], "agreement": columns["agreement_ratio"],
+             "embedding": columns["embedding_score"]}
+    total = sum(weights.get(name, 0.0) for name in views)
+    if total <= 0:
+        raise ValueError(f"fusion weights must give some view a positive weight, got {weights}")
+    m = next(iter(views.values())).size
+    fused = np.ones(m)
+    for name, values in views.items():
+        w = weights.get(name, 0.0) / total
+        if w <= 0 or m == 0:
+            continue
+        valid = np.isfinite(values)
+        p = np.ones(m)
+        p[valid] = rankdata(values[valid], method="max") / m
+        fused = np.minimum(fused, p / w)
+    return np.clip(fused, 0.0, 1.0)
 
 
 def _combined_score(

@@ -1,4 +1,4 @@
-"""LAD off-topic scores and the mean kNN distance baseline."""
+"""LAD off-topic scores, the two-view off-topic score and the mean kNN distance baseline."""
 
 from __future__ import annotations
 
@@ -9,11 +9,16 @@ from scipy.cluster.hierarchy import linkage
 from scipy.spatial.distance import squareform
 
 from quality_assets.knn import KnnGraph, build_knn_graph
+import pytest
+
 from quality_assets.scores.off_topic import (
+    group_join_heights,
     lad_from_merge_tree,
     lad_scores,
     mean_knn_distance_scores,
     merge_tree_from_graph,
+    off_topic_evidence,
+    off_topic_scores,
 )
 
 from .dense_reference import (
@@ -179,3 +184,129 @@ def test_graph_built_by_hand_gives_expected_order() -> None:
     assert int(np.argmin(lad)) == 3
     # Outlier: own rectangle width 1/4 x height 0.9, over root height 0.9 -> 0.25.
     assert np.isclose(lad[3], 0.25)
+
+
+# --- two-view score: SSL vectors plus a second, correlated "pixel" view ---------------------
+
+
+def _pixel_view(x: np.ndarray, seed: int) -> np.ndarray:
+    """A second view that agrees with x about who is near whom, up to noise (as thumbnails do
+    for in-domain images): random projection to 48-d plus noise."""
+    rng = np.random.default_rng(seed)
+    proj = rng.standard_normal((x.shape[1], 48))
+    return normalise(x @ proj + 0.3 * rng.standard_normal((x.shape[0], 48)))
+
+
+def _rank_of(scores: np.ndarray, i: int) -> int:
+    return int(np.flatnonzero(np.argsort(scores, kind="stable") == i)[0]) + 1
+
+
+def _two_view(x: np.ndarray, p: np.ndarray, k: int = 10):
+    return build_knn_graph(x, k), x, build_knn_graph(p, 8), p
+
+
+def test_group_join_height_of_size_two_is_the_nearest_neighbour_distance() -> None:
+    x, _ = clustered_vectors(400, 16, n_clusters=3, spread=0.5, seed=30)
+    graph = build_knn_graph(x, 10)
+    tree = merge_tree_from_graph(graph, x)
+    np.testing.assert_allclose(group_join_heights(*tree, 2), graph.distances[:, 0], atol=1e-6)
+    # A size above N is capped at the root: everyone gets the top height.
+    np.testing.assert_allclose(group_join_heights(*tree, 10_000), tree[1].max())
+
+
+def test_group_join_height_gives_a_far_small_batch_its_join_height() -> None:
+    xs, truth = _with_offtopic_batch()
+    tree = merge_tree_from_graph(build_knn_graph(xs, 10), xs)
+    h2, h32 = group_join_heights(*tree, 2), group_join_heights(*tree, 32)
+    # Tight batch (25 < 32): close to each other, but all at the height where it joins the rest.
+    assert np.median(h2[truth]) < np.median(np.delete(h2, truth))
+    assert h32[truth].min() > np.quantile(np.delete(h32, truth), 0.99)
+    assert np.allclose(h32[truth], h32[truth][0])
+
+
+def test_collapsed_clump_is_found_by_the_two_view_score_and_missed_by_lad() -> None:
+    # 20 samples the encoder squeezes into a clump sitting inside the data, whose pixels are
+    # unrelated to each other (what an SSL net does to inputs from another domain).
+    rng = np.random.default_rng(31)
+    x, _ = clustered_vectors(1500, 32, n_clusters=6, spread=0.5, seed=3)
+    truth = np.arange(1500, 1520)
+    xs = np.vstack([x, normalise(x[7] + 0.02 * rng.standard_normal((20, 32)))])
+    p = _pixel_view(xs, 5)
+    p[truth] = normalise(rng.standard_normal((20, 48)))
+    graph, _, pixel_graph, _ = _two_view(xs, p)
+    assert _precision(off_topic_scores(graph, xs, pixel_graph, p), truth) >= 0.9
+    assert _precision(lad_scores(graph, xs), truth) <= 0.1
+    assert _precision(mean_knn_distance_scores(graph), truth) <= 0.1
+    ev = off_topic_evidence(graph, xs, pixel_graph, p)
+    assert np.median(ev["collapse"][truth]) > np.quantile(np.delete(ev["collapse"], truth), 0.99)
+
+
+def test_outlier_inside_one_of_two_separate_equal_classes_ranks_first() -> None:
+    # The LAD weakness: the walk covers the whole first class before the outlier in the second.
+    rng = np.random.default_rng(32)
+    a, _ = clustered_vectors(200, 32, n_clusters=1, spread=0.2, seed=6)
+    b, _ = clustered_vectors(200, 32, n_clusters=1, spread=0.2, seed=7)
+    x = np.vstack([a, b])
+    x[150] = normalise(x[150] + 1.5 * normalise(rng.standard_normal((1, 32))))[0]
+    graph, _, pixel_graph, p = _two_view(x, _pixel_view(x, 8))
+    assert _rank_of(off_topic_scores(graph, x, pixel_graph, p), 150) == 1
+    assert _rank_of(lad_scores(graph, x), 150) > 150  # documents the weakness the new score fixes
+
+
+def test_far_batch_and_single_far_outlier_are_still_found() -> None:
+    xs, truth = _with_offtopic_batch()
+    p = _pixel_view(xs, 9)
+    for k in (10, 40):
+        graph, _, pixel_graph, _ = _two_view(xs, p, k)
+        assert _precision(off_topic_scores(graph, xs, pixel_graph, p), truth) >= 0.95
+    y, _ = clustered_vectors(600, 16, n_clusters=4, spread=0.5, seed=22)
+    y[123] = normalise(-y.mean(axis=0, keepdims=True))[0]
+    graph, _, pixel_graph, p = _two_view(y, _pixel_view(y, 10))
+    assert _rank_of(off_topic_scores(graph, y, pixel_graph, p), 123) == 1
+
+
+def test_in_domain_data_gets_typical_scores_and_no_extremes() -> None:
+    # Nothing planted: the scores sit around 0.5 (typical) and none is an extreme.
+    x, _ = clustered_vectors(800, 16, n_clusters=4, spread=0.5, seed=33)
+    graph, _, pixel_graph, p = _two_view(x, _pixel_view(x, 11))
+    s = off_topic_scores(graph, x, pixel_graph, p)
+    assert np.all((s > 0) & (s < 1))
+    assert 0.35 < np.median(s) < 0.65
+    assert s.min() > 0.1
+
+
+def test_without_a_pixel_view_the_score_is_lad() -> None:
+    x, _ = clustered_vectors(300, 16, n_clusters=3, spread=0.5, seed=34)
+    graph = build_knn_graph(x, 8)
+    np.testing.assert_array_equal(off_topic_scores(graph, x), lad_scores(graph, x))
+
+
+def test_exact_duplicates_in_both_views_are_not_collapse() -> None:
+    # Copies are close in both views: the floor keeps them near "typical", never at the top.
+    x, _ = clustered_vectors(500, 16, n_clusters=3, spread=0.5, seed=35)
+    x[:12] = x[0]
+    p = _pixel_view(x, 12)
+    p[:12] = p[0]
+    graph, _, pixel_graph, _ = _two_view(x, p)
+    ev = off_topic_evidence(graph, x, pixel_graph, p)
+    assert np.all(np.isfinite(ev["evidence"]))
+    assert np.abs(ev["collapse"][:12]).max() < 1.0
+    s = off_topic_scores(graph, x, pixel_graph, p)
+    assert not set(np.argsort(s)[:12].tolist()) & set(range(12))
+
+
+def test_bad_pixel_view_input_is_rejected() -> None:
+    x, _ = clustered_vectors(200, 16, n_clusters=2, spread=0.5, seed=36)
+    graph = build_knn_graph(x, 8)
+    p = _pixel_view(x, 13)
+    pixel_graph = build_knn_graph(p, 8)
+    with pytest.raises(ValueError, match="together"):
+        off_topic_scores(graph, x, pixel_graph=pixel_graph)
+    with pytest.raises(ValueError, match="200 samples"):
+        off_topic_scores(graph, x, pixel_graph, p[:150])
+    bad = p.copy()
+    bad[3, 0] = np.nan
+    with pytest.raises(ValueError, match="finite"):
+        off_topic_scores(graph, x, pixel_graph, bad)
+    with pytest.raises(ValueError, match="group_size"):
+        off_topic_scores(graph, x, pixel_graph, p, group_size=1)

@@ -6,7 +6,7 @@ import dagster as dg
 from quality_assets.defs.ingest.assets import raw_manifest
 from quality_assets.defs.resources import DUCKDB_POOL, QualityStoreResource
 from quality_assets.representation import (
-    ModelOptions, build_graph, embed_missing, ensure_model,
+    ModelOptions, build_graph, embed_missing, ensure_model, thumbnail_missing,
 )
 from quality_assets.store import run_query
 
@@ -90,6 +90,8 @@ def embeddings(context: dg.AssetExecutionContext, store: QualityStoreResource) -
         model = ModelRecord(row["model_version"], row["embedder_kind"], False, "latest", row)
         stats = embed_missing(conn, quality_store, model,
                               progress=lambda done, total: context.log.info(f"embedded {done}/{total}"))
+        # Pixel-level copy evidence needs a thumbnail per sample; only samples lacking one are read.
+        thumbs = thumbnail_missing(conn, progress=lambda done, total: context.log.info(f"thumbnails {done}/{total}"))
     return dg.MaterializeResult(
         data_version=dg.DataVersion(f"{stats.model_version}:{stats.n_total}"),
         metadata={
@@ -98,6 +100,9 @@ def embeddings(context: dg.AssetExecutionContext, store: QualityStoreResource) -
             "dagster/row_count": stats.n_total,
             "images_per_s": round(stats.images_per_s, 1),
             "seconds": round(stats.seconds, 2),
+            "thumbnails_made_now": thumbs.n_made,
+            "thumbnails_unreadable": thumbs.n_unreadable,
+            "thumbnail_seconds": round(thumbs.seconds, 2),
         },
     )
 

