@@ -24,3 +24,31 @@ def test_a_new_drop_embeds_only_its_own_images_and_the_model_is_reused(store, tm
     assert (first.n_embedded, second.n_embedded, second.n_total) == (40, 5, 45)
     assert record.n_nodes == 45 and graph.neighbors.shape == (45, 8)
     assert len(set(sample_ids)) == 45
+
+
+def test_thumbnails_are_made_once_match_the_files_and_survive_a_missing_file(store, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from quality_assets.representation import load_thumbnails, thumbnail_missing
+    from quality_assets.store import run_query
+
+    data = tmp_path / "data"
+    paths = make_imagefolder(data / "drop1", {"train": {"a": 4, "b": 3}}, seed=3)
+    with store.connect() as conn:
+        ingest_drop(conn, data, data / "drop1")
+        (data / "drop1" / paths[0]).unlink()  # gone after ingest: no thumbnail, no crash
+        first = thumbnail_missing(conn, size=24)
+        second = thumbnail_missing(conn, size=24)
+        manifest = run_query(conn, "manifest_for_scoring")
+        ids = list(manifest.sample_id)
+        thumbs, known = load_thumbnails(conn, ids, size=24)
+    assert (first.n_made, first.n_unreadable, first.n_total) == (6, 1, 6)
+    # The missing file is retried, the others are not made again.
+    assert (second.n_made, second.n_unreadable, second.n_total) == (0, 1, 6)
+    assert known.sum() == 6 and thumbs.shape == (7, 24, 24) and thumbs.dtype == np.uint8
+    rel = dict(zip(manifest.sample_id, manifest.path))
+    some = next(i for i, sid in enumerate(ids) if known[i])
+    with Image.open(data / rel[ids[some]]) as im:
+        expected = np.asarray(im.convert("L").resize((24, 24), Image.BILINEAR))
+    assert np.array_equal(thumbs[some], expected)

@@ -313,12 +313,23 @@ class MethodResult:
     info: dict[str, Any] = field(default_factory=dict)
 
 
-def selfclean_rankings(
-    vectors: np.ndarray, manifest: pd.DataFrame, *, k: int = 16, config: Any = None
-) -> tuple[dict[str, Any], dict[str, Any], Any]:
-    """Our scores on ``vectors``: (rankings, extra rankings, graph).
+def thumbnails_for(data: BenchData) -> np.ndarray:
+    """The grayscale thumbnails the service stores (``thumbnails`` table), from the PNG files."""
+    from quality_assets.scores.pixel_copies import THUMBNAIL_SIZE
+    from quality_assets.ssl.data import load_image_tensor
 
-    rankings: off_topic (LAD), label_error, leakage, near_duplicate (pairs by combined score).
+    paths = [str(data.image_dir / p) for p in data.paths]
+    return load_image_tensor(paths, THUMBNAIL_SIZE, channels=1).numpy()[:, 0]
+
+
+def selfclean_rankings(
+    vectors: np.ndarray, manifest: pd.DataFrame, *, k: int = 16, config: Any = None,
+    thumbnails: np.ndarray | None = None,
+) -> tuple[dict[str, Any], dict[str, Any], Any]:
+    """Our scores on ``vectors`` (plus the pixel view when ``thumbnails`` are given, as the
+    service does): (rankings, extra rankings, graph).
+
+    rankings: off_topic, label_error, leakage, near_duplicate (pairs by the service's score).
     extra: ``off_topic_knn_baseline`` (mean kNN distance) and ``near_duplicate_distance``
     (pairs by plain cosine distance, SelfClean's original ranking).
     """
@@ -326,8 +337,9 @@ def selfclean_rankings(
     from quality_assets.scoring import compute_scores
 
     ids = manifest["sample_id"].to_numpy(dtype=object)
-    graph = build_knn_graph(np.ascontiguousarray(vectors, dtype=np.float32), k=k)
-    out = compute_scores(list(ids), graph, manifest, config)
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    graph = build_knn_graph(vectors, k=k)
+    out = compute_scores(list(ids), graph, manifest, config, vectors=vectors, thumbnails=thumbnails)
     pos = pd.Series(np.arange(len(ids), dtype=np.int64), index=ids)
     rows = out.issue_rows
 
@@ -589,12 +601,15 @@ def run_detection_benchmark(
         timings.append({"dataset": ds, "step": "DINO train + embed (+ random-init embed)", "seconds": t,
                         "info": json.dumps(ssl_info)})
         raw = raw_pixel_vectors(data)
-        feature_sets = [("dino_ssl", ssl)]
+        thumbs = thumbnails_for(data)
+        # "ours" is the service: SSL embedding plus the pixel view. The embedding-only rows show
+        # what each representation does alone (the ablations).
+        feature_sets = [("dino_ssl+pixels", ssl, thumbs), ("dino_ssl", ssl, None)]
         if ablations:
-            feature_sets += [("raw_pixels", raw), ("random_init", rnd)]
+            feature_sets += [("raw_pixels", raw, None), ("random_init", rnd, None)]
         graphs = {}
-        for feats, vecs in feature_sets:
-            (rankings, extra, graph), t = _timed(lambda: selfclean_rankings(vecs, data.manifest, k=k))
+        for feats, vecs, th in feature_sets:
+            (rankings, extra, graph), t = _timed(lambda: selfclean_rankings(vecs, data.manifest, k=k, thumbnails=th))
             graphs[feats] = graph
             progress(f"[{ds}] ours on {feats}: kNN graph + scores in {t:.1f}s")
             timings.append({"dataset": ds, "step": f"ours [{feats}] kNN graph + all scores", "seconds": t})
@@ -662,7 +677,9 @@ def run_detection_benchmark(
 _METHOD_ORDER = [
     "ours", "ours_distance_pairs", "ours_fused", "cleanlab", "phash", "isolation_forest", "mean_knn", "random",
 ]
-_FEATURE_ORDER = ["dino_ssl", "raw_pixels", "random_init", "dino_ssl+raw_pixels", "raw_pca64", "-"]
+# What the service runs: the SSL embedding plus the pixel view (thumbnails).
+SERVICE_FEATURES = "dino_ssl+pixels"
+_FEATURE_ORDER = ["dino_ssl+pixels", "dino_ssl", "raw_pixels", "random_init", "dino_ssl+raw_pixels", "raw_pca64", "-"]
 
 
 def _label(method: str, features: str) -> str:
@@ -740,7 +757,7 @@ def markdown_report(frame: pd.DataFrame, *, kinds: bool = True) -> str:
         verdict = []
         for it, _ in cols:
             sel = f[(f.issue_type == it) & (f.kind == "all")]
-            ours = sel[(sel.method == "ours") & (sel.features == "dino_ssl")]
+            ours = sel[(sel.method == "ours") & (sel.features == SERVICE_FEATURES)]
             peer = sel[~sel.method.isin(["ours", "ours_distance_pairs", "ours_fused", "random"])]
             if ours.empty or peer.empty:
                 continue
@@ -751,11 +768,11 @@ def markdown_report(frame: pd.DataFrame, *, kinds: bool = True) -> str:
                     f"{best.AP:.3f} (difference {o - best.AP:+.3f})")
             variants = sel[sel.method.isin(["ours", "ours_distance_pairs", "ours_fused"])]
             top = variants.sort_values("AP", ascending=False).iloc[0]
-            if (top.method, top.features) != ("ours", "dino_ssl"):
+            if (top.method, top.features) != ("ours", SERVICE_FEATURES):
                 line += f"; best of our variants: {_label(top.method, top.features)} {top.AP:.3f}"
             verdict.append(line)
         if verdict:
-            parts.append("Ours [dino_ssl] vs the best peer on AP:\n\n" + "\n".join(verdict) + "\n")
+            parts.append(f"Ours [{SERVICE_FEATURES}] (the service) vs the best peer on AP:\n\n" + "\n".join(verdict) + "\n")
     return "\n".join(parts)
 
 

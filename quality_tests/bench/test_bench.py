@@ -35,7 +35,7 @@ def bench_run(tmp_path_factory):
 def test_table_has_a_row_per_method_and_issue_type(bench_run):
     out, frame, _ = bench_run
     whole = frame[frame.kind == "all"]
-    for feats in ("dino_ssl", "raw_pixels", "random_init"):
+    for feats in ("dino_ssl+pixels", "dino_ssl", "raw_pixels", "random_init"):
         got = set(whole[(whole.method == "ours") & (whole.features == feats)].issue_type)
         assert got == set(detection.ISSUE_TYPES), feats
     assert set(whole[whole.method == "random"].issue_type) == set(detection.ISSUE_TYPES)
@@ -53,7 +53,7 @@ def test_table_has_a_row_per_method_and_issue_type(bench_run):
 def test_exact_copies_are_found_first(bench_run):
     _, frame, _ = bench_run
     exact = frame[(frame.method == "ours") & (frame.kind == "LEAK-exact")]
-    assert len(exact) == 3 and np.allclose(exact["AP"], 1.0)
+    assert len(exact) == 4 and np.allclose(exact["AP"], 1.0)
 
 
 def test_every_kind_is_injected_and_evaluated(bench_run):
