@@ -20,7 +20,7 @@ from quality_assets.scores.cutoff import fraction_cut
 from quality_assets.scores.data_value import data_value_scores
 from quality_assets.scores.image_properties import image_property_scores
 from quality_assets.scores.label_error import class_confusion, label_error_scores
-from quality_assets.scores.leakage import _mentions, leakage_pairs, leakage_scores
+from quality_assets.scores.leakage import evidence_mentions, leakage_pairs, leakage_scores
 from quality_assets.scores.near_duplicate import (
     copy_flags, duplicate_groups, group_label_conflicts, near_duplicate_pairs, sample_duplicate_scores,
 )
@@ -42,7 +42,7 @@ class ScoreConfig:
     pixel_evidence: bool = True                   # verify candidate pairs on thumbnails (pixel_copies)
     mirror_copies: bool = True                    # a mirror image counts as a copy
     pixel_k: int = 8                              # thumbnail neighbours per image added as candidates
-    max_verified_pairs: int = 4_000_000           # pixel verification budget (nearest candidates first)
+    max_verified_pairs: int = 2_000_000           # pixel verification budget (each image's nearest candidates first)
     max_duplicate_distance: float = 0.5           # pairs farther than this are never flagged
     max_pairs_stored: int = 1_000_000             # unflagged pairs kept in pair_scores, best first
 
@@ -122,7 +122,7 @@ def compute_scores(sample_ids: list[str], graph: KnnGraph, manifest: pd.DataFram
     # The cut is scaled by the number of samples, not pairs: contamination is a per-sample rate.
     pair_flag = copy_flags(pairs, n, alpha=config.duplicate_alpha, q=config.duplicate_q)
     too_far = pairs["distance"].to_numpy(dtype=float) > config.max_duplicate_distance  # NaN: unknown, kept
-    exact = _mentions(pairs["evidence"], "sha256")  # byte- or pixel-identical copies always count
+    exact = evidence_mentions(pairs["evidence"], "sha256")  # byte- or pixel-identical copies always count
     pair_flag = (pair_flag & ~too_far) | exact
     pairs = pairs.assign(is_issue=pair_flag)
     groups = duplicate_groups(pairs[pairs.is_issue], n)

@@ -22,6 +22,7 @@ from scipy.sparse.csgraph import connected_components
 __all__ = [
     "EVAL_SPLITS",
     "TRAIN_SPLITS",
+    "evidence_mentions",
     "leakage_pairs",
     "leakage_rate",
     "leakage_scores",
@@ -36,7 +37,7 @@ def _split_masks(splits: Sequence[Any] | np.ndarray) -> tuple[np.ndarray, np.nda
     return s.isin(TRAIN_SPLITS).to_numpy(), s.isin(EVAL_SPLITS).to_numpy()
 
 
-def _mentions(evidence: pd.Series, word: str) -> np.ndarray:
+def evidence_mentions(evidence: pd.Series, word: str) -> np.ndarray:
     """Rows whose evidence string contains `word`; on a categorical only the categories are
     searched (12M pair rows must not become 12M Python strings)."""
     if isinstance(evidence.dtype, pd.CategoricalDtype):
@@ -51,7 +52,7 @@ def _exact_closure(pairs: pd.DataFrame, is_train: np.ndarray, is_eval: np.ndarra
     n = is_train.size
     if "evidence" not in pairs.columns or pairs.empty:
         return pd.DataFrame(columns=["i", "j", "score"])
-    exact = _mentions(pairs["evidence"], "sha256")
+    exact = evidence_mentions(pairs["evidence"], "sha256")
     if not exact.any():
         return pd.DataFrame(columns=["i", "j", "score"])
     i = pairs["i"].to_numpy(dtype=np.int64)[exact]

@@ -26,7 +26,7 @@ class ScoreRunConfig(dg.Config):
     pixel_evidence: bool = True
     mirror_copies: bool = True
     pixel_k: int = 8
-    max_verified_pairs: int = 4_000_000
+    max_verified_pairs: int = 2_000_000
 
 
 @dg.asset(
