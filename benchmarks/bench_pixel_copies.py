@@ -52,6 +52,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=100_000)
     parser.add_argument("--k", type=int, default=16)
+    parser.add_argument("--device", default="auto", help="verification device: auto, cpu or cuda")
     args = parser.parse_args()
     thumbs = jittered_digits(args.n)
     embedding = search_vectors(thumbs, size=8)
@@ -63,8 +64,16 @@ def main() -> None:
     print(f"pixel candidate search (plain + canonical, mirrors): {t_cand:.1f}s wall, {c_cand:.1f} CPU-s, "
           f"{len(ci):,} pairs")
     sample = np.random.default_rng(1).choice(len(ci), min(len(ci), 200_000), replace=False)
-    _, t_ver, c_ver = timed(lambda: verify_pairs(thumbs, ci[sample], cj[sample]))
-    print(f"verification: {len(sample) / t_ver:,.0f} pairs/s wall ({len(sample):,} pairs, {c_ver:.1f} CPU-s)")
+    _, t_ver, c_ver = timed(lambda: verify_pairs(thumbs, ci[sample], cj[sample], device="cpu"))
+    print(f"verification on cpu: {len(sample) / t_ver:,.0f} pairs/s wall ({len(sample):,} pairs, {c_ver:.1f} CPU-s)")
+    if args.device != "cpu":
+        import torch
+
+        if torch.cuda.is_available():
+            verify_pairs(thumbs, ci[:1000], cj[:1000], device="cuda")  # warm-up: CUDA context, kernels
+            _, t_gpu, _ = timed(lambda: verify_pairs(thumbs, ci[sample], cj[sample], device="cuda"))
+            print(f"verification on {torch.cuda.get_device_name()}: {len(sample) / t_gpu:,.0f} pairs/s "
+                  f"({t_ver / t_gpu:.1f}x the CPU in this process)")
     full, t_full, c_full = timed(lambda: near_duplicate_pairs(graph, thumbnails=thumbs, vectors=embedding))
     verified = int(full["aligned"].notna().sum())
     print(f"near_duplicate_pairs with pixel evidence: {t_full:.1f}s wall, {c_full:.1f} CPU-s, {len(full):,} pairs, "

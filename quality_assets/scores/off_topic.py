@@ -48,8 +48,9 @@ equal classes in separate components, the walk covers a whole class before an ou
 the other one, and the top of the ranking fills with merely unusual in-domain samples (odd
 handwriting) that join the tree late.
 
-A second, cheap view fixes both: per sample a 16x16 grayscale thumbnail, zero-mean, unit-norm
-(`pixel_vectors`) and its kNN graph (`pixel_graph`). Three terms, each the log of a distance
+A second, cheap view fixes both: per sample a small grayscale thumbnail, zero-mean, unit-norm
+(`pixel_vectors`; the service uses 8x8 averages, `pixel_copies.search_vectors`; these notes were
+measured at 16x16, which gives the same AP on the demo) and its kNN graph (`pixel_graph`). Three terms, each the log of a distance
 over its dataset median (0 = typical, +1 = e times farther than typical; distances below 1 %
 of the median count as that floor, so exact copies read as "very close", not as infinitely so):
 

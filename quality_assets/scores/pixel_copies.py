@@ -10,9 +10,9 @@ change or a local occlusion, and that can be checked directly on a small graysca
 
 Three pieces, all O(pairs) time and O(N) memory besides the thumbnails themselves:
 
-1. Candidates: the k nearest neighbours in a 16x16 thumbnail space (zero-mean, unit-norm), with
-   the mirrored thumbnails in the index too so a flipped copy finds its source. These pairs
-   join the SSL kNN edges; neither view alone holds every copy.
+1. Candidates: the k nearest neighbours in an 8x8 thumbnail space (zero-mean, unit-norm), plain
+   and in the canonical frame below, with the mirrored thumbnails in the index too so a flipped
+   copy finds its source. These pairs join the SSL kNN edges; no view alone holds every copy.
 2. Two verifiers per candidate pair, each a dissimilarity in [0, 1]:
    - ``aligned``: 1 - the best correlation of the two blurred thumbnails after putting each
      into a canonical frame (centre of mass at the centre, RMS radius fixed: removes shift and
@@ -33,9 +33,9 @@ empirical p-value (its rank among all candidate pairs) and the pair's score is t
 weighted p-value (a weighted Bonferroni combination), so either verifier alone can vouch for
 a copy and no verifier's scale dominates.
 
-Measured on the demo (MNIST 5k + 60 injected copies + 25 leaked copies;
-docs/benchmarks/detection.md has the command): near-duplicate pair AP 0.07 (SSL evidence) ->
-0.84, leakage AP 0.73 -> 1.0.
+Measured on the demo (MNIST 5k + 60 injected copies + 25 leaked copies; `benchmarks/demo_rescore.py`,
+docs/BENCHMARKS.md): near-duplicate pair AP 0.05 with embedding evidence alone -> 0.86, leakage
+AP 0.72 -> 1.0. Cost at scale: `benchmarks/bench_pixel_copies.py`, docs/benchmarks/knn_scores.md.
 """
 
 from __future__ import annotations
@@ -50,7 +50,6 @@ from quality_assets.knn import build_knn_graph
 
 __all__ = [
     "AGREE_TOLERANCE",
-    "CANONICAL_SEARCH_SIZE",
     "SEARCH_SIZE",
     "canonical_search_vectors",
     "THUMBNAIL_SIZE",
@@ -63,9 +62,12 @@ __all__ = [
 # Thumbnails are stored at this size (grayscale uint8, 576 bytes per image); 32 px found no
 # more copies on the demo and took 1.8x longer to verify.
 THUMBNAIL_SIZE = 24
-# Candidate search runs on a coarser grid: a copy's small shifts barely move a 16x16 average.
-SEARCH_SIZE = 16
-CANONICAL_SEARCH_SIZE = 12
+# The pixel view's vectors (copy candidates, off-topic and label-error graphs) are 8x8 averages
+# of the thumbnail. On the demo they hold every copy and leak pair among the candidates (85 of
+# 85, as 16x16 does) and give the same off-topic and label-error AP as 16x16 (0.98 / 0.96 vs
+# 0.97 / 0.94; 0.80 / 0.85 vs 0.81 / 0.85), with a quarter of the dimensions: the kNN searches
+# are the pixel view's largest cost at scale.
+SEARCH_SIZE = 8
 # Two pixels agree when they differ by at most this (on a 0..1 scale): JPEG re-encodes at
 # quality >= 70 keep nearly every pixel within it, different strokes never are.
 AGREE_TOLERANCE = 0.04
@@ -101,7 +103,7 @@ def search_vectors(thumbs: np.ndarray, *, mirror: bool = False, size: int = SEAR
 
 
 def canonical_search_vectors(thumbs: np.ndarray, *, mirror: bool = False,
-                             size: int = CANONICAL_SEARCH_SIZE) -> np.ndarray:
+                             size: int = SEARCH_SIZE) -> np.ndarray:
     """Like :func:`search_vectors`, but of the blurred thumbnail in its canonical frame (centre
     of mass centred, RMS radius fixed): a cropped or padded copy lands on its source here even
     when the plain thumbnails have drifted apart."""
@@ -138,9 +140,9 @@ def pixel_candidate_pairs(thumbs: np.ndarray, k: int = 8, *, mirror: bool = True
     """Undirected candidate pairs (i < j) from thumbnail kNN graphs, and each pair's best
     1-based position in either end's row (1 = nearest).
 
-    Two searches, k neighbours each: plain thumbnails, and (``canonical``) thumbnails in their
-    canonical frame; on the demo neither alone holds every copy (55 and 43 of 60), together
-    they do. With ``mirror``, the mirrored thumbnails are in each index too, so each image also
+    Two searches on SEARCH_SIZE averages, k neighbours each: plain thumbnails, and (``canonical``)
+    thumbnails in their canonical frame; on the demo neither alone holds every copy and leak
+    pair (79 and 67 of 85), together they do. With ``mirror``, the mirrored thumbnails are in each index too, so each image also
     meets the sources of its mirror images. Uses the same exact/IVF builder as the SSL graph.
     """
     t = _check_thumbnails(thumbs)
@@ -179,7 +181,7 @@ def _blur_matrix(size: int, sigma: float) -> torch.Tensor:
 
 
 def _gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    m = _blur_matrix(x.shape[-1], sigma)
+    m = _blur_matrix(x.shape[-1], sigma).to(x.device)
     return m @ x @ m.T
 
 
@@ -195,7 +197,7 @@ def _frames(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     fg = (x[:, 0] - border[:, None, None]).abs()
     total = fg.sum((1, 2))
     w = fg / total.clamp(min=1e-8)[:, None, None]
-    lin = (torch.arange(s, dtype=torch.float32) + 0.5) / s * 2 - 1
+    lin = (torch.arange(s, dtype=torch.float32, device=x.device) + 0.5) / s * 2 - 1
     cy = (w.sum(2) * lin).sum(1)
     cx = (w.sum(1) * lin).sum(1)
     var = (w * ((lin[None, :, None] - cy[:, None, None]) ** 2 + (lin[None, None, :] - cx[:, None, None]) ** 2)).sum((1, 2))
@@ -203,7 +205,7 @@ def _frames(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     flat = total <= 1e-6
     # A flat image has no foreground: identity frame.
     cx, cy = torch.where(flat, 0.0, cx), torch.where(flat, 0.0, cy)
-    radius = torch.where(flat | (radius < 0.05), torch.tensor(_CANONICAL_RADIUS), radius)
+    radius = torch.where(flat | (radius < 0.05), torch.full_like(radius, _CANONICAL_RADIUS), radius)
     return cx, cy, radius
 
 
@@ -212,7 +214,7 @@ def _warp(x: torch.Tensor, cx: torch.Tensor, cy: torch.Tensor, radius: torch.Ten
     # Output pixel p samples the input at centre + (radius / R) * Rot(theta) * Flip * p. The grid
     # is built by broadcasting: F.affine_grid's batched matmul was the slowest step here.
     s = x.shape[-1]
-    lin = (torch.arange(s, dtype=torch.float32) * 2 + 1) / s - 1
+    lin = (torch.arange(s, dtype=torch.float32, device=x.device) * 2 + 1) / s - 1
     gx, gy = lin[None, :].expand(s, s).reshape(1, -1), lin[:, None].expand(s, s).reshape(1, -1)
     scale = (radius / _CANONICAL_RADIUS)[:, None]
     cos, sin = math.cos(theta), math.sin(theta)
@@ -242,8 +244,14 @@ def _agreement_dissimilarity(a: torch.Tensor, b: torch.Tensor, med_a: torch.Tens
 
 
 def verify_pairs(thumbs: np.ndarray, i: np.ndarray, j: np.ndarray, *, mirror: bool = True,
-                 batch: int = 4096, threads: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(aligned, agreement) dissimilarities in [0, 1] for the pairs (i[p], j[p]); see the module doc."""
+                 batch: int | None = None, threads: int | None = None,
+                 device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
+    """(aligned, agreement) dissimilarities in [0, 1] for the pairs (i[p], j[p]); see the module doc.
+
+    device: "cpu" (default), "cuda", or "auto" (CUDA when available). The verifiers are the
+    same tensor code on either. Only the CPU path has been run so far: no GPU was available when
+    this was written, so the service does not pick CUDA by itself.
+    """
     t = _check_thumbnails(thumbs)
     i = np.asarray(i, dtype=np.int64)
     j = np.asarray(j, dtype=np.int64)
@@ -253,6 +261,9 @@ def verify_pairs(thumbs: np.ndarray, i: np.ndarray, j: np.ndarray, *, mirror: bo
     agreement = np.ones(i.size, dtype=np.float64)
     if i.size == 0:
         return aligned, agreement
+    dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
+                       ("cpu" if device == "auto" else device))
+    batch = int(batch or (65536 if dev.type == "cuda" else 4096))
     previous = torch.get_num_threads()
     if threads:
         torch.set_num_threads(int(threads))
@@ -265,17 +276,17 @@ def verify_pairs(thumbs: np.ndarray, i: np.ndarray, j: np.ndarray, *, mirror: bo
             images = np.unique(np.concatenate([i, j]))
             slot = np.full(len(t), -1, dtype=np.int64)
             slot[images] = np.arange(images.size)
-            frame = torch.empty(images.size, 3)
-            median = torch.empty(images.size)
+            frame = torch.empty(images.size, 3, device=dev)
+            median = torch.empty(images.size, device=dev)
             for start in range(0, images.size, 16384):
-                x = torch.from_numpy(t[images[start:start + 16384]]).float()[:, None] / 255.0
+                x = torch.from_numpy(t[images[start:start + 16384]]).to(dev).float()[:, None] / 255.0
                 frame[start:start + len(x)] = torch.stack(_frames(_gaussian_blur(x, sigma)), dim=1)
                 median[start:start + len(x)] = x.flatten(1).median(1).values
             for start in range(0, i.size, batch):
                 ia, jb = i[start:start + batch], j[start:start + batch]
-                sa, sb = torch.from_numpy(slot[ia]), torch.from_numpy(slot[jb])
-                xa = torch.from_numpy(t[ia]).float()[:, None] / 255.0
-                xb = torch.from_numpy(t[jb]).float()[:, None] / 255.0
+                sa, sb = torch.from_numpy(slot[ia]).to(dev), torch.from_numpy(slot[jb]).to(dev)
+                xa = torch.from_numpy(t[ia]).to(dev).float()[:, None] / 255.0
+                xb = torch.from_numpy(t[jb]).to(dev).float()[:, None] / 255.0
                 ba, bb = _gaussian_blur(xa, sigma), _gaussian_blur(xb, sigma)
                 ua = _unit(ba)
                 best = (ua * _unit(bb)).sum(1)
@@ -290,8 +301,8 @@ def verify_pairs(thumbs: np.ndarray, i: np.ndarray, j: np.ndarray, *, mirror: bo
                     for theta in thetas:
                         best = torch.maximum(best, (ca * _unit(_warp(bb, *fb, theta, flip))).sum(1))
                 stop = start + len(ia)
-                aligned[start:stop] = ((1.0 - best.clamp(-1.0, 1.0)) / 2.0).double().numpy()
-                agreement[start:stop] = agree.double().numpy()
+                aligned[start:stop] = ((1.0 - best.clamp(-1.0, 1.0)) / 2.0).double().cpu().numpy()
+                agreement[start:stop] = agree.double().cpu().numpy()
     finally:
         torch.set_num_threads(previous)
     return aligned, agreement

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from quality_assets.contamination import aug_copy, arte_copy
@@ -168,3 +169,15 @@ def test_verification_budget_keeps_each_images_nearest_candidates(digits_with_co
     assert limited["aligned"].notna().sum() == budget
     verified = limited[limited["aligned"].notna()]
     assert truth <= set(zip(verified.i.tolist(), verified.j.tolist()))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (CI has none)")
+def test_cuda_verification_matches_cpu(digits_with_copies):
+    thumbs, _ = digits_with_copies
+    rng = np.random.default_rng(0)
+    i, j = rng.integers(0, len(thumbs), 3000), rng.integers(0, len(thumbs), 3000)
+    cpu = verify_pairs(thumbs, i, j, device="cpu")
+    gpu = verify_pairs(thumbs, i, j, device="cuda")
+    assert np.allclose(cpu[0], gpu[0], atol=1e-4)
+    # Agreement counts pixels within a tolerance: float rounding may move a pixel across it.
+    assert np.abs(cpu[1] - gpu[1]).max() <= 0.02
