@@ -370,10 +370,13 @@ def copy_flags(pairs: pd.DataFrame, n_samples: int, *, alpha: float = 0.1, q: fl
     return flags
 
 def _add_pixel_candidates(keys, pair_d, rank_i, rank_j, flags, n, thumbnails, known, vectors, mirror, pixel_k):
-    """Union the thumbnail kNN pairs into the candidate arrays (keys sorted and unique)."""
+    """Union the thumbnail kNN pairs into the candidate arrays (keys unique; returned sorted)."""
     thumbs = np.asarray(thumbnails)
     if len(thumbs) != n:
         raise ValueError(f"thumbnails has {len(thumbs)} rows for {n} samples")
+    # Hash-only pairs are appended after the graph's sorted pairs: sort before searching.
+    order = np.argsort(keys, kind="stable")
+    keys, pair_d, rank_i, rank_j, flags = keys[order], pair_d[order], rank_i[order], rank_j[order], flags[order]
     known = np.ones(n, dtype=bool) if known is None else np.asarray(known, dtype=bool)
     rows = np.flatnonzero(known)
     pixel_rank = np.zeros(keys.size, dtype=np.int64)

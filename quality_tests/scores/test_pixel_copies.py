@@ -181,3 +181,20 @@ def test_cuda_verification_matches_cpu(digits_with_copies):
     assert np.allclose(cpu[0], gpu[0], atol=1e-4)
     # Agreement counts pixels within a tolerance: float rounding may move a pixel across it.
     assert np.abs(cpu[1] - gpu[1]).max() <= 0.02
+
+
+def test_hash_groups_beyond_the_graph_and_pixel_pairs_are_merged_once(digits_with_copies):
+    thumbs, _ = digits_with_copies
+    # 30 byte-identical images: more than k, so most of their hash pairs are not graph edges.
+    # They come first, so their hash-only pairs (appended after the graph's sorted pairs) have the
+    # smallest keys: the merge must not assume the candidate keys are sorted.
+    same = np.repeat(thumbs[:1], 30, axis=0)
+    stack = np.concatenate([same, thumbs[1:201]])
+    graph, vectors = _embedding_graph(stack, k=5)
+    pixel_sha = np.array(["same"] * 30 + [f"p{i}" for i in range(200)], dtype=object)
+    pairs = near_duplicate_pairs(graph, pixel_sha256=pixel_sha, thumbnails=stack, vectors=vectors)
+    keys = list(zip(pairs.i.tolist(), pairs.j.tolist()))
+    assert len(keys) == len(set(keys))
+    identical = pairs[(pairs.i < 30) & (pairs.j < 30)]
+    assert len(identical) == 30 * 29 // 2
+    assert (identical.score == 0).all() and identical.evidence.astype(str).str.contains("pixel_sha256").all()
