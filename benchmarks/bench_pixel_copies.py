@@ -21,6 +21,7 @@ from quality_assets.demo_data import load_mnist_5k
 from quality_assets.knn import build_knn_graph
 from quality_assets.scores.near_duplicate import near_duplicate_pairs
 from quality_assets.scores.pixel_copies import THUMBNAIL_SIZE, pixel_candidate_pairs, search_vectors, verify_pairs
+from quality_assets.scoring import ScoreConfig
 
 
 def jittered_digits(n: int, seed: int = 0) -> np.ndarray:
@@ -63,7 +64,7 @@ def main() -> None:
     (ci, cj, _), t_cand, c_cand = timed(lambda: pixel_candidate_pairs(thumbs, 8))
     print(f"pixel candidate search (plain + canonical, mirrors): {t_cand:.1f}s wall, {c_cand:.1f} CPU-s, "
           f"{len(ci):,} pairs")
-    sample = np.random.default_rng(1).choice(len(ci), min(len(ci), 200_000), replace=False)
+    sample = np.sort(np.random.default_rng(1).choice(len(ci), min(len(ci), 200_000), replace=False))
     _, t_ver, c_ver = timed(lambda: verify_pairs(thumbs, ci[sample], cj[sample], device="cpu"))
     print(f"verification on cpu: {len(sample) / t_ver:,.0f} pairs/s wall ({len(sample):,} pairs, {c_ver:.1f} CPU-s)")
     if args.device != "cpu":
@@ -74,10 +75,25 @@ def main() -> None:
             _, t_gpu, _ = timed(lambda: verify_pairs(thumbs, ci[sample], cj[sample], device="cuda"))
             print(f"verification on {torch.cuda.get_device_name()}: {len(sample) / t_gpu:,.0f} pairs/s "
                   f"({t_ver / t_gpu:.1f}x the CPU in this process)")
-    full, t_full, c_full = timed(lambda: near_duplicate_pairs(graph, thumbnails=thumbs, vectors=embedding))
+    # The service's verification budget (ScoreConfig.max_verified_pairs): each image's nearest candidates first.
+    budget = ScoreConfig().max_verified_pairs
+    full, t_full, c_full = timed(lambda: near_duplicate_pairs(graph, thumbnails=thumbs, vectors=embedding,
+                                                              max_verified_pairs=budget))
     verified = int(full["aligned"].notna().sum())
     print(f"near_duplicate_pairs with pixel evidence: {t_full:.1f}s wall, {c_full:.1f} CPU-s, {len(full):,} pairs, "
           f"{verified:,} verified; {t_full / t_peer:.1f}x the embedding-only run")
+    # The rest of the pixel view in compute_scores: its kNN graph, the off-topic and label-error terms.
+    from quality_assets.scores.label_error import label_error_scores
+    from quality_assets.scores.off_topic import lad_scores, off_topic_scores
+
+    pixel_vectors = search_vectors(thumbs)
+    pixel_graph, t_pg, _ = timed(lambda: build_knn_graph(pixel_vectors, args.k, recall_sample=0))
+    _, t_lad, _ = timed(lambda: lad_scores(graph, embedding))
+    _, t_ot, _ = timed(lambda: off_topic_scores(graph, embedding, pixel_graph, pixel_vectors))
+    labels = np.random.default_rng(2).integers(0, 10, args.n).astype(str).astype(object)
+    _, t_le, _ = timed(lambda: label_error_scores(pixel_graph, labels))
+    print(f"pixel-view kNN graph (k={args.k}): {t_pg:.1f}s; off_topic_scores {t_ot:.1f}s vs lad_scores {t_lad:.1f}s; "
+          f"label errors on the pixel graph {t_le:.1f}s")
     print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6:.2f} GB")
 
 
