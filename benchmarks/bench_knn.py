@@ -32,36 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-
-def clustered_vectors(
-    n: int, d: int = 128, *, n_clusters: int | None = None, rank: int = 16, seed: int = 0
-) -> tuple[np.ndarray, np.ndarray]:
-    """L2-normalised float32 [n, d] vectors and their cluster ids (see module docstring)."""
-    rng = np.random.default_rng(seed)
-    c = n_clusters or max(8, int(round(np.sqrt(n))))
-    centers = rng.standard_normal((c, d)).astype(np.float32)
-    centers /= np.linalg.norm(centers, axis=1, keepdims=True)
-    sizes = rng.multinomial(n, rng.dirichlet(np.full(c, 2.0)))
-    spreads = np.exp(rng.uniform(np.log(0.05), np.log(0.2), size=c)).astype(np.float32)
-    x = np.empty((n, d), dtype=np.float32)
-    cluster = np.empty(n, dtype=np.int64)
-    start = 0
-    for j in range(c):
-        m = int(sizes[j])
-        if m == 0:
-            continue
-        basis = rng.standard_normal((rank, d)).astype(np.float32) / np.sqrt(d)
-        z = rng.standard_normal((m, rank)).astype(np.float32)
-        block = centers[j] + spreads[j] * (z @ basis)
-        block += rng.standard_normal((m, d)).astype(np.float32) * 0.01
-        x[start : start + m] = block
-        cluster[start : start + m] = j
-        start += m
-    perm = rng.permutation(n)
-    x = x[perm]
-    cluster = cluster[perm]
-    x /= np.linalg.norm(x, axis=1, keepdims=True)
-    return x, cluster
+from quality_assets.bench.scaling import clustered_vectors  # noqa: E402  (after the path fix)
 
 
 def _peak_rss_mb() -> float:

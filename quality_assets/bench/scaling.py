@@ -56,10 +56,15 @@ DEFAULT_TIMEOUT_S = 900.0
 # synthetic inputs
 
 
-def clustered_vectors(n: int, d: int = 128, *, rank: int = 16, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """L2-normalised float32 [n, d] vectors and their cluster ids (see the module docstring)."""
+def clustered_vectors(n: int, d: int = 128, *, n_clusters: int | None = None, rank: int = 16,
+                      seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """L2-normalised float32 [n, d] vectors and their cluster ids (see the module docstring).
+
+    n_clusters defaults to max(8, sqrt(n)). benchmarks/bench_knn.py and bench_scores.py use the
+    same generator, so their figures and the scaling figures describe the same data.
+    """
     rng = np.random.default_rng(seed)
-    c = max(8, int(round(np.sqrt(n))))
+    c = n_clusters or max(8, int(round(np.sqrt(n))))
     centers = rng.standard_normal((c, d)).astype(np.float32)
     centers /= np.linalg.norm(centers, axis=1, keepdims=True)
     sizes = rng.multinomial(n, rng.dirichlet(np.full(c, 2.0)))
