@@ -38,15 +38,16 @@ def test_thumbnails_are_made_once_match_the_files_and_survive_a_missing_file(sto
     with store.connect() as conn:
         ingest_drop(conn, data, data / "drop1")
         (data / "drop1" / paths[0]).unlink()  # gone after ingest: no thumbnail, no crash
+        (data / "drop1" / paths[1]).write_bytes(b"\x89PNG\r\n garbage")  # corrupted after ingest
         first = thumbnail_missing(conn, size=24)
         second = thumbnail_missing(conn, size=24)
         manifest = run_query(conn, "manifest_for_scoring")
         ids = list(manifest.sample_id)
         thumbs, known = load_thumbnails(conn, ids, size=24)
-    assert (first.n_made, first.n_unreadable, first.n_total) == (6, 1, 6)
-    # The missing file is retried, the others are not made again.
-    assert (second.n_made, second.n_unreadable, second.n_total) == (0, 1, 6)
-    assert known.sum() == 6 and thumbs.shape == (7, 24, 24) and thumbs.dtype == np.uint8
+    assert (first.n_made, first.n_unreadable, first.n_total) == (5, 2, 5)
+    # The missing and the corrupt file are retried, the others are not made again.
+    assert (second.n_made, second.n_unreadable, second.n_total) == (0, 2, 5)
+    assert known.sum() == 5 and thumbs.shape == (7, 24, 24) and thumbs.dtype == np.uint8
     rel = dict(zip(manifest.sample_id, manifest.path))
     some = next(i for i, sid in enumerate(ids) if known[i])
     with Image.open(data / rel[ids[some]]) as im:

@@ -136,6 +136,9 @@ def test_bad_thumbnails_are_rejected():
         pixel_candidate_pairs(np.zeros((3, 24, 20), dtype=np.uint8))
     with pytest.raises(ValueError, match="same shape"):
         verify_pairs(np.zeros((3, 24, 24), dtype=np.uint8), np.array([0, 1]), np.array([1]))
+    graph = build_knn_graph(search_vectors(np.random.default_rng(0).integers(0, 255, (10, 24, 24), dtype=np.uint8)), 3)
+    with pytest.raises(ValueError, match="thumbnails has 9 rows for 10 samples"):
+        near_duplicate_pairs(graph, thumbnails=np.zeros((9, 24, 24), dtype=np.uint8))
 
 
 def test_flat_images_do_not_break_the_verifiers():
