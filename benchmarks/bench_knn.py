@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from quality_assets.bench.scaling import clustered_vectors  # noqa: E402  (after the path fix)
+from quality_lab.bench.scaling import clustered_vectors  # noqa: E402  (after the path fix)
 
 
 def _peak_rss_mb() -> float:

@@ -17,10 +17,11 @@ import time
 
 import numpy as np
 
-from quality_assets.demo_data import load_mnist_5k
+from quality_lab.demo_data import load_mnist_5k
 from quality_assets.knn import build_knn_graph
 from quality_assets.scores.near_duplicate import near_duplicate_pairs
-from quality_assets.scores.pixel_copies import THUMBNAIL_SIZE, pixel_candidate_pairs, search_vectors, verify_pairs
+from quality_assets.pixel_view import THUMBNAIL_SIZE, pixel_candidate_pairs, search_vectors
+from quality_assets.scores.pixel_copies import verify_pairs
 from quality_assets.scoring import ScoreConfig
 
 

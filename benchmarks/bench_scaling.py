@@ -1,6 +1,6 @@
 """Scaling benchmark: kNN graph + all scores vs cleanlab Datalab on 10k / 100k / 1M vectors.
 
-Thin wrapper around `quality_assets.bench.scaling` (see its docstring and
+Thin wrapper around `quality_lab.bench.scaling` (see its docstring and
 docs/benchmarks/scaling.md).
 
 Usage:
@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from quality_assets.bench.scaling import main  # noqa: E402
+from quality_lab.bench.scaling import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main())

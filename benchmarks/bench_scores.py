@@ -227,7 +227,7 @@ def contamination(seeds: int = 5) -> list[dict]:
     from quality_assets.knn import build_knn_graph
     from quality_assets.scores.near_duplicate import near_duplicate_pairs
     from quality_assets.scores.off_topic import lad_scores, mean_knn_distance_scores
-    from quality_tests.scores.dense_reference import (
+    from quality_lab.synthetic_vectors import (
         clustered_vectors,
         density_copies,
         normalise,

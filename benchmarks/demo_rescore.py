@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from quality_assets.evaluation import detection_report
+from quality_lab.evaluation import detection_report
 from quality_assets.representation import thumbnail_missing
 from quality_assets.score_run import run_scores
 from quality_assets.scoring import ScoreConfig

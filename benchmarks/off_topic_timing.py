@@ -1,7 +1,7 @@
 """Cost of off_topic_scores against lad_scores on 100k synthetic vectors (same process, CPU seconds)."""
 import time, numpy as np, sys
 sys.path.insert(0, ".")
-from quality_tests.scores.dense_reference import clustered_vectors, normalise
+from quality_lab.synthetic_vectors import clustered_vectors, normalise
 from quality_assets.knn import build_knn_graph
 from quality_assets.scores.off_topic import lad_scores, off_topic_scores
 n = 100_000

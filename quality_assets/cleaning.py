@@ -1,16 +1,11 @@
 """The cleaned split: a declared policy over the issue scores, overridden by human review.
 
-Input is one frame per sample (the manifest joined with its flags), so the policy is a few vector
-operations. Every row gets an `action` (keep / drop / relabel) and a `reason` naming the rule that
-decided it. Precedence, first match wins:
-    1. a human review decision (the latest per sample)
-    2. off_topic flagged                       -> drop
-    3. train copy of a leaked eval image       -> drop   (eval sets stay fixed)
-    4. non-representative duplicate-group member -> drop (one representative kept per group;
-       an eval member is preferred as representative, so the train copies go)
-    5. label error flagged, confident suggestion -> relabel
-    6. label error flagged, not confident        -> drop or keep-with-flag (policy)
-    7. otherwise keep
+Input is one frame per sample (the manifest joined with its flags per issue type), so the policy
+is a few vector operations. Every row gets an `action` (keep / drop / relabel) and a `reason`
+naming the rule that decided it. Precedence, first match wins: a human review decision (the latest
+per sample), then each issue type's cleaning rules in its `cleaning_order` (built in: off_topic
+drop, train copy of a leaked eval image drop, non-representative duplicate-group member drop, label
+error relabel / drop or keep), then keep. Issue types without a `cleaning_order` only flag.
 """
 
 from __future__ import annotations
@@ -20,7 +15,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
-EVAL_SPLITS = ("val", "test")
+from quality_assets.issue_types import issue_types
+from quality_assets.splits import EVAL_SPLITS
 
 
 @dataclass(frozen=True)
@@ -36,15 +32,49 @@ class CleaningPolicy:
         return asdict(self)
 
 
-def apply_policy(samples: pd.DataFrame, policy: CleaningPolicy, reviews: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Decide an action for every sample.
+def cleaning_frame(samples: pd.DataFrame, flags: pd.DataFrame) -> pd.DataFrame:
+    """`samples` (sample_id, path, split, label, duplicate_group) joined with per-type columns
+    `<type>_issue`, `<type>_suggested`, `<type>_confidence`, `<type>_partner_of` from the long
+    `flags` rows (sample_id, issue_type, is_issue, suggested_label, confidence, is_partner)."""
+    frame = samples.reset_index(drop=True).copy()
+    frame["is_eval"] = frame["split"].isin(EVAL_SPLITS).to_numpy()
+    position = pd.Series(np.arange(len(frame)), index=frame["sample_id"].to_numpy())
+    flags = flags[flags["sample_id"].isin(position.index)]
+    for t in issue_types():
+        mine = flags[flags["issue_type"] == t.name]
+        own, partner = mine[~mine["is_partner"].astype(bool)], mine[mine["is_partner"].astype(bool)]
+        issue = np.zeros(len(frame), dtype=bool)
+        suggested = np.full(len(frame), None, dtype=object)
+        confidence = np.full(len(frame), np.nan)
+        partner_of = np.zeros(len(frame), dtype=bool)
+        at = position.loc[own["sample_id"]].to_numpy()
+        issue[at] = own["is_issue"].fillna(False).to_numpy(bool)
+        suggested[at] = own["suggested_label"].to_numpy(dtype=object)
+        confidence[at] = pd.to_numeric(own["confidence"], errors="coerce").to_numpy(float)
+        partner_of[position.loc[partner["sample_id"]].to_numpy()] = True
+        frame[f"{t.name}_issue"] = issue
+        frame[f"{t.name}_suggested"] = suggested
+        frame[f"{t.name}_confidence"] = confidence
+        frame[f"{t.name}_partner_of"] = partner_of
+    return frame
 
-    `samples` columns: sample_id, path, split, label, off_topic_issue (bool), duplicate_group (int, -1 none),
-    leak_partner_of_eval (bool: a train sample that duplicates an eval sample), label_error_issue (bool),
-    suggested_label, label_confidence.
+
+def _complete(frame: pd.DataFrame) -> pd.DataFrame:
+    """Columns of issue types the frame does not mention: nothing flagged."""
+    defaults = {"issue": False, "suggested": None, "confidence": np.nan, "partner_of": False}
+    missing = {f"{t.name}_{part}": value for t in issue_types() for part, value in defaults.items()
+               if f"{t.name}_{part}" not in frame.columns}
+    if "is_eval" not in frame.columns:
+        missing["is_eval"] = frame["split"].isin(EVAL_SPLITS).to_numpy()
+    return frame.assign(**missing) if missing else frame
+
+
+def apply_policy(frame: pd.DataFrame, policy: CleaningPolicy, reviews: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Decide an action for every sample of a :func:`cleaning_frame`.
+
     `reviews` columns: sample_id, issue_type, decision (keep/drop/relabel), new_label, decided_at.
     """
-    frame = samples.copy()
+    frame = _complete(frame.reset_index(drop=True))
     n = len(frame)
     action = np.full(n, "keep", dtype=object)
     reason = np.full(n, "no issue", dtype=object)
@@ -52,13 +82,6 @@ def apply_policy(samples: pd.DataFrame, policy: CleaningPolicy, reviews: pd.Data
     decided = np.zeros(n, dtype=bool)
     is_eval = frame["split"].isin(EVAL_SPLITS).to_numpy()
     mutable = ~is_eval | policy.touch_eval_splits
-
-    def decide(mask: np.ndarray, what: str, why: str) -> None:
-        nonlocal decided
-        chosen = mask & ~decided
-        action[chosen] = what
-        reason[chosen] = why
-        decided |= chosen
 
     if reviews is not None and len(reviews):
         latest = reviews.sort_values("decided_at").groupby("sample_id").tail(1).set_index("sample_id")
@@ -74,25 +97,15 @@ def apply_policy(samples: pd.DataFrame, policy: CleaningPolicy, reviews: pd.Data
                 reason[i] = f"review: {what} ({review_issue[i]})"
             decided |= mask
 
-    if policy.drop_off_topic:
-        decide(frame["off_topic_issue"].to_numpy(bool) & mutable, "drop", "off_topic")
-    if policy.drop_train_leaks:
-        decide(frame["leak_partner_of_eval"].to_numpy(bool) & ~is_eval, "drop",
-               "leakage: train copy of an eval image")
-    if policy.dedupe_groups:
-        duplicate_member = _non_representatives(frame)
-        decide(duplicate_member & mutable, "drop", "near_duplicate: not the group representative")
-    flagged = frame["label_error_issue"].to_numpy(bool) & mutable
-    suggestion = frame["suggested_label"].to_numpy(dtype=object)
-    confident = (frame["label_confidence"].fillna(0).to_numpy(float) >= policy.relabel_confidence) & pd.notna(suggestion)
-    relabel = flagged & confident & (suggestion != frame["label"].to_numpy(dtype=object))
-    chosen = relabel & ~decided
-    new_label[chosen] = suggestion[chosen]
-    decide(relabel, "relabel", "label_error: confident suggestion")
-    if policy.unconfident_label_errors == "drop":
-        decide(flagged, "drop", "label_error: no confident suggestion")
-    else:
-        decide(flagged, "keep", "label_error flagged for review (kept by policy)")
+    rules = sorted((t for t in issue_types() if t.cleaning_order is not None), key=lambda t: t.cleaning_order)
+    for issue_type in rules:
+        for decision in issue_type.cleaning(frame, policy, mutable):
+            chosen = np.asarray(decision.mask, dtype=bool) & ~decided
+            if decision.new_label is not None:
+                new_label[chosen] = np.asarray(decision.new_label, dtype=object)[chosen]
+            action[chosen] = decision.action
+            reason[chosen] = decision.reason
+            decided |= chosen
 
     return pd.DataFrame({
         "sample_id": frame["sample_id"].to_numpy(),
@@ -103,26 +116,3 @@ def apply_policy(samples: pd.DataFrame, policy: CleaningPolicy, reviews: pd.Data
         "action": action,
         "reason": reason,
     })
-
-
-def _non_representatives(frame: pd.DataFrame) -> np.ndarray:
-    """Members of a duplicate group other than its representative.
-
-    The representative is an eval member when the group has one (so eval sets stay fixed and the
-    train copies go), else the member with the best (highest) label-error score, ties by sample_id.
-    """
-    groups = frame["duplicate_group"].fillna(-1).to_numpy(int)
-    in_group = groups >= 0
-    if not in_group.any():
-        return np.zeros(len(frame), dtype=bool)
-    members = frame.loc[in_group, ["sample_id", "split"]].copy()
-    members["group"] = groups[in_group]
-    members["is_eval"] = members["split"].isin(EVAL_SPLITS)
-    members["order"] = np.arange(in_group.sum())
-    ranked = members.sort_values(["group", "is_eval", "sample_id"], ascending=[True, False, True])
-    representative = ranked.groupby("group").head(1).index
-    result = np.zeros(len(frame), dtype=bool)
-    result[np.flatnonzero(in_group)] = True
-    result[frame.index.get_indexer(representative)] = False
-    # eval members other than the representative are also kept: eval sets stay fixed unless asked.
-    return result

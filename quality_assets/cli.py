@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from quality_assets.runner import EXIT_OK, EXIT_USAGE, REPO_ROOT, AuditOutcome, prepare_environment, run_audit
@@ -44,7 +46,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from quality_assets.demo_data import build_demo_dataset
+    from quality_lab.demo_data import build_demo_dataset
 
     home = _home(args.home)
     demo_dir = home / "demo"
@@ -80,7 +82,7 @@ def _print_summary(home: Path) -> None:
 
 def _print_detection(home: Path, truth_path: Path) -> None:
     try:
-        from quality_assets.evaluation import detection_report
+        from quality_lab.evaluation import detection_report
     except ImportError:
         return
     from quality_assets.store import Store
@@ -98,9 +100,39 @@ def cmd_export(args: argparse.Namespace) -> int:
     from quality_assets.exporting import export_views
     from quality_assets.store import Store
 
+    if args.dataset:
+        return _export_dataset(args)
     counts = export_views(Store(_home(args.home)), Path(args.out).resolve())
     for name, n in counts.items():
         print(f"{args.out}/{name}.csv (+ .parquet): {n} rows")
+    return EXIT_OK
+
+
+def _export_dataset(args: argparse.Namespace) -> int:
+    from quality_assets.dataset_export import NoCleanedSplit, export_dataset
+    from quality_assets.store import Store
+
+    try:
+        record = export_dataset(Store(_home(args.home)), Path(args.out), args.dataset, link_mode=args.link_mode,
+                                overwrite=args.overwrite)
+    except (NoCleanedSplit, FileExistsError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"{record.out_dir}: {record.n_samples} samples ({record.n_relabelled} relabelled) as {record.format} "
+          f"from cleaned split {record.split_version}")
+    if record.skipped_multi_label:
+        print(f"  {record.skipped_multi_label} multi-label samples left out (use --dataset csv or parquet)")
+    return EXIT_OK
+
+
+def cmd_app(args: argparse.Namespace) -> int:
+    from quality_assets.app.web import serve
+
+    try:
+        serve(_home(args.home), host=args.host, port=args.port, token=args.token)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
     return EXIT_OK
 
 
@@ -142,7 +174,13 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace, extra: list[str]) -> int:
-    from quality_assets.bench.detection import main as bench_main
+    if "--matrix" in extra:
+        from quality_lab.matrix import main as matrix_main
+
+        rest = [a for a in extra if a != "--matrix"]
+        out = [] if "--out" in rest else ["--out", str(_home(args.home) / "bench" / "matrix")]
+        return matrix_main([*out, *rest])
+    from quality_lab.bench.detection import main as bench_main
 
     return bench_main(["--out", str(_home(args.home) / "bench"), *extra])
 
@@ -178,6 +216,11 @@ def build_parser() -> argparse.ArgumentParser:
     export = sub.add_parser("export", help="write issues, duplicate_pairs and cleaned_split as CSV + Parquet")
     export.add_argument("--home")
     export.add_argument("--out", required=True, help="output folder")
+    export.add_argument("--dataset", choices=["imagefolder", "csv", "parquet"],
+                        help="instead of the views: a training-ready dataset from the latest cleaned split")
+    export.add_argument("--link-mode", choices=["hardlink", "copy", "symlink"], default="hardlink",
+                        help="how --dataset imagefolder places files (hardlink falls back to copy)")
+    export.add_argument("--overwrite", action="store_true", help="replace an earlier dataset export in --out")
     export.set_defaults(func=cmd_export)
 
     review = sub.add_parser("review", help="list flagged items, or record a human decision that overrides the policy")
@@ -197,7 +240,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser(
         "bench", help="the SelfClean contamination benchmark against peers (needs `pip install .[bench]`); "
-        "options after it go to the benchmark, e.g. --datasets mnist --peers all")
+        "options after it go to the benchmark, e.g. --datasets mnist --peers all; with --matrix: the "
+        "benchmark matrix (python -m quality_lab.matrix --help)")
     bench.add_argument("--home")
     bench.set_defaults(func=cmd_bench, passes_extra=True)
 
@@ -206,16 +250,40 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("--host", default="127.0.0.1")
     ui.add_argument("--port", type=int, default=3000)
     ui.set_defaults(func=cmd_ui)
+
+    app = sub.add_parser("app", help="the review app in the browser: triage, bulk-fix, apply, export")
+    app.add_argument("--home")
+    app.add_argument("--host", default="127.0.0.1", help="interface (not loopback: needs --token)")
+    app.add_argument("--port", type=int, default=8765)
+    app.add_argument("--token", help="access token required from browsers (default $QAUDIT_APP_TOKEN)")
+    app.set_defaults(func=cmd_app)
     return parser
+
+
+EXIT_INTERRUPTED = 130  # the shell's convention for a process ended by SIGINT
+
+
+def _terminate_like_interrupt(signum, frame) -> None:
+    # SIGTERM takes the same way out as Ctrl-C: a wait ends, a run is stopped and marked as such.
+    signal.raise_signal(signal.SIGINT)
 
 
 def main(argv: list[str] | None = None) -> int:
     args, extra = build_parser().parse_known_args(argv)
-    if getattr(args, "passes_extra", False):
-        return int(args.func(args, extra) or 0)
-    if extra:
-        build_parser().error(f"unrecognized arguments: {' '.join(extra)}")
-    return int(args.func(args) or 0)
+    if threading.current_thread() is threading.main_thread():
+        # A shell that started us in the background may have left SIGINT ignored; Ctrl-C and
+        # SIGTERM must stop every command that waits.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, _terminate_like_interrupt)
+    try:
+        if getattr(args, "passes_extra", False):
+            return int(args.func(args, extra) or 0)
+        if extra:
+            build_parser().error(f"unrecognized arguments: {' '.join(extra)}")
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr, flush=True)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -7,8 +7,9 @@ vectors) and a `dim`. Implementations:
   (`quality_assets.ssl.dino.save_checkpoint`); version "dino-" + 12 hex of the checkpoint's sha256.
 - `TimmCheckpointEmbedder`: any timm architecture with weights from a local file (never a download).
 - `PrecomputedEmbedder`: vectors the user computed elsewhere (Parquet or .npy + paths sidecar).
-- `RawPixelEmbedder`, `RandomInitEmbedder`: ablations for benchmarks (pixels; the same network
-  untrained).
+
+The ablation embedders of the benchmarks (raw pixels, the same network untrained) live in the lab,
+`quality_lab.ablation_embedders`.
 
 `make_embedder(kind, **options)` builds one by name.
 """
@@ -27,9 +28,9 @@ import quality_assets.ssl  # noqa: F401  (torchvision/compat-shim order before t
 import torch
 import torch.nn as nn
 
-from quality_assets.ssl.backbones import create_backbone, embedding_dim, recalibrate_batchnorm
+from quality_assets.ssl.backbones import embedding_dim
 from quality_assets.ssl.data import DEFAULT_MEAN, DEFAULT_STD, load_image_tensor
-from quality_assets.ssl.dino import DinoConfig, embed_images, file_sha256, load_checkpoint
+from quality_assets.ssl.dino import embed_images, file_sha256, load_checkpoint
 
 ProgressFn = Callable[[int, int], None]
 
@@ -72,7 +73,7 @@ class _BackboneEmbedder(Embedder):
         self.threads = threads
 
     def _prepare(self, images: torch.Tensor) -> None:
-        """Hook run on the first decoded chunk (RandomInitEmbedder calibrates BatchNorm there)."""
+        """Hook run on the first decoded chunk (the lab's random-init ablation calibrates BatchNorm there)."""
 
     def embed(
         self, paths: Sequence[Path], *, batch_size: int = 512, progress: ProgressFn | None = None
@@ -141,57 +142,6 @@ class TimmCheckpointEmbedder(_BackboneEmbedder):
         self.sha256 = file_sha256(weights_file)
         self.dim = embedding_dim(model)
         self.model_version = "timm-" + self.sha256[:12]
-
-
-class RandomInitEmbedder(_BackboneEmbedder):
-    """Ablation: the SSL architecture with its random initial weights (seeded), BatchNorm statistics
-    re-estimated on the first chunk of images so that the untrained network is not degenerate.
-
-    `arch` is a DinoConfig (or its dict) or an architecture name with `image_size` (and `arch_kwargs`).
-    """
-
-    def __init__(
-        self, arch: DinoConfig | dict[str, Any] | str | None = None, image_size: int | None = None, seed: int = 0,
-        arch_kwargs: dict[str, Any] | None = None, device: str = "cpu", threads: int | None = None,
-    ) -> None:
-        if isinstance(arch, str):
-            cfg = DinoConfig(arch=arch, arch_kwargs=dict(arch_kwargs or {}))
-            if image_size is not None:
-                cfg.image_size = cfg.global_crop_size = int(image_size)
-        else:
-            cfg = arch if isinstance(arch, DinoConfig) else DinoConfig.from_dict(arch or {})
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            model = create_backbone(cfg.arch, cfg.global_crop_size, cfg.arch_kwargs)
-        super().__init__(model, cfg.global_crop_size, DEFAULT_MEAN, DEFAULT_STD, device, threads)
-        self.dim = embedding_dim(model)
-        self.model_version = f"random-{cfg.arch}-{cfg.global_crop_size}px-seed{seed}"
-
-    def _prepare(self, images: torch.Tensor) -> None:
-        recalibrate_batchnorm(self.model, images, self.mean, self.std, device=self.device)
-        self.model.eval()
-
-
-class RawPixelEmbedder(Embedder):
-    """Ablation: the resized pixels themselves (3 x S x S values, centred per image, L2-normalised)."""
-
-    def __init__(self, image_size: int = 28) -> None:
-        self.image_size = int(image_size)
-        self.dim = 3 * self.image_size * self.image_size
-        self.model_version = f"raw-{self.image_size}px"
-
-    def embed(
-        self, paths: Sequence[Path], *, batch_size: int = 512, progress: ProgressFn | None = None
-    ) -> np.ndarray:
-        total = len(paths)
-        out = np.empty((total, self.dim), dtype=np.float32)
-        for start in range(0, total, _DECODE_CHUNK):
-            chunk = paths[start:start + _DECODE_CHUNK]
-            x = load_image_tensor(chunk, self.image_size).reshape(len(chunk), -1).float().numpy()
-            out[start:start + len(chunk)] = _l2_normalise(x)
-            if progress is not None:
-                progress(start + len(chunk), total)
-        return out
 
 
 class PrecomputedEmbedder(Embedder):
@@ -271,14 +221,12 @@ def make_embedder(kind: str, **options: Any) -> Embedder:
     """Build an embedder by name.
 
     kinds (aliases after the slash): "ssl"/"dino" (checkpoint_path), "timm"/"timm_checkpoint" (arch,
-    weights_file, image_size, ...), "precomputed" (file, data_root), "raw"/"raw_pixels" (image_size),
-    "random"/"random_init" (arch: config or name, image_size, seed).
+    weights_file, image_size, ...), "precomputed" (file, data_root).
     """
     kinds: dict[str, Callable[..., Embedder]] = {
         "ssl": SSLCheckpointEmbedder, "dino": SSLCheckpointEmbedder,
         "timm": TimmCheckpointEmbedder, "timm_checkpoint": TimmCheckpointEmbedder,
-        "precomputed": PrecomputedEmbedder, "raw": RawPixelEmbedder, "raw_pixels": RawPixelEmbedder,
-        "random": RandomInitEmbedder, "random_init": RandomInitEmbedder,
+        "precomputed": PrecomputedEmbedder,
     }
     if kind not in kinds:
         raise ValueError(f"unknown embedder kind {kind!r}; choose one of {sorted(kinds)}")

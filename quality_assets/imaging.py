@@ -14,8 +14,10 @@ from __future__ import annotations
 import hashlib
 import io
 import math
+import os
 import stat
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +32,13 @@ __all__ = [
     "PROPERTY_MAX_SIDE",
     "REJECT_REASONS",
     "ImageRejected",
+    "SampleChanged",
+    "VerifiedFiles",
     "hamming_distance",
     "hamming_distances",
     "inspect_image",
+    "normalised_rgb",
+    "read_verified",
 ]
 
 DEFAULT_MAX_PIXELS = 40_000_000
@@ -255,6 +261,21 @@ def _canonical(image: Image.Image) -> Image.Image:
     return rgba.convert("RGB") if alpha_min == 255 else rgba
 
 
+def normalised_rgb(image: Image.Image) -> Image.Image:
+    """8-bit RGB as every consumer sees the pixels: the statistics, the model and the thumbnails.
+
+    16-bit and 32-bit integer images are scaled to 8 bits, float images in [0, 1] stretched to
+    [0, 255] (PIL's own conversions saturate the former to white and clip the latter to black),
+    palette, CMYK, 1-bit and LA go through their colour conversion, and transparent pixels are
+    composited on black so they never carry arbitrary colours.
+    """
+    canonical = _canonical(image)
+    if canonical.mode == "RGBA":
+        background = Image.new("RGBA", canonical.size, (0, 0, 0, 255))
+        canonical = Image.alpha_composite(background, canonical)
+    return canonical if canonical.mode == "RGB" else canonical.convert("RGB")
+
+
 def _properties(rgb_small: Image.Image) -> dict[str, Any]:
     arr = np.asarray(rgb_small, dtype=np.float32)  # H, W, 3 in 0..255
     luma = arr @ _LUMA
@@ -313,7 +334,7 @@ def inspect_image(
 
     Returns exactly the keys in INSPECT_KEYS. Width/height are after EXIF orientation; `mode`
     is the PIL mode as stored in the file. Hashes cover the full image; the other properties
-    are computed on a copy at most PROPERTY_MAX_SIDE px on its long side, ignoring alpha.
+    are computed on `normalised_rgb` of a copy at most PROPERTY_MAX_SIDE px on its long side.
     `max_pixels` above PIL's own Image.MAX_IMAGE_PIXELS (~89 Mpx) is capped by PIL.
     """
     path = Path(path)
@@ -334,7 +355,7 @@ def inspect_image(
     pixel_hash = hashlib.sha256(f"{canonical.mode}:{width}x{height}:".encode())
     pixel_hash.update(canonical.tobytes())
 
-    rgb = canonical if canonical.mode == "RGB" else canonical.convert("RGB")
+    rgb = normalised_rgb(canonical)
     long_side = max(width, height)
     if long_side > PROPERTY_MAX_SIDE:
         scale = PROPERTY_MAX_SIDE / long_side
@@ -354,3 +375,103 @@ def inspect_image(
     result.update(_properties(rgb))
     result["aspect_ratio"] = float(width) / float(height)
     return {key: result[key] for key in INSPECT_KEYS}
+
+
+# --- Reading a sample's bytes after ingest -------------------------------------------------------
+
+CHANGE_REASONS = ("changed_on_read", "missing_on_read", "escapes_root_on_read")
+
+
+class SampleChanged(Exception):
+    """The file at a sample's path is no longer the file that was ingested; `reason` in CHANGE_REASONS."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(reason, detail)
+        self.reason = reason
+        self.detail = detail
+
+    def __str__(self) -> str:
+        return f"{self.reason}: {self.detail}"
+
+
+def read_verified(data_root: str | os.PathLike[str], path: str, file_sha256: str,
+                  size: int | None = None) -> bytes:
+    """The bytes of `data_root/path` if they are still the ingested ones, else SampleChanged.
+
+    The path must still resolve inside the data root (a symlink swapped in after ingest must not
+    leak an outside file into a model, a thumbnail or a report), and the content must hash to the
+    recorded sha256. `size`, the recorded byte count, rejects a grown file before reading it.
+    """
+    root_real = os.path.realpath(data_root)
+    real = os.path.realpath(os.path.join(root_real, path))
+    if not real.startswith(root_real.rstrip(os.sep) + os.sep):
+        raise SampleChanged("escapes_root_on_read", f"{path} now resolves outside the data root")
+    try:
+        st = os.stat(real)
+    except FileNotFoundError:
+        raise SampleChanged("missing_on_read", f"{path} no longer exists") from None
+    except OSError as exc:
+        raise SampleChanged("missing_on_read", f"{path}: cannot stat: {exc}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise SampleChanged("changed_on_read", f"{path} is no longer a regular file")
+    if size is not None and st.st_size != size:
+        raise SampleChanged("changed_on_read", f"{path} has {st.st_size} bytes, {size} were ingested")
+    try:
+        with open(real, "rb") as handle:
+            data = handle.read()
+    except OSError as exc:
+        raise SampleChanged("missing_on_read", f"{path}: cannot read: {exc}") from None
+    if hashlib.sha256(data).hexdigest() != file_sha256:
+        raise SampleChanged("changed_on_read", f"{path}: content differs from the ingested file")
+    return data
+
+
+_BLANK_PNG: bytes | None = None
+
+
+def _blank_png() -> bytes:
+    global _BLANK_PNG
+    if _BLANK_PNG is None:
+        buffer = io.BytesIO()
+        Image.new("L", (1, 1), 0).save(buffer, format="PNG")
+        _BLANK_PNG = buffer.getvalue()
+    return _BLANK_PNG
+
+
+class VerifiedFiles(Sequence):
+    """Manifest samples as decodable files whose bytes are checked on every access.
+
+    Item i is an in-memory file (io.BytesIO) of sample i's verified bytes, ready for PIL. A sample
+    that fails `read_verified` yields a black 1x1 stand-in and is recorded in `changed`
+    (sample_id -> SampleChanged), shared with every slice, so the caller drops its output and
+    reports the sample instead of scoring pixels that are not the ones ingested.
+    """
+
+    def __init__(self, sample_ids: Sequence[str], roots: Sequence[str], paths: Sequence[str],
+                 hashes: Sequence[str], sizes: Sequence[int] | None = None,
+                 changed: dict[str, SampleChanged] | None = None) -> None:
+        self.sample_ids, self.roots, self.paths = list(sample_ids), list(roots), list(paths)
+        self.hashes = list(hashes)
+        self.sizes = list(sizes) if sizes is not None else [None] * len(self.paths)
+        self.changed: dict[str, SampleChanged] = {} if changed is None else changed
+
+    @classmethod
+    def from_frame(cls, frame, changed: dict[str, SampleChanged] | None = None) -> "VerifiedFiles":
+        """From manifest rows with sample_id, data_root, path, file_sha256 (and bytes, if present)."""
+        sizes = [int(v) for v in frame["bytes"]] if "bytes" in frame else None
+        return cls(frame["sample_id"].tolist(), frame["data_root"].tolist(), frame["path"].tolist(),
+                   frame["file_sha256"].tolist(), sizes, changed)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return VerifiedFiles(self.sample_ids[index], self.roots[index], self.paths[index],
+                                 self.hashes[index], self.sizes[index], self.changed)
+        try:
+            data = read_verified(self.roots[index], self.paths[index], self.hashes[index], self.sizes[index])
+        except SampleChanged as exc:
+            self.changed[self.sample_ids[index]] = exc
+            data = _blank_png()
+        return io.BytesIO(data)

@@ -1,23 +1,24 @@
 """Append a scanned drop to the manifest: new samples only, rejected rows replaced per drop.
 
-Re-ingesting a drop is idempotent: samples already present (same sample_id) are skipped, and the
-drop's rejected rows are rewritten rather than appended. A path that is already in the manifest
-with different content is not overwritten (the manifest is append-only); it is rejected with the
-reason `path_changed`, so a person sees that the file changed under the same name.
+Re-ingesting a drop is idempotent: samples already present (same bytes at the same path under the
+same data root) are skipped, and the drop's rejected rows are rewritten rather than appended. A
+path that now holds other bytes gets a new sample; the manifest stays append-only and the old row
+is recorded in `superseded_samples` (reason `content_changed`), which takes it out of the active
+manifest, the scores and the cleaned split. Restored bytes reinstate their old sample.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
 import pandas as pd
 
-from quality_assets.scan import ScanResult, scan_drop
-from quality_assets.store import insert_df, run_query
+from quality_assets.scan import ScanResult, printable, scan_drop
+from quality_assets.store import Store, fault_point, insert_df, record_superseded, run_query, session
 
 MANIFEST_COLUMNS = [
     "sample_id", "drop_id", "path", "label", "labels", "split", "width", "height", "mode", "bytes",
@@ -36,6 +37,8 @@ class IngestSummary:
     n_already_present: int
     n_rejected: int
     rejected_by_reason: dict[str, int]
+    n_superseded: int = 0  # older rows at the same paths that the new content replaced
+    nested: list["IngestSummary"] = field(default_factory=list)  # drops registered inside this one
 
 
 def drop_id_for(data_root: Path, drop_dir: Path) -> str:
@@ -43,12 +46,12 @@ def drop_id_for(data_root: Path, drop_dir: Path) -> str:
     relative = drop_dir.resolve().relative_to(data_root.resolve()).as_posix()
     name = drop_dir.resolve().name if relative != "." else data_root.resolve().name
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", name)[:40] or "root"
-    digest = hashlib.sha256(f"{data_root.resolve().as_posix()}\0{relative}".encode()).hexdigest()[:8]
-    return f"{slug}-{digest}"
+    location = f"{data_root.resolve().as_posix()}\0{relative}".encode("utf-8", "surrogateescape")
+    return f"{slug}-{hashlib.sha256(location).hexdigest()[:8]}"
 
 
 def ingest_drop(
-    conn: duckdb.DuckDBPyConnection,
+    target: Store | duckdb.DuckDBPyConnection,
     data_root: Path,
     drop_dir: Path,
     *,
@@ -58,6 +61,15 @@ def ingest_drop(
     workers: int = 1,
     progress=None,
 ) -> IngestSummary:
+    """Scan a drop and append it; the write transaction is held only for the final insert.
+
+    `target` is a Store (a connection is opened only around the reads before the scan and the
+    write after it, so other processes can read the database while files are decoded) or an
+    open connection.
+
+    Drops registered earlier inside this one (e.g. `--drop d1`, then the whole root) are
+    re-ingested as themselves, so a file keeps the drop, layout and sample it was given.
+    """
     data_root = Path(data_root).resolve()
     drop_dir = Path(drop_dir)
     if not drop_dir.is_absolute():
@@ -69,68 +81,125 @@ def ingest_drop(
         raise FileNotFoundError(f"drop {drop_dir} is not a folder")
     if not drop_dir.is_relative_to(data_root):
         raise ValueError(f"drop {drop_dir} is outside the data root {data_root}")
+    root_text = data_root.as_posix()
+    if printable(root_text) != root_text or printable(drop_dir.as_posix()) != drop_dir.as_posix():
+        raise ValueError(f"the data root and drop folder names must be valid UTF-8: {printable(drop_dir.as_posix())}")
     drop_id = drop_id or drop_id_for(data_root, drop_dir)
+    drop_rel = drop_dir.relative_to(data_root).as_posix()
 
-    registered = run_query(conn, "drop_root", drop_id=drop_id)
+    with session(target) as conn:
+        registered = run_query(conn, "drop_root", drop_id=drop_id)
+        nested_rows = run_query(conn, "nested_drops", data_root=root_text, drop_dir=drop_rel)
     if not registered.empty and Path(registered.data_root[0]) != data_root:
         raise ValueError(
             f"drop {drop_id} was ingested from data root {registered.data_root[0]}, not {data_root}"
         )
+    nested_summaries = []
+    nested_dirs = []
+    for nested_id, nested_dir in zip(nested_rows.drop_id, nested_rows.drop_dir):
+        if not (data_root / nested_dir).is_dir():
+            continue  # a nested drop that is gone keeps its samples; nothing here to re-scan
+        # Drops nested in a nested drop are handled by its own call.
+        if any(nested_dir.startswith(outer + "/") for outer in nested_dirs):
+            continue
+        nested_dirs.append(nested_dir)
+        nested_summaries.append(ingest_drop(
+            target, data_root, data_root / nested_dir, drop_id=nested_id, max_pixels=max_pixels,
+            max_bytes=max_bytes, workers=workers, progress=progress))
 
     scan = scan_drop(data_root, drop_dir, drop_id, max_pixels=max_pixels, max_bytes=max_bytes,
-                     workers=workers, progress=progress)
-    accepted, rejected = _split_known(conn, scan)
-
-    conn.execute("BEGIN TRANSACTION")
-    try:
-        new_rows = accepted[MANIFEST_COLUMNS].copy()
-        new_rows["ingested_at"] = pd.Timestamp.now()
-        # Drop registration must exist before its samples so the manifest view can join roots.
-        run_query(
-            conn, "upsert_drop", drop_id=drop_id, data_root=data_root.as_posix(),
-            drop_dir=drop_dir.relative_to(data_root).as_posix(), layout=scan.layout,
-            n_accepted=len(scan.accepted) - int((rejected.reason == "path_changed").sum()),
-            n_rejected=len(rejected), n_new=len(new_rows),
-        )
-        insert_df(conn, "raw_manifest", new_rows)
-        run_query(conn, "delete_rejected_for_drop", drop_id=drop_id)
-        rejected_rows = rejected[REJECTED_COLUMNS].copy()
-        rejected_rows["rejected_at"] = pd.Timestamp.now()
-        insert_df(conn, "rejected_samples", rejected_rows)
-        conn.execute("COMMIT")
-    except Exception:
-        conn.execute("ROLLBACK")
-        raise
-
+                     workers=workers, progress=progress, nested_drops=tuple(nested_dirs))
+    fault_point("ingest:scanned")
+    with session(target) as conn:
+        plan = _write(conn, scan, drop_id, root_text, drop_rel)
+    rejected = scan.rejected
     by_reason = rejected.reason.value_counts().to_dict() if len(rejected) else {}
     return IngestSummary(
-        drop_id=drop_id, layout=scan.layout,
-        n_accepted=len(scan.accepted) - by_reason.get("path_changed", 0),
-        n_new=len(new_rows), n_already_present=len(scan.accepted) - len(new_rows) - by_reason.get("path_changed", 0),
-        n_rejected=len(rejected), rejected_by_reason={str(k): int(v) for k, v in by_reason.items()},
+        drop_id=drop_id, layout=scan.layout, n_accepted=len(scan.accepted), n_new=len(plan.new),
+        n_already_present=len(scan.accepted) - len(plan.new), n_rejected=len(rejected),
+        rejected_by_reason={str(k): int(v) for k, v in by_reason.items()},
+        n_superseded=len(plan.superseded), nested=nested_summaries,
     )
 
 
-def _split_known(conn: duckdb.DuckDBPyConnection, scan: ScanResult) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """New accepted rows, and the rejected rows extended by paths whose content changed."""
+def _write(conn: duckdb.DuckDBPyConnection, scan: ScanResult, drop_id: str, root_text: str,
+           drop_rel: str) -> "_Plan":
+    """One transaction: register the drop, append new rows, supersede/reinstate, replace rejections."""
+    conn.execute("BEGIN TRANSACTION")
+    try:
+        # Planned inside the transaction: another writer cannot slip rows in between.
+        plan = _plan(conn, scan, root_text)
+        new_rows = plan.new[MANIFEST_COLUMNS].copy()
+        new_rows["ingested_at"] = pd.Timestamp.now()
+        # Drop registration must exist before its samples so the manifest view can join roots.
+        run_query(
+            conn, "upsert_drop", drop_id=drop_id, data_root=root_text, drop_dir=drop_rel,
+            layout=scan.layout, n_accepted=len(scan.accepted), n_rejected=len(scan.rejected),
+            n_new=len(new_rows),
+        )
+        insert_df(conn, "raw_manifest", new_rows)
+        if len(plan.reinstated):
+            conn.register("_reinstated", plan.reinstated)
+            try:
+                run_query(conn, "reinstate_samples")
+            finally:
+                conn.unregister("_reinstated")
+        record_superseded(conn, plan.superseded)
+        run_query(conn, "delete_rejected_for_drop", drop_id=drop_id)
+        rejected_rows = scan.rejected[REJECTED_COLUMNS].copy()
+        rejected_rows["rejected_at"] = pd.Timestamp.now()
+        insert_df(conn, "rejected_samples", rejected_rows)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return plan
+
+
+@dataclass
+class _Plan:
+    new: pd.DataFrame          # accepted rows to insert
+    superseded: pd.DataFrame   # sample_id, reason, detail, superseded_by
+    reinstated: pd.DataFrame   # sample_id
+
+
+def _plan(conn: duckdb.DuckDBPyConnection, scan: ScanResult, data_root: str) -> _Plan:
+    """Which accepted rows are new, and which older rows at the same paths they supersede."""
     accepted = scan.accepted
-    rejected = scan.rejected.copy()
+    empty_superseded = pd.DataFrame(columns=["sample_id", "reason", "detail", "superseded_by"])
     if accepted.empty:
-        return accepted.iloc[0:0], rejected
+        return _Plan(accepted.iloc[0:0], empty_superseded, pd.DataFrame({"sample_id": []}))
     conn.register("_candidate_paths", accepted[["path"]])
     try:
-        existing = run_query(conn, "existing_paths_for")
+        existing = run_query(conn, "existing_paths_for", data_root=data_root)
     finally:
         conn.unregister("_candidate_paths")
-    known = dict(zip(existing.path, existing.sample_id))
-    same = accepted.path.map(known) == accepted.sample_id
-    changed = accepted.path.isin(known.keys()) & ~same
-    if changed.any():
-        changed_rows = pd.DataFrame({
-            "drop_id": accepted.loc[changed, "drop_id"],
-            "path": accepted.loc[changed, "path"],
-            "reason": "path_changed",
-            "detail": "path already in the manifest with different content; the manifest is append-only",
-        })
-        rejected = pd.concat([rejected, changed_rows], ignore_index=True)
-    return accepted[~same & ~changed].reset_index(drop=True), rejected
+    by_path = {path: rows for path, rows in existing.groupby("path")}
+    new_index, superseded, reinstated = [], [], []
+    for index, row in zip(accepted.index, accepted.itertuples(index=False)):
+        rows = by_path.get(row.path)
+        if rows is None:
+            new_index.append(index)
+            continue
+        # The same bytes at the same path are the same sample, whatever id scheme made its id.
+        same = rows[(rows.file_sha256 == row.file_sha256) | (rows.sample_id == row.sample_id)]
+        current = rows[~rows.superseded]
+        if same.empty:
+            new_index.append(index)
+            keeper = row.sample_id
+        else:
+            keeper = str(same.sample_id.iloc[0])
+            if bool(same.superseded.iloc[0]):
+                reinstated.append(keeper)
+        for old in current.sample_id:
+            if old != keeper:
+                superseded.append({
+                    "sample_id": old, "reason": "content_changed",
+                    "detail": f"{row.path} now holds other bytes (sha256 {row.file_sha256[:12]})",
+                    "superseded_by": keeper,
+                })
+    return _Plan(
+        accepted.loc[new_index].reset_index(drop=True),
+        pd.DataFrame(superseded, columns=empty_superseded.columns),
+        pd.DataFrame({"sample_id": pd.Series(reinstated, dtype=object)}),
+    )

@@ -18,9 +18,10 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from quality_assets.scores.pixel_copies import THUMBNAIL_SIZE
+from quality_assets.pixel_view import THUMBNAIL_SIZE
 from quality_assets.store import (
-    Store, arrow_to_vectors, run_query, run_query_arrow, vectors_to_arrow,
+    Store, arrow_to_vectors, fault_point, record_superseded, run_query, run_query_arrow, session,
+    vectors_to_arrow,
 )
 
 EMBED_CHUNK = 4096
@@ -66,20 +67,27 @@ def manifest_paths(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     return frame
 
 
-def ensure_model(conn: duckdb.DuckDBPyConnection, store: Store, options: ModelOptions,
+def ensure_model(target: Store | duckdb.DuckDBPyConnection, store: Store, options: ModelOptions,
                  progress: Progress | None = None) -> ModelRecord:
-    """Return the model to embed with, training or registering a new one when the policy says so."""
+    """Return the model to embed with, training or registering a new one when the policy says so.
+
+    `target` is the Store (connections only around the reads and the final insert, never during
+    training, so other processes can read the database meanwhile) or an open connection.
+    """
     say = progress or (lambda message: None)
-    version = run_query(conn, "manifest_version")
+    with session(target) as conn:
+        version = run_query(conn, "manifest_version")
     manifest_version, n_samples = str(version.manifest_version[0]), int(version.n_samples[0])
     if n_samples == 0:
         raise ValueError("the manifest is empty: ingest a drop with at least one readable image first")
     if options.embedder == "dino":
-        return _ensure_dino(conn, store, options, manifest_version, n_samples, say)
+        return _ensure_dino(target, store, options, manifest_version, n_samples, say)
     if options.embedder == "timm_checkpoint":
-        return _register_file_model(conn, options, "timm_checkpoint", options.checkpoint_file, manifest_version)
+        with session(target) as conn:
+            return _register_file_model(conn, options, "timm_checkpoint", options.checkpoint_file, manifest_version)
     if options.embedder == "precomputed":
-        return _register_file_model(conn, options, "precomputed", options.embeddings_file, manifest_version)
+        with session(target) as conn:
+            return _register_file_model(conn, options, "precomputed", options.embeddings_file, manifest_version)
     raise ValueError(f"unknown embedder {options.embedder!r}; use dino, timm_checkpoint or precomputed")
 
 
@@ -106,15 +114,17 @@ def _data_image_size(manifest: pd.DataFrame) -> int:
     return int(np.median(long_side))
 
 
-def _ensure_dino(conn, store: Store, options: ModelOptions, manifest_version: str, n_samples: int,
+def _ensure_dino(target, store: Store, options: ModelOptions, manifest_version: str, n_samples: int,
                  say: Progress) -> ModelRecord:
+    from quality_assets.imaging import VerifiedFiles
     from quality_assets.ssl.data import load_image_tensor
     from quality_assets.ssl.dino import save_checkpoint, train_dino
     from quality_assets.ssl.policy import SSL_CODE_VERSION, retrain_decision
 
-    manifest = manifest_paths(conn)
+    with session(target) as conn:
+        manifest = manifest_paths(conn)
+        previous = run_query(conn, "latest_model_of_kind", kind="dino")
     config = _dino_config(options, manifest)
-    previous = run_query(conn, "latest_model_of_kind", kind="dino")
     previous_state = None
     if len(previous):
         row = previous.iloc[0]
@@ -130,8 +140,23 @@ def _ensure_dino(conn, store: Store, options: ModelOptions, manifest_version: st
         return ModelRecord(row["model_version"], "dino", False, reason, row)
 
     say(f"training DINO ({reason}): {config.arch} at {config.image_size}px on {n_samples} images")
-    images = load_image_tensor(list(manifest.abs_path), config.image_size,
-                               progress=lambda done, total: None)
+    # Every image is read through its recorded hash; one that changed since ingest is left out of
+    # training and taken out of the active manifest rather than trained on under its old identity.
+    files = VerifiedFiles.from_frame(manifest)
+    images = load_image_tensor(files, config.image_size, progress=lambda done, total: None)
+    if files.changed:
+        import torch
+
+        keep = ~manifest.sample_id.isin(list(files.changed)).to_numpy()
+        images = images[torch.from_numpy(keep)]
+        with session(target) as conn:
+            record_superseded(conn, files.changed)
+            version = run_query(conn, "manifest_version")
+        manifest_version, n_samples = str(version.manifest_version[0]), int(version.n_samples[0])
+        say(f"{len(files.changed)} samples changed since ingest: left out of training and superseded")
+        if n_samples == 0:
+            raise ValueError("every sample changed since ingest: re-ingest the data")
+    fault_point("train:start")
     result = train_dino(images, config, progress=lambda info: say(_format_train_progress(info)))
     checkpoint_dir = store.artifacts_dir / "ssl"
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
@@ -139,6 +164,7 @@ def _ensure_dino(conn, store: Store, options: ModelOptions, manifest_version: st
     sha = save_checkpoint(result, staging)
     final = checkpoint_dir / f"{sha}.pt"
     staging.replace(final)
+    fault_point("train:saved")
     model_version = f"dino-{sha[:12]}"
     row = dict(
         model_version=model_version, embedder_kind="dino", arch=config.arch,
@@ -150,7 +176,8 @@ def _ensure_dino(conn, store: Store, options: ModelOptions, manifest_version: st
         seconds=float(result.seconds), stopped_by_budget=bool(result.stopped_by_budget),
         device=str(result.device), dim=_embedding_dim(final),
     )
-    run_query(conn, "insert_ssl_model", **row)
+    with session(target) as conn:
+        run_query(conn, "insert_ssl_model", **row)
     return ModelRecord(model_version, "dino", True, reason, row)
 
 
@@ -214,31 +241,51 @@ class EmbedStats:
         return self.n_embedded / self.seconds if self.seconds > 0 else 0.0
 
 
-def embed_missing(conn: duckdb.DuckDBPyConnection, store: Store, model: ModelRecord,
+def embed_missing(target: Store | duckdb.DuckDBPyConnection, store: Store, model: ModelRecord,
                   progress: Callable[[int, int], None] | None = None) -> EmbedStats:
-    """Embed only samples without a vector for this model; chunked so memory stays bounded."""
-    missing = run_query(conn, "samples_missing_embeddings", model_version=model.model_version)
+    """Embed only samples without a vector for this model; chunked so memory stays bounded.
+
+    With a Store as `target`, the database is open only to list the work and to write each
+    chunk's vectors (one short transaction each), never while the model runs. Images are read
+    through their recorded hash; a sample whose file changed gets no vector and is superseded.
+    """
+    from quality_assets.imaging import VerifiedFiles
+
+    with session(target) as conn:
+        missing = run_query(conn, "samples_missing_embeddings", model_version=model.model_version)
     embedder = make_embedder_for(model.row, store)
     started = time.perf_counter()
     done = 0
     for start in range(0, len(missing), EMBED_CHUNK):
         chunk = missing.iloc[start:start + EMBED_CHUNK]
+        changed: dict = {}
         if model.embedder_kind == "precomputed":
             keys = list(chunk.path)
         else:
-            keys = [Path(root) / path for root, path in zip(chunk.data_root, chunk.path)]
+            keys = VerifiedFiles.from_frame(chunk, changed)
         vectors = embedder.embed(keys)
         _check_vectors(vectors, len(chunk))
-        conn.register("_new_vectors", vectors_to_arrow(list(chunk.sample_id), vectors))
-        try:
-            run_query(conn, "insert_embeddings", model_version=model.model_version)
-        finally:
-            conn.unregister("_new_vectors")
-        done += len(chunk)
+        fault_point("embed:chunk")
+        keep = ~chunk.sample_id.isin(list(changed)).to_numpy()
+        with session(target) as conn:
+            conn.execute("BEGIN TRANSACTION")
+            try:
+                conn.register("_new_vectors", vectors_to_arrow(list(chunk.sample_id[keep]), vectors[keep]))
+                try:
+                    run_query(conn, "insert_embeddings", model_version=model.model_version)
+                finally:
+                    conn.unregister("_new_vectors")
+                record_superseded(conn, changed)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        done += int(keep.sum())
         if progress:
-            progress(done, len(missing))
+            progress(start + len(chunk), len(missing))
     seconds = time.perf_counter() - started
-    total = int(run_query(conn, "count_embeddings", model_version=model.model_version).n[0])
+    with session(target) as conn:
+        total = int(run_query(conn, "count_embeddings", model_version=model.model_version).n[0])
     return EmbedStats(model.model_version, done, total, seconds)
 
 
@@ -251,43 +298,61 @@ class ThumbnailStats:
     seconds: float
 
 
-def _thumbnail_or_none(path: Path, size: int) -> bytes | None:
+def _thumbnail_or_none(source, size: int) -> bytes | None:
     from quality_assets.ssl.data import _decode
 
     try:
-        return _decode(path, size, 1)[0].tobytes()
+        return _decode(source, size, 1)[0].tobytes()
     except (OSError, ValueError, SyntaxError):
-        # Ingest decoded this file once; if it has gone or changed since, the sample simply has
-        # no pixel evidence (its SSL evidence still counts), and the next run tries again.
+        # Ingest decoded this file once; if it cannot be decoded now, the sample simply has no
+        # pixel evidence (its SSL evidence still counts), and the next run tries again.
         return None
 
 
-def thumbnail_missing(conn: duckdb.DuckDBPyConnection, size: int = THUMBNAIL_SIZE,
+def thumbnail_missing(target: Store | duckdb.DuckDBPyConnection, size: int = THUMBNAIL_SIZE,
                       progress: Callable[[int, int], None] | None = None) -> ThumbnailStats:
-    """Store a grayscale size x size thumbnail for every manifest sample that lacks one."""
+    """Store a grayscale size x size thumbnail for every active sample that lacks one.
+
+    Reads go through the recorded hash (a changed file gets no thumbnail and is superseded); the
+    database is open only to list the work and to write each chunk.
+    """
     from concurrent.futures import ThreadPoolExecutor
 
-    missing = run_query(conn, "samples_missing_thumbnails", size=size)
+    from quality_assets.imaging import VerifiedFiles
+
+    with session(target) as conn:
+        missing = run_query(conn, "samples_missing_thumbnails", size=size)
     started = time.perf_counter()
     made = unreadable = 0
     with ThreadPoolExecutor(max_workers=2) as pool:  # PIL releases the GIL while decoding
         for start in range(0, len(missing), EMBED_CHUNK):
             chunk = missing.iloc[start:start + EMBED_CHUNK]
-            paths = [Path(root) / path for root, path in zip(chunk.data_root, chunk.path)]
-            pixels = list(pool.map(lambda p: _thumbnail_or_none(p, size), paths))
-            ok = [i for i, px in enumerate(pixels) if px is not None]
+            changed: dict = {}
+            files = VerifiedFiles.from_frame(chunk, changed)
+            pixels = list(pool.map(lambda i: _thumbnail_or_none(files[i], size), range(len(files))))
+            ids = chunk.sample_id.tolist()
+            ok = [i for i, px in enumerate(pixels) if px is not None and ids[i] not in changed]
             unreadable += len(pixels) - len(ok)
-            table = pa.table({"sample_id": pa.array([chunk.sample_id.iloc[i] for i in ok], pa.string()),
+            table = pa.table({"sample_id": pa.array([ids[i] for i in ok], pa.string()),
                               "pixels": pa.array([pixels[i] for i in ok], pa.binary())})
-            conn.register("_new_thumbnails", table)
-            try:
-                run_query(conn, "insert_thumbnails", size=size)
-            finally:
-                conn.unregister("_new_thumbnails")
+            with session(target) as conn:
+                conn.execute("BEGIN TRANSACTION")
+                try:
+                    conn.register("_new_thumbnails", table)
+                    try:
+                        run_query(conn, "insert_thumbnails", size=size)
+                    finally:
+                        conn.unregister("_new_thumbnails")
+                    record_superseded(conn, changed)
+                    conn.execute("COMMIT")
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
             made += len(ok)
             if progress:
                 progress(start + len(chunk), len(missing))
-    total = int(run_query(conn, "count_thumbnails", size=size).n[0])
+    with session(target) as conn:
+        total = int(run_query(conn, "count_thumbnails", size=size).n[0])
     return ThumbnailStats(size, made, unreadable, total, time.perf_counter() - started)
 
 
@@ -328,10 +393,48 @@ class GraphRecord:
     recall_at_k: float | None
     seconds: float
     params: dict
+    view: str = "ssl"
+
+
+def _store_graph(conn: duckdb.DuckDBPyConnection, view: str, source_version: str, sample_ids: np.ndarray,
+                 neighbor_ids: np.ndarray, ranks: np.ndarray, distances: np.ndarray, *, k: int, index_kind: str,
+                 recall_at_k: float | None, params: dict, seconds: float) -> GraphRecord:
+    """Write one view's graph (edge rows: sample_id, neighbor_id, 1-based rank, distance) and its
+    knn_graphs row in one short transaction; the version is the content of the edges' inputs."""
+    graph_version = hashlib.sha256("|".join([
+        view, source_version, hashlib.sha256(",".join(map(str, sample_ids)).encode()).hexdigest(), str(k),
+        index_kind, json.dumps(params, sort_keys=True, default=str)]).encode()).hexdigest()[:16]
+    n_nodes = len(np.unique(sample_ids)) if view == "pixel_copy" else len(sample_ids) // max(k, 1)
+    edges = pa.table({
+        "sample_id": pa.array(sample_ids, pa.string()),
+        "neighbor_id": pa.array(neighbor_ids, pa.string()),
+        "rank": pa.array(np.asarray(ranks, dtype=np.int32)),
+        "distance": pa.array(np.asarray(distances, dtype=np.float32)),
+    })
+    conn.execute("BEGIN TRANSACTION")
+    try:
+        conn.register("_new_edges", edges)
+        run_query(conn, "replace_knn_edges", graph_version=graph_version, view=view)
+        conn.unregister("_new_edges")
+        run_query(conn, "insert_knn_graph", graph_version=graph_version, model_version=source_version,
+                  n_nodes=n_nodes, k=k, index_kind=index_kind, recall_at_k=recall_at_k,
+                  params_json=json.dumps(params, sort_keys=True, default=str), seconds=seconds, view=view)
+        conn.execute("COMMIT")
+    except Exception:
+        conn.execute("ROLLBACK")
+        raise
+    return GraphRecord(graph_version, source_version, n_nodes, k, index_kind, recall_at_k, seconds, params, view)
+
+
+def _knn_edges(ids: np.ndarray, graph) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    n, kk = graph.neighbors.shape
+    return (np.repeat(ids, kk), ids[graph.neighbors.reshape(-1)],
+            np.tile(np.arange(1, kk + 1, dtype=np.int32), n), graph.distances.reshape(-1))
 
 
 def build_graph(conn: duckdb.DuckDBPyConnection, model_version: str, k: int, *, exact_limit: int | None = None,
                 method: str = "auto", seed: int = 0) -> GraphRecord:
+    """The SSL view's kNN graph on the current model's vectors."""
     from quality_assets.knn import build_knn_graph
 
     sample_ids, vectors = load_vectors(conn, model_version)
@@ -348,41 +451,89 @@ def build_graph(conn: duckdb.DuckDBPyConnection, model_version: str, k: int, *, 
         kwargs["exact_limit"] = exact_limit
     graph = build_knn_graph(vectors, k=k_eff, **kwargs)
     seconds = time.perf_counter() - started
-    graph_version = hashlib.sha256(
-        "|".join([model_version, hashlib.sha256(",".join(sample_ids).encode()).hexdigest(), str(k_eff),
-                  graph.index_kind, json.dumps(graph.params, sort_keys=True, default=str)]).encode()
-    ).hexdigest()[:16]
     ids = np.asarray(sample_ids, dtype=object)
-    n, kk = graph.neighbors.shape
-    edges = pa.table({
-        "sample_id": pa.array(np.repeat(ids, kk), pa.string()),
-        "neighbor_id": pa.array(ids[graph.neighbors.reshape(-1)], pa.string()),
-        "rank": pa.array(np.tile(np.arange(1, kk + 1, dtype=np.int32), n)),
-        "distance": pa.array(graph.distances.reshape(-1).astype(np.float32)),
-    })
-    conn.execute("BEGIN TRANSACTION")
-    try:
-        conn.register("_new_edges", edges)
-        run_query(conn, "replace_knn_edges", graph_version=graph_version)
-        conn.unregister("_new_edges")
-        run_query(conn, "insert_knn_graph", graph_version=graph_version, model_version=model_version, n_nodes=n,
-                  k=kk, index_kind=graph.index_kind, recall_at_k=graph.recall_at_k,
-                  params_json=json.dumps(graph.params, sort_keys=True, default=str), seconds=seconds)
-        conn.execute("COMMIT")
-    except Exception:
-        conn.execute("ROLLBACK")
-        raise
-    return GraphRecord(graph_version, model_version, n, kk, graph.index_kind, graph.recall_at_k, seconds, graph.params)
+    return _store_graph(conn, "ssl", model_version, *_knn_edges(ids, graph), k=graph.neighbors.shape[1],
+                        index_kind=graph.index_kind, recall_at_k=graph.recall_at_k, params=graph.params,
+                        seconds=seconds)
 
 
-def load_graph(conn: duckdb.DuckDBPyConnection):
-    """The current graph as (sample_ids, KnnGraph) with rows in sample_id order."""
+# Bump when the pixel view's vectors or candidate search change: the stored graphs then rebuild.
+PIXEL_VIEW_VERSION = "1"
+
+
+def build_pixel_views(conn: duckdb.DuckDBPyConnection, *, k: int = 16, copy_k: int = 8, method: str = "auto",
+                      seed: int = 0) -> list[GraphRecord]:
+    """The pixel view's kNN graph and its copy-candidate pairs, from the stored thumbnails.
+
+    The candidates are searched among the samples that hold a thumbnail; the kNN graph is built
+    only when every sample has one (a view with holes would rank the holes as isolated), otherwise
+    the scores read the SSL view alone for off-topic and label errors.
+    """
+    from quality_assets.knn import build_knn_graph
+    from quality_assets.pixel_view import copy_candidate_pairs, search_vectors
+
+    ids = np.asarray(sorted(run_query(conn, "manifest_for_scoring").sample_id), dtype=object)
+    thumbs, known = load_thumbnails(conn, list(ids))
+    if len(ids) <= 8 or known.sum() < 2:
+        return []
+    source = (f"thumbnails{THUMBNAIL_SIZE}:v{PIXEL_VIEW_VERSION}:"
+              + hashlib.sha256(thumbs.tobytes() + np.packbits(known).tobytes()).hexdigest()[:16])
+    vectors = search_vectors(thumbs)
+    records = []
+    started = time.perf_counter()
+    a, b, position = copy_candidate_pairs(thumbs, known, copy_k, mirror=True, seed=seed)
+    distance = np.clip((1.0 - np.einsum("ij,ij->i", vectors[a], vectors[b])) / 2.0, 0.0, 1.0)
+    records.append(_store_graph(conn, "pixel_copy", source, ids[a], ids[b], position, distance, k=copy_k,
+                                index_kind="pairs", recall_at_k=None, params={"mirror": True, "canonical": True},
+                                seconds=time.perf_counter() - started))
+    if known.all():
+        started = time.perf_counter()
+        graph = build_knn_graph(vectors, min(k, len(ids) - 1), method=method, seed=seed, recall_sample=0)
+        records.append(_store_graph(conn, "pixel", source, *_knn_edges(ids, graph), k=graph.neighbors.shape[1],
+                                    index_kind=graph.index_kind, recall_at_k=graph.recall_at_k,
+                                    params=graph.params, seconds=time.perf_counter() - started))
+    return records
+
+
+def build_property_view(conn: duckdb.DuckDBPyConnection, *, k: int = 16) -> list[GraphRecord]:
+    """The property view's kNN graph (`quality_assets.property_view`) from the manifest's ingest
+    statistics; its version is the content of those statistics."""
+    from quality_assets.property_view import property_graph, property_vectors
+
+    manifest = run_query(conn, "manifest_for_scoring").sort_values("sample_id").reset_index(drop=True)
+    if len(manifest) <= 8:
+        return []
+    ids = manifest["sample_id"].to_numpy(dtype=object)
+    started = time.perf_counter()
+    vectors = property_vectors(manifest)
+    graph = property_graph(vectors, k)
+    source = "properties:v1:" + hashlib.sha256(vectors.tobytes()).hexdigest()[:16]
+    return [_store_graph(conn, "properties", source, *_knn_edges(ids, graph), k=graph.neighbors.shape[1],
+                         index_kind=graph.index_kind, recall_at_k=None, params={"dims": int(vectors.shape[1])},
+                         seconds=time.perf_counter() - started)]
+
+
+def load_view_graph(conn: duckdb.DuckDBPyConnection, view: str, sample_ids: list[str]):
+    """(KnnGraph, graph_version) of a stored view built for exactly `sample_ids`, else (None, "")."""
+    if _graph_row(conn, view) is None:
+        return None, ""
+    ids, graph, version, _ = load_graph(conn, view)
+    return (graph, version) if ids == list(sample_ids) else (None, "")
+
+
+def _graph_row(conn: duckdb.DuckDBPyConnection, view: str):
+    latest = run_query(conn, "latest_graph", view=view)
+    return None if latest.empty else latest.iloc[0]
+
+
+def load_graph(conn: duckdb.DuckDBPyConnection, view: str = "ssl"):
+    """A kNN view's current graph as (sample_ids, KnnGraph, graph_version, source version), rows in
+    sample_id order. Raises when the view has no graph."""
     from quality_assets.knn import KnnGraph
 
-    latest = run_query(conn, "latest_graph")
-    if latest.empty:
-        raise ValueError("no kNN graph yet: materialize knn_graph first")
-    row = latest.iloc[0]
+    row = _graph_row(conn, view)
+    if row is None:
+        raise ValueError(f"no {view} kNN graph yet: materialize knn_graph first")
     table = run_query_arrow(conn, "knn_edges_current", graph_version=row.graph_version)
     k = int(row.k)
     sample_col = table.column("sample_id").to_numpy(zero_copy_only=False)
@@ -396,3 +547,28 @@ def load_graph(conn: duckdb.DuckDBPyConnection):
                      recall_at_k=None if pd.isna(row.recall_at_k) else float(row.recall_at_k),
                      params=json.loads(row.params_json or "{}"))
     return sample_ids, graph, str(row.graph_version), str(row.model_version)
+
+
+def load_pixel_views(conn: duckdb.DuckDBPyConnection, sample_ids: list[str]):
+    """(pixel KnnGraph or None, copy candidates (i, j, position) or None, version string) aligned
+    with `sample_ids`. A stored view built for other samples counts as missing."""
+    versions = []
+    graph = None
+    pixel_row, copy_row = _graph_row(conn, "pixel"), _graph_row(conn, "pixel_copy")
+    if pixel_row is not None and copy_row is not None and pixel_row.model_version == copy_row.model_version:
+        pixel_ids, pixel_graph, pixel_version, _ = load_graph(conn, "pixel")
+        if pixel_ids == list(sample_ids):
+            graph = pixel_graph
+            versions.append(pixel_version)
+    candidates = None
+    if copy_row is not None:
+        table = run_query_arrow(conn, "knn_edges_current", graph_version=copy_row.graph_version)
+        position = pd.Series(np.arange(len(sample_ids)), index=sample_ids)
+        a = position.reindex(np.asarray(table.column("sample_id").to_numpy(zero_copy_only=False), dtype=str)).to_numpy()
+        b = position.reindex(np.asarray(table.column("neighbor_id").to_numpy(zero_copy_only=False), dtype=str)).to_numpy()
+        # Candidates of samples that left the manifest are dropped; new samples wait for the next graph.
+        keep = ~(np.isnan(a) | np.isnan(b))
+        candidates = (a[keep].astype(np.int64), b[keep].astype(np.int64),
+                      table.column("rank").to_numpy()[keep].astype(np.int64))
+        versions.append(str(copy_row.graph_version))
+    return graph, candidates, "+".join(versions)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -71,8 +73,14 @@ def run_audit(
     extra_op_config: dict | None = None,
     selection: list[str] | None = None,
     log_level: str = "INFO",
+    say: Callable[[str], None] | None = None,
 ) -> AuditOutcome:
-    """Ingest the given drops (if any) and materialize every asset and check of the audit graph."""
+    """Ingest the given drops (if any) and materialize every asset and check of the audit graph.
+
+    First fails any earlier run whose process is gone (releasing its pool slots), then waits for
+    runs still alive, telling `say` (default: stderr) what it waits for. Ctrl-C ends the wait.
+    """
+    say = say or (lambda message: print(message, file=sys.stderr, flush=True))
     prepare_environment(home)
     import dagster as dg
 
@@ -95,8 +103,13 @@ def run_audit(
     job = defs.resolve_job_def("audit_job")
     if selection:
         job = job.get_subset(asset_selection={dg.AssetKey(key) for key in selection})
+    from quality_assets.defs.automation.stale_runs import process_tags, wait_for_active_runs
+
     with dg.DagsterInstance.get() as instance:
-        result = job.execute_in_process(run_config=run_config, instance=instance, raise_on_error=False)
+        wait_for_active_runs(instance, say)
+        # The tags name this process, so a later audit can tell a killed run from a live one.
+        result = job.execute_in_process(run_config=run_config, instance=instance, raise_on_error=False,
+                                        tags=process_tags())
         checks_by_key = {
             spec.key: spec for checks_def in ALL_CHECKS for spec in checks_def.check_specs
         }

@@ -80,13 +80,28 @@ class _Candidate:
     labels: list[str]
 
 
-def make_sample_id(file_sha256: str, path: str) -> str:
-    """Stable id: same bytes at the same path give the same id on every scan."""
-    return hashlib.sha256(f"{file_sha256}\0{path}".encode()).hexdigest()[:20]
+def make_sample_id(file_sha256: str, path: str, data_root: str = "") -> str:
+    """Stable id: same bytes at the same path under the same data root give the same id on every scan.
+
+    The data root is part of the identity, so two roots holding the same relative path (and even
+    the same bytes there) give two samples.
+    """
+    key = f"{file_sha256}\0{path}" if not data_root else f"{file_sha256}\0{data_root}\0{path}"
+    return hashlib.sha256(key.encode()).hexdigest()[:20]
 
 
 def _is_ignored(name: str) -> bool:
+    """Control files and hidden names: never a sample, never the drop's CSV manifest."""
     return name.startswith(".") or name == DROP_MARKER
+
+
+def printable(name: str) -> str:
+    """`name` as storable text: bytes that are not UTF-8 (surrogate-escaped by os) become \\xNN."""
+    try:
+        name.encode("utf-8")
+        return name
+    except UnicodeEncodeError:
+        return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def _is_within(path: str, root: str) -> bool:
@@ -104,7 +119,8 @@ class _Rejections:
         self.rows: list[dict[str, str]] = []
 
     def add(self, path: str, reason: str, detail: str) -> None:
-        self.rows.append({"drop_id": self.drop_id, "path": path, "reason": reason, "detail": detail})
+        self.rows.append({"drop_id": self.drop_id, "path": printable(path), "reason": reason,
+                          "detail": printable(detail)})
 
 
 @dataclass
@@ -114,17 +130,21 @@ class _FoundFile:
     problem: tuple[str, str] | None  # (reason, detail) when the entry cannot be a sample
 
 
-def _walk_drop(drop_abs: Path, root_real: str) -> Iterator[_FoundFile]:
-    """Every non-ignored file below drop_abs, depth first in sorted order.
+def _walk_drop(
+    drop_abs: Path, root_real: str, exclude: frozenset[str] = frozenset()
+) -> Iterator[_FoundFile]:
+    """Every file below drop_abs, depth first in sorted order; hidden ones come with a problem.
 
     Symlinks are never followed out of the data root. Directory symlinks inside it are
     followed, except back into a directory that is already being walked (a loop); an alias of
     a sibling folder yields its files again under the alias path, which duplicate detection
-    then reports, rather than depending on which name sorts first.
+    then reports, rather than depending on which name sorts first. Folders in `exclude` (real
+    paths of nested drops, ingested as themselves) are not entered. Hidden folders are reported
+    once, not entered; names that are not UTF-8 are reported (with every file below them).
     """
 
     def walk(
-        directory: Path, parts: tuple[str, ...], ancestors: frozenset[str]
+        directory: Path, parts: tuple[str, ...], ancestors: frozenset[str], bad_name: str | None
     ) -> Iterator[_FoundFile]:
         real_dir = os.path.realpath(directory)
         if real_dir in ancestors:
@@ -136,10 +156,12 @@ def _walk_drop(drop_abs: Path, root_real: str) -> Iterator[_FoundFile]:
             yield _FoundFile(parts, directory, ("not_a_file", f"cannot list directory: {exc}"))
             return
         for name in names:
-            if _is_ignored(name):
+            if name == DROP_MARKER:
                 continue
             full = directory / name
-            rel = (*parts, name)
+            shown = printable(name)
+            rel = (*parts, shown)
+            undecodable = bad_name or (f"name {shown!r} is not valid UTF-8" if shown != name else None)
             real = os.path.realpath(full)
             if not _is_within(real, root_real):
                 yield _FoundFile(rel, full, ("path_escapes_root", _OUTSIDE))
@@ -153,13 +175,22 @@ def _walk_drop(drop_abs: Path, root_real: str) -> Iterator[_FoundFile]:
                 yield _FoundFile(rel, full, ("not_a_file", f"cannot stat: {exc}"))
                 continue
             if stat.S_ISDIR(st.st_mode):
-                yield from walk(full, rel, ancestors)
-            elif stat.S_ISREG(st.st_mode):
-                yield _FoundFile(rel, full, None)
-            else:
+                if real in exclude:
+                    continue
+                if name.startswith("."):
+                    yield _FoundFile(rel, full, ("hidden_folder", "hidden folder: its files are not scanned"))
+                else:
+                    yield from walk(full, rel, ancestors, undecodable)
+            elif not stat.S_ISREG(st.st_mode):
                 yield _FoundFile(rel, full, ("not_a_file", "not a regular file or directory"))
+            elif undecodable:
+                yield _FoundFile(rel, full, ("undecodable_name", undecodable))
+            elif name.startswith("."):
+                yield _FoundFile(rel, full, ("hidden_file", "hidden file (its name starts with '.')"))
+            else:
+                yield _FoundFile(rel, full, None)
 
-    yield from walk(drop_abs, (), frozenset())
+    yield from walk(drop_abs, (), frozenset(), None)
 
 
 def _find_csv(drop_abs: Path) -> Path | None:
@@ -417,17 +448,21 @@ def scan_drop(
     max_bytes: int = DEFAULT_MAX_BYTES,
     workers: int = 1,
     progress: Callable[[int, int], None] | None = None,
+    nested_drops: tuple[str, ...] = (),
 ) -> ScanResult:
     """Scan one drop into accepted sample rows and rejected rows (see module docstring).
 
     `drop_dir` is data_root itself or a folder inside it (absolute, or relative to data_root).
+    `nested_drops` (folders relative to data_root) are drops of their own inside this one: they
+    are left out here, so each file is judged by the drop it was registered with.
     Raises ValueError / FileNotFoundError only for a bad data_root or drop_dir argument; every
     problem with the drop's content becomes a rejected row. `progress(done, total)` is called
     as images are inspected.
     """
     root_real, drop_abs, drop_rel = _resolve_drop(Path(data_root), Path(drop_dir))
     rejections = _Rejections(drop_id)
-    found = list(_walk_drop(drop_abs, root_real))
+    exclude = frozenset(os.path.realpath(Path(root_real) / nested) for nested in nested_drops)
+    found = list(_walk_drop(drop_abs, root_real, exclude))
 
     csv_path = _find_csv(drop_abs)
     if csv_path is None:
@@ -449,9 +484,12 @@ def scan_drop(
         # A CSV row rejected before naming a clean path (e.g. a malformed row) already
         # accounts for its file; reporting it again as unlisted would count it twice.
         accounted = named | {manifest_rel} | {row["path"] for row in rejections.rows}
+        # A hidden or unreadable folder that holds listed files is accounted for by those rows.
+        listed_folders = {str(PurePosixPath(p).parents[i]) for p in named
+                          for i in range(len(PurePosixPath(p).parents) - 1)}
         for item in found:
             path = _join_rel(drop_rel, *item.rel_in_drop)
-            if path in accounted:
+            if path in accounted or path in listed_folders:
                 continue
             if item.problem is not None:
                 rejections.add(path, *item.problem)
@@ -466,7 +504,7 @@ def scan_drop(
             rejections.add(candidate.path, payload, detail)
             continue
         row: dict[str, Any] = {
-            "sample_id": make_sample_id(payload["file_sha256"], candidate.path),
+            "sample_id": make_sample_id(payload["file_sha256"], candidate.path, root_real),
             "drop_id": drop_id,
             "path": candidate.path,
             "label": candidate.label,

@@ -7,10 +7,16 @@ import json
 from dataclasses import dataclass
 
 import duckdb
+import numpy as np
 import pandas as pd
 
-from quality_assets.cleaning import CleaningPolicy, apply_policy
-from quality_assets.representation import load_graph, load_thumbnails, load_vectors
+from quality_assets.cleaning import CleaningPolicy, apply_policy, cleaning_frame
+from quality_assets.issue_types import View
+from quality_assets.pixel_view import search_vectors
+from quality_assets.property_view import property_vectors
+from quality_assets.representation import (
+    load_graph, load_pixel_views, load_thumbnails, load_vectors, load_view_graph,
+)
 from quality_assets.scoring import ScoreConfig, ScoreOutputs, compute_scores, summary_json
 from quality_assets.store import insert_df, run_query
 
@@ -34,11 +40,21 @@ def run_scores(conn: duckdb.DuckDBPyConnection, config: ScoreConfig) -> ScoreRun
     if vector_ids != list(sample_ids):
         vectors = None  # the graph's node order is the authority; LAD then joins components by size
     thumbnails, thumbnail_known = load_thumbnails(conn, list(sample_ids))
+    manifest_in_order = manifest.set_index("sample_id").loc[list(sample_ids)].reset_index()
+    pixel_graph, copy_candidates, pixel_versions = load_pixel_views(conn, list(sample_ids))
+    pixel = None if pixel_graph is None else View(pixel_graph, search_vectors(thumbnails))
+    property_graph, property_version = load_view_graph(conn, "properties", list(sample_ids))
+    properties = None if property_graph is None else View(property_graph, property_vectors(manifest_in_order))
+    view_versions = f"{graph_version}+{pixel_versions}+{property_version}"
+    if copy_candidates is None:
+        copy_candidates = (np.empty(0, np.int64),) * 3  # no stored candidates: none are searched here
     outputs = compute_scores(sample_ids, graph, manifest, config, vectors=vectors,
                              thumbnails=thumbnails if thumbnail_known.any() else None,
-                             thumbnail_known=thumbnail_known)
+                             thumbnail_known=thumbnail_known, pixel=pixel, properties=properties,
+                             copy_candidates=copy_candidates,
+                             build_missing_views=False)
     score_version = hashlib.sha256(
-        f"{graph_version}|{manifest_version}|{json.dumps(config.to_dict(), sort_keys=True)}".encode()
+        f"{view_versions}|{manifest_version}|{json.dumps(config.to_dict(), sort_keys=True)}".encode()
     ).hexdigest()[:16]
 
     conn.execute("BEGIN TRANSACTION")
@@ -71,7 +87,7 @@ def build_cleaned_split(conn: duckdb.DuckDBPyConnection, policy: CleaningPolicy)
     if latest.empty:
         raise ValueError("no score run yet: materialize issue_scores first")
     run = latest.iloc[0]
-    inputs = run_query(conn, "cleaning_inputs")
+    inputs = cleaning_frame(run_query(conn, "cleaning_inputs"), run_query(conn, "cleaning_flags"))
     reviews = run_query(conn, "review_decisions_all")
     split = apply_policy(inputs, policy, reviews)
     review_stamp = str(reviews.decided_at.max()) if len(reviews) else ""

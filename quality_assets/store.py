@@ -30,6 +30,25 @@ DB_FILENAME = "quality.duckdb"
 SQL_DIR_ENV = "QUALITY_SQL_DIR"
 HOME_ENV = "QUALITY_HOME"
 LOCK_RETRY_SECONDS = 60.0
+# Fault injection for the crash-safety tests: the process SIGKILLs itself at the named point (e.g.
+# "before:insert_knn_graph", "after:upsert_drop", "train:start"); "NAME@N" at its N-th passage.
+FAULT_ENV = "QUALITY_FAULT_POINT"
+_fault_passes: dict[str, int] = {}
+
+
+def fault_point(name: str) -> None:
+    """Die here, as a power cut would, when $QUALITY_FAULT_POINT names this point."""
+    spec = os.environ.get(FAULT_ENV)
+    if not spec:
+        return
+    target, _, nth = spec.partition("@")
+    if target != name:
+        return
+    _fault_passes[name] = _fault_passes.get(name, 0) + 1
+    if _fault_passes[name] >= int(nth or 1):
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def sql_dir() -> Path:
@@ -90,18 +109,63 @@ class Store:
             return run_query(conn, name, **params)
 
 
+Connectable = "Store | duckdb.DuckDBPyConnection"
+
+
+@contextmanager
+def session(target: "Store | duckdb.DuckDBPyConnection") -> Iterator[duckdb.DuckDBPyConnection]:
+    """A write connection for one short piece of work.
+
+    Given a Store, the connection (and with it DuckDB's file lock) lives only for the `with`
+    block, so readers in other processes get in between; given an open connection, that one is
+    used as is (tests, and callers that already hold one).
+    """
+    if isinstance(target, Store):
+        with target.connect() as conn:
+            yield conn
+    else:
+        yield target
+
+
+def record_superseded(conn: duckdb.DuckDBPyConnection, rows) -> int:
+    """Take samples out of the active manifest.
+
+    `rows`: a frame of sample_id, reason, detail, superseded_by, or a mapping sample_id -> an
+    error with `reason` and `detail` (imaging.SampleChanged, from a read after ingest).
+    """
+    if not isinstance(rows, pd.DataFrame):
+        rows = pd.DataFrame(
+            [{"sample_id": sid, "reason": err.reason, "detail": err.detail, "superseded_by": None}
+             for sid, err in dict(rows).items()],
+            columns=["sample_id", "reason", "detail", "superseded_by"])
+    if rows.empty:
+        return 0
+    frame = rows.reindex(columns=["sample_id", "reason", "detail", "superseded_by"])
+    conn.register("_superseded", frame)
+    try:
+        run_query(conn, "supersede_samples")
+    finally:
+        conn.unregister("_superseded")
+    return len(frame)
+
+
 def run_query(conn: duckdb.DuckDBPyConnection, name: str, **params: object) -> pd.DataFrame:
     """Run a named SQL file; returns the last statement's result (empty frame if it has none)."""
     sql = load_sql(name)
+    fault_point(f"before:{name}")
     if not params:
         result = conn.execute(sql)
-        return result.df() if result.description else pd.DataFrame()
+        frame = result.df() if result.description else pd.DataFrame()
+        fault_point(f"after:{name}")
+        return frame
     # DuckDB binds parameters only in the last statement of a multi-statement string.
     result = None
     for statement in _statements(sql):
         used = {key: value for key, value in params.items() if f"${key}" in statement}
         result = conn.execute(statement, used) if used else conn.execute(statement)
-    return result.df() if result is not None and result.description else pd.DataFrame()
+    frame = result.df() if result is not None and result.description else pd.DataFrame()
+    fault_point(f"after:{name}")
+    return frame
 
 
 @lru_cache(maxsize=None)

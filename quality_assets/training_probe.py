@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from sklearn.linear_model import LogisticRegression
 
-EVAL_SPLITS = ("val", "test")
+from quality_assets.splits import EVAL_SPLITS
 
 
 @dataclass

@@ -208,6 +208,14 @@ class WebDriver:
         self.execute("arguments[0].scrollIntoView({block: 'center'})", {ELEMENT_KEY: element})
         self._session("POST", f"/element/{element}/click", {})
 
+    def type_text(self, css: str, text: str, *, clear: bool = True) -> None:
+        """Real key strokes into the first element matching `css` (cleared first by default)."""
+        element = self.find(css)
+        self.execute("arguments[0].scrollIntoView({block: 'center'})", {ELEMENT_KEY: element})
+        if clear:
+            self._session("POST", f"/element/{element}/clear", {})
+        self._session("POST", f"/element/{element}/value", {"text": text})
+
     def wait_for(self, script: str, *args: Any, timeout: float = 10.0, interval: float = 0.1) -> Any:
         """Poll `script` until it returns something truthy; that value."""
         deadline = time.monotonic() + timeout

@@ -240,6 +240,7 @@ def make_messy_imagefolder(root: Path, outside_dir: Path) -> dict[str, str]:
         "train/stray.png": "unexpected_location",
         "stray_at_root.png": "unexpected_location",
         "holdout/cat/x.png": "unknown_split",
+        "train/cat/.DS_Store": "hidden_file",
     }
     write_corrupt_png(root / "train/cat/corrupt.png")
     write_truncated(root / "train/cat/truncated.png", "PNG")
@@ -251,7 +252,8 @@ def make_messy_imagefolder(root: Path, outside_dir: Path) -> dict[str, str]:
     write_png(root / "train/stray.png", 9001)
     write_png(root / "stray_at_root.png", 9002)
     write_png(root / "holdout/cat/x.png", 9003)
-    # Ignored by the scanner: hidden files and the completion marker.
+    # A hidden file is recorded like any other skipped file; the completion marker is not a file
+    # of the data.
     (root / "train/cat/.DS_Store").write_bytes(b"\0\0\0\1Bud1")
     mark_complete(root)
     return expected

@@ -12,10 +12,10 @@ def _samples(**overrides):
         "label": ["1", "1", "1", "2", "3", "4", "5"],
         "off_topic_issue": [False] * 7,
         "duplicate_group": [-1] * 7,
-        "leak_partner_of_eval": [False] * 7,
+        "leakage_partner_of": [False] * 7,
         "label_error_issue": [False] * 7,
-        "suggested_label": [None] * 7,
-        "label_confidence": [np.nan] * 7,
+        "label_error_suggested": [None] * 7,
+        "label_error_confidence": [np.nan] * 7,
     })
     for column, values in overrides.items():
         base[column] = values
@@ -40,8 +40,8 @@ def test_duplicate_group_keeps_the_eval_member_and_drops_train_copies():
 def test_confident_label_errors_are_relabelled_and_unconfident_ones_dropped():
     samples = _samples(
         label_error_issue=[False, False, False, True, True, False, False],
-        suggested_label=[None, None, None, "7", "8", None, None],
-        label_confidence=[np.nan, np.nan, np.nan, 0.95, 0.4, np.nan, np.nan],
+        label_error_suggested=[None, None, None, "7", "8", None, None],
+        label_error_confidence=[np.nan, np.nan, np.nan, 0.95, 0.4, np.nan, np.nan],
     )
     split = apply_policy(samples, CleaningPolicy(relabel_confidence=0.8)).set_index("sample_id")
     assert (split.action["d"], split.label["d"], split.original_label["d"]) == ("relabel", "7", "2")
@@ -52,7 +52,7 @@ def test_confident_label_errors_are_relabelled_and_unconfident_ones_dropped():
 
 def test_off_topic_and_train_leaks_are_dropped_but_eval_rows_stay_fixed():
     samples = _samples(off_topic_issue=[False, False, True, False, True, False, False],
-                       leak_partner_of_eval=[True, False, False, False, False, False, False])
+                       leakage_partner_of=[True, False, False, False, False, False, False])
     split = apply_policy(samples, CleaningPolicy()).set_index("sample_id")
     assert split.action["e"] == "drop" and split.reason["e"] == "off_topic"
     assert split.action["a"] == "drop" and "leakage" in split.reason["a"]

@@ -1,4 +1,4 @@
-"""Embedders on real image files: user-supplied vectors, local timm weights, ablations."""
+"""Embedders on real image files: user-supplied vectors, local timm weights."""
 
 from __future__ import annotations
 
@@ -13,13 +13,11 @@ from PIL import Image
 import quality_assets.ssl  # noqa: F401
 from quality_assets.embedders import (
     PrecomputedEmbedder,
-    RandomInitEmbedder,
-    RawPixelEmbedder,
     TimmCheckpointEmbedder,
     make_embedder,
 )
 from quality_assets.ssl.data import load_image_tensor
-from quality_assets.ssl.dino import DinoConfig, embed_images
+from quality_assets.ssl.dino import embed_images
 
 
 @pytest.fixture
@@ -75,30 +73,6 @@ def test_precomputed_npy_without_sidecar_is_a_clear_error(tmp_path):
     np.save(file, np.ones((2, 3), dtype=np.float32))
     with pytest.raises(FileNotFoundError, match="paths.txt"):
         PrecomputedEmbedder(file)
-
-
-def test_raw_pixel_embedder(image_root):
-    _, paths = image_root
-    emb = RawPixelEmbedder(image_size=8)
-    out = emb.embed(paths)
-    assert out.shape == (12, emb.dim) and emb.dim == 3 * 8 * 8
-    np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, rtol=1e-5)
-    direct = load_image_tensor(paths[:1], 8).reshape(1, -1).float().numpy()
-    np.testing.assert_allclose(out[0], direct[0] / np.linalg.norm(direct[0]), rtol=1e-5)
-
-
-def test_random_init_embedder_is_seeded_and_not_degenerate(image_root):
-    _, paths = image_root
-    cfg = DinoConfig(arch="resnet10_half", image_size=16, global_crop_size=16)
-    a = RandomInitEmbedder(cfg, seed=0).embed(paths)
-    b = RandomInitEmbedder(cfg, seed=0).embed(paths)
-    c = RandomInitEmbedder("resnet10_half", 16, seed=1).embed(paths)
-    np.testing.assert_allclose(a, b, rtol=1e-6)
-    assert not np.allclose(a, c)
-    assert a.shape == (12, 256)
-    # BatchNorm re-estimated on the data: distinct images get distinct vectors.
-    sims = a @ a.T
-    assert sims[~np.eye(12, dtype=bool)].max() < 0.9999
 
 
 def test_timm_checkpoint_embedder_loads_local_weights_offline(image_root, tmp_path):

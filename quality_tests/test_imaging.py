@@ -234,3 +234,77 @@ def test_hamming_distances_matches_scalar_version_and_broadcasts() -> None:
     assert matrix.shape == (5, 7)
     assert (np.diag(matrix[:, :5]) == 0).all()
     assert matrix[2, 6] == hamming_distance(int(a[2]), int(a[6]))
+
+
+# --- One normalisation for the statistics, the model input and the thumbnails, per storage mode ---
+
+_RAMP = np.tile(np.arange(32, dtype=np.float64) / 31.0, (32, 1))  # 0..1 left to right
+_RAMP8 = np.round(_RAMP * 255).astype(np.uint8)
+_HALF_TRANSPARENT = np.repeat(np.array([255, 0] * 16, dtype=np.uint8)[:, None], 32, axis=1)
+
+
+def _sixteen_bit(path: Path) -> np.ndarray:
+    Image.fromarray(np.round(_RAMP * 65535).astype(np.uint16)).save(path.with_suffix(".png"))
+    return _RAMP8
+
+
+def _float32(path: Path) -> np.ndarray:
+    Image.fromarray(_RAMP.astype(np.float32), mode="F").save(path.with_suffix(".tif"))
+    return _RAMP8
+
+
+def _palette(path: Path) -> np.ndarray:
+    Image.fromarray(_RAMP8).convert("RGB").convert("P", palette=Image.Palette.ADAPTIVE).save(
+        path.with_suffix(".png"))
+    return _RAMP8
+
+
+def _cmyk(path: Path) -> np.ndarray:
+    Image.fromarray(_RAMP8).convert("RGB").convert("CMYK").save(path.with_suffix(".tif"))
+    return _RAMP8
+
+
+def _gray_alpha(path: Path) -> np.ndarray:
+    Image.merge("LA", [Image.fromarray(_RAMP8), Image.fromarray(_HALF_TRANSPARENT)]).save(
+        path.with_suffix(".png"))
+    return np.where(_HALF_TRANSPARENT == 255, _RAMP8, 0).astype(np.uint8)  # on black
+
+
+def _one_bit(path: Path) -> np.ndarray:
+    Image.fromarray(_RAMP > 0.5).convert("1").save(path.with_suffix(".png"))
+    return np.where(_RAMP > 0.5, 255, 0).astype(np.uint8)
+
+
+def _histogram_percentiles(gray: np.ndarray) -> np.ndarray:
+    cdf = np.cumsum(np.bincount(gray.ravel(), minlength=256))
+    return np.searchsorted(cdf, np.array([0.05, 0.5, 0.95]) * gray.size) / 255.0
+
+
+@pytest.mark.parametrize(
+    ("write", "stored_mode"),
+    [(_sixteen_bit, "I"), (_float32, "F"), (_palette, "P"), (_cmyk, "CMYK"), (_gray_alpha, "LA"),
+     (_one_bit, "1")],
+    ids=["16-bit", "float", "palette", "cmyk", "gray+alpha", "1-bit"],
+)
+def test_every_storage_mode_reaches_model_thumbnails_and_statistics_as_the_same_pixels(
+    tmp_path: Path, write, stored_mode: str
+) -> None:
+    from quality_assets.ssl.data import _decode
+
+    expected = write(tmp_path / "image")
+    path = next(tmp_path.iterdir())
+    info = inspect_image(path)
+    assert info["mode"].startswith(stored_mode)
+
+    model_input = _decode(path, 32, 3)
+    thumbnail = _decode(path, 32, 1)[0]
+    for channel in model_input:
+        assert np.abs(channel.astype(int) - expected).max() <= 1
+    assert np.abs(thumbnail.astype(int) - expected).max() <= 1
+    assert info["is_grayscale"]
+    np.testing.assert_allclose(
+        [info["brightness_p05"], info["brightness_p50"], info["brightness_p95"]],
+        _histogram_percentiles(expected), atol=1.5 / 255)
+    # From open binary files (the verified-bytes path) the pixels are the same.
+    with open(path, "rb") as handle:
+        np.testing.assert_array_equal(_decode(io.BytesIO(handle.read()), 32, 3), model_input)

@@ -33,22 +33,35 @@ def test_every_bad_file_is_a_rejected_row_and_rerun_does_not_duplicate_them(stor
     assert not set(manifest.path) & set(expected)
 
 
-def test_new_drop_appends_and_changed_file_is_rejected_not_overwritten(store, tmp_path):
+def test_changed_file_supersedes_its_old_row_and_restored_bytes_reinstate_it(store, tmp_path):
     data = tmp_path / "data"
     make_imagefolder(data / "drop1", {"train": {"cat": 3}}, seed=1)
+    target = data / "drop1/train/cat/cat_000.png"
+    original_bytes = target.read_bytes()
     with store.connect() as conn:
         ingest_drop(conn, data, data / "drop1")
         original = _manifest(conn)
+        old_id = original.set_index("path").sample_id["drop1/train/cat/cat_000.png"]
         # The same path now holds different pixels, and a new file arrives beside it.
-        write_png(data / "drop1/train/cat/cat_000.png", seed=777)
+        write_png(target, seed=777)
         write_png(data / "drop1/train/cat/cat_new.png", seed=778)
         summary = ingest_drop(conn, data, data / "drop1")
         manifest = _manifest(conn)
+        active = run_query(conn, "manifest_with_roots")
+        superseded = conn.execute("SELECT * FROM superseded_samples").df()
         rejected = conn.execute("SELECT path, reason FROM rejected_samples").df()
-    assert summary.n_new == 1
-    assert len(manifest) == len(original) + 1
+        # The old bytes come back: the old sample returns, the intermediate one leaves.
+        target.write_bytes(original_bytes)
+        restored = ingest_drop(conn, data, data / "drop1")
+        active_after_restore = run_query(conn, "manifest_with_roots")
+    assert (summary.n_new, summary.n_superseded) == (2, 1)
+    assert len(manifest) == len(original) + 2  # append-only: the old row stays in the table
     assert set(original.sample_id) <= set(manifest.sample_id)
-    assert rejected.set_index("path").reason["drop1/train/cat/cat_000.png"] == "path_changed"
+    assert superseded.sample_id.tolist() == [old_id] and superseded.reason.tolist() == ["content_changed"]
+    assert old_id not in set(active.sample_id) and len(active) == len(original) + 1
+    assert active.path.is_unique and rejected.empty
+    assert (restored.n_new, restored.n_superseded) == (0, 1)
+    assert old_id in set(active_after_restore.sample_id) and active_after_restore.path.is_unique
 
 
 def test_drop_ids_are_stable_and_paths_are_relative_to_the_data_root(store, tmp_path):

@@ -26,6 +26,8 @@ from quality_tests import browser
 from quality_tests.imagefolders import distinct_image
 
 PER_PAGE = 5
+GALLERIES = ["off_topic", "label_error", "near_duplicate", "leakage", "low_value", "image_dark",
+             "off_topic_knn_baseline"]
 NEW_RUN, OLD_RUN = "score-new-0001", "score-old-0001"
 T0 = datetime(2024, 6, 1, 12, 0, 0)
 
@@ -179,7 +181,10 @@ def test_html_is_self_contained_and_shows_only_the_latest_run(built: dict[str, A
     assert not re.search(r'url\(\s*["\']?\s*(?:https?:)?//|@import', page, re.I)
 
     sections = _sections(page)
-    assert list(sections) == ["off_topic", "label_error", "near_duplicate", "leakage", "low_value", "image_dark"]
+    # Registry order; a type the registry does not know (an older run's) comes last, titled by its name.
+    assert list(sections) == GALLERIES
+    assert '<h2>off_topic_knn_baseline <span class="badge">' in sections["off_topic_knn_baseline"]
+    assert "<h2>Off-topic samples " in sections["off_topic"]
     for key, html in sections.items():
         assert html.count('<article class="card') == PER_PAGE, key
     assert NEW_RUN in page and OLD_RUN not in page and "image_blurry" not in page
@@ -213,9 +218,9 @@ def test_chromium_renders_decoded_images_true_counts_and_next_page(built: dict[s
         assert driver.wait_for("return document.readyState === 'complete' && "
                                "[...document.images].every(i => i.complete)")
         widths = driver.execute("return [...document.images].map(i => i.naturalWidth)")
-        # 6 galleries x 5 cards, +5 second images for pairs, +2 leak partners, -2 cards of the
+        # 7 galleries x 5 cards, +5 second images for pairs, +2 leak partners, -2 cards of the
         # missing file (off_topic rank 2, label_error rank 1) that show a placeholder instead.
-        assert len(widths) == 6 * PER_PAGE + PER_PAGE + 2 - 2
+        assert len(widths) == len(GALLERIES) * PER_PAGE + PER_PAGE + 2 - 2
         assert min(widths) > 0
         counts = driver.execute(
             "return Object.fromEntries([...document.querySelectorAll('[data-count]')]"
@@ -262,8 +267,7 @@ def test_page_script_self_check_in_dumped_dom(built: dict[str, Any], chromium: N
     check = json.loads(re.search(r'<pre id="report-check" hidden="">(.*?)</pre>', dom, re.S).group(1))
     assert check["broken"] == 0 and check["pending"] == 0
     assert check["images"] == check["decoded"] > 0
-    assert check["cards"] == {k: PER_PAGE for k in
-                              ["off_topic", "label_error", "near_duplicate", "leakage", "low_value", "image_dark"]}
+    assert check["cards"] == {k: PER_PAGE for k in GALLERIES}
 
 
 def _empty_store(home: Path) -> Store:
@@ -324,6 +328,8 @@ def test_size_is_bounded_for_large_runs(tmp_path: Path) -> None:
     assert len(data["thumbs"]) <= 4 * 40 + 40
     assert 0 < page.count("data:image/png") <= 2 * (4 * 40 + 40)
     assert "query the <code>issues</code>" in page
+    # No empty sections: no label error suggests another class here, so there is no confusion section.
+    assert 'id="confusion"' not in page and 'href="#confusion"' not in page
     assert len(page.encode()) < 3_000_000
     # The budget caps later-page thumbnails even when thumbs_per_type would allow more.
     tight = write_report(store, tmp_path / "tight.html", per_page=10, max_items=300, thumbs_per_type=300,
@@ -331,3 +337,64 @@ def test_size_is_bounded_for_large_runs(tmp_path: Path) -> None:
     inline = set(re.findall(r'href="#sample-([0-9a-f]+)"><img', tight))
     assert set(_report_data(tight)["thumbs"]) <= inline  # only re-used first-page images, none new
     assert tight.count('<img src="data:') == 5 * 10
+
+
+def test_thumbnails_keep_colour_and_metadata_shows_pairs(tmp_path: Path) -> None:
+    import base64
+    import io
+
+    from quality_assets.defs.metadata import thumbnails_markdown
+    from quality_assets.thumbnails import thumbnail_data_uri, thumbnail_png
+
+    colour = np.zeros((20, 30, 3), dtype=np.uint8)
+    colour[..., 0] = 200  # red
+    colour[:, 15:, 2] = 180  # and a magenta half
+    Image.fromarray(colour).save(tmp_path / "colour.png")
+    Image.fromarray(distinct_image(3, gray=True)).save(tmp_path / "gray.png")
+    Image.fromarray(colour).save(tmp_path / "colour.jpg", quality=95)
+    with Image.open(io.BytesIO(thumbnail_png(tmp_path, "colour.png", 64))) as thumb:
+        assert thumb.mode == "RGB" and thumb.size == (60, 40)  # whole-pixel upscale of 30x20
+        left, right = thumb.getpixel((5, 5)), thumb.getpixel((50, 5))
+        assert left[0] > 150 and left[1] < 30 and left[2] < 30 and right[0] > 150 and right[2] > 150
+    with Image.open(io.BytesIO(thumbnail_png(tmp_path, "colour.jpg", 16))) as thumb:
+        assert thumb.mode == "RGB" and max(thumb.size) == 16
+    with Image.open(io.BytesIO(thumbnail_png(tmp_path, "gray.png", 48))) as thumb:
+        assert thumb.mode == "L"  # grayscale stays one channel
+    assert thumbnail_png(tmp_path, "missing.png") is None
+    assert thumbnail_data_uri(tmp_path, "colour.png").startswith("data:image/png;base64,")
+
+    frame = pd.DataFrame([
+        {"issue_type": "near_duplicate", "rank": 1, "path": "colour.png", "label": "a", "suggested_label": None,
+         "data_root": str(tmp_path), "partner_path": "gray.png", "partner_data_root": str(tmp_path)},
+        {"issue_type": "label_error", "rank": 1, "path": "colour.png", "label": "a", "suggested_label": "b",
+         "data_root": str(tmp_path), "partner_path": None, "partner_data_root": None},
+    ])
+    text = thumbnails_markdown(frame).value
+    pair_line = next(line for line in text.split("\n\n") if line.startswith("**near_duplicate**"))
+    assert pair_line.count("data:image/png;base64,") == 2 and " ⇄ " in pair_line
+    label_line = next(line for line in text.split("\n\n") if line.startswith("**label_error**"))
+    assert label_line.count("data:image/png") == 1 and "a→b" in label_line
+    uri = pair_line.split("(", 1)[1].split(")", 1)[0]
+    with Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))) as thumb:
+        assert thumb.mode == "RGB"
+    without = thumbnails_markdown(frame.drop(columns=["partner_path", "partner_data_root"])).value
+    assert without.count("data:image/png") == 2
+
+
+def test_sections_follow_the_registry_and_skip_empty_types() -> None:
+    from types import SimpleNamespace
+
+    from quality_assets.report.sections import sections_for
+
+    registry = [SimpleNamespace(name="toy", title="Toy issue", description="A toy.", gallery="samples"),
+                SimpleNamespace(name="near_duplicate", title="Pairs", description="Pairs.", gallery="pairs"),
+                SimpleNamespace(name="absent", title="Absent", description="Not scored.", gallery="samples"),
+                SimpleNamespace(name="leakage", title="Leaks", description="Leaks.", gallery="partner")]
+    counts = {"toy": (10, 2), "near_duplicate": (10, 1), "leakage": (0, 0), "older_type": (5, 1)}
+    sections = sections_for(counts, pair_counts=(7, 3), registry=registry)
+    assert [(s.name, s.title, s.gallery, s.n_scored, s.n_flagged, s.known) for s in sections] == [
+        ("toy", "Toy issue", "samples", 10, 2, True),
+        ("near_duplicate", "Pairs", "pairs", 7, 3, True),  # pair counts, not per-sample counts
+        ("older_type", "older_type", "samples", 5, 1, False),  # unknown to the registry: its name as title
+    ]
+    assert sections_for({}, registry=registry) == []  # nothing scored, no section

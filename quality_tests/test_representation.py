@@ -44,10 +44,13 @@ def test_thumbnails_are_made_once_match_the_files_and_survive_a_missing_file(sto
         manifest = run_query(conn, "manifest_for_scoring")
         ids = list(manifest.sample_id)
         thumbs, known = load_thumbnails(conn, ids, size=24)
+        superseded = conn.execute("SELECT sample_id, reason FROM superseded_samples").df()
     assert (first.n_made, first.n_unreadable, first.n_total) == (5, 2, 5)
-    # The missing and the corrupt file are retried, the others are not made again.
-    assert (second.n_made, second.n_unreadable, second.n_total) == (0, 2, 5)
-    assert known.sum() == 5 and thumbs.shape == (7, 24, 24) and thumbs.dtype == np.uint8
+    # The missing and the changed file leave the active manifest (reported, not retried forever);
+    # the others are not made again.
+    assert sorted(superseded.reason) == ["changed_on_read", "missing_on_read"]
+    assert (second.n_made, second.n_unreadable, second.n_total) == (0, 0, 5)
+    assert known.sum() == 5 and thumbs.shape == (5, 24, 24) and thumbs.dtype == np.uint8
     rel = dict(zip(manifest.sample_id, manifest.path))
     some = next(i for i, sid in enumerate(ids) if known[i])
     with Image.open(data / rel[ids[some]]) as im:

@@ -37,12 +37,11 @@ def _reasons(result: ScanResult) -> dict[str, str]:
 
 
 def _all_files(root: Path) -> set[str]:
-    """Every non-ignored file below root (links included), as the scanner should see them."""
+    """Every file below root but the completion marker (links and hidden files included)."""
     found = set()
     for directory, dirs, files in os.walk(root):
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
         for name in files:
-            if name.startswith(".") or name == DROP_MARKER:
+            if name == DROP_MARKER:
                 continue
             found.add((Path(directory) / name).relative_to(root).as_posix())
     return found
@@ -68,7 +67,8 @@ def test_good_imagefolder_is_fully_accepted(tmp_path: Path) -> None:
     first = accepted.iloc[0]
     assert first.path == "test/cat/cat_000.png"
     assert (first.split, first.label, first.labels) == ("test", "cat", ["cat"])
-    expected_id = hashlib.sha256(f"{first.file_sha256}\0{first.path}".encode()).hexdigest()[:20]
+    root = os.path.realpath(tmp_path)
+    expected_id = hashlib.sha256(f"{first.file_sha256}\0{root}\0{first.path}".encode()).hexdigest()[:20]
     assert first.sample_id == expected_id
     assert accepted.sample_id.is_unique and accepted.pixel_sha256.is_unique
     assert accepted.phash.dtype == "int64" and accepted.width.dtype == "int64"
@@ -120,7 +120,7 @@ def test_messy_imagefolder_rejects_each_bad_file_with_its_reason(tmp_path: Path)
 
     assert _reasons(result) == expected
     assert result.accepted.path.tolist() == good
-    # Nothing dropped, nothing counted twice; hidden files and the marker are not samples.
+    # Nothing dropped, nothing counted twice; hidden files are recorded, the marker is not a sample.
     assert set(result.accepted.path) | set(result.rejected.path) == _all_files(root)
     assert not set(result.accepted.path) & set(result.rejected.path)
     assert result.rejected.path.tolist() == sorted(result.rejected.path)

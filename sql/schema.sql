@@ -40,6 +40,17 @@ CREATE TABLE IF NOT EXISTS raw_manifest (
     ingested_at    TIMESTAMP NOT NULL
 );
 
+-- Samples that left the active manifest: their file changed under the same path (a newer row
+-- supersedes them), or a read after ingest found other bytes, a missing file or a path leaving
+-- the data root. Re-ingesting the original bytes reinstates a sample (its row is deleted here).
+CREATE TABLE IF NOT EXISTS superseded_samples (
+    sample_id      VARCHAR PRIMARY KEY,
+    reason         VARCHAR NOT NULL,      -- content_changed | changed_on_read | missing_on_read | escapes_root_on_read
+    detail         VARCHAR,
+    superseded_by  VARCHAR,               -- the newer sample at the same path, when known
+    superseded_at  TIMESTAMP NOT NULL
+);
+
 CREATE TABLE IF NOT EXISTS rejected_samples (
     drop_id        VARCHAR NOT NULL,
     path           VARCHAR NOT NULL,
@@ -96,8 +107,11 @@ CREATE TABLE IF NOT EXISTS knn_graphs (
     seconds        DOUBLE,
     created_at     TIMESTAMP NOT NULL
 );
+-- Which stored representation a graph belongs to: ssl (the embedding), pixel (thumbnail kNN) or
+-- pixel_copy (the thumbnail copy-candidate pairs). Added after the first release: older files gain it here.
+ALTER TABLE knn_graphs ADD COLUMN IF NOT EXISTS view VARCHAR DEFAULT 'ssl';
 
--- Edges of the current graph only (older graphs keep their row in knn_graphs).
+-- Edges of each view's current graph only (older graphs keep their row in knn_graphs).
 CREATE TABLE IF NOT EXISTS knn_edges (
     graph_version  VARCHAR NOT NULL,
     sample_id      VARCHAR NOT NULL,
@@ -197,3 +211,10 @@ CREATE TABLE IF NOT EXISTS gate_results (
     message       VARCHAR,
     evaluated_at  TIMESTAMP NOT NULL
 );
+
+-- The samples every stage works on: the manifest without superseded rows, with each data root.
+CREATE OR REPLACE VIEW active_manifest AS
+SELECT m.*, d.data_root
+FROM raw_manifest m
+JOIN drops d USING (drop_id)
+ANTI JOIN superseded_samples s USING (sample_id);

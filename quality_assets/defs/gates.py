@@ -1,21 +1,13 @@
-"""Gate thresholds (a resource, so a deployment sets them once) and gate evaluation records."""
+"""Gate thresholds (a resource generated from the registry, so a deployment sets them once) and gate
+evaluation records."""
 
 import duckdb
 import dagster as dg
 
+from quality_assets.defs.scoring.config import gate_thresholds_class
 from quality_assets.store import run_query
 
-
-class GateThresholds(dg.ConfigurableResource):
-    """Rates above these fail the gate. `*_blocking=False` turns a gate into a warning."""
-
-    max_near_duplicate_rate: float = 0.05
-    max_leakage_rate: float = 0.05
-    max_cleaned_leakage_rate: float = 0.0
-    max_off_topic_rate: float = 0.10
-    off_topic_blocking: bool = False
-    max_label_error_rate: float = 0.15
-    label_error_blocking: bool = False
+GateThresholds = gate_thresholds_class()
 
 
 def record_gate(

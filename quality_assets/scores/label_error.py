@@ -37,7 +37,7 @@ import scipy.sparse as sp
 from quality_assets.knn import KnnGraph
 from quality_assets.scores import canonical_labels
 
-__all__ = ["class_confusion", "label_error_scores"]
+__all__ = ["class_confusion", "knn_vote_shares", "label_error_scores"]
 
 
 def label_error_scores(
@@ -104,6 +104,23 @@ def label_error_scores(
             "d_diff": d_diff,
         }
     )
+
+
+def knn_vote_shares(graph: KnnGraph, codes: np.ndarray, n_classes: int, *, vote_k: int | None = None) -> sp.csr_matrix:
+    """[n, n_classes] sparse distance-weighted vote shares of each sample's labelled neighbours
+    (rows sum to 1, or 0 without labelled neighbours); the vote `label_error_scores` suggests from."""
+    nb, dist = graph.neighbors, graph.distances.astype(np.float64)
+    n, k = nb.shape
+    vk = k if vote_k is None else int(vote_k)
+    m0 = float(np.median(dist[:, 0]))
+    eps = 0.1 * m0 if m0 > 0 else 1e-6
+    vl = np.asarray(codes)[nb[:, :vk]]
+    vmask = vl >= 0
+    weights = 1.0 / (dist[:, :vk] + eps)
+    rows = np.repeat(np.arange(n), vk).reshape(n, vk)[vmask]
+    votes = sp.csr_matrix((weights[vmask], (rows, vl[vmask])), shape=(n, max(1, n_classes)))
+    total = np.asarray(votes.sum(axis=1)).ravel()
+    return sp.diags(np.where(total > 0, 1.0 / np.where(total > 0, total, 1.0), 0.0)) @ votes
 
 
 def class_confusion(

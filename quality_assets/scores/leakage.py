@@ -28,8 +28,7 @@ __all__ = [
     "leakage_scores",
 ]
 
-EVAL_SPLITS = ("val", "test")
-TRAIN_SPLITS = ("train",)
+from quality_assets.splits import EVAL_SPLITS, TRAIN_SPLITS
 
 
 def _split_masks(splits: Sequence[Any] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:

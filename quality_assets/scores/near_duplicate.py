@@ -50,15 +50,18 @@ from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
-from scipy.sparse.csgraph import connected_components
-from scipy.stats import rankdata
 
-from quality_assets.knn import KnnGraph
-from quality_assets.scores import canonical_labels
-from quality_assets.scores.cutoff import fraction_cut
-from quality_assets.scores.pixel_copies import pixel_candidate_pairs, ratio_to_next_best, verify_pairs
 from quality_assets.imaging import hamming_distances as hamming64
+from quality_assets.knn import KnnGraph
+from quality_assets.pixel_view import copy_candidate_pairs
+from quality_assets.scores import canonical_labels
+# Flags, per-sample scores and groups live in duplicate_groups; they stay importable from here.
+from quality_assets.scores.duplicate_groups import (
+    copy_flags, duplicate_groups, group_label_conflicts, sample_duplicate_scores,
+)
+from quality_assets.scores.pair_evidence import (
+    DEFAULT_FUSION_WEIGHTS, DEFAULT_WEIGHTS, combined_score, fuse_p_values, pixel_evidence,
+)
 
 __all__ = [
     "DEFAULT_FUSION_WEIGHTS",
@@ -81,15 +84,6 @@ EVIDENCE_FLAGS: dict[str, int] = {
     "knn": 16,  # the pair is an edge of the kNN graph
     "pixel_knn": 32,  # the pair is an edge of the thumbnail kNN graph (pixel_copies)
 }
-# Weights of the evidence terms in the combined score's geometric mean.
-DEFAULT_WEIGHTS: dict[str, float] = {"abs": 1.0, "rel": 1.0, "gap": 1.0, "phash": 2.0}
-# A pair flagged through the agreement verifier must also agree on at least half of its
-# informative pixels.
-AGREEMENT_FLAG_MAX = 0.5
-# Weighted-Bonferroni weights of the p-values fused when thumbnails are given (sum to 1). The
-# embedding keeps a small say: on copy-heavy benchmarks its p-values are the least reliable,
-# but it is the only view that sees copies under strong photometric changes.
-DEFAULT_FUSION_WEIGHTS: dict[str, float] = {"aligned": 0.45, "agreement": 0.45, "embedding": 0.1}
 _HASH_EXACT = EVIDENCE_FLAGS["file_sha256"] | EVIDENCE_FLAGS["pixel_sha256"]
 
 
@@ -159,12 +153,6 @@ def _evidence_strings(flags: np.ndarray) -> pd.Categorical:
     return pd.Categorical.from_codes(inv.astype(np.int32).ravel(), categories=names)
 
 
-def _geo_mean(terms: list[np.ndarray], weights: list[float]) -> np.ndarray:
-    with np.errstate(divide="ignore", invalid="ignore"):
-        logs = sum(w * np.log(np.clip(t, 0.0, 1.0)) for t, w in zip(terms, weights))
-    return np.exp(logs / float(sum(weights)))
-
-
 def near_duplicate_pairs(
     graph: KnnGraph,
     *,
@@ -185,6 +173,7 @@ def near_duplicate_pairs(
     pixel_k: int = 8,
     max_verified_pairs: int | None = None,
     fusion_weights: dict[str, float] | None = None,
+    pixel_candidates: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
 ) -> pd.DataFrame:
     """Candidate duplicate pairs, worst (lowest score) first.
 
@@ -207,6 +196,8 @@ def near_duplicate_pairs(
     Bonferroni combination). Extra columns: aligned, agreement (pixel dissimilarities, NaN
     when not verified), aligned_ratio, agreement_ratio and embedding_score. ``vectors`` (the
     embedding, L2-normalised) give thumbnail-only pairs their embedding distance.
+    ``pixel_candidates`` (i, j, best 1-based position) are the thumbnail kNN pairs when the
+    representation stage has stored them; without them they are searched here.
     """
     if score_kind not in ("combined", "distance"):
         raise ValueError(f"score_kind must be 'combined' or 'distance', got {score_kind!r}")
@@ -273,7 +264,8 @@ def near_duplicate_pairs(
     pixel_rank = np.zeros(keys.size, dtype=np.int64)
     if thumbnails is not None:
         keys, pair_d, rank_i, rank_j, flags, pixel_rank = _add_pixel_candidates(
-            keys, pair_d, rank_i, rank_j, flags, n, thumbnails, thumbnail_known, vectors, mirror, pixel_k)
+            keys, pair_d, rank_i, rank_j, flags, n, thumbnails, thumbnail_known, vectors, mirror, pixel_k,
+            pixel_candidates)
     pi = keys // n
     pj = keys % n
     del keys
@@ -292,7 +284,7 @@ def near_duplicate_pairs(
     if score_kind == "distance":
         score = pair_d.copy()
     else:
-        score = _combined_score(
+        score = combined_score(
             graph, pi, pj, np.nan_to_num(pair_d, nan=1.0), rank_i, rank_j, hamming, phash_scale,
             {**DEFAULT_WEIGHTS, **(weights or {})},
         )
@@ -300,10 +292,10 @@ def near_duplicate_pairs(
     score = np.clip(score, 0.0, 1.0)
     pixel_columns: dict[str, np.ndarray] = {}
     if thumbnails is not None:
-        pixel_columns = _pixel_evidence(
+        pixel_columns = pixel_evidence(
             thumbnails, thumbnail_known, pi, pj, n, rank_i, rank_j, pixel_rank, score, mirror, max_verified_pairs)
         pixel_columns["embedding_score"] = score
-        score = _fuse(pixel_columns, {**DEFAULT_FUSION_WEIGHTS, **(fusion_weights or {})})
+        score = fuse_p_values(pixel_columns, {**DEFAULT_FUSION_WEIGHTS, **(fusion_weights or {})})
         score[exact] = 0.0
 
     order = np.lexsort((pj, pi, np.nan_to_num(pair_d, nan=2.0), score))
@@ -333,43 +325,8 @@ def near_duplicate_pairs(
     return out
 
 
-def copy_flags(pairs: pd.DataFrame, n_samples: int, *, alpha: float = 0.1, q: float = 0.05) -> np.ndarray:
-    """Which candidate pairs are flagged as copies (the ranking stays primary).
-
-    Pixel-verified pairs: a verifier's ratio-to-next-best r is cut with SelfClean's fraction cut
-    on r / (1 + r), whose logit is log r, so the logistic fit describes the log-ratios of the
-    ordinary pairs and the cut flags the ratios that fit does not explain; either verifier can
-    flag. Pairs without pixel evidence are cut on their (embedding) score as before. Exact
-    file/pixel hash matches are always flagged; the caller adds distance limits.
-    """
-    m = len(pairs)
-    flags = np.zeros(m, dtype=bool)
-    verified = np.zeros(m, dtype=bool)
-    for column in ("aligned_ratio", "agreement_ratio"):
-        if column not in pairs.columns:
-            continue
-        r = pairs[column].to_numpy(dtype=np.float64)
-        known = np.isfinite(r)
-        verified |= known
-        if known.sum() >= 3:
-            with np.errstate(invalid="ignore"):
-                _, cut = fraction_cut(np.where(known, r / (1.0 + r), np.nan), alpha=alpha, q=q, n_samples=n_samples)
-            if column == "agreement_ratio":
-                # Ordinary pairs' agreement ratios crowd tightly around 1, so the cut lands close to
-                # it; a copy with a local artefact also keeps most of its pixels (demo: 62% of the
-                # flags right with this, 37% without).
-                cut &= pairs["agreement"].to_numpy(dtype=np.float64) <= AGREEMENT_FLAG_MAX
-            flags |= cut
-    unverified = ~verified
-    if unverified.sum() >= 3:
-        score = pairs["embedding_score"] if "embedding_score" in pairs.columns else pairs["score"]
-        _, cut = fraction_cut(score.to_numpy(float)[unverified], alpha=alpha, q=q, n_samples=n_samples)
-        flags[np.flatnonzero(unverified)[cut]] = True
-    evidence = pairs["evidence"].astype(str)
-    flags |= evidence.str.contains("sha256", regex=False).to_numpy()
-    return flags
-
-def _add_pixel_candidates(keys, pair_d, rank_i, rank_j, flags, n, thumbnails, known, vectors, mirror, pixel_k):
+def _add_pixel_candidates(keys, pair_d, rank_i, rank_j, flags, n, thumbnails, known, vectors, mirror, pixel_k,
+                          candidates=None):
     """Union the thumbnail kNN pairs into the candidate arrays (keys unique; returned sorted)."""
     thumbs = np.asarray(thumbnails)
     if len(thumbs) != n:
@@ -377,13 +334,13 @@ def _add_pixel_candidates(keys, pair_d, rank_i, rank_j, flags, n, thumbnails, kn
     # Hash-only pairs are appended after the graph's sorted pairs: sort before searching.
     order = np.argsort(keys, kind="stable")
     keys, pair_d, rank_i, rank_j, flags = keys[order], pair_d[order], rank_i[order], rank_j[order], flags[order]
-    known = np.ones(n, dtype=bool) if known is None else np.asarray(known, dtype=bool)
-    rows = np.flatnonzero(known)
     pixel_rank = np.zeros(keys.size, dtype=np.int64)
-    if rows.size < 2:
+    if candidates is None:
+        candidates = copy_candidate_pairs(thumbs, known, pixel_k, mirror=mirror)
+    a, b, position = (np.asarray(c, dtype=np.int64) for c in candidates)
+    if a.size == 0:
         return keys, pair_d, rank_i, rank_j, flags, pixel_rank
-    a, b, position = pixel_candidate_pairs(thumbs[rows], min(pixel_k, rows.size - 1), mirror=mirror)
-    pkeys = rows[a] * n + rows[b]  # rows is increasing, so rows[a] < rows[b]
+    pkeys = np.minimum(a, b) * n + np.maximum(a, b)
     pos = np.searchsorted(keys, pkeys)
     found = (pos < keys.size) & (keys[np.minimum(pos, keys.size - 1)] == pkeys)
     flags[pos[found]] |= EVIDENCE_FLAGS["pixel_knn"]
@@ -408,179 +365,3 @@ def _add_pixel_candidates(keys, pair_d, rank_i, rank_j, flags, n, thumbnails, kn
     return keys, pair_d, rank_i, rank_j, flags, pixel_rank
 
 
-def _pixel_evidence(thumbnails, known, pi, pj, n, rank_i, rank_j, pixel_rank, embedding_score, mirror,
-                    budget) -> dict[str, np.ndarray]:
-    known = np.ones(n, dtype=bool) if known is None else np.asarray(known, dtype=bool)
-    verifiable = np.flatnonzero(known[pi] & known[pj])
-    if budget is not None and verifiable.size > budget:
-        # Each image's nearest candidates (in either view) first: copies sit there.
-        big = np.iinfo(np.int64).max
-        nearest = np.minimum.reduce([
-            np.where(r > 0, r, big) for r in
-            (rank_i[verifiable].astype(np.int64), rank_j[verifiable].astype(np.int64), pixel_rank[verifiable])
-        ])
-        # Ties (every image has a first neighbour) go to the stronger embedding evidence.
-        verifiable = np.sort(verifiable[np.lexsort((embedding_score[verifiable], nearest))[:budget]])
-    aligned = np.full(pi.size, np.nan)
-    agreement = np.full(pi.size, np.nan)
-    aligned_ratio = np.full(pi.size, np.nan)
-    agreement_ratio = np.full(pi.size, np.nan)
-    if verifiable.size:
-        va, vb = pi[verifiable], pj[verifiable]
-        al, ag = verify_pairs(np.asarray(thumbnails), va, vb, mirror=mirror)
-        aligned[verifiable], agreement[verifiable] = al, ag
-        aligned_ratio[verifiable] = ratio_to_next_best(al, va, vb, n)
-        agreement_ratio[verifiable] = ratio_to_next_best(ag, va, vb, n)
-    return {"aligned": aligned, "agreement": agreement,
-            "aligned_ratio": aligned_ratio, "agreement_ratio": agreement_ratio}
-
-
-def _fuse(columns: dict[str, np.ndarray], weights: dict[str, float]) -> np.ndarray:
-    """min over views of (empirical p-value / weight); NaN evidence (not verified) gives p = 1."""
-    views = {"aligned": columns["aligned_ratio"], "agreement": columns["agreement_ratio"],
-             "embedding": columns["embedding_score"]}
-    total = sum(weights.get(name, 0.0) for name in views)
-    if total <= 0:
-        raise ValueError(f"fusion weights must give some view a positive weight, got {weights}")
-    m = next(iter(views.values())).size
-    fused = np.ones(m)
-    for name, values in views.items():
-        w = weights.get(name, 0.0) / total
-        if w <= 0 or m == 0:
-            continue
-        valid = np.isfinite(values)
-        p = np.ones(m)
-        p[valid] = rankdata(values[valid], method="max") / m
-        fused = np.minimum(fused, p / w)
-    return np.clip(fused, 0.0, 1.0)
-
-
-def _combined_score(
-    graph: KnnGraph,
-    pi: np.ndarray,
-    pj: np.ndarray,
-    d: np.ndarray,
-    rank_i: np.ndarray,
-    rank_j: np.ndarray,
-    hamming: np.ndarray,
-    phash_scale: float,
-    weights: dict[str, float],
-) -> np.ndarray:
-    dist = graph.distances.astype(np.float64)
-    n, k = dist.shape
-    m0 = float(np.median(dist[:, 0]))
-    local = dist[:, (k - 1) // 2]  # row median (lower median for even k): the local scale
-
-    def ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
-        # 0/0 (an exact duplicate inside a cluster of exact duplicates) is duplicate evidence.
-        with np.errstate(invalid="ignore", divide="ignore"):
-            r = num / (num + den)
-        return np.where(num + den > 0, r, 0.0)
-
-    abs_term = ratio(d, np.full_like(d, m0))
-    rel_term = ratio(d, np.sqrt(local[pi] * local[pj]))
-
-    def side_gap(node: np.ndarray, rank: np.ndarray) -> np.ndarray:
-        g = np.ones(d.size)
-        has_next = (rank >= 1) & (rank < k)  # rank is 1-based; the next column is `rank`
-        nxt = dist[node[has_next], rank[has_next].astype(np.int64)]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            gv = np.where(nxt > 0, d[has_next] / nxt, 1.0)
-        g[has_next] = np.clip(gv, 0.0, 1.0)
-        return g
-
-    gap_term = np.sqrt(side_gap(pi, rank_i) * side_gap(pj, rank_j))
-    terms = [abs_term, rel_term, gap_term]
-    w = [weights.get("abs", 1.0), weights.get("rel", 1.0), weights.get("gap", 1.0)]
-    known = ~np.isnan(hamming)
-    if known.any():
-        ph = np.ones(d.size)
-        ph[known] = np.minimum(1.0, (hamming[known] + 1.0) / (phash_scale + 1.0))
-        score_with = _geo_mean(terms + [ph], w + [weights.get("phash", 2.0)])
-        score_without = _geo_mean(terms, w)
-        return np.where(known, score_with, score_without)
-    return _geo_mean(terms, w)
-
-
-def sample_duplicate_scores(
-    pairs: pd.DataFrame, n: int, *, return_partner: bool = False
-) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
-    """Each sample's best (lowest) pair score, 1.0 where it is in no pair.
-
-    With ``return_partner=True`` also returns the partner position of that best pair (-1 if
-    none); ties go to the pair listed first in `pairs` (worst-first order keeps rank 1's partner).
-    """
-    i = pairs["i"].to_numpy(dtype=np.int64)
-    j = pairs["j"].to_numpy(dtype=np.int64)
-    s = pairs["score"].to_numpy(dtype=np.float64)
-    node = np.concatenate([i, j])
-    other = np.concatenate([j, i])
-    val = np.concatenate([s, s])
-    seq = np.concatenate([np.arange(i.size), np.arange(i.size)])
-    order = np.lexsort((seq, val, node))
-    node_sorted = node[order]
-    first = np.r_[True, node_sorted[1:] != node_sorted[:-1]] if node.size else np.zeros(0, bool)
-    best = np.ones(n, dtype=np.float64)
-    partner = np.full(n, -1, dtype=np.int64)
-    best[node_sorted[first]] = val[order][first]
-    partner[node_sorted[first]] = other[order][first]
-    if return_partner:
-        return best, partner
-    return best
-
-
-def duplicate_groups(pairs_flagged: pd.DataFrame, n: int) -> np.ndarray:
-    """Connected components of the flagged pairs: group id per sample, -1 for singletons.
-
-    `pairs_flagged` holds columns i, j; if it has an `is_issue` column, only rows where it is
-    true count. Group ids are 0..G-1, numbered by each group's lowest position.
-    """
-    df = pairs_flagged
-    if "is_issue" in df.columns:
-        df = df[df["is_issue"].fillna(False).astype(bool)]
-    i = df["i"].to_numpy(dtype=np.int64)
-    j = df["j"].to_numpy(dtype=np.int64)
-    groups = np.full(n, -1, dtype=np.int64)
-    if i.size == 0:
-        return groups
-    adj = sp.coo_matrix((np.ones(i.size, dtype=np.int8), (i, j)), shape=(n, n)).tocsr()
-    _, comp = connected_components(adj, directed=False)
-    sizes = np.bincount(comp)
-    in_group = sizes[comp] >= 2
-    # Components are numbered by first appearance, i.e. by lowest position; compact them.
-    used = np.unique(comp[in_group])
-    remap = np.full(sizes.size, -1, dtype=np.int64)
-    remap[used] = np.arange(used.size)
-    groups[in_group] = remap[comp[in_group]]
-    return groups
-
-
-def group_label_conflicts(
-    groups: np.ndarray, labels: Sequence[Any] | np.ndarray
-) -> pd.DataFrame:
-    """One row per duplicate group: size, distinct label sets, majority label, conflict flag.
-
-    Multi-labels (`a|b`) are compared as sets. Unlabelled members count in `size` but not in
-    the vote. majority_label ties go to the alphabetically first label.
-    """
-    groups = np.asarray(groups, dtype=np.int64)
-    canon = canonical_labels(labels)
-    if canon.size != groups.size:
-        raise ValueError(f"labels has {canon.size} entries for {groups.size} samples")
-    member = groups >= 0
-    cols = ["group_id", "size", "n_labels", "majority_label", "is_conflict"]
-    if not member.any():
-        return pd.DataFrame({c: pd.Series(dtype=t) for c, t in
-                             zip(cols, ["int64", "int64", "int64", "object", "bool"])})
-    df = pd.DataFrame({"group_id": groups[member], "label": canon[member]})
-    size = df.groupby("group_id").size().rename("size")
-    lab = df.dropna(subset=["label"])
-    n_labels = lab.groupby("group_id")["label"].nunique().rename("n_labels")
-    counts = lab.groupby(["group_id", "label"]).size().rename("c").reset_index()
-    counts = counts.sort_values(["group_id", "c", "label"], ascending=[True, False, True])
-    majority = counts.drop_duplicates("group_id").set_index("group_id")["label"]
-    out = pd.concat([size, n_labels, majority.rename("majority_label")], axis=1).reset_index()
-    out = out.rename(columns={"index": "group_id"})
-    out["n_labels"] = out["n_labels"].fillna(0).astype(np.int64)
-    out["is_conflict"] = out["n_labels"] > 1
-    return out[cols].sort_values("group_id").reset_index(drop=True)

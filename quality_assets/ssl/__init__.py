@@ -1,8 +1,10 @@
 """Self-supervised representation learning on the dataset itself (DINO), no labels, no outside weights.
 
 Submodules: `data` (decode images once into a uint8 tensor cache), `augment` (batched multi-crop
-augmentations as tensor ops), `backbones` (timm backbones sized for the data), `dino` (training,
-checkpoints, embedding), `policy` (when to retrain).
+augmentations as tensor ops), `backbones` (timm backbones sized for the data), `config` (DinoConfig
+and the defaults), `networks` (DINO head, student/teacher), `loss` (DINO loss, KoLeo), `train` (the
+training loop), `checkpoints` (save/load), `embed` (features of a trained backbone), `policy` (when to
+retrain); `dino` re-exports the DINO names from one place.
 """
 
 import os

@@ -10,10 +10,13 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
 from PIL import Image, ImageOps
+
+from quality_assets.imaging import normalised_rgb
 
 # Mean/std used for every backbone here. The models are trained from scratch, so the exact values
 # matter little; ImageNet's keep inputs in the range timm's default initialisations expect.
@@ -21,15 +24,15 @@ DEFAULT_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
 DEFAULT_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 
 
-def _decode(path: str | Path, size: int, channels: int) -> np.ndarray:
+def _decode(path: str | Path | BinaryIO, size: int, channels: int) -> np.ndarray:
+    """One image as uint8 [C, size, size]; `path` may also be an open binary file (verified bytes)."""
     with Image.open(path) as im:
         im = ImageOps.exif_transpose(im)
-        if im.mode in ("RGBA", "LA", "P"):
-            # Composite transparency on black so transparent pixels do not carry arbitrary colours.
-            im = im.convert("RGBA")
-            background = Image.new("RGBA", im.size, (0, 0, 0, 255))
-            im = Image.alpha_composite(background, im)
-        im = im.convert("L" if channels == 1 else "RGB")
+        # The same normalisation as the ingest statistics: 16-bit, float, palette, CMYK, 1-bit and
+        # alpha images reach the model as the pixels the manifest describes.
+        im = normalised_rgb(im)
+        if channels == 1:
+            im = im.convert("L")
         if im.size != (size, size):
             # Plain squash to a square: the datasets audited here are square or nearly so, and a crop
             # would hide content that may be what makes an image off-topic.

@@ -16,8 +16,10 @@ from PIL import Image
 
 from quality_assets.defs.definitions import ALL_ASSETS, ALL_CHECKS
 from quality_assets.defs.gates import GateThresholds
+from quality_assets.representation import load_graph
+from quality_assets.scores.off_topic import mean_knn_distance_scores
 from quality_assets.defs.resources import QualityStoreResource
-from quality_assets.demo_data import load_offtopic_pool
+from quality_lab.demo_data import load_offtopic_pool
 
 
 def _write(path: Path, pixels: np.ndarray) -> None:
@@ -82,9 +84,12 @@ def test_copy_flipped_label_and_leak_rank_first(audited):
 
 
 def test_photo_from_another_domain_is_a_top_outlier_for_the_knn_baseline(audited):
+    # The baseline is no longer an issue type of the service: compute it on the stored SSL graph.
     with audited.connect(read_only=True) as conn:
-        top = [r[0] for r in conn.execute(
-            "SELECT path FROM issues WHERE issue_type = 'off_topic_knn_baseline' ORDER BY rank LIMIT 3").fetchall()]
+        sample_ids, graph, _, _ = load_graph(conn)
+        paths = dict(conn.execute("SELECT sample_id, path FROM manifest").fetchall())
+    order = np.argsort(mean_knn_distance_scores(graph), kind="stable")
+    top = [paths[sample_ids[i]] for i in order[:3]]
     assert "train/a/photo.png" in top
 
 

@@ -53,3 +53,20 @@ def test_same_drop_is_requested_once_and_two_drops_give_two_requests(tmp_path, d
 def test_missing_drops_folder_is_a_skip_not_an_error(tmp_path, dagster_instance):
     result, _ = _tick(tmp_path / "no_such_folder", dagster_instance)
     assert isinstance(result, dg.SkipReason)
+
+
+def test_a_tick_fails_a_killed_run_so_queued_drops_can_start(tmp_path, dagster_instance):
+    import socket
+    import subprocess
+    import sys
+
+    from dagster._core.test_utils import create_run_for_test
+
+    from quality_assets.defs.automation.stale_runs import HOST_TAG, PID_TAG
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    killed = create_run_for_test(dagster_instance, job_name="audit_job", status=dg.DagsterRunStatus.STARTED,
+                                 tags={PID_TAG: str(child.pid), HOST_TAG: socket.gethostname()})
+    _tick(tmp_path / "drops", dagster_instance)
+    assert dagster_instance.get_run_by_id(killed.run_id).status == dg.DagsterRunStatus.FAILURE

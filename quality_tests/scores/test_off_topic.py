@@ -12,11 +12,9 @@ from quality_assets.knn import KnnGraph, build_knn_graph
 import pytest
 
 from quality_assets.scores.off_topic import (
-    group_join_heights,
     lad_from_merge_tree,
     lad_scores,
     mean_knn_distance_scores,
-    merge_tree_from_graph,
     off_topic_evidence,
     off_topic_scores,
 )
@@ -48,14 +46,6 @@ def test_vectorised_walk_equals_explicit_walk_on_the_same_tree() -> None:
     x, _ = clustered_vectors(700, 16, n_clusters=5, spread=0.4, seed=21)
     d = dense_distances(x)
     np.testing.assert_allclose(lad_from_merge_tree(*_scipy_tree(d)), dense_lad(d), atol=1e-12)
-
-
-def test_graph_merge_tree_is_exact_single_linkage_when_graph_holds_the_mst() -> None:
-    x, _ = clustered_vectors(800, 16, n_clusters=1, spread=0.5, seed=2)
-    d = dense_distances(x)
-    _, heights, _ = merge_tree_from_graph(build_knn_graph(x, 5))
-    z = linkage(squareform(d, checks=False), method="single")
-    np.testing.assert_allclose(np.sort(heights), np.sort(z[:, 2]), atol=1e-6)
 
 
 def test_graph_lad_matches_dense_lad() -> None:
@@ -203,25 +193,6 @@ def _rank_of(scores: np.ndarray, i: int) -> int:
 
 def _two_view(x: np.ndarray, p: np.ndarray, k: int = 10):
     return build_knn_graph(x, k), x, build_knn_graph(p, 8), p
-
-
-def test_group_join_height_of_size_two_is_the_nearest_neighbour_distance() -> None:
-    x, _ = clustered_vectors(400, 16, n_clusters=3, spread=0.5, seed=30)
-    graph = build_knn_graph(x, 10)
-    tree = merge_tree_from_graph(graph, x)
-    np.testing.assert_allclose(group_join_heights(*tree, 2), graph.distances[:, 0], atol=1e-6)
-    # A size above N is capped at the root: everyone gets the top height.
-    np.testing.assert_allclose(group_join_heights(*tree, 10_000), tree[1].max())
-
-
-def test_group_join_height_gives_a_far_small_batch_its_join_height() -> None:
-    xs, truth = _with_offtopic_batch()
-    tree = merge_tree_from_graph(build_knn_graph(xs, 10), xs)
-    h2, h32 = group_join_heights(*tree, 2), group_join_heights(*tree, 32)
-    # Tight batch (25 < 32): close to each other, but all at the height where it joins the rest.
-    assert np.median(h2[truth]) < np.median(np.delete(h2, truth))
-    assert h32[truth].min() > np.quantile(np.delete(h32, truth), 0.99)
-    assert np.allclose(h32[truth], h32[truth][0])
 
 
 def test_collapsed_clump_is_found_by_the_two_view_score_and_missed_by_lad() -> None:

@@ -12,17 +12,12 @@ import pytest
 import torch
 from PIL import Image
 
-from quality_assets.contamination import aug_copy, arte_copy
-from quality_assets.demo_data import load_mnist_5k
+from quality_lab.contamination import aug_copy, arte_copy
+from quality_lab.demo_data import load_mnist_5k
 from quality_assets.knn import build_knn_graph
 from quality_assets.scores.near_duplicate import copy_flags, near_duplicate_pairs
-from quality_assets.scores.pixel_copies import (
-    THUMBNAIL_SIZE,
-    pixel_candidate_pairs,
-    ratio_to_next_best,
-    search_vectors,
-    verify_pairs,
-)
+from quality_assets.pixel_view import THUMBNAIL_SIZE, pixel_candidate_pairs, search_vectors
+from quality_assets.scores.pixel_copies import ratio_to_next_best, verify_pairs
 
 
 def _thumb(img: np.ndarray) -> np.ndarray:

@@ -1,2 +1,2 @@
-SELECT count(*) AS n FROM embeddings e JOIN raw_manifest m USING (sample_id)
+SELECT count(*) AS n FROM embeddings e JOIN active_manifest m USING (sample_id)
 WHERE e.model_version = $model_version;

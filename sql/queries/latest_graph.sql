@@ -1,1 +1,1 @@
-SELECT * FROM knn_graphs ORDER BY created_at DESC LIMIT 1;
+SELECT * FROM knn_graphs WHERE coalesce(view, 'ssl') = $view ORDER BY created_at DESC LIMIT 1;

@@ -1,4 +1,4 @@
 SELECT split, coalesce(label, '(none)') AS label, count(*) AS n
-FROM raw_manifest
+FROM active_manifest
 GROUP BY ALL
 ORDER BY split, label;

@@ -1,4 +1,4 @@
 SELECT path, split, label, width, height, mode, bytes
-FROM raw_manifest
+FROM active_manifest
 ORDER BY ingested_at DESC, path
 LIMIT 10;

@@ -1,4 +1,4 @@
--- A content hash of the accepted manifest: changes when any sample is added.
+-- A content hash of the active manifest: changes when a sample is added or superseded.
 SELECT coalesce(md5(string_agg(sample_id, ',' ORDER BY sample_id)), 'empty') AS manifest_version,
        count(*) AS n_samples
-FROM raw_manifest;
+FROM active_manifest;

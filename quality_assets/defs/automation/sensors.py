@@ -4,6 +4,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from quality_assets.defs.automation.stale_runs import reap_stale_runs
 from quality_assets.defs.ingest.assets import raw_manifest
 from quality_assets.defs.resources import QualityStoreResource
 from quality_assets.drops import DropCursor, find_new_drops
@@ -19,9 +20,13 @@ ingest_job = dg.define_asset_job(
     job=ingest_job,
     minimum_interval_seconds=10,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Watches the drops folder; a drop counts once its _DROP_COMPLETE marker exists.",
+    description="Watches the drops folder; a drop counts once its _DROP_COMPLETE marker exists. Also fails "
+    "runs whose process is gone (a killed audit), releasing their pool slots.",
 )
 def new_drop_sensor(context: dg.SensorEvaluationContext, store: QualityStoreResource):
+    # A killed run would keep the duckdb pool slot and the one run slot for good; every tick
+    # fails runs whose process is gone so queued drops and automation runs can proceed.
+    reap_stale_runs(context.instance, context.log.warning)
     drops_dir = Path(store.drops_folder())
     cursor = DropCursor.parse(context.cursor)
     ready = find_new_drops(drops_dir, cursor)

@@ -1,7 +1,7 @@
 """raw_manifest: scan drops into the append-only manifest."""
 
 
-import json
+from dataclasses import asdict
 from pathlib import Path
 
 import dagster as dg
@@ -34,24 +34,28 @@ def raw_manifest(
 ) -> dg.MaterializeResult:
     quality_store = store.store()
     summaries = []
-    with quality_store.connect() as conn:
-        if config.data_root:
-            data_root = Path(config.data_root).resolve()
-            for drop in config.drops or ["."]:
-                summary = ingest_drop(
-                    conn, data_root, data_root / drop, max_pixels=config.max_pixels,
-                    max_bytes=config.max_bytes, workers=config.workers,
-                    progress=_log_progress(context, drop),
-                )
+    if config.data_root:
+        data_root = Path(config.data_root).resolve()
+        for drop in config.drops or ["."]:
+            # The store, not an open connection: files are decoded with the database unlocked.
+            summary = ingest_drop(
+                quality_store, data_root, data_root / drop, max_pixels=config.max_pixels,
+                max_bytes=config.max_bytes, workers=config.workers,
+                progress=_log_progress(context, drop),
+            )
+            for part in [*summary.nested, summary]:
                 context.log.info(
-                    f"drop {summary.drop_id}: {summary.n_new} new, {summary.n_already_present} already "
-                    f"present, {summary.n_rejected} rejected {summary.rejected_by_reason}"
+                    f"drop {part.drop_id}: {part.n_new} new, {part.n_already_present} already "
+                    f"present, {part.n_superseded} superseded, {part.n_rejected} rejected "
+                    f"{part.rejected_by_reason}"
                 )
-                summaries.append(summary)
+            summaries.extend([*summary.nested, summary])
+    with quality_store.connect() as conn:
         version = run_query(conn, "manifest_version")
         counts = run_query(conn, "manifest_counts")
         rejected = run_query(conn, "rejected_counts")
         preview = run_query(conn, "manifest_preview")
+        superseded = run_query(conn, "superseded_counts")
 
     n_samples = int(version.n_samples[0])
     manifest_version = str(version.manifest_version[0])
@@ -65,9 +69,11 @@ def raw_manifest(
             "rejected_in_this_run": sum(s.n_rejected for s in summaries),
             "rejected_total": int(rejected.n.sum()) if len(rejected) else 0,
             "rejected_by_reason": markdown_table(rejected),
+            "superseded_by_reason": markdown_table(superseded),
             "samples_per_split": dg.MetadataValue.json({k: int(v) for k, v in split_counts.items()}),
             "samples_per_split_and_label": markdown_table(counts, max_rows=60),
-            "drops_ingested": dg.MetadataValue.json([json.loads(json.dumps(s.__dict__)) for s in summaries]),
+            "drops_ingested": dg.MetadataValue.json(
+                [{k: v for k, v in asdict(s).items() if k != "nested"} for s in summaries]),
             "preview": markdown_table(preview),
         },
     )

@@ -6,7 +6,7 @@ import dagster as dg
 from quality_assets.defs.ingest.assets import raw_manifest
 from quality_assets.defs.resources import DUCKDB_POOL, QualityStoreResource
 from quality_assets.representation import (
-    ModelOptions, build_graph, embed_missing, ensure_model, thumbnail_missing,
+    ModelOptions, build_graph, build_pixel_views, build_property_view, embed_missing, ensure_model, thumbnail_missing,
 )
 from quality_assets.store import run_query
 
@@ -41,8 +41,8 @@ def ssl_model(context: dg.AssetExecutionContext, config: SSLModelConfig,
               store: QualityStoreResource) -> dg.MaterializeResult:
     quality_store = store.store()
     options = ModelOptions(**config.model_dump())
-    with quality_store.connect() as conn:
-        record = ensure_model(conn, quality_store, options, progress=context.log.info)
+    # The store, not an open connection: the database stays readable while the model trains.
+    record = ensure_model(quality_store, quality_store, options, progress=context.log.info)
     row = record.row
     metadata: dict = {
         "model_version": record.model_version,
@@ -82,16 +82,19 @@ def embeddings(context: dg.AssetExecutionContext, store: QualityStoreResource) -
     quality_store = store.store()
     with quality_store.connect() as conn:
         latest = run_query(conn, "latest_model")
-        if latest.empty:
-            raise ValueError("no model registered: materialize ssl_model first")
-        from quality_assets.representation import ModelRecord
+    if latest.empty:
+        raise ValueError("no model registered: materialize ssl_model first")
+    from quality_assets.representation import ModelRecord
 
-        row = latest.iloc[0].to_dict()
-        model = ModelRecord(row["model_version"], row["embedder_kind"], False, "latest", row)
-        stats = embed_missing(conn, quality_store, model,
-                              progress=lambda done, total: context.log.info(f"embedded {done}/{total}"))
-        # Pixel-level copy evidence needs a thumbnail per sample; only samples lacking one are read.
-        thumbs = thumbnail_missing(conn, progress=lambda done, total: context.log.info(f"thumbnails {done}/{total}"))
+    row = latest.iloc[0].to_dict()
+    model = ModelRecord(row["model_version"], row["embedder_kind"], False, "latest", row)
+    # The store, not an open connection: each chunk's vectors are written in a short transaction
+    # and the database stays readable while images are embedded.
+    stats = embed_missing(quality_store, quality_store, model,
+                          progress=lambda done, total: context.log.info(f"embedded {done}/{total}"))
+    # Pixel-level copy evidence needs a thumbnail per sample; only samples lacking one are read.
+    thumbs = thumbnail_missing(quality_store,
+                               progress=lambda done, total: context.log.info(f"thumbnails {done}/{total}"))
     return dg.MaterializeResult(
         data_version=dg.DataVersion(f"{stats.model_version}:{stats.n_total}"),
         metadata={
@@ -111,6 +114,8 @@ class KnnConfig(dg.Config):
     k: int = 16
     method: str = "auto"  # auto | flat | ivf | hnsw
     seed: int = 0
+    pixel_k: int = 16        # neighbours per image in the pixel view's graph
+    copy_candidate_k: int = 8  # thumbnail copy candidates per image (mirrors included)
 
 
 @dg.asset(
@@ -119,8 +124,9 @@ class KnnConfig(dg.Config):
     pool=DUCKDB_POOL,
     kinds={"faiss", "duckdb"},
     automation_condition=dg.AutomationCondition.eager(),
-    description="One faiss kNN graph on the normalised vectors (exact up to a size limit, approximate "
-    "beyond, recall recorded), stored as an edge table; every score reuses it.",
+    description="The kNN graph of every stored view, as edge tables: the SSL embedding (exact up to a size "
+    "limit, approximate beyond, recall recorded), the pixel view (thumbnails) and its copy-candidate pairs. "
+    "Every score reads these graphs; none is rebuilt while scoring.",
 )
 def knn_graph(context: dg.AssetExecutionContext, config: KnnConfig,
               store: QualityStoreResource) -> dg.MaterializeResult:
@@ -130,8 +136,11 @@ def knn_graph(context: dg.AssetExecutionContext, config: KnnConfig,
         if latest.empty:
             raise ValueError("no model registered: materialize ssl_model first")
         record = build_graph(conn, str(latest.model_version[0]), config.k, method=config.method, seed=config.seed)
+        pixel_views = build_pixel_views(conn, k=config.pixel_k, copy_k=config.copy_candidate_k,
+                                        method=config.method, seed=config.seed)
+        pixel_views += build_property_view(conn, k=config.k)
     return dg.MaterializeResult(
-        data_version=dg.DataVersion(record.graph_version),
+        data_version=dg.DataVersion("+".join([record.graph_version, *(v.graph_version for v in pixel_views)])),
         metadata={
             "graph_version": record.graph_version,
             "model_version": record.model_version,
@@ -142,5 +151,9 @@ def knn_graph(context: dg.AssetExecutionContext, config: KnnConfig,
             "recall_at_k": record.recall_at_k if record.recall_at_k is not None else 1.0,
             "seconds": round(record.seconds, 2),
             "params": dg.MetadataValue.json(record.params),
+            "views": dg.MetadataValue.json({v.view: {"graph_version": v.graph_version, "edges": v.n_nodes * v.k
+                                                     if v.view != "pixel_copy" else None,
+                                                     "index_kind": v.index_kind, "seconds": round(v.seconds, 2)}
+                                            for v in [record, *pixel_views]}),
         },
     )

@@ -1,6 +1,6 @@
 """issue_scores and cleaned_split."""
 
-import json
+import functools
 
 import dagster as dg
 
@@ -8,6 +8,8 @@ from quality_assets.cleaning import CleaningPolicy
 from quality_assets.defs.metadata import markdown_table, thumbnails_markdown
 from quality_assets.defs.representation.assets import knn_graph
 from quality_assets.defs.resources import DUCKDB_POOL, QualityStoreResource
+from quality_assets.defs.scoring.config import score_run_config_class
+from quality_assets.issue_types import issue_types
 from quality_assets.score_run import build_cleaned_split, run_scores
 from quality_assets.scoring import ScoreConfig
 from quality_assets.store import run_query
@@ -15,58 +17,58 @@ from quality_assets.store import run_query
 EAGER = dg.AutomationCondition.eager()
 
 
-class ScoreRunConfig(dg.Config):
-    alpha: float = 0.1
-    q: float = 0.05
-    duplicate_alpha: float = 0.1
-    duplicate_q: float = 0.05
-    near_duplicate_score_kind: str = "combined"
-    max_duplicate_distance: float = 0.5
-    max_pairs_stored: int = 1_000_000
-    pixel_evidence: bool = True
-    mirror_copies: bool = True
-    pixel_k: int = 8
-    max_verified_pairs: int = 2_000_000
+def build_issue_scores_asset(run_config_class: type[dg.Config]) -> dg.AssetsDefinition:
+    """The `issue_scores` asset with run config generated from the registry (`ScoreRunConfig`); one
+    definition per config class."""
+    return _issue_scores_asset(run_config_class)
 
 
-@dg.asset(
-    group_name="scores",
-    deps=[knn_graph],
-    pool=DUCKDB_POOL,
-    kinds={"duckdb"},
-    automation_condition=EAGER,
-    description="Per-sample scores for every issue type (near_duplicate, off_topic, label_error, leakage, "
-    "image properties, low_value) and scored duplicate pairs, all from the one kNN graph.",
-)
-def issue_scores(context: dg.AssetExecutionContext, config: ScoreRunConfig,
-                 store: QualityStoreResource) -> dg.MaterializeResult:
-    quality_store = store.store()
-    with quality_store.connect() as conn:
-        run = run_scores(conn, ScoreConfig(**config.model_dump()))
-        summary = run_query(conn, "issue_summary")
-        top = {t: run_query(conn, "top_issues", issue_type=t, limit=10)
-               for t in ("off_topic", "near_duplicate", "label_error", "leakage")}
-        confusion = run_query(conn, "confusion_top", score_version=run.score_version)
-        worst_images = run_query(conn, "worst_images_for_thumbnails", limit=8)
-    s = run.outputs.summary
-    metadata = {
-        "score_version": run.score_version,
-        "graph_version": run.graph_version,
-        "model_version": run.model_version,
-        "dagster/row_count": len(run.outputs.issue_rows),
-        "near_duplicate_rate": s["near_duplicate_rate"],
-        "leakage_rate": s["leakage_rate"],
-        "off_topic_rate": s["off_topic_rate"],
-        "label_error_rate": s["label_error_rate"],
-        "duplicate_groups": s["n_duplicate_groups"],
-        "conflicting_duplicate_groups": s["n_conflicting_groups"],
-        "issues_by_type": markdown_table(summary, max_rows=30),
-        "class_confusion": markdown_table(confusion, max_rows=30),
-    }
-    for issue_type, frame in top.items():
-        metadata[f"top_{issue_type}"] = markdown_table(frame)
-    metadata["worst_images"] = thumbnails_markdown(worst_images)
-    return dg.MaterializeResult(data_version=dg.DataVersion(run.score_version), metadata=metadata)
+@functools.lru_cache(maxsize=None)
+def _issue_scores_asset(run_config_class: type[dg.Config]) -> dg.AssetsDefinition:
+
+    @dg.asset(
+        name="issue_scores",
+        group_name="scores",
+        deps=[knn_graph],
+        pool=DUCKDB_POOL,
+        kinds={"duckdb"},
+        automation_condition=EAGER,
+        description="Per-sample scores for every registered issue type and scored duplicate pairs, all from the "
+        "stored graphs of the representation stage. Types: " + ", ".join(t.name for t in issue_types()) + ".",
+    )
+    def issue_scores(context: dg.AssetExecutionContext, config: run_config_class,
+                     store: QualityStoreResource) -> dg.MaterializeResult:
+        quality_store = store.store()
+        shown = [t for t in issue_types() if t.gate is not None or t.cleaning_order is not None]
+        with quality_store.connect() as conn:
+            run = run_scores(conn, ScoreConfig(config.model_dump()))
+            summary = run_query(conn, "issue_summary")
+            top = {t.name: run_query(conn, "top_issues", issue_type=t.name, limit=10) for t in shown}
+            confusion = run_query(conn, "confusion_top", score_version=run.score_version)
+            worst_images = run_query(conn, "worst_images_for_thumbnails", limit=8)
+        s = run.outputs.summary
+        metadata = {
+            "score_version": run.score_version,
+            "graph_version": run.graph_version,
+            "model_version": run.model_version,
+            "dagster/row_count": len(run.outputs.issue_rows),
+            "views": ", ".join(s.get("views", [])),
+            **{t.gate.rate_key: s[t.gate.rate_key] for t in issue_types() if t.gate is not None and t.gate.rate_key in s},
+            "duplicate_groups": s.get("n_duplicate_groups", 0),
+            "conflicting_duplicate_groups": s.get("n_conflicting_groups", 0),
+            "issues_by_type": markdown_table(summary, max_rows=30),
+            "class_confusion": markdown_table(confusion, max_rows=30),
+        }
+        for issue_type, frame in top.items():
+            metadata[f"top_{issue_type}"] = markdown_table(frame)
+        metadata["worst_images"] = thumbnails_markdown(worst_images)
+        return dg.MaterializeResult(data_version=dg.DataVersion(run.score_version), metadata=metadata)
+
+    return issue_scores
+
+
+ScoreRunConfig = score_run_config_class()
+issue_scores = build_issue_scores_asset(ScoreRunConfig)
 
 
 class CleaningConfig(dg.Config):
@@ -80,7 +82,7 @@ class CleaningConfig(dg.Config):
 
 @dg.asset(
     group_name="scores",
-    deps=[issue_scores],
+    deps=[dg.AssetKey("issue_scores")],
     pool=DUCKDB_POOL,
     kinds={"duckdb"},
     automation_condition=EAGER,

@@ -5,19 +5,25 @@ import dagster as dg
 from quality_assets.defs.ingest.assets import raw_manifest
 from quality_assets.defs.representation.assets import embeddings
 from quality_assets.defs.resources import DUCKDB_POOL, QualityStoreResource
-from quality_assets.defs.scoring.assets import cleaned_split, issue_scores
+from quality_assets.defs.scoring.assets import cleaned_split
+from quality_assets.issue_types import iter_gated
 from quality_assets.store import arrow_to_vectors, run_query, run_query_arrow
 from quality_assets.training_probe import train_probes
 
-# The gates this consumer refuses to train past, also in a later manual run.
-REQUIRED_GATES = ("manifest_expectations", "near_duplicate_rate", "leakage_rate", "cleaned_leakage_rate")
+def required_gates() -> tuple[str, ...]:
+    """The gates this consumer refuses to train past, also in a later manual run: the manifest's,
+    every issue type's gate that blocks by default, and the cleaned split's."""
+    blocking = tuple(t.gate.rate_key for t in iter_gated() if t.gate.blocking)
+    return ("manifest_expectations", *blocking, "cleaned_leakage_rate")
 
 
 def verify_gates(conn) -> None:
-    """Fail with the gate's name and figure when its latest evaluation failed or is missing."""
+    """Fail with the gate's name and figure when a required gate's latest evaluation failed or is
+    missing, or when any gate configured to block failed in its latest evaluation."""
     gates = run_query(conn, "latest_gates").set_index("gate")
     problems = []
-    for gate in REQUIRED_GATES:
+    configured = [g for g in gates.index if bool(gates.loc[g, "blocking"]) and g not in required_gates()]
+    for gate in (*required_gates(), *configured):
         if gate not in gates.index:
             problems.append(f"gate {gate} has never been evaluated")
             continue
@@ -34,7 +40,7 @@ def verify_gates(conn) -> None:
 @dg.asset(
     group_name="training",
     # Direct dependencies on every gated asset, so all_deps_blocking_checks_passed covers every gate.
-    deps=[raw_manifest, issue_scores, cleaned_split, embeddings],
+    deps=[raw_manifest, dg.AssetKey("issue_scores"), cleaned_split, embeddings],
     pool=DUCKDB_POOL,
     kinds={"scikitlearn"},
     automation_condition=dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_blocking_checks_passed(),

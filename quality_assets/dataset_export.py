@@ -1,0 +1,168 @@
+"""A training-ready dataset from the latest cleaned split: an ImageFolder tree or a manifest file.
+
+Dropped samples are left out and relabelled samples carry their corrected label. Every export
+records where it came from (split, score, model and manifest versions) in `dataset_export.json`
+in the output folder. The ImageFolder tree itself is `OUT/data/<split>/<label>/<file>`, apart
+from the record, so the tree re-ingests as a drop with nothing rejected
+(`qaudit audit OUT/data`) and `torchvision.datasets.ImageFolder(OUT/data/train)` reads it.
+
+ImageFolder files are hard links by default (no extra disk, and a later re-scan accepts them,
+where symlinks leaving the tree are refused as `path_escapes_root`); across file systems they
+fall back to copies. Multi-label samples have no single class folder, so ImageFolder skips
+them and says how many; the manifest formats keep them with their `|`-joined labels.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import pandas as pd
+
+from quality_assets.store import Store, run_query
+
+FORMATS = ("imagefolder", "csv", "parquet")
+LINK_MODES = ("hardlink", "copy", "symlink")
+RECORD_NAME = "dataset_export.json"
+IMAGEFOLDER_DIR = "data"
+
+__all__ = ["FORMATS", "IMAGEFOLDER_DIR", "LINK_MODES", "RECORD_NAME", "DatasetExport", "NoCleanedSplit", "export_dataset"]
+
+
+class NoCleanedSplit(RuntimeError):
+    """The store has no cleaned split to export yet."""
+
+
+@dataclass
+class DatasetExport:
+    out_dir: str
+    format: str
+    split_version: str
+    score_version: str | None
+    model_version: str | None
+    manifest_version: str | None
+    split_created_at: str
+    exported_at: str
+    n_samples: int
+    n_relabelled: int
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)  # split -> label -> n
+    skipped_multi_label: int = 0
+    link_mode: str | None = None
+    dataset_root: str | None = None  # the ImageFolder tree (imagefolder)
+    files: list[str] = field(default_factory=list)  # manifest files written (csv/parquet)
+
+
+def export_dataset(store: Store, out_dir: Path, fmt: str = "imagefolder", *, link_mode: str = "hardlink",
+                   overwrite: bool = False) -> DatasetExport:
+    """Write the latest cleaned split as `fmt` into `out_dir`; returns what was written."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown dataset format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    if link_mode not in LINK_MODES:
+        raise ValueError(f"unknown link mode {link_mode!r}; choose one of {', '.join(LINK_MODES)}")
+    if not store.db_path.exists():
+        raise NoCleanedSplit(f"no quality database at {store.db_path}")
+    with store.connect(read_only=True) as conn:
+        version = run_query(conn, "app_split_version")
+        if version.empty:
+            raise NoCleanedSplit("no cleaned split yet: run `qaudit audit` (or materialise cleaned_split) first")
+        rows = run_query(conn, "app_export_rows")
+    meta = version.iloc[0]
+    out_dir = Path(out_dir).resolve()
+    if out_dir.exists() and any(out_dir.iterdir()):
+        if not overwrite:
+            raise FileExistsError(f"{out_dir} exists and is not empty (pass overwrite to replace it)")
+        if not (out_dir / RECORD_NAME).is_file():
+            # Never wipe a folder that this module did not write.
+            raise FileExistsError(f"{out_dir} is not a dataset export ({RECORD_NAME} missing); refusing to replace it")
+        shutil.rmtree(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    record = DatasetExport(
+        out_dir=str(out_dir), format=fmt, split_version=str(meta["split_version"]),
+        score_version=_text(meta["score_version"]), model_version=_text(meta["model_version"]),
+        manifest_version=_text(meta["manifest_version"]), split_created_at=str(meta["created_at"]),
+        exported_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), n_samples=0,
+        n_relabelled=int((rows["action"] == "relabel").sum()) if len(rows) else 0,
+    )
+    multi = rows["label"].fillna("").str.contains("|", regex=False) if len(rows) else pd.Series([], dtype=bool)
+    if fmt == "imagefolder":
+        record.link_mode = link_mode
+        record.skipped_multi_label = int(multi.sum())
+        record.dataset_root = str(out_dir / IMAGEFOLDER_DIR)
+        written = _write_imagefolder(rows[~multi & rows["label"].notna()], out_dir / IMAGEFOLDER_DIR, link_mode)
+    else:
+        written = _write_manifest(rows, out_dir, fmt)
+        record.files = [written.attrs["file"]]
+    record.n_samples = len(written)
+    record.counts = {split: {str(k): int(v) for k, v in block["label"].value_counts().sort_index().items()}
+                     for split, block in written.groupby("split", sort=True)}
+    (out_dir / RECORD_NAME).write_text(json.dumps(asdict(record), indent=2) + "\n", encoding="utf-8")
+    return record
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None or (isinstance(value, float) and pd.isna(value)) else str(value)
+
+
+_UNSAFE = re.compile(r"[^\w.\- ]+")
+
+
+def _folder_name(label: str) -> str:
+    """A label as one safe path component (labels are data: they may hold '/', '..' or NULs)."""
+    name = _UNSAFE.sub("_", label).strip(" .")
+    return name or "_"
+
+
+def _write_imagefolder(rows: pd.DataFrame, out_dir: Path, link_mode: str) -> pd.DataFrame:
+    used: set[str] = set()
+    targets = []
+    for row in rows.itertuples(index=False):
+        source = Path(row.data_root) / row.path
+        name = PurePosixPath(row.path).name
+        rel = f"{row.split}/{_folder_name(str(row.label))}/{name}"
+        if rel in used:  # the same file name in two drops or folders of one class
+            stem, suffix = os.path.splitext(name)
+            rel = f"{row.split}/{_folder_name(str(row.label))}/{stem}-{row.sample_id[:10]}{suffix}"
+        used.add(rel)
+        target = out_dir / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _place(source, target, link_mode)
+        targets.append(rel)
+    frame = rows.assign(export_path=targets)
+    return frame
+
+
+def _place(source: Path, target: Path, link_mode: str) -> None:
+    if link_mode == "symlink":
+        target.symlink_to(source.resolve())
+        return
+    if link_mode == "hardlink":
+        try:
+            os.link(source, target)
+            return
+        except OSError:
+            pass  # another file system or links not allowed: a copy is the same dataset
+    shutil.copy2(source, target)
+
+
+def _write_manifest(rows: pd.DataFrame, out_dir: Path, fmt: str) -> pd.DataFrame:
+    frame = pd.DataFrame({
+        # Absolute paths: the manifest lives apart from the images it lists.
+        "path": [str(Path(root) / path) for root, path in zip(rows["data_root"], rows["path"])],
+        "label": rows["label"], "split": rows["split"], "sample_id": rows["sample_id"],
+        "original_label": rows["original_label"], "action": rows["action"], "reason": rows["reason"],
+        "source_path": rows["path"],
+    })
+    name = "dataset.csv" if fmt == "csv" else "dataset.parquet"
+    if fmt == "csv":
+        frame.to_csv(out_dir / name, index=False)
+    else:
+        frame.to_parquet(out_dir / name, index=False)
+    frame.attrs["file"] = name
+    return frame

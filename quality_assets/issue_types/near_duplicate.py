@@ -1,0 +1,115 @@
+"""Near duplicates: candidate pairs from the graphs and hashes, verified on the pixel view, fused,
+cut, grouped into connected components (fastdup), with label conflicts per group."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+import numpy as np
+import pandas as pd
+
+from quality_assets.issue_types.base import (
+    CleaningDecision, GateSpec, IssueResult, IssueType, ScoringInputs,
+)
+from quality_assets.issue_types.registry import register
+from quality_assets.scores.leakage import evidence_mentions
+from quality_assets.scores.near_duplicate import (
+    copy_flags, duplicate_groups, group_label_conflicts, near_duplicate_pairs, sample_duplicate_scores,
+)
+from quality_assets.splits import EVAL_SPLITS
+
+
+@dataclass(frozen=True)
+class NearDuplicateOptions:
+    alpha: float = 0.1                       # automatic cut, scaled per sample (not per pair)
+    q: float = 0.05
+    score_kind: str = "combined"             # combined | distance (SelfClean's plain cosine ranking)
+    pixel_evidence: bool = True              # verify candidate pairs on the thumbnails
+    mirror_copies: bool = True               # a mirror image counts as a copy
+    pixel_k: int = 8                         # thumbnail neighbours per image, when candidates are searched here
+    max_verified_pairs: int = 2_000_000      # verification budget, each image's nearest candidates first
+    max_distance: float = 0.5                # pairs farther apart in the embedding are never flagged
+    max_pairs_stored: int = 1_000_000        # unflagged pairs kept in pair_scores, best first
+
+
+@register
+class NearDuplicate(IssueType):
+    name = "near_duplicate"
+    title = "Near-duplicate pairs"
+    description = ("Pairs of images that are copies of each other up to a crop, rotation, flip, re-encoding or "
+                   "overlay; flagged pairs form groups, and a group whose members carry different labels is a "
+                   "label conflict. Lower score = more alike.")
+    gallery = "pairs"
+    Options = NearDuplicateOptions
+    gate = GateSpec(
+        rate_key="near_duplicate_rate", threshold=0.05, blocking=True, what="near-duplicate rate",
+        description="Near-duplicate rate: samples in a duplicate group beyond its first member / samples.",
+        metadata_keys=("n_duplicate_groups", "n_conflicting_groups"),
+    )
+    cleaning_order = 30
+
+    def score(self, inputs: ScoringInputs, options: NearDuplicateOptions,
+              found: Mapping[str, IssueResult]) -> IssueResult:
+        n = inputs.n
+        manifest = inputs.manifest
+        use_pixels = inputs.thumbnails is not None and options.pixel_evidence
+        pairs = near_duplicate_pairs(
+            inputs.graph, file_sha256=manifest["file_sha256"].to_numpy(dtype=object),
+            pixel_sha256=manifest["pixel_sha256"].to_numpy(dtype=object),
+            phash=manifest["phash"], labels=inputs.labels, score_kind=options.score_kind,
+            thumbnails=inputs.thumbnails if use_pixels else None,
+            thumbnail_known=inputs.thumbnail_known if use_pixels else None,
+            vectors=inputs.vectors, mirror=options.mirror_copies, pixel_k=options.pixel_k,
+            max_verified_pairs=options.max_verified_pairs,
+            pixel_candidates=inputs.copy_candidates if use_pixels else None,
+        )
+        # The cut is scaled by the number of samples, not pairs: contamination is a per-sample rate.
+        flag = copy_flags(pairs, n, alpha=options.alpha, q=options.q)
+        too_far = pairs["distance"].to_numpy(dtype=float) > options.max_distance  # NaN: unknown, kept
+        exact = evidence_mentions(pairs["evidence"], "sha256")  # byte- or pixel-identical copies always count
+        flag = (flag & ~too_far) | exact
+        pairs = pairs.assign(is_issue=flag)
+        groups = duplicate_groups(pairs[pairs.is_issue], n)
+        pairs["group_id"] = np.where(pairs.is_issue, groups[pairs["i"].to_numpy()], -1)
+        conflicts = group_label_conflicts(groups, inputs.labels)
+        best_score, best_partner = sample_duplicate_scores(pairs, n, return_partner=True)
+        in_group = groups >= 0
+        group_sizes = pd.Series(groups[in_group]).value_counts()
+        summary = {
+            "n_pairs": len(pairs),
+            "n_pairs_pixel_verified": int(pairs["aligned"].notna().sum()) if "aligned" in pairs.columns else 0,
+            "n_duplicate_pairs_flagged": int(flag.sum()),
+            "n_duplicate_groups": int(len(group_sizes)),
+            "n_conflicting_groups": int(conflicts["is_conflict"].sum()) if len(conflicts) else 0,
+            "near_duplicate_rate": float((group_sizes - 1).sum() / n) if n else 0.0,
+        }
+        return IssueResult(score=best_score, is_issue=in_group, partner=best_partner, pairs=pairs,
+                           groups=conflicts, summary=summary, shared={"groups": groups})
+
+    def cleaning(self, frame: pd.DataFrame, policy, mutable: np.ndarray) -> list[CleaningDecision]:
+        if not policy.dedupe_groups:
+            return []
+        return [CleaningDecision(non_representatives(frame) & mutable, "drop",
+                                 "near_duplicate: not the group representative")]
+
+
+def non_representatives(frame: pd.DataFrame) -> np.ndarray:
+    """Members of a duplicate group other than its representative.
+
+    The representative is an eval member when the group has one (so eval sets stay fixed and the
+    train copies go), else the member with the lowest sample_id.
+    """
+    groups = frame["duplicate_group"].fillna(-1).to_numpy(int)
+    in_group = groups >= 0
+    if not in_group.any():
+        return np.zeros(len(frame), dtype=bool)
+    members = frame.loc[in_group, ["sample_id", "split"]].copy()
+    members["group"] = groups[in_group]
+    members["is_eval"] = members["split"].isin(EVAL_SPLITS)
+    ranked = members.sort_values(["group", "is_eval", "sample_id"], ascending=[True, False, True])
+    representative = ranked.groupby("group").head(1).index
+    result = np.zeros(len(frame), dtype=bool)
+    result[np.flatnonzero(in_group)] = True
+    result[frame.index.get_indexer(representative)] = False
+    return result

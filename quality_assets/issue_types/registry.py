@@ -1,0 +1,112 @@
+"""The one registry of issue types.
+
+Built-in types live in this package, one module each, and are found by importing every module
+here (`pkgutil`), so a new type is its module and its test. `register` also takes a class from
+anywhere (a plugin, a test). Order: the `requires` graph first, then registration order, which is
+also the report's reading order.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import pkgutil
+from typing import Any, Iterator, Mapping
+
+from quality_assets.issue_types.base import IssueType
+
+__all__ = ["get_issue_type", "issue_types", "options_from_dict", "register", "unregister"]
+
+_REGISTRY: dict[str, IssueType] = {}
+_BUILTINS_LOADED = False
+_NOT_UNITS = {"base", "registry"}
+
+
+def register(cls: type[IssueType]) -> type[IssueType]:
+    """Class decorator: add an issue type (an instance of it) to the registry."""
+    for attr in ("name", "title", "description"):
+        if not isinstance(getattr(cls, attr, None), str) or not getattr(cls, attr):
+            raise TypeError(f"{cls.__name__} must set a non-empty class attribute {attr!r}")
+    if not dataclasses.is_dataclass(cls.Options):
+        raise TypeError(f"{cls.__name__}.Options must be a dataclass")
+    if cls.gallery not in ("samples", "pairs", "partner"):
+        raise ValueError(f"{cls.__name__}.gallery must be samples, pairs or partner")
+    existing = _REGISTRY.get(cls.name)
+    if existing is not None and type(existing).__qualname__ != cls.__qualname__:
+        raise ValueError(f"issue type {cls.name!r} is registered twice ({type(existing).__name__}, {cls.__name__})")
+    _REGISTRY[cls.name] = cls()
+    return cls
+
+
+def unregister(name: str) -> None:
+    _REGISTRY.pop(name, None)
+
+
+def _load_builtins() -> None:
+    global _BUILTINS_LOADED
+    if _BUILTINS_LOADED:
+        return
+    _BUILTINS_LOADED = True
+    package = importlib.import_module("quality_assets.issue_types")
+    for module in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
+        if module.name not in _NOT_UNITS and not module.name.startswith("_"):
+            importlib.import_module(f"quality_assets.issue_types.{module.name}")
+
+
+def _ordered(types: list[IssueType]) -> list[IssueType]:
+    by_name = {t.name: t for t in types}
+    done: dict[str, IssueType] = {}
+
+    def visit(t: IssueType, path: tuple[str, ...]) -> None:
+        if t.name in done:
+            return
+        if t.name in path:
+            raise ValueError(f"issue types require each other in a cycle: {' -> '.join(path + (t.name,))}")
+        for name in t.requires:
+            if name not in by_name:
+                raise ValueError(f"issue type {t.name!r} requires {name!r}, which is not registered")
+            visit(by_name[name], path + (t.name,))
+        done[t.name] = t
+
+    for t in types:
+        visit(t, ())
+    return list(done.values())
+
+
+_READING_ORDER = ("off_topic", "label_error", "near_duplicate", "leakage", "low_value")
+
+
+def issue_types() -> list[IssueType]:
+    """Every registered issue type, dependencies before dependants, in reading order otherwise."""
+    _load_builtins()
+    rank = {name: i for i, name in enumerate(_READING_ORDER)}
+    listed = sorted(_REGISTRY.values(), key=lambda t: (rank.get(t.name, len(rank)), t.name))
+    return _ordered(listed)
+
+
+def get_issue_type(name: str) -> IssueType:
+    _load_builtins()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise KeyError(f"unknown issue type {name!r}; known: {sorted(_REGISTRY)}") from None
+
+
+def iter_gated() -> Iterator[IssueType]:
+    return (t for t in issue_types() if t.gate is not None)
+
+
+def options_from_dict(values: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Any]:
+    """{issue type: options instance}, defaults filled in; unknown types or fields raise."""
+    values = dict(values or {})
+    out = {}
+    for t in issue_types():
+        given = dict(values.pop(t.name, None) or {})
+        known = {f.name for f in dataclasses.fields(t.Options)}
+        unknown = set(given) - known
+        if unknown:
+            raise ValueError(f"unknown option(s) for issue type {t.name!r}: {sorted(unknown)}; known: {sorted(known)}")
+        out[t.name] = t.Options(**given)
+    if values:
+        raise ValueError(f"options for unknown issue type(s): {sorted(values)}")
+    return out

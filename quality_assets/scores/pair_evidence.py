@@ -1,0 +1,122 @@
+"""Evidence that a candidate pair is a copy: the combined embedding score (distance, local scale,
+Lowe's gap, perceptual hash), the pixel verifiers' ratios, and their fusion into one p-value.
+The formulas are documented in `scores.near_duplicate`'s module docstring."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.stats import rankdata
+
+from quality_assets.knn import KnnGraph
+from quality_assets.scores.pixel_copies import ratio_to_next_best, verify_pairs
+
+__all__ = ["DEFAULT_FUSION_WEIGHTS", "DEFAULT_WEIGHTS", "combined_score", "fuse_p_values", "pixel_evidence"]
+
+# Weights of the evidence terms in the combined score's geometric mean.
+DEFAULT_WEIGHTS: dict[str, float] = {"abs": 1.0, "rel": 1.0, "gap": 1.0, "phash": 2.0}
+
+
+# Weighted-Bonferroni weights of the p-values fused when thumbnails are given (sum to 1). The
+# embedding keeps a small say: on copy-heavy benchmarks its p-values are the least reliable,
+# but it is the only view that sees copies under strong photometric changes.
+DEFAULT_FUSION_WEIGHTS: dict[str, float] = {"aligned": 0.45, "agreement": 0.45, "embedding": 0.1}
+
+
+def _geo_mean(terms: list[np.ndarray], weights: list[float]) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logs = sum(w * np.log(np.clip(t, 0.0, 1.0)) for t, w in zip(terms, weights))
+    return np.exp(logs / float(sum(weights)))
+
+
+def pixel_evidence(thumbnails, known, pi, pj, n, rank_i, rank_j, pixel_rank, embedding_score, mirror,
+                    budget) -> dict[str, np.ndarray]:
+    known = np.ones(n, dtype=bool) if known is None else np.asarray(known, dtype=bool)
+    verifiable = np.flatnonzero(known[pi] & known[pj])
+    if budget is not None and verifiable.size > budget:
+        # Each image's nearest candidates (in either view) first: copies sit there.
+        big = np.iinfo(np.int64).max
+        nearest = np.minimum.reduce([
+            np.where(r > 0, r, big) for r in
+            (rank_i[verifiable].astype(np.int64), rank_j[verifiable].astype(np.int64), pixel_rank[verifiable])
+        ])
+        # Ties (every image has a first neighbour) go to the stronger embedding evidence.
+        verifiable = np.sort(verifiable[np.lexsort((embedding_score[verifiable], nearest))[:budget]])
+    aligned = np.full(pi.size, np.nan)
+    agreement = np.full(pi.size, np.nan)
+    aligned_ratio = np.full(pi.size, np.nan)
+    agreement_ratio = np.full(pi.size, np.nan)
+    if verifiable.size:
+        va, vb = pi[verifiable], pj[verifiable]
+        al, ag = verify_pairs(np.asarray(thumbnails), va, vb, mirror=mirror)
+        aligned[verifiable], agreement[verifiable] = al, ag
+        aligned_ratio[verifiable] = ratio_to_next_best(al, va, vb, n)
+        agreement_ratio[verifiable] = ratio_to_next_best(ag, va, vb, n)
+    return {"aligned": aligned, "agreement": agreement,
+            "aligned_ratio": aligned_ratio, "agreement_ratio": agreement_ratio}
+
+
+def fuse_p_values(columns: dict[str, np.ndarray], weights: dict[str, float]) -> np.ndarray:
+    """min over views of (empirical p-value / weight); NaN evidence (not verified) gives p = 1."""
+    views = {"aligned": columns["aligned_ratio"], "agreement": columns["agreement_ratio"],
+             "embedding": columns["embedding_score"]}
+    total = sum(weights.get(name, 0.0) for name in views)
+    if total <= 0:
+        raise ValueError(f"fusion weights must give some view a positive weight, got {weights}")
+    m = next(iter(views.values())).size
+    fused = np.ones(m)
+    for name, values in views.items():
+        w = weights.get(name, 0.0) / total
+        if w <= 0 or m == 0:
+            continue
+        valid = np.isfinite(values)
+        p = np.ones(m)
+        p[valid] = rankdata(values[valid], method="max") / m
+        fused = np.minimum(fused, p / w)
+    return np.clip(fused, 0.0, 1.0)
+
+
+def combined_score(
+    graph: KnnGraph,
+    pi: np.ndarray,
+    pj: np.ndarray,
+    d: np.ndarray,
+    rank_i: np.ndarray,
+    rank_j: np.ndarray,
+    hamming: np.ndarray,
+    phash_scale: float,
+    weights: dict[str, float],
+) -> np.ndarray:
+    dist = graph.distances.astype(np.float64)
+    n, k = dist.shape
+    m0 = float(np.median(dist[:, 0]))
+    local = dist[:, (k - 1) // 2]  # row median (lower median for even k): the local scale
+
+    def ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+        # 0/0 (an exact duplicate inside a cluster of exact duplicates) is duplicate evidence.
+        with np.errstate(invalid="ignore", divide="ignore"):
+            r = num / (num + den)
+        return np.where(num + den > 0, r, 0.0)
+
+    abs_term = ratio(d, np.full_like(d, m0))
+    rel_term = ratio(d, np.sqrt(local[pi] * local[pj]))
+
+    def side_gap(node: np.ndarray, rank: np.ndarray) -> np.ndarray:
+        g = np.ones(d.size)
+        has_next = (rank >= 1) & (rank < k)  # rank is 1-based; the next column is `rank`
+        nxt = dist[node[has_next], rank[has_next].astype(np.int64)]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            gv = np.where(nxt > 0, d[has_next] / nxt, 1.0)
+        g[has_next] = np.clip(gv, 0.0, 1.0)
+        return g
+
+    gap_term = np.sqrt(side_gap(pi, rank_i) * side_gap(pj, rank_j))
+    terms = [abs_term, rel_term, gap_term]
+    w = [weights.get("abs", 1.0), weights.get("rel", 1.0), weights.get("gap", 1.0)]
+    known = ~np.isnan(hamming)
+    if known.any():
+        ph = np.ones(d.size)
+        ph[known] = np.minimum(1.0, (hamming[known] + 1.0) / (phash_scale + 1.0))
+        score_with = _geo_mean(terms + [ph], w + [weights.get("phash", 2.0)])
+        score_without = _geo_mean(terms, w)
+        return np.where(known, score_with, score_without)
+    return _geo_mean(terms, w)

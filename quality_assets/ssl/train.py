@@ -1,0 +1,390 @@
+"""DINO self-distillation (Caron et al. 2021) on the dataset's own images: the training loop.
+
+A student and an EMA teacher (same timm backbone + DINO head) see different multi-crop views of the
+same images; the student is trained to match the teacher's centred, sharpened distribution over
+`out_dim` prototypes. Schedules are per step: cosine lr with linear warm-up, cosine weight decay,
+cosine teacher momentum towards 1, linear teacher-temperature warm-up.
+
+Everything that touches images runs as batched tensor ops on the training device: the uint8 image
+cache is moved there once, crops and colour ops are `augment.MultiCrop`. On CUDA the step runs in
+bf16 autocast, optionally channels-last and `torch.compile`d.
+
+The trained artefact is the teacher backbone (the paper evaluates it; it is the smoother of the two).
+For BatchNorm backbones its running statistics are re-estimated on the clean images at the end:
+during training they came from augmented crops, which are not what gets embedded.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from quality_assets.ssl.augment import AugmentParams, MultiCrop
+from quality_assets.ssl.backbones import recalibrate_batchnorm
+from quality_assets.ssl.config import DinoConfig, precision_autocast, resolve_device
+from quality_assets.ssl.data import is_grayscale
+from quality_assets.ssl.loss import DINOLoss, koleo_loss
+from quality_assets.ssl.networks import MultiCropNet, build_networks
+
+ProgressFn = Callable[[dict[str, Any]], None]
+
+
+def cosine_schedule(base: float, final: float, total_steps: int, warmup_steps: int = 0, warmup_start: float = 0.0) -> np.ndarray:
+    """Per-step values: linear warm-up from `warmup_start` to `base`, then cosine from `base` to `final`."""
+    total_steps = max(1, total_steps)
+    warmup_steps = min(max(0, warmup_steps), total_steps)
+    warm = np.linspace(warmup_start, base, warmup_steps, endpoint=False) if warmup_steps else np.array([])
+    rest = total_steps - warmup_steps
+    it = np.arange(rest)
+    cos = final + 0.5 * (base - final) * (1 + np.cos(np.pi * it / max(1, rest)))
+    return np.concatenate([warm, cos])
+
+
+@dataclass
+class DinoResult:
+    """Outcome of `train_dino`. `backbone` is the teacher backbone on CPU, in eval mode."""
+
+    backbone: nn.Module
+    config: DinoConfig
+    epochs_completed: float
+    steps: int
+    final_loss: float
+    loss_curve: list[float]
+    images_per_s: float
+    stopped_by_budget: bool
+    device: str
+    seconds: float
+    n_samples_trained: int = 0
+    grayscale_data: bool = False
+    batchnorm_recalibrated: bool = False
+
+
+def train_dino(
+    images: torch.Tensor,
+    config: DinoConfig,
+    progress: ProgressFn | None = None,
+) -> DinoResult:
+    """Train DINO on `images` (uint8 `[N, 3, S, S]`, S == config.image_size) and return the teacher backbone.
+
+    The time budget (`config.time_budget_s`, measured from the call) is checked between steps; when it
+    runs out, training stops after the current step and `stopped_by_budget` is set. On CPU with a fixed
+    seed and thread count the result is bit-for-bit reproducible.
+    """
+    t_start = time.monotonic()
+    if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != 3:
+        raise ValueError(f"images must be uint8 [N,3,S,S], got {images.dtype} {tuple(images.shape)}")
+    n = images.shape[0]
+    if n < 2:
+        raise ValueError("need at least 2 images to train")
+    dev = resolve_device(config.device)
+    old_threads = torch.get_num_threads()
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    try:
+        with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
+            torch.manual_seed(config.seed)
+            return _train(images, config, dev, progress, t_start)
+    finally:
+        torch.set_num_threads(old_threads)
+
+
+@dataclass
+class _Schedules:
+    """The run's length and its per-step values, indexed by the global step."""
+
+    batch: int
+    steps_per_epoch: int
+    total_steps: int
+    lr: np.ndarray
+    weight_decay: np.ndarray
+    momentum: np.ndarray
+    teacher_temp: np.ndarray
+    freeze_steps: int
+
+
+@dataclass
+class _Parts:
+    """What one optimisation step works on, built once per run."""
+
+    student: MultiCropNet
+    teacher: MultiCropNet
+    # The compiled wrappers when `config.compile`, else the networks themselves.
+    run_student: nn.Module
+    run_teacher: nn.Module
+    aug: MultiCrop
+    loss_fn: DINOLoss
+    opt: torch.optim.Optimizer
+    student_params: list[torch.Tensor]
+    teacher_params: list[torch.Tensor]
+    last_layer_params: list[torch.Tensor]
+    memory_format: torch.memory_format
+
+
+@dataclass
+class _LoopOutcome:
+    steps: int
+    loss_curve: list[float]  # mean loss per epoch begun
+    last_loss: float  # the last loss read back from the device
+    stopped_by_budget: bool
+    loop_s: float
+
+
+def _train(
+    images: torch.Tensor, config: DinoConfig, dev: torch.device,
+    progress: ProgressFn | None, t_start: float,
+) -> DinoResult:
+    n = images.shape[0]
+    parts = _build_parts(images, config, dev)
+    sched = _schedules(config, n)
+    data = images.to(dev, non_blocking=True)
+    gen = torch.Generator(device=dev)
+    gen.manual_seed(config.seed)
+    outcome = _run_loop(parts, config, dev, sched, data, gen, progress, t_start)
+    return _finish(parts.teacher, images, data, config, dev, sched, outcome, progress, t_start)
+
+
+def _build_parts(images: torch.Tensor, config: DinoConfig, dev: torch.device) -> _Parts:
+    # Order matters for reproducibility: the networks draw their initial weights from the seeded
+    # global generator first.
+    student, teacher = build_networks(config)
+    student.to(dev)
+    teacher.to(dev)
+    memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
+    if config.channels_last:
+        student.to(memory_format=memory_format)
+        teacher.to(memory_format=memory_format)
+    student.train()
+    teacher.train()  # BatchNorm backbones normalise the teacher with batch statistics, as in the paper.
+    run_student: nn.Module = student
+    run_teacher: nn.Module = teacher
+    if config.compile:
+        run_student = torch.compile(student)
+        run_teacher = torch.compile(teacher)
+
+    bf16 = config.precision == "bf16" or (config.precision == "auto" and dev.type == "cuda")
+    aug = MultiCrop(
+        global_size=config.global_crop_size, local_size=config.local_crop_size, n_local=config.n_local_crops,
+        global_scale=tuple(config.global_crop_scale), local_scale=tuple(config.local_crop_scale),
+        params=AugmentParams(**config.augment), grayscale_data=is_grayscale(images),
+        # Under bf16 autocast the first layer casts its input to bf16 anyway: emit it directly.
+        out_dtype=torch.bfloat16 if bf16 and dev.type == "cuda" else torch.float32,
+        compile=config.compile,
+    )
+    n_crops = 2 + config.n_local_crops
+    loss_fn = DINOLoss(
+        config.out_dim, n_crops, config.student_temp, config.center_momentum, config.centering
+    ).to(dev)
+    if config.compile:
+        loss_fn.compile_cross_entropy()
+
+    opt_kwargs: dict[str, Any] = {"lr": 0.0, "weight_decay": 0.0}
+    if dev.type == "cuda":
+        opt_kwargs["fused"] = True
+    opt = torch.optim.AdamW(_param_groups(student), **opt_kwargs)
+    return _Parts(
+        student=student, teacher=teacher, run_student=run_student, run_teacher=run_teacher, aug=aug,
+        loss_fn=loss_fn, opt=opt,
+        student_params=list(student.parameters()),
+        teacher_params=list(teacher.parameters()),
+        last_layer_params=[p for p in student.head.last_layer.parameters() if p.requires_grad],
+        memory_format=memory_format,
+    )
+
+
+def _param_groups(model: nn.Module) -> list[dict[str, Any]]:
+    # Paper: no weight decay on biases and norm parameters (all 1-d tensors).
+    decay, no_decay = [], []
+    for _, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        (no_decay if p.ndim <= 1 else decay).append(p)
+    return [{"params": decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def _schedules(config: DinoConfig, n: int) -> _Schedules:
+    batch = min(config.batch_size, n)
+    steps_per_epoch = max(1, n // batch)  # drop the ragged last batch: keeps step shapes static
+    total_steps = max(1, int(round(config.epochs * steps_per_epoch)))
+    warm = int(round(config.warmup_epochs * steps_per_epoch))
+    tt_warm = int(round(config.warmup_teacher_temp_epochs * steps_per_epoch))
+    return _Schedules(
+        batch=batch,
+        steps_per_epoch=steps_per_epoch,
+        total_steps=total_steps,
+        lr=cosine_schedule(config.lr * batch / 256.0, config.min_lr, total_steps, warm),
+        weight_decay=cosine_schedule(config.weight_decay, config.weight_decay_end, total_steps),
+        momentum=cosine_schedule(config.momentum_teacher, 1.0, total_steps),
+        teacher_temp=np.concatenate([
+            np.linspace(config.warmup_teacher_temp, config.teacher_temp, tt_warm),
+            np.full(max(0, total_steps - tt_warm), config.teacher_temp),
+        ]),
+        freeze_steps=int(round(config.freeze_last_layer_epochs * steps_per_epoch)),
+    )
+
+
+def _run_loop(
+    parts: _Parts, config: DinoConfig, dev: torch.device, sched: _Schedules, data: torch.Tensor,
+    gen: torch.Generator, progress: ProgressFn | None, t_start: float,
+) -> _LoopOutcome:
+    n = data.shape[0]
+    batch, steps_per_epoch, total_steps = sched.batch, sched.steps_per_epoch, sched.total_steps
+    loss_curve: list[float] = []
+    epoch_losses: list[torch.Tensor] = []
+    last_loss = float("nan")
+    stopped = False
+    step = 0
+    t_loop = time.monotonic()
+    reporter = _ProgressReporter(progress, t_loop, sched)
+    # Reading the loss forces a host sync; on a GPU do it rarely so the launch queue stays full.
+    sync_every = 1 if dev.type == "cpu" else 10
+    while step < total_steps and not stopped:
+        perm = torch.randperm(n, device=dev, generator=gen)
+        for i in range(steps_per_epoch):
+            if step >= total_steps:
+                break
+            glob, loc = _crops(parts, config, data, perm[i * batch:(i + 1) * batch], gen)
+            loss = _optimisation_step(parts, config, dev, sched, step, glob, loc)
+            _ema_update(parts, float(sched.momentum[step]))
+            epoch_losses.append(loss.detach())
+            step += 1
+            if step % sync_every == 0 or step == total_steps:
+                last_loss = _checked_loss(loss, step)
+                if _budget_spent(config, t_start):
+                    stopped = step < total_steps
+                    break
+                reporter.step(step, last_loss, epoch_end=i == steps_per_epoch - 1)
+        if epoch_losses:
+            loss_curve.append(float(torch.stack(epoch_losses).mean()))
+            epoch_losses = []
+
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+    return _LoopOutcome(step, loss_curve, last_loss, stopped, time.monotonic() - t_loop)
+
+
+def _crops(
+    parts: _Parts, config: DinoConfig, data: torch.Tensor, idx: torch.Tensor, gen: torch.Generator,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Global and (if any) local views of the images `idx`, in the networks' memory format."""
+    with torch.no_grad():
+        glob, loc = parts.aug(data[idx], gen)
+        if config.channels_last:
+            glob = glob.contiguous(memory_format=parts.memory_format)
+            loc = loc.contiguous(memory_format=parts.memory_format) if loc is not None else None
+    return glob, loc
+
+
+def _optimisation_step(
+    parts: _Parts, config: DinoConfig, dev: torch.device, sched: _Schedules, step: int,
+    glob: torch.Tensor, loc: torch.Tensor | None,
+) -> torch.Tensor:
+    """One student update at step `step`; returns the loss (still on the device)."""
+    for k, group in enumerate(parts.opt.param_groups):
+        group["lr"] = float(sched.lr[step])
+        if k == 0:
+            group["weight_decay"] = float(sched.weight_decay[step])
+    with precision_autocast(dev, config.precision):
+        with torch.no_grad():
+            t_out = parts.run_teacher(glob)[0]
+        crops = (glob, loc) if loc is not None else (glob,)
+        s_out, s_feat = parts.run_student(*crops)
+    loss = parts.loss_fn(s_out, t_out, float(sched.teacher_temp[step]))
+    if config.koleo_weight:
+        loss = loss + config.koleo_weight * koleo_loss(s_feat)
+    parts.opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if config.clip_grad:
+        torch.nn.utils.clip_grad_norm_(parts.student.parameters(), config.clip_grad)
+    if step < sched.freeze_steps:
+        # Paper: keep the prototypes fixed early on; it avoids a collapse the loss cannot undo.
+        for p in parts.last_layer_params:
+            p.grad = None
+    parts.opt.step()
+    return loss
+
+
+def _ema_update(parts: _Parts, momentum: float) -> None:
+    """teacher <- momentum * teacher + (1 - momentum) * student."""
+    with torch.no_grad():
+        torch._foreach_mul_(parts.teacher_params, momentum)
+        torch._foreach_add_(parts.teacher_params, parts.student_params, alpha=1.0 - momentum)
+
+
+def _checked_loss(loss: torch.Tensor, step: int) -> float:
+    value = float(loss.detach())
+    if not math.isfinite(value):
+        raise FloatingPointError(f"DINO loss became {value} at step {step}")
+    return value
+
+
+def _budget_spent(config: DinoConfig, t_start: float) -> bool:
+    return config.time_budget_s is not None and time.monotonic() - t_start >= config.time_budget_s
+
+
+class _ProgressReporter:
+    """Calls `progress` at most once a second, and at the end of every epoch."""
+
+    every_s = 1.0
+
+    def __init__(self, progress: ProgressFn | None, t_loop: float, sched: _Schedules) -> None:
+        self.progress = progress
+        self.t_loop = t_loop
+        self.last_report = t_loop
+        self.sched = sched
+
+    def step(self, step: int, loss: float, *, epoch_end: bool) -> None:
+        now = time.monotonic()
+        if self.progress is None or not (now - self.last_report >= self.every_s or epoch_end):
+            return
+        self.last_report = now
+        elapsed = now - self.t_loop
+        self.progress({
+            "step": step, "steps_total": self.sched.total_steps, "epoch": step / self.sched.steps_per_epoch,
+            "loss": loss, "lr": float(self.sched.lr[step - 1]), "elapsed_s": elapsed,
+            "images_per_s": step * self.sched.batch / max(elapsed, 1e-9),
+        })
+
+
+def _finish(
+    teacher: MultiCropNet, images: torch.Tensor, data: torch.Tensor, config: DinoConfig, dev: torch.device,
+    sched: _Schedules, outcome: _LoopOutcome, progress: ProgressFn | None, t_start: float,
+) -> DinoResult:
+    """Recalibrate the teacher backbone's BatchNorm on clean images and package the result."""
+    step, loop_s, stopped = outcome.steps, outcome.loop_s, outcome.stopped_by_budget
+    final_loss = outcome.loss_curve[-1] if outcome.loss_curve else outcome.last_loss
+    backbone = teacher.backbone.to(memory_format=torch.contiguous_format)
+    with torch.autocast(dev.type, enabled=False):
+        recalibrated = recalibrate_batchnorm(backbone, resize_images(data, config.global_crop_size), device=dev)
+    backbone = backbone.to("cpu").eval()
+    result = DinoResult(
+        backbone=backbone, config=config, epochs_completed=step / sched.steps_per_epoch, steps=step,
+        final_loss=float(final_loss), loss_curve=outcome.loss_curve,
+        images_per_s=step * sched.batch / max(loop_s, 1e-9),
+        stopped_by_budget=stopped, device=str(dev), seconds=time.monotonic() - t_start,
+        n_samples_trained=images.shape[0], grayscale_data=is_grayscale(images), batchnorm_recalibrated=recalibrated,
+    )
+    if progress is not None:
+        progress({"step": step, "steps_total": sched.total_steps, "epoch": result.epochs_completed,
+                  "loss": result.final_loss, "done": True, "stopped_by_budget": stopped,
+                  "images_per_s": result.images_per_s, "elapsed_s": loop_s})
+    return result
+
+
+def resize_images(images: torch.Tensor, size: int) -> torch.Tensor:
+    """uint8 `[N, C, S, S]` -> uint8 `[N, C, size, size]` (antialiased bilinear); no-op when S == size."""
+    if images.shape[-1] == size and images.shape[-2] == size:
+        return images
+    out = torch.empty((images.shape[0], images.shape[1], size, size), dtype=torch.uint8, device=images.device)
+    for start in range(0, images.shape[0], 1024):
+        x = images[start:start + 1024].float()
+        y = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+        out[start:start + 1024] = y.round_().clamp_(0, 255).to(torch.uint8)
+    return out

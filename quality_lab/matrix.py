@@ -1,0 +1,328 @@
+"""The benchmark matrix: every dataset x seed, contaminated by the published SelfClean protocol,
+the service with one default configuration against the peers a user would pick instead, and the
+service's flags and gates on the same data without contamination.
+
+    python -m quality_lab.matrix --out bench_out/matrix [--seeds 0 1 2] [--datasets ...] [--quick]
+    qaudit bench --matrix [same options]
+
+Per dataset and seed (a *cell*; each is written to ``OUT/cells/`` as soon as it is done, and an
+existing cell is kept unless ``--force``, so the command resumes where it stopped):
+
+1. The clean set: the dataset's images (:mod:`quality_lab.datasets`) without pixel-identical
+   repeats, at most ``--n-samples`` of them drawn by the seed, 20% to ``test``.
+2. Contaminated: :func:`quality_lab.protocol.inject` (XR, BLUR, AUG, ARTE, LBL, LBLC at 1% each,
+   leakage 1% in thirds exact / JPEG / cropped), shuffled, written as PNG files.
+3. Ours: the service as shipped with its defaults: DINO trained on the files with the default
+   configuration for their size and number (including its time stop, 170 s on CPU: a busy
+   machine trains fewer epochs; the epochs reached are in ``clean.csv``), embedded by the service's embedder, one kNN graph (k = 16), the service's
+   grayscale thumbnails, ``compute_scores`` with the default ``ScoreConfig``. The same graph's
+   LAD and mean-kNN off-topic rankings are reported as baselines.
+4. Peers on the same files: cleanlab Datalab on raw pixels (PCA-64) and on ImageNet-pretrained
+   EfficientNet-Lite0 features (:mod:`quality_lab.bench.pretrained`), fastdup
+   (:mod:`quality_lab.bench.fastdup_peer`), perceptual hash (imagehash). A missing peer is skipped
+   with the install step in the log and in ``skipped.txt``.
+5. Clean data: the clean set alone, audited by the service the same way (its own DINO): the share
+   of samples flagged as near duplicates and of test samples flagged as leaked, the two figures
+   the blocking gates read. Then test copies of train images are appended until 2.4% of the test
+   split is leaked (thirds exact / JPEG / cropped), embedded with the clean set's model, scored,
+   and the 5% leakage gate is evaluated on that.
+
+``OUT/results.csv`` (every metric row), ``OUT/clean.csv`` (the clean-data rates) and
+``OUT/matrix.md`` (the tables, :mod:`quality_lab.matrix_report`) are rewritten after each cell.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import shutil
+import sys
+import time
+import zlib
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from quality_lab.bench.data import MARKER, BenchData
+from quality_lab.bench.methods import MethodResult, selfclean_rankings, ssl_and_random_vectors, thumbnails_for
+from quality_lab.bench.metrics import _random_rows, evaluate_method
+from quality_lab.datasets import DATASETS, DatasetUnavailable, foreign_photos, load_dataset
+from quality_lab.protocol import ProtocolRates, inject, inject_leakage, leak_count_for_rate
+
+Progress = Callable[[str], None]
+DEFAULT_DATASETS: tuple[str, ...] = ("mnist", "animal_mnist", "openclipart", "oxygen_icons")
+PEERS: tuple[str, ...] = ("cleanlab_raw", "cleanlab_imagenet", "fastdup", "phash")
+N_SAMPLES = 3000
+QUICK_N_SAMPLES = 150
+TEST_FRACTION = 0.2
+CLEAN_TRUE_LEAKAGE = 0.024   # the issue's case: a 5% leakage gate must pass at 2.4% true leakage
+LEAKAGE_GATE = 0.05
+# quick mode: a DINO that trains in seconds (the smoke test checks the plumbing, not the model)
+QUICK_SSL = {"epochs": 1.0, "arch": "vit_micro_p4", "out_dim": 256, "head_hidden_dim": 128,
+             "head_bottleneck_dim": 64, "batch_size": 64, "n_local_crops": 2}
+
+
+def _clean_set(name: str, seed: int, n_max: int) -> tuple[list[np.ndarray], np.ndarray, np.ndarray, int]:
+    images, labels = load_dataset(name)
+    digests = [hashlib.sha256(np.ascontiguousarray(im).tobytes()).digest() for im in images]
+    _, first = np.unique(np.asarray(digests, dtype=object).astype("S32"), return_index=True)
+    keep = np.sort(first)
+    n_repeats = len(images) - len(keep)
+    images, labels = images[keep], np.asarray(labels)[keep].astype(str)
+    rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
+    n = min(n_max, len(images))
+    chosen = np.sort(rng.choice(len(images), size=n, replace=False))
+    splits = np.full(n, "train", dtype="<U5")
+    splits[rng.choice(n, size=int(round(n * TEST_FRACTION)), replace=False)] = "test"
+    return [images[i] for i in chosen], labels[chosen], splits, n_repeats
+
+
+def write_bench_data(name: str, root: Path, images: list[np.ndarray], labels: np.ndarray, splits: np.ndarray,
+                     truth: pd.DataFrame, rng: np.random.Generator) -> BenchData:
+    """Shuffle, write ``root/images/<split>/<label>/img_NNNNNN.png`` and ``ground_truth.csv``, and
+    build the manifest from the written files as ingestion does."""
+    from quality_assets.imaging import inspect_image
+
+    if root.exists():
+        if not (root / MARKER).exists():
+            raise FileExistsError(f"{root} exists and was not written by the matrix; choose another --out")
+        shutil.rmtree(root)
+    root.mkdir(parents=True)
+    (root / MARKER).write_text("written by quality_lab.matrix; safe to delete\n")
+    m = len(images)
+    order = rng.permutation(m)
+    new_pos = np.empty(m, dtype=np.int64)
+    new_pos[order] = np.arange(m)
+    imgs = [images[i] for i in order]
+    labs, spl = np.asarray(labels)[order].astype(str), np.asarray(splits)[order].astype(str)
+    paths = np.asarray([f"{spl[p]}/{labs[p]}/img_{p:06d}.png" for p in range(m)], dtype=object)
+    image_dir = root / "images"
+    for folder in sorted({p.rsplit("/", 1)[0] for p in paths}):
+        (image_dir / folder).mkdir(parents=True, exist_ok=True)
+    for p in range(m):
+        Image.fromarray(imgs[p]).save(image_dir / paths[p], format="PNG")
+    t = truth.copy()
+    t["index"] = new_pos[t["index"].to_numpy()]
+    partner = t["partner_index"].to_numpy()
+    t["partner_index"] = np.where(partner >= 0, new_pos[np.maximum(partner, 0)], -1)
+    t["path"] = paths[t["index"].to_numpy()]
+    t["partner_path"] = [paths[q] if q >= 0 else "" for q in t["partner_index"]]
+    t = t.sort_values("index", kind="stable").reset_index(drop=True)
+    t.to_csv(root / "ground_truth.csv", index=False, lineterminator="\n")
+    manifest = pd.DataFrame.from_records([inspect_image(image_dir / p) for p in paths])
+    for i, (col, values) in enumerate((("sample_id", paths), ("path", paths), ("label", labs), ("split", spl))):
+        manifest.insert(i, col, values)
+    manifest["phash"] = manifest["phash"].astype(np.int64)
+    counts = {str(k): int(v) for k, v in t["detail"].value_counts().items()} if len(t) else {}
+    return BenchData(name, root, image_dir, paths, imgs, labs, spl, t, manifest, counts)
+
+
+def _flag_rates(vectors: np.ndarray, data: BenchData, thumbs: np.ndarray) -> dict[str, float]:
+    """What the gates read: flagged near-duplicate rate (samples beyond the first of each flagged
+    group, over all samples) and flagged leakage rate (flagged eval samples over eval samples)."""
+    from quality_assets.knn import build_knn_graph
+    from quality_assets.scoring import compute_scores
+
+    ids = list(data.manifest["sample_id"])
+    graph = build_knn_graph(np.ascontiguousarray(vectors, dtype=np.float32), k=16)
+    out = compute_scores(ids, graph, data.manifest, None, vectors=vectors, thumbnails=thumbs)
+    rows = out.issue_rows
+    is_eval = np.isin(data.splits, ("val", "test"))
+    leak = rows[(rows.issue_type == "leakage") & rows.is_issue.astype(bool)]
+    flagged_pairs = out.pair_rows[out.pair_rows.is_issue.astype(bool)]
+    in_pairs = set(flagged_pairs.sample_a) | set(flagged_pairs.sample_b)
+    groups = flagged_pairs.groupby("group_id")
+    beyond_first = sum(len(set(g.sample_a) | set(g.sample_b)) - 1 for _, g in groups)
+    summary = getattr(out, "summary", {}) or {}
+    return {
+        "near_duplicate_rate": float(summary.get("near_duplicate_rate", beyond_first / len(ids))),
+        "near_duplicate_flagged_samples": len(in_pairs) / len(ids),
+        "leakage_rate": float(summary.get("leakage_rate", len(leak) / max(1, int(is_eval.sum())))),
+        "n": len(ids), "n_eval": int(is_eval.sum()),
+    }
+
+
+def _service_time_budget(data: BenchData) -> float | None:
+    """The time stop the service's default DINO configuration carries (170 s on CPU up to 20k
+    images): the matrix runs the service as shipped, so a busy machine trains fewer epochs, and
+    the epochs reached are recorded per cell."""
+    from quality_assets.ssl.dino import default_config
+
+    return default_config(int(max(data.images[0].shape[:2])), data.n, "cpu").time_budget_s
+
+
+def _peer_results(data: BenchData, peers: Sequence[str], seed: int, say: Progress,
+                  skipped: dict[str, str]) -> list[MethodResult]:
+    from quality_lab.bench import fastdup_peer, pretrained
+    from quality_lab.bench import peers as base
+
+    status = base.peer_status()
+    reasons = {"cleanlab_raw": status["cleanlab"], "cleanlab_imagenet": status["cleanlab"] or pretrained.unavailable_reason(),
+               "fastdup": fastdup_peer.unavailable_reason(), "phash": status["phash"]}
+    results = []
+    abs_paths = [str(data.image_dir / p) for p in data.paths]
+    for peer in peers:
+        if reasons[peer]:
+            skipped[peer] = reasons[peer]
+            say(f"[{data.name}] skipping peer {peer}: {reasons[peer]}")
+            continue
+        t0 = time.perf_counter()
+        if peer == "phash":
+            r = base.phash_rankings(base.phash_hashes(data.images), data.splits)
+            results.append(MethodResult("phash", "-", r, time.perf_counter() - t0))
+        elif peer == "cleanlab_raw":
+            raw = np.stack([np.asarray(im, dtype=np.float32).reshape(-1) for im in data.images])
+            x = base.pca_features(raw, 64, seed)
+            r, info = base.cleanlab_rankings(x, data.labels, data.splits, seed=seed)
+            results.append(MethodResult("cleanlab", "raw_pca64", r, time.perf_counter() - t0, info))
+        elif peer == "cleanlab_imagenet":
+            x = base.pca_features(pretrained.imagenet_features(abs_paths), 64, seed)
+            r, info = base.cleanlab_rankings(x, data.labels, data.splits, seed=seed)
+            results.append(MethodResult("cleanlab", "imagenet_effnet_lite0_pca64", r, time.perf_counter() - t0, info))
+        elif peer == "fastdup":
+            r = fastdup_peer.fastdup_rankings(data.image_dir, list(data.paths), data.labels, data.splits,
+                                              data.root / "fastdup")
+            results.append(MethodResult("fastdup", "-", r, time.perf_counter() - t0))
+        say(f"[{data.name}] {peer}: {time.perf_counter() - t0:.1f}s")
+    return results
+
+
+def run_cell(name: str, seed: int, out: Path, *, n_samples: int, peers: Sequence[str], quick: bool,
+             say: Progress) -> tuple[pd.DataFrame, dict[str, Any], dict[str, str]]:
+    """One dataset at one seed: contaminated run (ours + peers) and the clean-data flags."""
+    t_cell = time.perf_counter()
+    images, labels, splits, n_repeats = _clean_set(name, seed, n_samples)
+    rng = np.random.default_rng([seed, zlib.crc32(name.encode()), 1])
+    res = inject(images, labels, splits, rng, ProtocolRates(), foreign_pool=foreign_photos())
+    work = out / "work" / f"{name}-s{seed}"
+    data = write_bench_data(name, work / "contaminated", res.images, res.labels, res.splits, res.truth, rng)
+    say(f"[{name} s{seed}] {data.n} images ({len(images)} clean, {n_repeats} pixel-identical repeats dropped "
+        f"from the source), injected " + ", ".join(f"{k}={v}" for k, v in sorted(data.counts.items())))
+    overrides = QUICK_SSL if quick else None
+    budget = None if quick else _service_time_budget(data)
+    ssl, _, ssl_info = ssl_and_random_vectors(data, seed=seed, time_budget_s=budget, overrides=overrides,
+                                              random_init=False, progress=say)
+    thumbs = thumbnails_for(data)
+    t0 = time.perf_counter()
+    rankings, extra, _ = selfclean_rankings(ssl, data.manifest, k=16, thumbnails=thumbs)
+    t_ours = time.perf_counter() - t0 + ssl_info["seconds"]
+    results = [
+        MethodResult("ours", "service", rankings, t_ours, ssl_info),
+        MethodResult("lad", "dino_ssl", {"off_topic": extra["off_topic_lad"]}, 0.0),
+        MethodResult("mean_knn", "dino_ssl", {"off_topic": extra["off_topic_knn_baseline"]}, 0.0),
+    ]
+    summary = extra["summary"] or {}
+    contaminated_rates = {key: float(summary.get(key, float("nan"))) for key in ("near_duplicate_rate", "leakage_rate")}
+    skipped: dict[str, str] = {}
+    results += _peer_results(data, peers, seed, say, skipped)
+    rows = []
+    for r in results:
+        rows += evaluate_method(r, data)
+    rows += _random_rows(data)
+    frame = pd.DataFrame(rows)
+    frame.insert(1, "seed", seed)
+
+    # Clean data: the service's own model on the clean files, its flags, then 2.4% true leakage.
+    clean = write_bench_data(name, work / "clean", images, labels, splits,
+                             res.truth.iloc[0:0], np.random.default_rng([seed, 2]))
+    clean_ssl, _, clean_info = ssl_and_random_vectors(clean, seed=seed, time_budget_s=_service_time_budget(clean)
+                                                      if not quick else None, overrides=overrides,
+                                                      random_init=False, progress=say)
+    rates = _flag_rates(clean_ssl, clean, thumbnails_for(clean))
+    n_test = int((splits == "test").sum())
+    leak = inject_leakage(images, labels, splits, np.random.default_rng([seed, 3]),
+                          leak_count_for_rate(n_test, CLEAN_TRUE_LEAKAGE))
+    leaky = write_bench_data(name, work / "clean_leak", leak.images, leak.labels, leak.splits, leak.truth,
+                             np.random.default_rng([seed, 4]))
+    from quality_assets.embedders import SSLCheckpointEmbedder
+
+    leaky_vectors = SSLCheckpointEmbedder(clean.root / "ssl_checkpoint.pt").embed(
+        [str(leaky.image_dir / p) for p in leaky.paths])
+    leak_rates = _flag_rates(leaky_vectors, leaky, thumbnails_for(leaky))
+    true_leak = len(leak.truth) / int(np.isin(leaky.splits, ("val", "test")).sum())
+    clean_row = {
+        "dataset": name, "seed": seed, "n_clean": len(images),
+        "clean_near_duplicate_rate": rates["near_duplicate_rate"],
+        "clean_near_duplicate_flagged_samples": rates["near_duplicate_flagged_samples"],
+        "clean_leakage_rate": rates["leakage_rate"],
+        "true_leakage": true_leak, "flagged_leakage_at_true": leak_rates["leakage_rate"],
+        "leakage_gate_passes": bool(leak_rates["leakage_rate"] <= LEAKAGE_GATE),
+        "contaminated_near_duplicate_rate": contaminated_rates["near_duplicate_rate"],
+        "contaminated_leakage_rate": contaminated_rates["leakage_rate"],
+        "ssl_epochs": ssl_info["epochs_completed"], "ssl_seconds": ssl_info["train_seconds"],
+        "clean_ssl_epochs": clean_info["epochs_completed"],
+        "cell_seconds": round(time.perf_counter() - t_cell, 1),
+    }
+    say(f"[{name} s{seed}] clean: near-duplicate rate {rates['near_duplicate_rate']:.4f}, leakage rate "
+        f"{rates['leakage_rate']:.4f}; at {true_leak:.3f} true leakage flagged {leak_rates['leakage_rate']:.4f} "
+        f"(gate {'passes' if clean_row['leakage_gate_passes'] else 'FAILS'}); cell {clean_row['cell_seconds']:.0f}s")
+    if not quick:
+        for d in (data, clean, leaky):  # keep the checkpoints and truth, drop the PNG trees
+            shutil.rmtree(d.image_dir, ignore_errors=True)
+            shutil.rmtree(d.root / "fastdup", ignore_errors=True)
+    return frame, clean_row, skipped
+
+
+def run_matrix(out: Path, *, datasets: Sequence[str] = DEFAULT_DATASETS, seeds: Sequence[int] = (0, 1, 2),
+               peers: Sequence[str] = PEERS, quick: bool = False, n_samples: int | None = None,
+               force: bool = False, say: Progress = print) -> tuple[pd.DataFrame, pd.DataFrame]:
+    from quality_lab.matrix_report import write_report
+
+    out = Path(out)
+    cells = out / "cells"
+    cells.mkdir(parents=True, exist_ok=True)
+    n = n_samples or (QUICK_N_SAMPLES if quick else N_SAMPLES)
+    unavailable: dict[str, str] = {}
+    for seed in seeds:
+        for name in datasets:
+            if name in unavailable:
+                continue
+            stem = cells / f"{name}-s{seed}"
+            if not force and stem.with_suffix(".csv").is_file() and stem.with_suffix(".json").is_file():
+                say(f"[{name} s{seed}] done earlier, kept ({stem}.csv)")
+                continue
+            try:
+                frame, clean_row, skipped = run_cell(name, seed, out, n_samples=n, peers=peers, quick=quick, say=say)
+            except DatasetUnavailable as err:
+                unavailable[name] = str(err)
+                say(f"[{name}] SKIPPED: dataset not installed: {err}")
+                continue
+            frame.to_csv(stem.with_suffix(".csv"), index=False, lineterminator="\n", float_format="%.6g")
+            stem.with_suffix(".json").write_text(json.dumps({"clean": clean_row, "skipped_peers": skipped}, indent=1))
+            write_report(out, command=" ".join(sys.argv), unavailable=unavailable)
+    return write_report(out, command=" ".join(sys.argv), unavailable=unavailable)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m quality_lab.matrix", description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", type=Path, default=Path("bench_out/matrix"))
+    p.add_argument("--datasets", nargs="+", default=list(DEFAULT_DATASETS), choices=sorted(DATASETS))
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    p.add_argument("--peers", nargs="+", default=list(PEERS), choices=list(PEERS) + ["none"])
+    p.add_argument("--n-samples", type=int, default=None,
+                   help=f"clean images per dataset (default {N_SAMPLES}; --quick: {QUICK_N_SAMPLES})")
+    p.add_argument("--quick", action="store_true", help="smoke test: tiny sets, a DINO that trains in seconds")
+    p.add_argument("--force", action="store_true", help="recompute cells already in OUT/cells")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    t0 = time.perf_counter()
+
+    def say(msg: str) -> None:
+        print(f"[{time.perf_counter() - t0:7.1f}s] {msg}", flush=True)
+
+    peers = [] if "none" in args.peers else args.peers
+    run_matrix(args.out, datasets=args.datasets, seeds=args.seeds, peers=peers, quick=args.quick,
+               n_samples=args.n_samples, force=args.force, say=say)
+    print(f"wrote {args.out / 'matrix.md'}, {args.out / 'results.csv'}, {args.out / 'clean.csv'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,89 @@
+"""Exporting the cleaned split as a dataset, and opening that dataset again with the scanner."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from quality_assets.dataset_export import IMAGEFOLDER_DIR, RECORD_NAME, NoCleanedSplit, export_dataset
+from quality_assets.scan import scan_drop
+from quality_assets.store import Store
+
+
+def test_imagefolder_export_reopens_as_a_dataset(small_home: dict[str, Any], tmp_path: Path) -> None:
+    store: Store = small_home["store"]
+    out = tmp_path / "dataset"
+    record = export_dataset(store, out)
+    assert record.split_version == small_home["split_version"] and record.n_samples == small_home["n_kept"]
+    assert record.n_relabelled == 1 and record.link_mode == "hardlink"
+    saved = json.loads((out / RECORD_NAME).read_text())
+    assert saved["split_version"] == small_home["split_version"] and saved["score_version"] == "score-new-0001"
+
+    root = out / IMAGEFOLDER_DIR
+    scanned = scan_drop(root, root, "export")
+    assert scanned.rejected.empty, scanned.rejected.to_dict("records")
+    assert scanned.layout == "imagefolder" and len(scanned.accepted) == small_home["n_kept"]
+    assert sum(n for labels in record.counts.values() for n in labels.values()) == record.n_samples
+
+    with store.connect(read_only=True) as conn:
+        paths = dict(conn.execute("SELECT sample_id, path FROM raw_manifest").fetchall())
+    exported_paths = set(scanned.accepted.path)
+    assert paths[small_home["dropped"]] not in exported_paths  # same split/label/name if it had stayed
+    split, old_label, name = paths[small_home["relabelled"]].split("/")
+    assert f"{split}/{small_home['relabelled_to']}/{name}" in exported_paths
+    assert paths[small_home["relabelled"]] not in exported_paths
+    relabelled = f"{split}/{small_home['relabelled_to']}/{name}"
+    # Hard links: the same bytes, no copy on disk.
+    original = small_home["data"] / paths[small_home["relabelled"]]
+    assert os.path.samefile(original, root / relabelled)
+
+    with pytest.raises(FileExistsError, match="not empty"):
+        export_dataset(store, out)
+    again = export_dataset(store, out, link_mode="copy", overwrite=True)
+    assert again.n_samples == record.n_samples and not os.path.samefile(original, root / relabelled)
+    foreign = tmp_path / "somebody_elses"
+    foreign.mkdir()
+    (foreign / "keep.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="not a dataset export"):
+        export_dataset(store, foreign, overwrite=True)
+    assert (foreign / "keep.txt").read_text() == "mine"
+
+
+def test_manifest_exports_carry_corrected_labels(small_home: dict[str, Any], tmp_path: Path) -> None:
+    store = small_home["store"]
+    export_dataset(store, tmp_path / "csv", "csv")
+    export_dataset(store, tmp_path / "pq", "parquet")
+    csv = pd.read_csv(tmp_path / "csv" / "dataset.csv")
+    parquet = pd.read_parquet(tmp_path / "pq" / "dataset.parquet")
+    for frame in (csv, parquet):
+        assert len(frame) == small_home["n_kept"] and small_home["dropped"] not in set(frame.sample_id)
+        row = frame[frame.sample_id == small_home["relabelled"]].iloc[0]
+        assert row.label == small_home["relabelled_to"] and row.original_label != row.label
+        assert all(Path(p).is_absolute() and Path(p).is_file() for p in frame.path)
+
+
+def test_no_cleaned_split_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(NoCleanedSplit, match="no quality database"):
+        export_dataset(Store(tmp_path / "none"), tmp_path / "out")
+    with pytest.raises(ValueError, match="unknown dataset format"):
+        export_dataset(Store(tmp_path / "none"), tmp_path / "out", "zip")
+
+
+def test_cli_export_dataset(small_home: dict[str, Any], tmp_path: Path) -> None:
+    qaudit = str(Path(sys.executable).with_name("qaudit"))
+    home = str(small_home["store"].home)
+    done = subprocess.run([qaudit, "export", "--home", home, "--out", str(tmp_path / "ds"), "--dataset", "imagefolder"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"{small_home['n_kept']} samples (1 relabelled)" in done.stdout and small_home["split_version"] in done.stdout
+    assert (tmp_path / "ds" / RECORD_NAME).is_file()
+    again = subprocess.run([qaudit, "export", "--home", home, "--out", str(tmp_path / "ds"), "--dataset", "csv"],
+                           capture_output=True, text=True, timeout=300)
+    assert again.returncode == 2 and "not empty" in again.stderr

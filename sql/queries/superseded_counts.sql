@@ -1,0 +1,4 @@
+SELECT reason, count(*) AS n
+FROM superseded_samples
+GROUP BY reason
+ORDER BY n DESC, reason;
