@@ -76,8 +76,8 @@ def main() -> None:
             _, t_gpu, _ = timed(lambda: verify_pairs(thumbs, ci[sample], cj[sample], device="cuda"))
             print(f"verification on {torch.cuda.get_device_name()}: {len(sample) / t_gpu:,.0f} pairs/s "
                   f"({t_ver / t_gpu:.1f}x the CPU in this process)")
-    # The service's verification budget (ScoreConfig.max_verified_pairs): each image's nearest candidates first.
-    budget = ScoreConfig().max_verified_pairs
+    # The service's verification budget (near_duplicate.max_verified_pairs): each image's nearest candidates first.
+    budget = ScoreConfig().of("near_duplicate").max_verified_pairs
     full, t_full, c_full = timed(lambda: near_duplicate_pairs(graph, thumbnails=thumbs, vectors=embedding,
                                                               max_verified_pairs=budget))
     verified = int(full["aligned"].notna().sum())

@@ -1,12 +1,12 @@
-"""Re-score a `qaudit demo` home with and without pixel evidence and print both detection reports.
+"""Re-score a `qaudit demo` home under several score configurations and print the detection reports.
 
 Usage: python benchmarks/demo_rescore.py HOME [HOME ...]
 
-HOME is a finished demo home (demo/data, demo/ground_truth.csv, a kNN graph). Thumbnails are
-made for samples that lack them, then `run_scores` runs twice in the same process on the same
-graph: `pixel_evidence=False` (embedding evidence only, LAD for off-topic) and the default
-(thumbnail candidates and verifiers for near duplicates and leakage, the two-view off-topic
-score). Each run is stored as its own score version; the home's latest run is the default one.
+HOME is a finished demo home (demo/data, demo/ground_truth.csv, the stored graphs). `run_scores`
+runs once per configuration in the same process on the same stored views: no pixel verification
+of near-duplicate pairs, the scoring as it was before the property view and confident learning
+(`previous`), and the current defaults. Each run is stored as its own score version; the home's
+latest run is the default one.
 """
 
 from __future__ import annotations
@@ -30,7 +30,13 @@ def rescore(home: Path) -> pd.DataFrame:
     reports = []
     with store.connect() as conn:
         thumbnail_missing(conn)
-    for name, config in (("embedding only", ScoreConfig(pixel_evidence=False)), ("with pixels", ScoreConfig())):
+    configs = (
+        ("no pixel verification", ScoreConfig({"near_duplicate": {"pixel_evidence": False}})),
+        ("previous", ScoreConfig({"off_topic": {"property_view": False},
+                                  "label_error": {"confident_learning": False, "skip_off_topic": False}})),
+        ("current defaults", ScoreConfig()),
+    )
+    for name, config in configs:
         with store.connect() as conn:
             started = time.perf_counter()
             run_scores(conn, config)

@@ -18,7 +18,8 @@ from PIL import Image
 
 from quality_lab.evaluation import evaluate_sample_ranking
 from quality_assets.knn import build_knn_graph
-from quality_assets.representation import load_graph, load_vectors
+from quality_assets.representation import load_vectors
+from quality_assets.view_graphs import load_graph
 from quality_assets.scores.off_topic import lad_scores, mean_knn_distance_scores, off_topic_scores
 from quality_assets.store import Store
 

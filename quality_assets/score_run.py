@@ -14,9 +14,8 @@ from quality_assets.cleaning import CleaningPolicy, apply_policy, cleaning_frame
 from quality_assets.issue_types import View
 from quality_assets.pixel_view import search_vectors
 from quality_assets.property_view import property_vectors
-from quality_assets.representation import (
-    load_graph, load_pixel_views, load_thumbnails, load_vectors, load_view_graph,
-)
+from quality_assets.representation import load_thumbnails, load_vectors
+from quality_assets.view_graphs import load_graph, load_pixel_views, load_view_graph
 from quality_assets.scoring import ScoreConfig, ScoreOutputs, compute_scores, summary_json
 from quality_assets.store import insert_df, run_query
 

@@ -13,8 +13,9 @@ daemon writes), instead of failing at once.
 from __future__ import annotations
 
 import os
+import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
@@ -109,9 +110,6 @@ class Store:
             return run_query(conn, name, **params)
 
 
-Connectable = "Store | duckdb.DuckDBPyConnection"
-
-
 @contextmanager
 def session(target: "Store | duckdb.DuckDBPyConnection") -> Iterator[duckdb.DuckDBPyConnection]:
     """A write connection for one short piece of work.
@@ -192,16 +190,26 @@ def _statements(sql: str) -> tuple[str, ...]:
     return _statements_cached(sql)
 
 
+# Told once per connection attempt that has to wait for another process's lock (the CLI prints it).
+lock_wait_notice: "Callable[[str], None] | None" = None
+
+
 def _connect_with_retry(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
     deadline = time.monotonic() + LOCK_RETRY_SECONDS
     delay = 0.05
+    told = False
     while True:
         try:
             return duckdb.connect(str(path), read_only=read_only)
         except duckdb.IOException as error:
-            # Another process holds the write lock; it releases it when its step ends.
+            # Another process holds the write lock; writers hold it only for short transactions.
             if "lock" not in str(error).lower() or time.monotonic() > deadline:
                 raise
+            if lock_wait_notice is not None and not told and delay >= 0.4:
+                holder = re.search(r"PID \d+", str(error))
+                lock_wait_notice(f"waiting for the lock on {path} held by another process"
+                                 f"{' (' + holder.group(0) + ')' if holder else ''}; Ctrl-C to stop")
+                told = True
             time.sleep(delay)
             delay = min(delay * 2, 1.0)
 

@@ -9,23 +9,40 @@ from __future__ import annotations
 
 import base64
 import io
+import os
 from pathlib import Path
 
 from PIL import Image
 
+from quality_assets.imaging import SampleChanged, normalised_rgb, read_verified
+
 _GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"}
 
 
-def thumbnail_png(data_root: str | Path, path: str, size: int = 48) -> bytes | None:
-    """PNG bytes of the image at data_root/path fitted into size x size, or None if unreadable."""
+def _inside(data_root: str | Path, path: str) -> Path | None:
+    """The file's real path if it resolves inside the data root (no symlink escapes), else None."""
+    root = Path(os.path.realpath(data_root))
+    real = Path(os.path.realpath(Path(data_root) / path))
+    return real if real == root or root in real.parents else None
+
+
+def thumbnail_png(data_root: str | Path, path: str, size: int = 48, file_sha256: str | None = None) -> bytes | None:
+    """PNG bytes of the image at data_root/path fitted into size x size, or None if unreadable,
+    outside the data root, or (with `file_sha256`) no longer the ingested bytes."""
+    real = _inside(data_root, path)
+    if real is None:
+        return None
     try:
-        with Image.open(Path(data_root) / path) as source:
+        if file_sha256:
+            opened = Image.open(io.BytesIO(read_verified(data_root, path, file_sha256)))
+        else:
+            opened = Image.open(real)
+        with opened as source:
             source.draft("RGB", (size, size))  # JPEG: decode at a reduced scale, much faster
             gray = source.mode in _GRAY_MODES
-            if source.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
-                image = source.point(lambda v: v * (255.0 / 65535.0)).convert("L")
-            else:
-                image = source.convert("L" if gray else "RGB")
+            # The same pixel normalisation as the statistics and the model (16-bit, float, palette...).
+            image = normalised_rgb(source)
+            image = image.convert("L") if gray else image
             smaller = max(image.size) <= size
             image.thumbnail((size, size), Image.Resampling.NEAREST if smaller else Image.Resampling.BILINEAR)
             if max(image.size) < size:
@@ -33,7 +50,7 @@ def thumbnail_png(data_root: str | Path, path: str, size: int = 48) -> bytes | N
                 image = image.resize((image.width * scale, image.height * scale), Image.Resampling.NEAREST)
             buffer = io.BytesIO()
             image.save(buffer, format="PNG")
-    except (OSError, ValueError, Image.DecompressionBombError):
+    except (OSError, ValueError, Image.DecompressionBombError, SampleChanged):
         return None
     return buffer.getvalue()
 

@@ -8,11 +8,9 @@ Reads ``OUT/cells/*.csv`` / ``*.json`` (one per dataset and seed, written by
 from __future__ import annotations
 
 import json
-import math
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 ISSUE_ORDER = ("off_topic", "near_duplicate", "label_error", "leakage")
@@ -131,6 +129,8 @@ def summary_markdown(frame: pd.DataFrame, clean: pd.DataFrame, *, full: bool) ->
              + headline_table(frame, "AP") + "\n",
              "**AUROC, mean over datasets**\n\n" + headline_table(frame, "AUROC") + "\n",
              "**Recall at the number injected, mean over datasets**\n\n" + headline_table(frame, "recall@n") + "\n"]
+    parts.append("In the per-dataset tables a value without ± comes from one seed. Pairs a method never lists "
+                 "count as missed; other injected kinds are left out of each kind's ranking.\n")
     metrics = METRICS if full else ("AP",)
     for it in ISSUE_ORDER:
         for metric in metrics:
@@ -184,6 +184,3 @@ def write_report(out: Path, *, command: str = "", unavailable: dict[str, str] | 
     (out / "summary.md").write_text(summary_markdown(frame, clean, full=False))
     return frame, clean
 
-
-def fmt_rate(x: float) -> str:
-    return "" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.2%}"

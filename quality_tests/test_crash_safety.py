@@ -128,3 +128,30 @@ def test_the_cli_says_what_it_waits_for_and_stops_on_sigterm(home_instance, tmp_
     finally:
         sleeper.kill()
         sleeper.wait()
+
+
+def test_export_waiting_for_the_database_lock_says_so_then_completes(tmp_path):
+    home, log = tmp_path / "home", tmp_path / "export.err"
+    # Holds the write lock until told to let go (a line on stdin).
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys\nfrom quality_assets.store import Store\n"
+         f"with Store({str(home)!r}).connect():\n    print('held', flush=True)\n    sys.stdin.readline()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with open(log, "w") as err:
+            export = subprocess.Popen([QAUDIT, "export", "--home", str(home), "--out", str(tmp_path / "out")],
+                                      stdout=subprocess.DEVNULL, stderr=err,
+                                      env={**os.environ, "QUALITY_HOME": str(home)})
+        deadline = time.monotonic() + 120
+        while "held by another process" not in log.read_text() and time.monotonic() < deadline:
+            assert export.poll() is None, log.read_text()
+            time.sleep(0.2)
+        assert f"held by another process (PID {holder.pid})" in log.read_text()
+        holder.stdin.write("release\n")
+        holder.stdin.flush()
+        assert export.wait(timeout=120) == 0, log.read_text()
+    finally:
+        holder.kill()
+        holder.wait()
+    assert (tmp_path / "out/issues.csv").is_file()

@@ -1,5 +1,6 @@
 from quality_assets.ingest import ingest_drop
-from quality_assets.representation import ModelOptions, build_graph, embed_missing, ensure_model, load_graph
+from quality_assets.representation import ModelOptions, embed_missing, ensure_model
+from quality_assets.view_graphs import build_graph, load_graph
 from quality_tests.imagefolders import make_imagefolder
 
 TINY = ModelOptions(epochs=1, batch_size=16, time_budget_s=20.0)

@@ -6,9 +6,10 @@ SELECT * FROM score_runs ORDER BY created_at DESC, score_version LIMIT 1;
 CREATE OR REPLACE VIEW latest_split_version AS
 SELECT * FROM split_versions ORDER BY created_at DESC, split_version LIMIT 1;
 
+-- The samples in force: superseded rows (a file whose content changed) stay in raw_manifest and
+-- superseded_samples, not here.
 CREATE OR REPLACE VIEW manifest AS
-SELECT m.*, d.data_root
-FROM raw_manifest m JOIN drops d USING (drop_id);
+SELECT * FROM active_manifest;
 
 CREATE OR REPLACE VIEW issues AS
 SELECT s.sample_id, m.path, m.split, m.label, s.issue_type, s.score, s.rank, s.is_issue,

@@ -78,7 +78,9 @@ def confident_learning(features: np.ndarray, codes: np.ndarray, n_classes: int, 
         remap[columns] = np.arange(columns.size)
         sub = probs[:, columns]
         sub = sub / np.clip(sub.sum(1, keepdims=True), 1e-12, None)
-        issues = find_label_issues(remap[codes], sub, filter_by="prune_by_noise_rate")
+        # n_jobs=1: cleanlab otherwise forks a process pool, which can deadlock in a process that already
+        # runs torch/OpenMP threads (seen in this test suite).
+        issues = find_label_issues(remap[codes], sub, filter_by="prune_by_noise_rate", n_jobs=1)
     else:
         issues = np.zeros(len(codes), dtype=bool)
     return ConfidentLearning(probs, np.clip(quality, 0.0, 1.0), np.asarray(issues, dtype=bool))

@@ -67,6 +67,17 @@ class DinoConfig:
     compile: bool = False
     time_budget_s: float | None = None
     threads: int | None = None
+    # Stop by quality: every `stability_every` epochs from `min_epochs` on, the teacher embeds a fixed
+    # probe of images and training stops once each probe image keeps at least `stability_threshold`
+    # of its `stability_k` nearest neighbours from the previous check, `stability_patience` checks
+    # in a row: the neighbour lists every score reads have stopped moving.
+    stop_when_stable: bool = False
+    min_epochs: float = 0.0
+    stability_every: int = 2
+    stability_probe: int = 1024
+    stability_k: int = 10
+    stability_threshold: float = 0.9
+    stability_patience: int = 2
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict (tuples become lists)."""
@@ -117,19 +128,18 @@ _SMALL_IMAGE_RECIPE: dict[str, Any] = dict(
     batch_size=128, channels_last=True,
 )
 
-# Training images per second of the small recipe at 28 px on 2 idle CPU cores (docs/benchmarks/ssl.md),
-# scaled by pixel count for other sizes.
-_CPU_SMALL_RATE_28PX = 1000.0
-_CPU_TRAIN_SECONDS = 150.0
+# The CPU schedule's bounds, in epochs; the stability stop ends most runs in between.
+CPU_MAX_EPOCHS = 60.0
+CPU_MIN_EPOCHS = 10.0
 
 
 def default_config(image_size: int, n_images: int, device: str = "auto") -> DinoConfig:
     """Defaults that fit the data and the hardware.
 
     CPU, images up to 64 px: the small-image recipe (a ResNet-10 at half width, two global crops at the
-    native size, channels-last), with epochs chosen so that training takes about 2.5 minutes on 2 idle
-    cores (about 28 epochs for the 5,300-image demo) and a time budget as the hard stop. CPU, larger
-    images: the same network at a 64 px crop. CUDA, images of 96 px and up: the paper's recipe
+    native size, channels-last), trained until the teacher's neighbour lists are stable (at least 10,
+    at most 60 epochs; `n_images` does not enter), no time budget. CPU, larger images: the same network
+    at a 64 px crop. CUDA, images of 96 px and up: the paper's recipe
     (ViT-tiny/16 at 224 px, 2 global + 8 local 96 px crops, bf16 autocast, torch.compile); CUDA, small
     images: the small-image recipe for up to 100 epochs.
     """
@@ -156,11 +166,13 @@ def default_config(image_size: int, n_images: int, device: str = "auto") -> Dino
 
     size = max(16, min(image_size, 64))
     cfg = DinoConfig(image_size=size, global_crop_size=size, precision="fp32", **_SMALL_IMAGE_RECIPE)
-    rate = _CPU_SMALL_RATE_28PX * (28.0 / size) ** 2
-    cfg.epochs = float(max(1.0, min(100.0, round(rate * _CPU_TRAIN_SECONDS / n, 1))))
-    cfg.warmup_epochs = min(1.0, cfg.epochs / 10)
-    cfg.freeze_last_layer_epochs = min(1.0, cfg.epochs / 10)
-    # Hard stop a little above the plan: a slower or busier machine gets a shorter, still usable model.
-    cfg.time_budget_s = 170.0 if n <= 20_000 else 1800.0
+    # The recipe, not the data's size, fixes the schedule: at most CPU_MAX_EPOCHS, stopped earlier
+    # when the neighbour lists are stable (a data drop within the retrain policy then never changes
+    # the model's identity). No stopwatch: a time budget is the user's choice (`time_budget_s`).
+    cfg.epochs = CPU_MAX_EPOCHS
+    cfg.min_epochs = CPU_MIN_EPOCHS
+    cfg.stop_when_stable = True
+    cfg.warmup_epochs = 1.0
+    cfg.freeze_last_layer_epochs = 1.0
     cfg.device = "cpu"
     return cfg

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -27,10 +27,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from quality_assets.ssl.augment import AugmentParams, MultiCrop
+from quality_assets.ssl.augment import AugmentParams, MultiCrop, normalize
 from quality_assets.ssl.backbones import recalibrate_batchnorm
 from quality_assets.ssl.config import DinoConfig, precision_autocast, resolve_device
-from quality_assets.ssl.data import is_grayscale
+from quality_assets.ssl.data import DEFAULT_MEAN, DEFAULT_STD, is_grayscale
 from quality_assets.ssl.loss import DINOLoss, koleo_loss
 from quality_assets.ssl.networks import MultiCropNet, build_networks
 
@@ -65,6 +65,8 @@ class DinoResult:
     n_samples_trained: int = 0
     grayscale_data: bool = False
     batchnorm_recalibrated: bool = False
+    stopped_as_stable: bool = False
+    stability: list[float] = field(default_factory=list)  # neighbour agreement at each stability check
 
 
 def train_dino(
@@ -135,6 +137,8 @@ class _LoopOutcome:
     last_loss: float  # the last loss read back from the device
     stopped_by_budget: bool
     loop_s: float
+    stopped_as_stable: bool = False
+    stability: list[float] = field(default_factory=list)  # neighbour agreement at each check
 
 
 def _train(
@@ -243,9 +247,11 @@ def _run_loop(
     step = 0
     t_loop = time.monotonic()
     reporter = _ProgressReporter(progress, t_loop, sched)
+    monitor = _StabilityMonitor(config, data) if config.stop_when_stable else None
+    stable = False
     # Reading the loss forces a host sync; on a GPU do it rarely so the launch queue stays full.
     sync_every = 1 if dev.type == "cpu" else 10
-    while step < total_steps and not stopped:
+    while step < total_steps and not stopped and not stable:
         perm = torch.randperm(n, device=dev, generator=gen)
         for i in range(steps_per_epoch):
             if step >= total_steps:
@@ -264,10 +270,61 @@ def _run_loop(
         if epoch_losses:
             loss_curve.append(float(torch.stack(epoch_losses).mean()))
             epoch_losses = []
+        if monitor is not None and not stopped and step < total_steps:
+            stable = monitor.check(parts.teacher.backbone, step / steps_per_epoch, dev)
 
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)
-    return _LoopOutcome(step, loss_curve, last_loss, stopped, time.monotonic() - t_loop)
+    return _LoopOutcome(step, loss_curve, last_loss, stopped, time.monotonic() - t_loop,
+                        stopped_as_stable=stable, stability=monitor.history if monitor is not None else [])
+
+
+class _StabilityMonitor:
+    """Neighbour-list agreement of a fixed probe of images between successive checks of the teacher.
+
+    The scores downstream read kNN lists, so the lists settling is the convergence that matters; the
+    loss keeps drifting with the schedules long after. Cost per check: one forward pass over the
+    probe and a probe x probe similarity matrix.
+    """
+
+    def __init__(self, config: DinoConfig, data: torch.Tensor) -> None:
+        self.config = config
+        n = data.shape[0]
+        gen = torch.Generator().manual_seed(config.seed + 7919)
+        idx = torch.randperm(n, generator=gen)[:min(config.stability_probe, n)]
+        self.probe = resize_images(data[idx.to(data.device)], config.global_crop_size)
+        self.k = max(1, min(config.stability_k, len(idx) - 1))
+        self.previous: torch.Tensor | None = None
+        self.history: list[float] = []
+        self.streak = 0
+        self.next_check = max(config.min_epochs, float(config.stability_every))
+
+    def check(self, backbone: nn.Module, epoch: float, dev: torch.device) -> bool:
+        if epoch + 1e-9 < self.next_check or self.probe.shape[0] < 3:
+            return False
+        self.next_check = epoch + self.config.stability_every
+        was_training = backbone.training
+        backbone.eval()
+        try:
+            with torch.no_grad(), torch.autocast(dev.type, enabled=False):
+                feats = []
+                for start in range(0, self.probe.shape[0], 512):
+                    x = self.probe[start:start + 512].to(dev).float().div_(255.0)
+                    feats.append(F.normalize(backbone(normalize(x, DEFAULT_MEAN, DEFAULT_STD)).float(), dim=1))
+                f = torch.cat(feats)
+        finally:
+            backbone.train(was_training)
+        sims = f @ f.T
+        sims.fill_diagonal_(-2.0)
+        neighbours = sims.topk(self.k, dim=1).indices.sort(dim=1).values.cpu()
+        if self.previous is None:
+            self.previous = neighbours
+            return False
+        same = (neighbours[:, :, None] == self.previous[:, None, :]).any(dim=2).float().mean().item()
+        self.previous = neighbours
+        self.history.append(round(same, 4))
+        self.streak = self.streak + 1 if same >= self.config.stability_threshold else 0
+        return self.streak >= self.config.stability_patience
 
 
 def _crops(
@@ -370,10 +427,12 @@ def _finish(
         images_per_s=step * sched.batch / max(loop_s, 1e-9),
         stopped_by_budget=stopped, device=str(dev), seconds=time.monotonic() - t_start,
         n_samples_trained=images.shape[0], grayscale_data=is_grayscale(images), batchnorm_recalibrated=recalibrated,
+        stopped_as_stable=outcome.stopped_as_stable, stability=outcome.stability,
     )
     if progress is not None:
         progress({"step": step, "steps_total": sched.total_steps, "epoch": result.epochs_completed,
                   "loss": result.final_loss, "done": True, "stopped_by_budget": stopped,
+                  "stopped_as_stable": outcome.stopped_as_stable,
                   "images_per_s": result.images_per_s, "elapsed_s": loop_s})
     return result
 

@@ -197,7 +197,10 @@ def cleanlab_rankings(
         pred_probs, _ = cv_pred_probs(features, y, seed=seed)
     t_probs = time.perf_counter() - t0
     lab = Datalab(data={"label": y}, label_name="label", verbosity=0)
-    issue_types = {"label": {}, "outlier": {"k": k}, "near_duplicate": {"k": k}}
+    # n_jobs=1: cleanlab's default process pool forks a process that already runs torch/OpenMP
+    # threads, which deadlocked the test suite once.
+    issue_types = {"label": {"clean_learning_kwargs": {"find_label_issues_kwargs": {"n_jobs": 1}}},
+                   "outlier": {"k": k}, "near_duplicate": {"k": k}}
     lab.find_issues(features=np.asarray(features, dtype=np.float32), pred_probs=pred_probs, issue_types=issue_types)
     label = lab.get_issues("label")
     outlier = lab.get_issues("outlier")

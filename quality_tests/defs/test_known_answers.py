@@ -16,7 +16,7 @@ from PIL import Image
 
 from quality_assets.defs.definitions import ALL_ASSETS, ALL_CHECKS
 from quality_assets.defs.gates import GateThresholds
-from quality_assets.representation import load_graph
+from quality_assets.view_graphs import load_graph
 from quality_assets.scores.off_topic import mean_knn_distance_scores
 from quality_assets.defs.resources import QualityStoreResource
 from quality_lab.demo_data import load_offtopic_pool

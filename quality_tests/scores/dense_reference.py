@@ -13,32 +13,8 @@ from scipy.cluster.hierarchy import linkage, to_tree
 from scipy.spatial.distance import squareform
 
 
-def normalise(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float64)
-    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
-
-
-def clustered_vectors(
-    n: int,
-    d: int = 32,
-    *,
-    n_clusters: int = 10,
-    spread: float = 0.15,
-    rank: int = 8,
-    seed: int = 0,
-) -> tuple[np.ndarray, np.ndarray]:
-    """L2-normalised [n, d] float32 vectors in low-rank Gaussian clusters, and cluster ids."""
-    rng = np.random.default_rng(seed)
-    centers = rng.standard_normal((n_clusters, d))
-    centers /= np.linalg.norm(centers, axis=1, keepdims=True)
-    cluster = rng.integers(0, n_clusters, size=n)
-    x = np.empty((n, d))
-    for c in range(n_clusters):
-        idx = np.flatnonzero(cluster == c)
-        basis = rng.standard_normal((rank, d)) / np.sqrt(d)
-        x[idx] = centers[c] + spread * rng.standard_normal((idx.size, rank)) @ basis
-        x[idx] += 0.01 * rng.standard_normal((idx.size, d))
-    return normalise(x), cluster
+# The synthetic data generators are the lab's (benchmarks use the same ones and must not import tests).
+from quality_lab.synthetic_vectors import clustered_vectors, normalise  # noqa: E402,F401
 
 
 def dense_distances(x: np.ndarray) -> np.ndarray:

@@ -1,9 +1,10 @@
 -- Leaks that survive cleaning: eval samples flagged as leaked whose train partner is still kept.
 WITH split AS (SELECT * FROM cleaned_split),
 leaks AS (
-    SELECT i.sample_id AS eval_id, p.sample_id AS train_id, i.path AS eval_path, i.partner_path AS train_path
-    FROM issues i JOIN raw_manifest p ON p.path = i.partner_path
-    WHERE i.issue_type = 'leakage' AND i.is_issue
+    -- By id, not path: two data roots can hold the same relative path.
+    SELECT s.sample_id AS eval_id, s.partner_id AS train_id
+    FROM issue_scores s JOIN latest_score_run r USING (score_version)
+    WHERE s.issue_type = 'leakage' AND s.is_issue AND s.partner_id IS NOT NULL
 )
 SELECT
     (SELECT count(*) FROM split WHERE split IN ('val', 'test') AND action <> 'drop') AS n_eval,

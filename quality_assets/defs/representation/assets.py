@@ -5,9 +5,8 @@ import dagster as dg
 
 from quality_assets.defs.ingest.assets import raw_manifest
 from quality_assets.defs.resources import DUCKDB_POOL, QualityStoreResource
-from quality_assets.representation import (
-    ModelOptions, build_graph, build_pixel_views, build_property_view, embed_missing, ensure_model, thumbnail_missing,
-)
+from quality_assets.representation import ModelOptions, embed_missing, ensure_model, thumbnail_missing
+from quality_assets.view_graphs import build_graph, build_pixel_views, build_property_view
 from quality_assets.store import run_query
 
 

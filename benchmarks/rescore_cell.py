@@ -1,0 +1,81 @@
+"""Re-score one benchmark-matrix cell with the service's current scoring code, on the cell's own
+DINO checkpoint, under one or more score configurations (JSON, `ScoreConfig` sections).
+
+    python benchmarks/rescore_cell.py CELL_DIR '{}' '{"off_topic": {"property_view": false}}'
+
+CELL_DIR is a cell's `contaminated` folder as `quality_lab.matrix` writes it (`images/`,
+`ground_truth.csv`, `ssl_checkpoint.pt`). The matrix deletes `images/` when a full-size cell ends;
+copy the folder while the cell runs (or run a quick matrix) to keep it. Vectors and the inspected
+manifest are cached in CELL_DIR. Prints AP / AUROC / recall at the number injected per issue type
+and kind, as the matrix's metrics compute them.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from quality_assets.imaging import inspect_image
+from quality_assets.scoring import ScoreConfig
+from quality_lab.bench.data import BenchData
+from quality_lab.bench.methods import MethodResult, selfclean_rankings, thumbnails_for
+from quality_lab.bench.metrics import evaluate_method
+
+COLUMNS = ("issue_type", "kind", "AP", "AUROC", "recall@n")
+
+
+def load_cell(root: Path) -> tuple[BenchData, np.ndarray]:
+    """The cell's data (positions follow the files' img_NNNNNN numbers) and its SSL vectors."""
+    truth = pd.read_csv(root / "ground_truth.csv", keep_default_na=False)
+    image_dir = root / "images"
+    paths = np.asarray([str(p.relative_to(image_dir)) for p in image_dir.rglob("*.png")], dtype=object)
+    paths = paths[np.argsort([int(p.rsplit("_", 1)[1][:6]) for p in paths])]
+    labels = np.asarray([p.split("/")[1] for p in paths])
+    splits = np.asarray([p.split("/")[0] for p in paths])
+    cache = root / "manifest.pkl"
+    if cache.exists():
+        manifest = pd.read_pickle(cache)
+    else:
+        manifest = pd.DataFrame.from_records([inspect_image(image_dir / p) for p in paths])
+        for i, (col, values) in enumerate((("sample_id", paths), ("path", paths), ("label", labels), ("split", splits))):
+            manifest.insert(i, col, values)
+        manifest["phash"] = manifest["phash"].astype(np.int64)
+        manifest.to_pickle(cache)
+    images = [np.asarray(Image.open(image_dir / p)) for p in paths]
+    data = BenchData(root.name, root, image_dir, paths, images, labels, splits, truth, manifest)
+    vector_file = root / "vectors.npy"
+    if vector_file.exists():
+        vectors = np.load(vector_file)
+    else:
+        from quality_assets.embedders import SSLCheckpointEmbedder
+
+        vectors = SSLCheckpointEmbedder(root / "ssl_checkpoint.pt").embed([str(image_dir / p) for p in paths])
+        np.save(vector_file, vectors)
+    return data, vectors
+
+
+def main(argv: list[str]) -> int:
+    if not argv:
+        print(__doc__)
+        return 2
+    root, configs = Path(argv[0]), argv[1:] or ["{}"]
+    data, vectors = load_cell(root)
+    thumbs = thumbnails_for(data)
+    for config in configs:
+        started = time.perf_counter()
+        rankings, _, _ = selfclean_rankings(vectors, data.manifest, k=16, config=ScoreConfig(json.loads(config)),
+                                            thumbnails=thumbs)
+        rows = pd.DataFrame(evaluate_method(MethodResult("ours", config, rankings, 0.0), data))
+        print(f"{root.name} {config} ({time.perf_counter() - started:.1f} s)")
+        print(rows[list(COLUMNS)].to_string(index=False))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

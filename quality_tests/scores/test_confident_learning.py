@@ -1,0 +1,47 @@
+"""Confident learning on out-of-fold probabilities finds flipped labels in separable classes."""
+
+import numpy as np
+
+from quality_assets.scores.confident_learning import confident_learning, out_of_sample_probabilities
+
+
+def _blobs(rng, n_per=120, classes=4, dim=16):
+    centres = rng.normal(0, 4, size=(classes, dim))
+    x = np.concatenate([c + rng.normal(0, 1, size=(n_per, dim)) for c in centres])
+    y = np.repeat(np.arange(classes), n_per)
+    return x, y
+
+
+def test_flipped_labels_get_the_lowest_quality_and_cleanlab_flags_them():
+    rng = np.random.default_rng(0)
+    x, y = _blobs(rng)
+    flipped = rng.choice(len(y), 20, replace=False)
+    given = y.copy()
+    given[flipped] = (y[flipped] + 1 + rng.integers(0, 3, flipped.size)) % 4
+    result = confident_learning(x, given, 4)
+    worst = set(np.argsort(result.quality)[:20])
+    assert len(worst & set(flipped)) >= 18
+    assert result.is_issue[flipped].mean() >= 0.9 and result.is_issue.sum() <= 30
+    # The out-of-fold probabilities point at the true class for the flipped samples.
+    assert (result.pred_probs[flipped].argmax(1) == y[flipped]).mean() >= 0.9
+
+
+def test_probabilities_are_out_of_fold_and_cover_rare_classes():
+    rng = np.random.default_rng(1)
+    x, y = _blobs(rng, n_per=30, classes=3)
+    # A class with two members: stratification cannot split it five ways, probabilities still come back.
+    x = np.vstack([x, rng.normal(20, 1, size=(2, x.shape[1]))])
+    y = np.concatenate([y, [3, 3]])
+    probs = out_of_sample_probabilities(x, y, 4)
+    assert probs.shape == (92, 4) and np.allclose(probs.sum(1), 1.0)
+    assert probs[:90].argmax(1).tolist() == y[:90].tolist()
+
+
+def test_a_model_never_predicts_a_sample_it_was_fitted_on():
+    # Two classes of pure noise: a model that saw its own rows would fit them (in-sample accuracy
+    # well above chance); out of fold it cannot beat chance.
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(200, 60))
+    y = rng.integers(0, 2, 200)
+    probs = out_of_sample_probabilities(x, y, 2)
+    assert (probs.argmax(1) == y).mean() < 0.65
