@@ -28,6 +28,7 @@ from quality_assets.imaging import (
     ImageRejected,
     inspect_image,
 )
+from quality_assets.splits import EVAL_SPLITS, KNOWN_SPLITS
 
 __all__ = [
     "ACCEPTED_COLUMNS",
@@ -40,8 +41,7 @@ __all__ = [
     "scan_drop",
 ]
 
-SPLITS = ("train", "val", "test")
-EVAL_SPLITS = ("val", "test")
+SPLITS = KNOWN_SPLITS
 DROP_MARKER = "_DROP_COMPLETE"
 MANIFEST_NAME = "manifest.csv"
 

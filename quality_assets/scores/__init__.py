@@ -4,15 +4,22 @@ Every score follows one convention: position i = sample i (pairs carry two posit
 in [0, 1], lower = more likely an issue, rank 1 = worst. The Dagster layer maps positions to
 sample ids; nothing here knows about ids, DuckDB or Dagster.
 
-| module | issue types |
+| module | what |
 |---|---|
-| near_duplicate | near-duplicate pairs, per-sample duplicate score, duplicate groups, label conflicts |
-| off_topic | LAD (single-linkage dendrogram walk), mean kNN distance baseline |
-| label_error | intra/extra distance ratio, suggested label, class confusion |
+| near_duplicate | candidate pairs (graph edges, hashes, stored thumbnail candidates) |
+| pair_evidence | the combined embedding score, the pixel verifiers' evidence, their fusion |
+| duplicate_groups | pair flags, per-sample duplicate score, groups, label conflicts |
+| pixel_copies | the pixel verifiers (`aligned`, `agreement`) and the ratio to the next best |
+| merge_tree | single linkage from the kNN graph (the tree LAD and the isolation terms walk) |
+| off_topic | LAD, mean kNN distance, the two-view evidence, the property-view fusion |
+| label_error | intra/extra distance ratio, neighbour vote, class confusion |
+| confident_learning | out-of-fold LDA probabilities and cleanlab's label quality |
 | leakage | eval samples with a near duplicate in train |
 | image_properties | dark, light, blurry, low information, odd size/aspect, grayscale, exact duplicate |
 | data_value | KNN-Shapley of train samples against the eval samples |
 | cutoff | SelfClean's automatic cut-off (`fraction_cut`) |
+
+The issue types that use them live in `quality_assets/issue_types/`.
 """
 
 from __future__ import annotations

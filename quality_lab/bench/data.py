@@ -16,8 +16,8 @@ from PIL import Image
 
 from quality_lab.contamination import ContaminationRates, contaminate
 
+
 ISSUE_TYPES: tuple[str, ...] = ("off_topic", "near_duplicate", "label_error", "leakage")
-EVAL_SPLITS = ("val", "test")
 MARKER = ".qaudit-bench"
 DATASETS: dict[str, int] = {"mnist": 5000, "animal_mnist": 10000}  # name -> full size
 # Whether an AUG copy may be mirrored: a mirrored digit is another glyph (a flipped 2 is no copy

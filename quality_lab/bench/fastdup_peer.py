@@ -31,10 +31,10 @@ from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
+from quality_assets.splits import EVAL_SPLITS
 
 INSTALL = ("python3 -m venv .venv-fastdup && .venv-fastdup/bin/pip install fastdup==2.54, then "
            "export QUALITY_LAB_FASTDUP_PYTHON=$PWD/.venv-fastdup/bin/python")
-EVAL_SPLITS = ("val", "test")
 K = 10
 
 _DRIVER = textwrap.dedent("""

@@ -11,7 +11,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from quality_lab.bench.data import EVAL_SPLITS, ISSUE_TYPES, BenchData
+from quality_assets.splits import EVAL_SPLITS
+from quality_lab.bench.data import ISSUE_TYPES, BenchData
 from quality_lab.bench.methods import MethodResult
 from quality_lab.evaluation import ranking_metrics
 

@@ -27,6 +27,7 @@ from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
+from quality_assets.splits import EVAL_SPLITS
 
 __all__ = [
     "PEERS",
@@ -48,7 +49,6 @@ _INSTALL = {
 }
 # Datalab needs cleanlab's `datalab` extra (Hugging Face `datasets`), not just cleanlab.
 _MODULES = {"cleanlab": ("cleanlab", "datasets"), "phash": ("imagehash",)}
-EVAL_SPLITS = ("val", "test")
 
 Ranking = np.ndarray
 PairRanking = tuple[np.ndarray, np.ndarray]
