@@ -100,7 +100,10 @@ def _dino_config(options: ModelOptions, manifest: pd.DataFrame):
     if options.arch:
         overrides["arch"] = options.arch
     if options.epochs:
+        # Epochs asked for are epochs trained (within any budget): the stability stop belongs to
+        # the default schedule only.
         overrides["epochs"] = options.epochs
+        overrides["stop_when_stable"] = False
     if options.batch_size:
         overrides["batch_size"] = options.batch_size
     if options.time_budget_s:
