@@ -124,69 +124,7 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
 
 
 # --- contaminated synthetic sets with known copies ------------------------------------------
-
-
-def simhash64(p: np.ndarray, seed: int = 0) -> np.ndarray:
-    """64-bit sign-of-random-projection hash as int64: a stand-in for a perceptual hash."""
-    planes = np.random.default_rng(seed).standard_normal((64, p.shape[1]))
-    bits = (p @ planes.T) > 0
-    words = (bits.astype(np.uint64) << np.arange(64, dtype=np.uint64)).sum(axis=1, dtype=np.uint64)
-    return words.view(np.int64)
-
-
-def _displace(rng: np.random.Generator, base: np.ndarray, dist: np.ndarray) -> np.ndarray:
-    """Unit vectors at cosine distance ~`dist` from `base` in a random tangent direction."""
-    v = rng.standard_normal(base.shape)
-    v -= (v * base).sum(axis=1, keepdims=True) * base
-    v /= np.linalg.norm(v, axis=1, keepdims=True)
-    # (1 - cos) / 2 = d  <=>  chord length 2 sqrt(d); a tangent step of that length is close.
-    return normalise(base + v * 2.0 * np.sqrt(np.asarray(dist))[..., None])
-
-
-def twin_copies(
-    seed: int = 0, n: int = 2000, n_copies: int = 40, copy_factor: float = 1.5
-) -> tuple[np.ndarray, np.ndarray, set[tuple[int, int]]]:
-    """A set packed with natural near-twins and copies the embedding is not invariant to.
-
-    Copies sit at `copy_factor` x the median first-neighbour distance from their source, i.e.
-    farther than a typical natural twin, but their "pixels" are nearly identical, so their
-    perceptual hash (SimHash of pixel vectors) is within a bit or two; natural twins share the
-    embedding but differ in pixels (Hamming ~12+). Returns vectors, hashes, the copy pairs.
-    """
-    rng = np.random.default_rng(seed)
-    emb, _ = clustered_vectors(n, 32, n_clusters=10, spread=0.25, rank=6, seed=seed)
-    g = dense_knn(emb, 1)[1][:, 0]
-    m1 = float(np.median(g))
-    src = rng.choice(n, n_copies, replace=False)
-    copies = _displace(rng, emb[src].astype(np.float64), np.full(n_copies, copy_factor * m1))
-    pix = np.hstack([emb, rng.standard_normal((n, 32)) / np.sqrt(32)])
-    pix = np.vstack([pix, pix[src] + 0.001 * rng.standard_normal((n_copies, 64))])
-    cp = np.arange(n, n + n_copies)
-    pairs = set(zip(np.minimum(src, cp).tolist(), np.maximum(src, cp).tolist()))
-    return np.vstack([emb, copies]), simhash64(pix, seed), pairs
-
-
-def density_copies(
-    seed: int = 0, n: int = 2000, n_copies: int = 40, frac: float = 0.4
-) -> tuple[np.ndarray, set[tuple[int, int]]]:
-    """Clusters whose density varies 20-fold, with copies at `frac` x their source's own
-    first-neighbour distance: absolute distance ranks tight-cluster natural pairs first."""
-    rng = np.random.default_rng(seed)
-    parts = []
-    for c, spread in enumerate(np.geomspace(0.03, 0.6, 10)):
-        x, _ = clustered_vectors(n // 10, 32, n_clusters=1, spread=spread, rank=6, seed=seed * 100 + c)
-        parts.append(x)
-    emb = np.vstack(parts)
-    first = dense_knn(emb, 1)[1][:, 0]
-    src = rng.choice(emb.shape[0], n_copies, replace=False)
-    copies = _displace(rng, emb[src].astype(np.float64), frac * first[src])
-    cp = np.arange(emb.shape[0], emb.shape[0] + n_copies)
-    pairs = set(zip(np.minimum(src, cp).tolist(), np.maximum(src, cp).tolist()))
-    return np.vstack([emb, copies]), pairs
-
-
-def precision_at_n(pair_i: np.ndarray, pair_j: np.ndarray, truth: set[tuple[int, int]]) -> float:
-    """Share of the first len(truth) pairs (in the given order) that are true copies."""
-    n = len(truth)
-    hits = [(int(a), int(b)) in truth for a, b in zip(pair_i[:n], pair_j[:n])]
-    return float(np.mean(hits))
+# The lab's generators (the benchmark scripts use the same ones and must not import tests).
+from quality_lab.synthetic_vectors import (  # noqa: E402,F401
+    density_copies, precision_at_n, simhash64, twin_copies,
+)
