@@ -80,12 +80,17 @@ INSPECT_KEYS = (
     "aspect_ratio",
     "phash",
     "dhash",
+    "hue_histogram",
 )
 
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R 601, as PIL's "L" uses
 _EXIF_ORIENTATION = 0x0112
 _GRAY_MEAN_TOLERANCE = 1.0  # mean |R-G|, |G-B| in 8-bit units; JPEG chroma noise stays below
 _GRAY_MAX_TOLERANCE = 16.0  # ...while a small saturated patch in a grey image exceeds this
+# hue_histogram: a pixel counts as coloured from this chroma (max - min of R, G, B, 8-bit) on;
+# below it, JPEG chroma noise and anti-aliased grey edges. 12 hue bins of 30 degrees.
+HUE_MIN_CHROMA = 24.0
+HUE_BINS = 12
 
 
 class ImageRejected(Exception):
@@ -276,6 +281,29 @@ def normalised_rgb(image: Image.Image) -> Image.Image:
     return canonical if canonical.mode == "RGB" else canonical.convert("RGB")
 
 
+def hue_histogram(arr: np.ndarray) -> list[float]:
+    """[share of achromatic pixels, then the share of pixels in each of HUE_BINS hue bins]; sums
+    to 1. Crops, flips, rotations, blur and re-encoding leave it nearly unchanged; recolouring
+    moves it. Copy flags read it (a red and a green arrow are two pictures, not a copy)."""
+    rgb = np.asarray(arr, dtype=np.float32).reshape(-1, 3)
+    if rgb.shape[0] == 0:
+        return [1.0] + [0.0] * HUE_BINS
+    high = rgb.max(axis=1)
+    chroma = high - rgb.min(axis=1)
+    coloured = chroma >= HUE_MIN_CHROMA
+    out = np.zeros(HUE_BINS + 1)
+    out[0] = 1.0 - coloured.mean()
+    if coloured.any():
+        r, g, b = rgb[coloured].T
+        c, h = chroma[coloured], high[coloured]
+        # The hexagonal hue, in sixths of a turn (the HSV formula).
+        hue = np.where(h == r, ((g - b) / c) % 6.0, np.where(h == g, (b - r) / c + 2.0, (r - g) / c + 4.0))
+        # Bins centred on the primaries: pure red must not straddle the 0/360 degree seam.
+        bins = np.floor(hue / 6.0 * HUE_BINS + 0.5).astype(np.int64) % HUE_BINS
+        out[1:] = np.bincount(bins, minlength=HUE_BINS) / rgb.shape[0]
+    return [round(float(v), 5) for v in out]
+
+
 def _properties(rgb_small: Image.Image) -> dict[str, Any]:
     arr = np.asarray(rgb_small, dtype=np.float32)  # H, W, 3 in 0..255
     luma = arr @ _LUMA
@@ -312,6 +340,7 @@ def _properties(rgb_small: Image.Image) -> dict[str, Any]:
 
     gray_image = Image.fromarray(np.ascontiguousarray(luma, dtype=np.float32))
     return {
+        "hue_histogram": hue_histogram(arr),
         "is_grayscale": is_gray,
         "brightness_p05": float(p05),
         "brightness_p50": float(p50),

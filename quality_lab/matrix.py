@@ -13,9 +13,9 @@ existing cell is kept unless ``--force``, so the command resumes where it stoppe
 2. Contaminated: :func:`quality_lab.protocol.inject` (XR, BLUR, AUG, ARTE, LBL, LBLC at 1% each,
    leakage 1% in thirds exact / JPEG / cropped), shuffled, written as PNG files.
 3. Ours: the service as shipped with its defaults: DINO trained on the files with the default
-   configuration for their size and number (including its time stop, 170 s on CPU: a busy
-   machine trains fewer epochs; the epochs reached are in ``clean.csv``), embedded by the service's embedder, one kNN graph (k = 16), the service's
-   grayscale thumbnails, ``compute_scores`` with the default ``ScoreConfig``. The same graph's
+   configuration for their size and number (on CPU: until its stability stop, at most 60 epochs,
+   no time stop; the epochs reached are in ``clean.csv``), embedded by the service's embedder,
+   one kNN graph (k = 16), the service's thumbnails, ``compute_scores`` with the default ``ScoreConfig``. The same graph's
    LAD and mean-kNN off-topic rankings are reported as baselines.
 4. Peers on the same files: cleanlab Datalab on raw pixels (PCA-64) and on ImageNet-pretrained
    EfficientNet-Lite0 features (:mod:`quality_lab.bench.pretrained`), fastdup
@@ -26,6 +26,11 @@ existing cell is kept unless ``--force``, so the command resumes where it stoppe
    the blocking gates read. Then test copies of train images are appended until 2.4% of the test
    split is leaked (thirds exact / JPEG / cropped), embedded with the clean set's model, scored,
    and the 5% leakage gate is evaluated on that.
+
+``--reuse EARLIER_OUT`` takes each cell's DINO checkpoints and peer rows from an earlier run of the
+same cells (the generators are deterministic per seed), to re-measure a scoring change in minutes;
+``clean.csv`` then names the checkpoint in ``ssl_reused_from``. ``--keep-images`` keeps the PNG
+trees for ``benchmarks/rescore_cell.py``.
 
 ``OUT/results.csv`` (every metric row), ``OUT/clean.csv`` (the clean-data rates) and
 ``OUT/matrix.md`` (the tables, :mod:`quality_lab.matrix_report`) are rewritten after each cell.
@@ -58,6 +63,7 @@ DEFAULT_DATASETS: tuple[str, ...] = ("mnist", "animal_mnist", "openclipart", "ox
 PEERS: tuple[str, ...] = ("cleanlab_raw", "cleanlab_imagenet", "fastdup", "phash")
 N_SAMPLES = 3000
 QUICK_N_SAMPLES = 150
+OWN_METHODS = ("ours", "lad", "mean_knn", "random")   # rows computed by this run; the rest are peers
 TEST_FRACTION = 0.2
 CLEAN_TRUE_LEAKAGE = 0.024   # the issue's case: a 5% leakage gate must pass at 2.4% true leakage
 LEAKAGE_GATE = 0.05
@@ -121,27 +127,100 @@ def write_bench_data(name: str, root: Path, images: list[np.ndarray], labels: np
     return BenchData(name, root, image_dir, paths, imgs, labs, spl, t, manifest, counts)
 
 
+# Two source images are the *same picture* when their RMS difference at the dataset's resolution,
+# same orientation, no alignment, is at most this (8-bit units): icon themes and clip-art sets ship
+# one picture under several names with an imperceptible change (docs/benchmarks/matrix.md shows
+# them). Independent of every detector measured here; such pairs are real duplicates that the
+# ground truth does not list, so the clean-data rates are reported with and without them.
+SOURCE_REPEAT_RMS = 8.0
+
+
+def source_repeat_groups(images: Sequence[np.ndarray], rms: float = SOURCE_REPEAT_RMS) -> np.ndarray:
+    """Group id per image of the same pictures (see ``SOURCE_REPEAT_RMS``), -1 where none."""
+    import faiss
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    n = len(images)
+    groups = np.full(n, -1, dtype=np.int64)
+    if n < 2 or len({im.shape for im in images}) != 1:
+        return groups
+    x = np.ascontiguousarray(np.stack([np.asarray(im, dtype=np.float32).reshape(-1) for im in images]))
+    index = faiss.IndexFlatL2(x.shape[1])
+    index.add(x)
+    lims, _, found = index.range_search(x, float(rms) ** 2 * x.shape[1])
+    rows = np.repeat(np.arange(n), np.diff(lims).astype(np.int64))
+    found = found.astype(np.int64)
+    keep = rows != found
+    if not keep.any():
+        return groups
+    graph = coo_matrix((np.ones(int(keep.sum())), (rows[keep], found[keep])), shape=(n, n))
+    _, component = connected_components(graph, directed=False)
+    sizes = np.bincount(component)
+    in_group = sizes[component] > 1
+    groups[in_group] = component[in_group]
+    return groups
+
+
 def _flag_rates(vectors: np.ndarray, data: BenchData, thumbs: np.ndarray) -> dict[str, float]:
     """What the gates read: flagged near-duplicate rate (samples beyond the first of each flagged
-    group, over all samples) and flagged leakage rate (flagged eval samples over eval samples)."""
+    group, over all samples) and flagged leakage rate (flagged eval samples over eval samples);
+    ``*_without_source_repeats``: the same with the flagged pairs that are one picture in the source
+    (:func:`source_repeat_groups`) taken out; ``source_leak_rate``: eval samples whose same picture
+    sits in train (real leakage the ground truth does not list)."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
     from quality_assets.knn import build_knn_graph
     from quality_assets.scoring import compute_scores
 
     ids = list(data.manifest["sample_id"])
+    position = {sid: p for p, sid in enumerate(ids)}
     graph = build_knn_graph(np.ascontiguousarray(vectors, dtype=np.float32), k=16)
     out = compute_scores(ids, graph, data.manifest, None, vectors=vectors, thumbnails=thumbs)
     rows = out.issue_rows
     is_eval = np.isin(data.splits, ("val", "test"))
+    is_train = data.splits == "train"
+    n_eval = max(1, int(is_eval.sum()))
     leak = rows[(rows.issue_type == "leakage") & rows.is_issue.astype(bool)]
     flagged_pairs = out.pair_rows[out.pair_rows.is_issue.astype(bool)]
-    in_pairs = set(flagged_pairs.sample_a) | set(flagged_pairs.sample_b)
-    groups = flagged_pairs.groupby("group_id")
-    beyond_first = sum(len(set(g.sample_a) | set(g.sample_b)) - 1 for _, g in groups)
+    a = flagged_pairs.sample_a.map(position).to_numpy(dtype=np.int64)
+    b = flagged_pairs.sample_b.map(position).to_numpy(dtype=np.int64)
+    # Among the source's own images only: an injected leak is a copy of its source by construction.
+    natural = np.setdiff1d(np.arange(len(ids)), data.truth["index"].to_numpy(dtype=np.int64))
+    repeats = np.full(len(ids), -1, dtype=np.int64)
+    repeats[natural] = source_repeat_groups([data.images[p] for p in natural])
+    other = ~((repeats[a] >= 0) & (repeats[a] == repeats[b]))
+
+    def rates(keep: np.ndarray) -> tuple[float, float, float]:
+        ka, kb = a[keep], b[keep]
+        members = np.unique(np.concatenate([ka, kb]))
+        if members.size:
+            linked = coo_matrix((np.ones(ka.size), (ka, kb)), shape=(len(ids), len(ids)))
+            _, component = connected_components(linked, directed=False)
+            beyond_first = members.size - np.unique(component[members]).size
+        else:
+            beyond_first = 0
+        crossing = np.concatenate([ka[is_eval[ka] & is_train[kb]], kb[is_eval[kb] & is_train[ka]]])
+        return beyond_first / len(ids), members.size / len(ids), np.unique(crossing).size / n_eval
+
     summary = getattr(out, "summary", {}) or {}
+    nd_without, flagged_without, _ = rates(other)
+    leaked_positions = np.flatnonzero(is_eval & np.isin(np.asarray(ids, dtype=object), leak.sample_id.to_numpy()))
+    # Eval samples the service flags although their only flagged train partners are source repeats.
+    explained = np.setdiff1d(leaked_positions, np.unique(np.concatenate(
+        [a[other & is_eval[a] & is_train[b]], b[other & is_eval[b] & is_train[a]]])))
+    train_groups = set(repeats[is_train & (repeats >= 0)].tolist())
+    source_leaks = int(sum(1 for p in np.flatnonzero(is_eval) if repeats[p] >= 0 and repeats[p] in train_groups))
     return {
-        "near_duplicate_rate": float(summary.get("near_duplicate_rate", beyond_first / len(ids))),
-        "near_duplicate_flagged_samples": len(in_pairs) / len(ids),
-        "leakage_rate": float(summary.get("leakage_rate", len(leak) / max(1, int(is_eval.sum())))),
+        "near_duplicate_rate": float(summary.get("near_duplicate_rate", 0.0)),
+        "near_duplicate_flagged_samples": float(np.unique(np.concatenate([a, b])).size / len(ids)),
+        "leakage_rate": float(summary.get("leakage_rate", len(leak) / n_eval)),
+        "near_duplicate_rate_without_source_repeats": float(nd_without),
+        "near_duplicate_flagged_samples_without_source_repeats": float(flagged_without),
+        "leakage_rate_without_source_repeats": float((leaked_positions.size - explained.size) / n_eval),
+        "source_repeat_share": float((repeats >= 0).mean()),
+        "source_leak_rate": source_leaks / n_eval,
         "n": len(ids), "n_eval": int(is_eval.sum()),
     }
 
@@ -191,8 +270,44 @@ def _peer_results(data: BenchData, peers: Sequence[str], seed: int, say: Progres
     return results
 
 
+def _reused_cell(reuse: Path | None, name: str, seed: int) -> dict[str, Any] | None:
+    """The same cell of an earlier matrix run (``--reuse``): its clean-data row and metric rows."""
+    if reuse is None:
+        return None
+    stem = Path(reuse) / "cells" / f"{name}-s{seed}"
+    if not (stem.with_suffix(".csv").is_file() and stem.with_suffix(".json").is_file()):
+        return None
+    return {"root": Path(reuse) / "work" / f"{name}-s{seed}", "rows": pd.read_csv(stem.with_suffix(".csv")),
+            "clean": json.loads(stem.with_suffix(".json").read_text())["clean"]}
+
+
+def _ssl_vectors(data: BenchData, part: str, *, seed: int, quick: bool, reused: dict[str, Any] | None,
+                 say: Progress) -> tuple[np.ndarray, dict[str, Any]]:
+    """The service's DINO on ``data``, trained here, or, with ``--reuse``, the checkpoint that the
+    earlier run trained on the same files (the generators are deterministic per seed), so a
+    scoring change is measured on the same models without paying for training again."""
+    from quality_assets.embedders import SSLCheckpointEmbedder
+
+    earlier = reused["root"] / part / "ssl_checkpoint.pt" if reused else None
+    if earlier is not None and earlier.is_file():
+        t0 = time.perf_counter()
+        shutil.copyfile(earlier, data.root / "ssl_checkpoint.pt")
+        vectors = SSLCheckpointEmbedder(data.root / "ssl_checkpoint.pt").embed(
+            [str(data.image_dir / p) for p in data.paths])
+        row = reused["clean"]
+        epochs = row["ssl_epochs"] if part == "contaminated" else row["clean_ssl_epochs"]
+        say(f"[{data.name}] DINO reused from {earlier} ({epochs} epochs)")
+        return vectors, {"epochs_completed": epochs, "train_seconds": row["ssl_seconds"] if part == "contaminated"
+                         else float("nan"), "seconds": round(time.perf_counter() - t0, 1), "reused": str(earlier)}
+    overrides = QUICK_SSL if quick else None
+    budget = None if quick else _service_time_budget(data)
+    vectors, _, info = ssl_and_random_vectors(data, seed=seed, time_budget_s=budget, overrides=overrides,
+                                              random_init=False, progress=say)
+    return vectors, info
+
+
 def run_cell(name: str, seed: int, out: Path, *, n_samples: int, peers: Sequence[str], quick: bool,
-             say: Progress) -> tuple[pd.DataFrame, dict[str, Any], dict[str, str]]:
+             say: Progress, reuse: Path | None = None, keep_images: bool = False) -> tuple[pd.DataFrame, dict[str, Any], dict[str, str]]:
     """One dataset at one seed: contaminated run (ours + peers) and the clean-data flags."""
     t_cell = time.perf_counter()
     images, labels, splits, n_repeats = _clean_set(name, seed, n_samples)
@@ -202,10 +317,8 @@ def run_cell(name: str, seed: int, out: Path, *, n_samples: int, peers: Sequence
     data = write_bench_data(name, work / "contaminated", res.images, res.labels, res.splits, res.truth, rng)
     say(f"[{name} s{seed}] {data.n} images ({len(images)} clean, {n_repeats} pixel-identical repeats dropped "
         f"from the source), injected " + ", ".join(f"{k}={v}" for k, v in sorted(data.counts.items())))
-    overrides = QUICK_SSL if quick else None
-    budget = None if quick else _service_time_budget(data)
-    ssl, _, ssl_info = ssl_and_random_vectors(data, seed=seed, time_budget_s=budget, overrides=overrides,
-                                              random_init=False, progress=say)
+    reused = _reused_cell(reuse, name, seed)
+    ssl, ssl_info = _ssl_vectors(data, "contaminated", seed=seed, quick=quick, reused=reused, say=say)
     thumbs = thumbnails_for(data)
     t0 = time.perf_counter()
     rankings, extra, _ = selfclean_rankings(ssl, data.manifest, k=16, thumbnails=thumbs)
@@ -218,20 +331,23 @@ def run_cell(name: str, seed: int, out: Path, *, n_samples: int, peers: Sequence
     summary = extra["summary"] or {}
     contaminated_rates = {key: float(summary.get(key, float("nan"))) for key in ("near_duplicate_rate", "leakage_rate")}
     skipped: dict[str, str] = {}
-    results += _peer_results(data, peers, seed, say, skipped)
+    earlier_peers = reused["rows"][~reused["rows"]["method"].isin(OWN_METHODS)] if reused else None
+    if earlier_peers is None or earlier_peers.empty:
+        results += _peer_results(data, peers, seed, say, skipped)
     rows = []
     for r in results:
         rows += evaluate_method(r, data)
     rows += _random_rows(data)
     frame = pd.DataFrame(rows)
     frame.insert(1, "seed", seed)
+    if earlier_peers is not None and not earlier_peers.empty:
+        say(f"[{name} s{seed}] peers' rows reused from the earlier run (same files)")
+        frame = pd.concat([frame, earlier_peers[~earlier_peers["method"].eq("random")]], ignore_index=True)
 
     # Clean data: the service's own model on the clean files, its flags, then 2.4% true leakage.
     clean = write_bench_data(name, work / "clean", images, labels, splits,
                              res.truth.iloc[0:0], np.random.default_rng([seed, 2]))
-    clean_ssl, _, clean_info = ssl_and_random_vectors(clean, seed=seed, time_budget_s=_service_time_budget(clean)
-                                                      if not quick else None, overrides=overrides,
-                                                      random_init=False, progress=say)
+    clean_ssl, clean_info = _ssl_vectors(clean, "clean", seed=seed, quick=quick, reused=reused, say=say)
     rates = _flag_rates(clean_ssl, clean, thumbnails_for(clean))
     n_test = int((splits == "test").sum())
     leak = inject_leakage(images, labels, splits, np.random.default_rng([seed, 3]),
@@ -249,18 +365,23 @@ def run_cell(name: str, seed: int, out: Path, *, n_samples: int, peers: Sequence
         "clean_near_duplicate_rate": rates["near_duplicate_rate"],
         "clean_near_duplicate_flagged_samples": rates["near_duplicate_flagged_samples"],
         "clean_leakage_rate": rates["leakage_rate"],
+        "source_repeat_share": rates["source_repeat_share"],
+        "clean_near_duplicate_rate_without_source_repeats": rates["near_duplicate_rate_without_source_repeats"],
+        "clean_leakage_rate_without_source_repeats": rates["leakage_rate_without_source_repeats"],
         "true_leakage": true_leak, "flagged_leakage_at_true": leak_rates["leakage_rate"],
+        "true_leakage_with_source_repeats": true_leak + leak_rates["source_leak_rate"],
         "leakage_gate_passes": bool(leak_rates["leakage_rate"] <= LEAKAGE_GATE),
         "contaminated_near_duplicate_rate": contaminated_rates["near_duplicate_rate"],
         "contaminated_leakage_rate": contaminated_rates["leakage_rate"],
         "ssl_epochs": ssl_info["epochs_completed"], "ssl_seconds": ssl_info["train_seconds"],
         "clean_ssl_epochs": clean_info["epochs_completed"],
         "cell_seconds": round(time.perf_counter() - t_cell, 1),
+        "ssl_reused_from": ssl_info.get("reused", ""),
     }
     say(f"[{name} s{seed}] clean: near-duplicate rate {rates['near_duplicate_rate']:.4f}, leakage rate "
         f"{rates['leakage_rate']:.4f}; at {true_leak:.3f} true leakage flagged {leak_rates['leakage_rate']:.4f} "
         f"(gate {'passes' if clean_row['leakage_gate_passes'] else 'FAILS'}); cell {clean_row['cell_seconds']:.0f}s")
-    if not quick:
+    if not quick and not keep_images:
         for d in (data, clean, leaky):  # keep the checkpoints and truth, drop the PNG trees
             shutil.rmtree(d.image_dir, ignore_errors=True)
             shutil.rmtree(d.root / "fastdup", ignore_errors=True)
@@ -269,7 +390,8 @@ def run_cell(name: str, seed: int, out: Path, *, n_samples: int, peers: Sequence
 
 def run_matrix(out: Path, *, datasets: Sequence[str] = DEFAULT_DATASETS, seeds: Sequence[int] = (0, 1, 2),
                peers: Sequence[str] = PEERS, quick: bool = False, n_samples: int | None = None,
-               force: bool = False, say: Progress = print) -> tuple[pd.DataFrame, pd.DataFrame]:
+               force: bool = False, reuse: Path | None = None, keep_images: bool = False,
+               say: Progress = print) -> tuple[pd.DataFrame, pd.DataFrame]:
     from quality_lab.matrix_report import write_report
 
     out = Path(out)
@@ -286,7 +408,8 @@ def run_matrix(out: Path, *, datasets: Sequence[str] = DEFAULT_DATASETS, seeds: 
                 say(f"[{name} s{seed}] done earlier, kept ({stem}.csv)")
                 continue
             try:
-                frame, clean_row, skipped = run_cell(name, seed, out, n_samples=n, peers=peers, quick=quick, say=say)
+                frame, clean_row, skipped = run_cell(name, seed, out, n_samples=n, peers=peers, quick=quick, say=say,
+                                                     reuse=reuse, keep_images=keep_images)
             except DatasetUnavailable as err:
                 unavailable[name] = str(err)
                 say(f"[{name}] SKIPPED: dataset not installed: {err}")
@@ -307,6 +430,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"clean images per dataset (default {N_SAMPLES}; --quick: {QUICK_N_SAMPLES})")
     p.add_argument("--quick", action="store_true", help="smoke test: tiny sets, a DINO that trains in seconds")
     p.add_argument("--force", action="store_true", help="recompute cells already in OUT/cells")
+    p.add_argument("--keep-images", action="store_true",
+                   help="keep each cell's PNG files (for benchmarks/rescore_cell.py); by default only the "
+                        "checkpoints and ground truth stay")
+    p.add_argument("--reuse", type=Path, default=None, metavar="EARLIER_OUT",
+                   help="take each cell's DINO checkpoints and peer rows from an earlier run's OUT (same "
+                        "datasets, seeds and --n-samples): re-measures a scoring change without retraining")
     return p
 
 
@@ -319,7 +448,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     peers = [] if "none" in args.peers else args.peers
     run_matrix(args.out, datasets=args.datasets, seeds=args.seeds, peers=peers, quick=args.quick,
-               n_samples=args.n_samples, force=args.force, say=say)
+               n_samples=args.n_samples, force=args.force, reuse=args.reuse,
+               keep_images=args.keep_images, say=say)
     print(f"wrote {args.out / 'matrix.md'}, {args.out / 'results.csv'}, {args.out / 'clean.csv'}")
     return 0
 

@@ -308,3 +308,25 @@ def test_every_storage_mode_reaches_model_thumbnails_and_statistics_as_the_same_
     # From open binary files (the verified-bytes path) the pixels are the same.
     with open(path, "rb") as handle:
         np.testing.assert_array_equal(_decode(io.BytesIO(handle.read()), 32, 3), model_input)
+
+
+def test_hue_histogram_keeps_hues_under_flips_and_crops_and_moves_with_recolouring():
+    from quality_assets.imaging import HUE_BINS, hue_histogram
+
+    rng = np.random.default_rng(0)
+    image = np.full((64, 64, 3), 255, dtype=np.uint8)
+    image[10:40, 10:50] = (220, 30, 30)                      # a red block
+    image[45:60, 20:30] = (30, 30, 220)                      # a blue one
+    noise = rng.integers(-3, 4, image.shape)
+    hist = np.asarray(hue_histogram(image))
+    assert hist.size == HUE_BINS + 1 and hist.sum() == pytest.approx(1.0, abs=1e-3)
+    assert hist[0] == pytest.approx(1.0 - (30 * 40 + 15 * 10) / 64 ** 2, abs=1e-3)
+    flipped_crop = np.clip(image[::-1, 5:60].astype(int) + noise[::-1, 5:60], 0, 255)
+    moved = np.asarray(hue_histogram(flipped_crop))
+    coloured = lambda h: h[1:] / h[1:].sum()  # noqa: E731
+    assert 0.5 * np.abs(coloured(hist) - coloured(moved)).sum() < 0.05
+    recoloured = image.copy()
+    recoloured[10:40, 10:50] = (30, 200, 30)                 # the red block turned green
+    assert 0.5 * np.abs(coloured(hist) - coloured(np.asarray(hue_histogram(recoloured)))).sum() > 0.5
+    gray = np.repeat(image.mean(axis=2, keepdims=True).astype(np.uint8), 3, axis=2)
+    assert hue_histogram(gray)[0] == 1.0

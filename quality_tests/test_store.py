@@ -43,3 +43,18 @@ def test_empty_manifest_has_a_stable_version(store):
         version = run_query(conn, "manifest_version")
     assert version.manifest_version[0] == "empty"
     assert version.n_samples[0] == 0
+
+
+def test_a_store_written_before_the_hue_histogram_gains_the_column(store):
+    # A manifest table as the first release wrote it (no hue_histogram): connecting upgrades it,
+    # and its samples read back with NULL (no colour evidence) instead of failing.
+    store.db_path.parent.mkdir(parents=True, exist_ok=True)
+    with store.connect() as conn:
+        conn.execute("DROP VIEW IF EXISTS issues")
+        conn.execute("ALTER TABLE raw_manifest DROP COLUMN hue_histogram")
+        conn.execute("INSERT INTO raw_manifest (sample_id, drop_id, path, split, ingested_at) "
+                     "VALUES ('s1', 'd1', 'a.png', 'train', now())")
+    with store.connect() as conn:
+        columns = {row[0] for row in conn.execute("DESCRIBE raw_manifest").fetchall()}
+        value = conn.execute("SELECT hue_histogram FROM raw_manifest WHERE sample_id = 's1'").fetchone()[0]
+    assert "hue_histogram" in columns and value is None

@@ -37,8 +37,11 @@ CREATE TABLE IF NOT EXISTS raw_manifest (
     aspect_ratio   DOUBLE,
     phash          BIGINT,
     dhash          BIGINT,
+    hue_histogram  FLOAT[],               -- [achromatic share, 12 hue-bin shares], sums to 1
     ingested_at    TIMESTAMP NOT NULL
 );
+-- Added after the first release: older files gain it here (NULL for their samples: no colour evidence).
+ALTER TABLE raw_manifest ADD COLUMN IF NOT EXISTS hue_histogram FLOAT[];
 
 -- Samples that left the active manifest: their file changed under the same path (a newer row
 -- supersedes them), or a read after ingest found other bytes, a missing file or a path leaving

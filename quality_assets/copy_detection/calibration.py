@@ -3,7 +3,7 @@
 Calibrated on the data itself, per sample: every image's best (lowest) pair score is the sample's
 copy evidence, and in a dataset without copies those N values are the null distribution of what
 natural neighbours achieve. SelfClean's fraction cut (:func:`quality_assets.scores.cutoff.
-fraction_cut`, alpha = 0.1, q = 0.05) fits a logistic distribution to the low quantiles of their
+fraction_cut`, through :func:`~quality_assets.scores.cutoff.per_sample_pair_cut`, alpha = 0.1, q = 0.05) fits a logistic distribution to the low quantiles of their
 logits and flags what falls below its q * alpha = 0.5% quantile. Copies are at most a few per cent
 of a dataset, so the fitted quantiles (10% and 22%) still describe natural neighbours, and the cut
 flags the samples that the natural-neighbour distribution does not explain. A pair is flagged when
@@ -23,19 +23,17 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from quality_assets.scores.cutoff import fraction_cut
+from quality_assets.scores.cutoff import per_sample_pair_cut
 
 EXACT_EVIDENCE = ("file_sha256", "pixel_sha256")
 
 
 def copy_cutoff(pairs: pd.DataFrame, n_samples: int, *, alpha: float = 0.1, q: float = 0.05) -> float:
     """The pair-score threshold: the fraction cut of the per-sample best scores (see module doc)."""
-    best = np.ones(int(n_samples), dtype=np.float64)
-    if len(pairs):
-        score = pairs["score"].to_numpy(np.float64)
-        np.minimum.at(best, pairs["i"].to_numpy(np.int64), score)
-        np.minimum.at(best, pairs["j"].to_numpy(np.int64), score)
-    threshold, _ = fraction_cut(best, alpha=alpha, q=q)
+    if len(pairs) == 0:
+        return 0.0
+    threshold, _ = per_sample_pair_cut(pairs["score"].to_numpy(np.float64), pairs["i"].to_numpy(np.int64),
+                                       pairs["j"].to_numpy(np.int64), n_samples, alpha=alpha, q=q)
     return float(threshold)
 
 

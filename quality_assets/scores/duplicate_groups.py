@@ -11,50 +11,122 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
 from quality_assets.scores import canonical_labels
-from quality_assets.scores.cutoff import fraction_cut
+from quality_assets.scores.cutoff import per_sample_pair_cut
 
-__all__ = ["AGREEMENT_FLAG_MAX", "copy_flags", "duplicate_groups", "group_label_conflicts", "sample_duplicate_scores"]
+__all__ = ["AGREEMENT_FLAG_MAX", "colour_disagrees", "copy_flags", "unmirrored_evidence", "duplicate_groups", "group_label_conflicts", "sample_duplicate_scores"]
 
 # A pair flagged through the agreement verifier must also agree on at least half of its
 # informative pixels.
 AGREEMENT_FLAG_MAX = 0.5
 
 
-def copy_flags(pairs: pd.DataFrame, n_samples: int, *, alpha: float = 0.1, q: float = 0.05) -> np.ndarray:
+def copy_flags(pairs: pd.DataFrame, n_samples: int, *, alpha: float = 0.1, q: float = 0.05,
+               decide_on: pd.DataFrame | None = None) -> np.ndarray:
     """Which candidate pairs are flagged as copies (the ranking stays primary).
 
-    Pixel-verified pairs: a verifier's ratio-to-next-best r is cut with SelfClean's fraction cut
-    on r / (1 + r), whose logit is log r, so the logistic fit describes the log-ratios of the
-    ordinary pairs and the cut flags the ratios that fit does not explain; either verifier can
-    flag. Pairs without pixel evidence are cut on their (embedding) score as before. Exact
-    file/pixel hash matches are always flagged; the caller adds distance limits.
+    Every cut is calibrated per sample (:func:`~quality_assets.scores.cutoff.per_sample_pair_cut`):
+    each image's best evidence over its pairs is fitted with SelfClean's fraction cut, and a pair
+    is flagged when its evidence falls below the cut, so the flagged share of samples is what
+    the natural-neighbour distribution of *this* data does not explain.
+
+    Pixel-verified pairs: a verifier's ratio-to-next-best r is cut on r / (1 + r), whose logit is
+    log r; either verifier can flag. Pairs without pixel evidence are cut on their (embedding)
+    score. Exact file/pixel hash matches are always flagged; the caller adds distance limits.
+
+    decide_on: other verifier columns (``aligned_ratio``, ``agreement_ratio``, ``agreement``) for
+    some rows, same index as ``pairs``: the cuts are still fitted on ``pairs``, but those rows are
+    flagged on these values (the unmirrored evidence, see :func:`unmirrored_evidence`).
     """
     m = len(pairs)
     flags = np.zeros(m, dtype=bool)
     verified = np.zeros(m, dtype=bool)
-    for column in ("aligned_ratio", "agreement_ratio"):
-        if column not in pairs.columns:
+    i = pairs["i"].to_numpy(dtype=np.int64)
+    j = pairs["j"].to_numpy(dtype=np.int64)
+    override = None if decide_on is None else pairs.index.get_indexer(decide_on.index)
+
+    def column(name: str) -> np.ndarray:
+        values = pairs[name].to_numpy(dtype=np.float64).copy()
+        if override is not None and name in decide_on.columns:
+            values[override] = decide_on[name].to_numpy(dtype=np.float64)
+        return values
+
+    for name in ("aligned_ratio", "agreement_ratio"):
+        if name not in pairs.columns:
             continue
-        r = pairs[column].to_numpy(dtype=np.float64)
+        r = pairs[name].to_numpy(dtype=np.float64)
         known = np.isfinite(r)
         verified |= known
         if known.sum() >= 3:
             with np.errstate(invalid="ignore"):
-                _, cut = fraction_cut(np.where(known, r / (1.0 + r), np.nan), alpha=alpha, q=q, n_samples=n_samples)
-            if column == "agreement_ratio":
+                threshold, _ = per_sample_pair_cut(np.where(known, r / (1.0 + r), np.nan), i, j, n_samples,
+                                                   alpha=alpha, q=q)
+                decided = column(name)
+                cut = known & (decided / (1.0 + decided) < threshold)
+            if name == "agreement_ratio":
                 # Ordinary pairs' agreement ratios crowd tightly around 1, so the cut lands close to
                 # it; a copy with a local artefact also keeps most of its pixels (demo: 62% of the
                 # flags right with this, 37% without).
-                cut &= pairs["agreement"].to_numpy(dtype=np.float64) <= AGREEMENT_FLAG_MAX
+                cut &= column("agreement") <= AGREEMENT_FLAG_MAX
             flags |= cut
     unverified = ~verified
     if unverified.sum() >= 3:
         score = pairs["embedding_score"] if "embedding_score" in pairs.columns else pairs["score"]
-        _, cut = fraction_cut(score.to_numpy(float)[unverified], alpha=alpha, q=q, n_samples=n_samples)
-        flags[np.flatnonzero(unverified)[cut]] = True
+        _, cut = per_sample_pair_cut(np.where(unverified, score.to_numpy(float), np.nan), i, j, n_samples,
+                                     alpha=alpha, q=q)
+        flags |= cut
     evidence = pairs["evidence"].astype(str)
     flags |= evidence.str.contains("sha256", regex=False).to_numpy()
     return flags
+
+
+def unmirrored_evidence(pairs: pd.DataFrame, rows: np.ndarray, thumbnails: np.ndarray, n: int) -> pd.DataFrame:
+    """The pixel verifiers of ``rows`` (positions in ``pairs``) with mirror images not counting:
+    each row verified again without the flip, its ratio-to-next-best taken against the same
+    neighbours. Mirrored twins are common in real data (arrows, semaphore and sign sets, left and
+    right hands, profile portraits): they are ranked for review but not flagged on their own."""
+    from quality_assets.scores.pixel_copies import ratio_to_next_best, verify_pairs
+
+    rows = np.asarray(rows, dtype=np.int64)
+    aligned = pairs["aligned"].to_numpy(dtype=np.float64).copy()
+    agreement = pairs["agreement"].to_numpy(dtype=np.float64).copy()
+    i = pairs["i"].to_numpy(dtype=np.int64)
+    j = pairs["j"].to_numpy(dtype=np.int64)
+    aligned[rows], agreement[rows] = verify_pairs(thumbnails, i[rows], j[rows], mirror=False)
+    known = np.flatnonzero(np.isfinite(aligned))
+    out = {"agreement": agreement[rows]}
+    for name, values in (("aligned_ratio", aligned), ("agreement_ratio", agreement)):
+        ratio = np.full(len(pairs), np.nan)
+        ratio[known] = ratio_to_next_best(values[known], i[known], j[known], n)
+        out[name] = ratio[rows]
+    return pd.DataFrame(out, index=pairs.index[rows])
+
+
+# Colour agreement of a flagged pair (hue histograms from ingest, imaging.hue_histogram):
+# an image with at least COLOURED_MIN of coloured pixels has colour; two coloured images agree
+# when their hue distributions (over coloured pixels) differ by at most HUE_TV_MAX in total
+# variation. A copy keeps its hues under crops, flips, blur, JPEG and most of an overlay; a
+# recoloured variant (a red and a green arrow) moves them all.
+COLOURED_MIN = 0.01
+COLOURLESS_MAX = 0.002
+HUE_TV_MAX = 0.5
+
+
+def colour_disagrees(hue_histograms: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+    """bool per pair: the two images' colours say they are different pictures.
+
+    ``hue_histograms`` [N, 1 + bins] (NaN rows: unknown, never disagree). One coloured image and
+    one without colour (a grey and a blue speech bubble) disagree; two coloured ones disagree
+    when their hue distributions differ by more than ``HUE_TV_MAX``; two grey ones never do.
+    """
+    h = np.asarray(hue_histograms, dtype=np.float64)
+    a, b = h[np.asarray(i, dtype=np.int64)], h[np.asarray(j, dtype=np.int64)]
+    known = np.isfinite(a).all(axis=1) & np.isfinite(b).all(axis=1)
+    ca, cb = 1.0 - a[:, 0], 1.0 - b[:, 0]
+    one_colourless = (np.minimum(ca, cb) < COLOURLESS_MAX) & (np.maximum(ca, cb) >= COLOURED_MIN)
+    both = (ca >= COLOURED_MIN) & (cb >= COLOURED_MIN)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        tv = 0.5 * np.abs(a[:, 1:] / ca[:, None] - b[:, 1:] / cb[:, None]).sum(axis=1)
+    return known & (one_colourless | (both & (tv > HUE_TV_MAX)))
 
 
 def sample_duplicate_scores(

@@ -57,7 +57,8 @@ from quality_assets.pixel_view import copy_candidate_pairs
 from quality_assets.scores import canonical_labels
 # Flags, per-sample scores and groups live in duplicate_groups; they stay importable from here.
 from quality_assets.scores.duplicate_groups import (
-    copy_flags, duplicate_groups, group_label_conflicts, sample_duplicate_scores,
+    colour_disagrees, copy_flags, duplicate_groups, group_label_conflicts, sample_duplicate_scores,
+    unmirrored_evidence,
 )
 from quality_assets.scores.pair_evidence import (
     DEFAULT_FUSION_WEIGHTS, DEFAULT_WEIGHTS, combined_score, fuse_p_values, pixel_evidence,
@@ -65,6 +66,7 @@ from quality_assets.scores.pair_evidence import (
 
 __all__ = [
     "DEFAULT_FUSION_WEIGHTS",
+    "colour_disagrees",
     "copy_flags",
     "DEFAULT_WEIGHTS",
     "EVIDENCE_FLAGS",
@@ -73,6 +75,7 @@ __all__ = [
     "hamming64",
     "near_duplicate_pairs",
     "sample_duplicate_scores",
+    "unmirrored_evidence",
 ]
 
 # Bit flags behind the `evidence` column, in the order they are written.

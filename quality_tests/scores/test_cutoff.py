@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from quality_assets.scores.cutoff import fraction_cut
+from quality_assets.scores.cutoff import fraction_cut, per_sample_pair_cut
 
 
 def _scores_with_tail(seed: int, n_clean: int = 5000, n_bad: int = 100) -> tuple[np.ndarray, np.ndarray]:
@@ -83,3 +83,35 @@ def test_property_flagged_scores_are_below_unflagged(values: list[float], alpha:
     finite = ~np.isnan(s)
     if mask.any() and (finite & ~mask).any():
         assert s[mask].max() <= s[finite & ~mask].min()
+
+
+def test_per_sample_cut_finds_copies_and_few_samples_of_the_crowds() -> None:
+    # Copy-free pairs whose scores depend on the sample: some images live in crowds of natural
+    # variants (all their 10 pairs score low), which is what clip art and icon sets look like.
+    rng = np.random.default_rng(0)
+    n, k = 3000, 10
+    crowd = rng.normal(0.0, 1.0, n)
+    i = np.repeat(np.arange(n), k)
+    j = (i + rng.integers(1, n, i.size)) % n
+    logits = crowd[i] + crowd[j] + rng.normal(0.0, 0.7, i.size)
+    copies = np.arange(0, 60, 2)
+    i = np.concatenate([i, copies])
+    j = np.concatenate([j, copies + 1])
+    logits = np.concatenate([logits, np.full(copies.size, -9.0)])
+    scores = 1.0 / (1.0 + np.exp(-logits))
+    threshold, per_sample = per_sample_pair_cut(scores, i, j, n)
+    assert per_sample[-copies.size:].all()
+    flagged_samples = np.unique(np.concatenate([i[per_sample], j[per_sample]]))
+    natural = np.setdiff1d(flagged_samples, np.concatenate([copies, copies + 1]))
+    assert natural.size <= 0.01 * n
+    assert 0.0 < threshold < 1.0
+
+
+def test_per_sample_cut_ignores_nan_pairs_and_empty_input() -> None:
+    scores = np.array([0.01, np.nan, 0.5, 0.6, 0.55, 0.52, 0.58])
+    i = np.array([0, 1, 2, 3, 4, 5, 6])
+    j = np.array([7, 8, 9, 10, 11, 12, 13])
+    _, mask = per_sample_pair_cut(scores, i, j, 14)
+    assert not mask[1]
+    threshold, mask = per_sample_pair_cut(np.zeros(0), np.zeros(0, int), np.zeros(0, int), 5)
+    assert mask.size == 0

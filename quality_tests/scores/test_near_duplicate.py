@@ -221,3 +221,17 @@ def test_property_pairs_are_canonical_and_groups_follow_pairs(
         adj = sp.coo_matrix((np.ones(fi.size), (fi, fj)), shape=(n, n))
         n_comp, comp = connected_components(adj, directed=False)
         assert len(set(groups[in_pair].tolist())) == len(set(comp[in_pair].tolist()))
+
+
+def test_colour_disagreement_of_pairs() -> None:
+    from quality_assets.scores.near_duplicate import colour_disagrees
+
+    red = [0.7, 0.3] + [0.0] * 11
+    red_again = [0.6, 0.38, 0.02] + [0.0] * 10                 # a crop with a little orange edge
+    green = [0.7, 0.0, 0.0, 0.0, 0.3] + [0.0] * 8
+    gray = [1.0] + [0.0] * 12
+    unknown = [np.nan] * 13
+    hist = np.array([red, red_again, green, gray, gray, unknown])
+    i = np.array([0, 0, 0, 3, 0])
+    j = np.array([1, 2, 3, 4, 5])
+    assert colour_disagrees(hist, i, j).tolist() == [False, True, True, False, False]

@@ -196,3 +196,22 @@ def test_hash_groups_beyond_the_graph_and_pixel_pairs_are_merged_once(digits_wit
     identical = pairs[(pairs.i < 30) & (pairs.j < 30)]
     assert len(identical) == 30 * 29 // 2
     assert (identical.score == 0).all() and identical.evidence.astype(str).str.contains("pixel_sha256").all()
+
+
+def test_a_mirror_image_is_ranked_but_flagged_only_if_it_is_a_copy_without_the_flip(digits_with_copies):
+    from quality_assets.scores.near_duplicate import unmirrored_evidence
+
+    thumbs, truth = digits_with_copies
+    graph, vectors = _embedding_graph(thumbs)
+    pairs = near_duplicate_pairs(graph, thumbnails=thumbs, vectors=vectors)
+    listed = {(int(a), int(b)): p for p, (a, b) in enumerate(zip(pairs.i, pairs.j))}
+    mirrored = (420, len(thumbs) - 2)
+    assert pairs["rank"].iloc[listed[mirrored]] <= 6   # still ranked with the copies
+    flags = copy_flags(pairs, len(thumbs))
+    rows = np.flatnonzero(flags & pairs["aligned"].notna().to_numpy())
+    decided = copy_flags(pairs, len(thumbs), decide_on=unmirrored_evidence(pairs, rows, thumbs, len(thumbs)))
+    assert flags[listed[mirrored]] and not decided[listed[mirrored]]
+    # The other copies (rotated, watermarked, cropped) do not need the flip and stay flagged.
+    for pair in truth - {mirrored}:
+        assert decided[listed[pair]] == flags[listed[pair]]
+    assert not (decided & ~flags).any()
