@@ -17,14 +17,12 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from quality_assets.scan import ScanResult, printable, scan_drop
+from quality_assets.scan import ACCEPTED_COLUMNS, ScanResult, printable, scan_drop
 from quality_assets.store import Store, fault_point, insert_df, record_superseded, run_query, session
 
-MANIFEST_COLUMNS = [
-    "sample_id", "drop_id", "path", "label", "labels", "split", "width", "height", "mode", "bytes",
-    "file_sha256", "pixel_sha256", "is_grayscale", "brightness_p05", "brightness_p50",
-    "brightness_p95", "entropy", "blur_score", "edge_strength", "aspect_ratio", "phash", "dhash",
-]
+# Every column the scan accepts (the inspect keys follow imaging.INSPECT_KEYS, so a new property
+# reaches the manifest without a second list to edit).
+MANIFEST_COLUMNS = list(ACCEPTED_COLUMNS)
 REJECTED_COLUMNS = ["drop_id", "path", "reason", "detail"]
 
 

@@ -74,3 +74,19 @@ def test_drop_ids_are_stable_and_paths_are_relative_to_the_data_root(store, tmp_
         paths = run_query(conn, "manifest_with_roots")
     assert all(p.startswith("drop_a/train/cat/") for p in paths.path)
     assert set(paths.data_root) == {data.resolve().as_posix()}
+
+
+def test_ingest_stores_every_inspected_property_including_hue_histograms(tmp_path):
+    from quality_assets.imaging import INSPECT_KEYS
+    from quality_assets.ingest import ingest_drop
+    from quality_assets.store import Store
+    from quality_tests.imagefolders import make_imagefolder
+
+    data = tmp_path / "data"
+    make_imagefolder(data, {"train": {"a": 3}})
+    store = Store(tmp_path / "home")
+    ingest_drop(store, data, data)
+    with store.connect(read_only=True) as conn:
+        frame = conn.execute("SELECT * FROM manifest").df()
+    assert set(INSPECT_KEYS) <= set(frame.columns)
+    assert all(len(h) == 13 and abs(sum(h) - 1.0) < 1e-3 for h in frame["hue_histogram"])

@@ -128,11 +128,12 @@ class NearDuplicate(IssueType):
 def hue_matrix(column: pd.Series) -> np.ndarray:
     """The manifest's hue histograms as [N, bins] floats, NaN rows where a sample has none (stores
     written before the column existed)."""
-    lengths = {len(v) for v in column if v is not None and not (isinstance(v, float) and np.isnan(v))}
+    present = [isinstance(v, (list, tuple, np.ndarray)) for v in column]
+    lengths = {len(v) for v, ok in zip(column, present) if ok}
     width = max(lengths) if lengths else 1
     out = np.full((len(column), width), np.nan)
-    for row, value in enumerate(column):
-        if value is not None and not (isinstance(value, float) and np.isnan(value)) and len(value) == width:
+    for row, (value, ok) in enumerate(zip(column, present)):
+        if ok and len(value) == width:
             out[row] = np.asarray(value, dtype=np.float64)
     return out
 
