@@ -3,6 +3,11 @@
 Both probes are evaluated on the same held-out set, the cleaned eval split (eval rows the policy
 kept, with their given labels), so the difference measures what cleaning the *training* data did,
 the third question of the SelfClean paper.
+
+Multi-label data (any label with more than one tag): the probe is one-vs-rest, one logistic
+regression per tag, and a prediction is the set of tags whose model says yes. `accuracy_*` is then
+the share of eval samples whose whole tag set is predicted, `tag_accuracy_*` the share of correct
+(sample, tag) decisions (Hamming accuracy), which moves with every single tag cleaning fixed.
 """
 
 from __future__ import annotations
@@ -12,7 +17,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from sklearn.linear_model import LogisticRegression
+from sklearn.multiclass import OneVsRestClassifier
 
+from quality_assets.scores.multi_label import is_multi_label, tag_matrix
 from quality_assets.splits import EVAL_SPLITS
 
 
@@ -23,6 +30,9 @@ class ProbeResult:
     n_eval: int
     accuracy_raw: float
     accuracy_cleaned: float
+    multi_label: bool = False
+    tag_accuracy_raw: float = float("nan")       # multi-label: per-(sample, tag) accuracy
+    tag_accuracy_cleaned: float = float("nan")
 
     @property
     def improvement(self) -> float:
@@ -41,15 +51,49 @@ def train_probes(frame: pd.DataFrame, vectors: np.ndarray, *, seed: int = 0, max
     if raw_train.sum() == 0 or clean_train.sum() == 0:
         raise ValueError("no labelled train samples to train the probe on")
 
+    original = frame["original_label"].to_numpy(dtype=object)
+    cleaned = frame["label"].to_numpy(dtype=object)
+    if is_multi_label(np.concatenate([original, cleaned])):
+        return _multi_label_probes(vectors, original, cleaned, raw_train, clean_train, evaluation,
+                                   seed=seed, max_iter=max_iter)
+
     def fit_score(mask: np.ndarray, labels: np.ndarray) -> float:
         if len(np.unique(labels[mask])) < 2:
             return float("nan")
         model = LogisticRegression(max_iter=max_iter, C=1.0, random_state=seed)
         model.fit(vectors[mask], labels[mask])
-        return float((model.predict(vectors[evaluation]) == frame["original_label"].to_numpy(dtype=object)[evaluation]).mean())
+        return float((model.predict(vectors[evaluation]) == original[evaluation]).mean())
 
     return ProbeResult(
         n_train_raw=int(raw_train.sum()), n_train_cleaned=int(clean_train.sum()), n_eval=int(evaluation.sum()),
-        accuracy_raw=fit_score(raw_train, frame["original_label"].to_numpy(dtype=object)),
-        accuracy_cleaned=fit_score(clean_train, frame["label"].to_numpy(dtype=object)),
+        accuracy_raw=fit_score(raw_train, original),
+        accuracy_cleaned=fit_score(clean_train, cleaned),
+    )
+
+
+def _multi_label_probes(vectors: np.ndarray, original: np.ndarray, cleaned: np.ndarray, raw_train: np.ndarray,
+                        clean_train: np.ndarray, evaluation: np.ndarray, *, seed: int, max_iter: int) -> ProbeResult:
+    """One-vs-rest probes; (set accuracy, tag accuracy) on the eval samples' given tags."""
+    n = len(original)
+    tags = tag_matrix(np.concatenate([original, cleaned]))   # one tag list for both label columns
+    given, fixed = tags.present[:n], tags.present[n:]
+    truth = given[evaluation]
+
+    def fit_score(mask: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+        varied = y[mask].any(0) & ~y[mask].all(0)
+        if not varied.any():
+            return float("nan"), float("nan")
+        predicted = np.repeat(y[mask].any(0)[None, :], int(evaluation.sum()), axis=0)  # constant tags
+        model = OneVsRestClassifier(LogisticRegression(max_iter=max_iter, C=1.0, random_state=seed))
+        model.fit(vectors[mask], y[mask][:, varied].astype(np.int64))
+        predicted[:, varied] = np.asarray(model.predict(vectors[evaluation])).reshape(-1, int(varied.sum())) > 0
+        correct = predicted == truth
+        return float(correct.all(1).mean()), float(correct.mean())
+
+    raw_set, raw_tag = fit_score(raw_train, given)
+    clean_set, clean_tag = fit_score(clean_train, fixed)
+    return ProbeResult(
+        n_train_raw=int(raw_train.sum()), n_train_cleaned=int(clean_train.sum()), n_eval=int(evaluation.sum()),
+        accuracy_raw=raw_set, accuracy_cleaned=clean_set, multi_label=True,
+        tag_accuracy_raw=raw_tag, tag_accuracy_cleaned=clean_tag,
     )

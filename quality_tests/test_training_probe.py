@@ -30,3 +30,27 @@ def test_probe_needs_an_eval_split():
                           "action": ["keep"] * 4})
     with pytest.raises(ValueError, match="eval"):
         train_probes(frame, np.eye(4))
+
+
+def test_multi_label_probe_is_one_vs_rest_and_scores_sets_and_tags():
+    rng = np.random.default_rng(1)
+    tags = np.array(["a", "b", "c", "d"], dtype=object)
+    truth = rng.random((600, 4)) < 0.4
+    truth[~truth.any(1), 0] = True
+    x = truth @ (rng.normal(size=(4, 12)) * 3) + rng.normal(size=(600, 12))
+    split = np.where(np.arange(600) < 450, "train", "test")
+    given = truth.copy()
+    noisy = (split == "train")[:, None] & (rng.random((600, 4)) < 0.3)   # 30% of train tags flipped
+    given ^= noisy
+    given[~given.any(1), 1] = True
+    as_label = lambda m: np.asarray(["|".join(tags[r]) for r in m], dtype=object)  # noqa: E731
+    frame = pd.DataFrame({
+        "split": split, "original_label": as_label(given), "label": as_label(truth),
+        "action": np.where(noisy.any(1), "relabel", "keep"),
+    })
+    result = train_probes(frame, x)
+    assert result.multi_label and result.n_eval == 150
+    # Measured: set accuracy 0.87 raw -> 1.0 cleaned, tag accuracy 0.97 -> 1.0. One class per set
+    # (the old probe) reached 0.60 on the raw split: a flipped tag made each noisy set its own class.
+    assert result.tag_accuracy_cleaned > result.tag_accuracy_raw > 0.9
+    assert result.accuracy_cleaned > result.accuracy_raw > 0.75

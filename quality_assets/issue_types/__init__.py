@@ -5,8 +5,8 @@
 | near_duplicate | candidate pairs, verified and fused; groups and label conflicts |
 | leakage | eval samples with a flagged near duplicate in train |
 | off_topic | two-view isolation and encoder collapse (LAD on the embedding alone) |
-| label_error | intra/extra distance ratio in both views, suggested label, class confusion |
-| low_value | KNN-Shapley of train samples against the eval split |
+| label_error | intra/extra distance ratio in both views, suggested label, class confusion (per tag, one-vs-rest, for multi-label data) |
+| low_value | KNN-Shapley of train samples against the eval split (mean over tags for multi-label data) |
 | image_properties | dark, light, blurry, low information, odd size/aspect, grayscale, exact duplicate |
 """
 

@@ -1,7 +1,13 @@
 """Label errors: SelfClean's intra/extra distance ratio in both views, fused with confident
 learning on out-of-sample classifier probabilities (cleanlab); a suggested label from both; the
 class-confusion table. Samples flagged as off-topic are reported as off-topic, not here: they
-carry arbitrary labels, and a suggestion for them means nothing."""
+carry arbitrary labels, and a suggestion for them means nothing.
+
+Multi-label data (any sample with more than one label, or `multi_label="on"`) is scored one tag at a
+time (`scores.multi_label`): each tag's "has / lacks" evidence from both views and from cleanlab's
+multi-label confident learning, a sample's score its worst tag, the suggestion the given set with
+the tags the evidence disagrees with added or removed, and the confusion table per tag
+(t -> "(no t)" extra tags, "(no t)" -> t missed tags)."""
 
 from __future__ import annotations
 
@@ -18,12 +24,16 @@ from quality_assets.issue_types.registry import register
 from quality_assets.scores import canonical_labels
 from quality_assets.scores.confident_learning import confident_learning
 from quality_assets.scores.label_error import class_confusion, knn_vote_shares, label_error_scores
+from quality_assets.scores.multi_label import is_multi_label, multi_label_errors, tag_confusion
+
+_MULTI_LABEL_MODES = ("auto", "on", "off")
 
 
 @dataclass(frozen=True)
 class LabelErrorOptions(Cutoff):
     confident_learning: bool = True   # fuse cleanlab's label quality on out-of-fold probabilities
     skip_off_topic: bool = True       # flagged off-topic samples are not scored as label errors
+    multi_label: str = "auto"         # auto: one-vs-rest per tag when any sample has several labels; on | off
     seed: int = 0
 
 
@@ -43,6 +53,11 @@ class LabelError(IssueType):
 
     def score(self, inputs: ScoringInputs, options: LabelErrorOptions,
               found: Mapping[str, IssueResult]) -> IssueResult:
+        if options.multi_label not in _MULTI_LABEL_MODES:
+            raise ValueError(f"label_error multi_label must be one of {_MULTI_LABEL_MODES}, "
+                             f"got {options.multi_label!r}")
+        if options.multi_label == "on" or (options.multi_label == "auto" and is_multi_label(inputs.labels)):
+            return self._score_tags(inputs, options, found)
         canon = canonical_labels(inputs.labels)
         labelled = pd.notna(canon)
         codes_all, classes = pd.factorize(pd.Series(canon, dtype=object), use_na_sentinel=True)
@@ -81,6 +96,32 @@ class LabelError(IssueType):
         rate = float(flag[labelled].mean()) if labelled.any() else 0.0
         return IssueResult(score=score, is_issue=flag, suggested=suggested, confidence=confidence,
                            confusion=confusion, summary={"label_error_rate": rate})
+
+    def _score_tags(self, inputs: ScoringInputs, options: LabelErrorOptions,
+                    found: Mapping[str, IssueResult]) -> IssueResult:
+        """Multi-label data: every tag one-vs-rest (`scores.multi_label.multi_label_errors`)."""
+        pixel = inputs.views.get("pixel")
+        features = inputs.vectors if pixel is None or pixel.vectors is None or inputs.vectors is None else \
+            np.hstack([inputs.vectors, pixel.vectors])
+        found_tags = multi_label_errors(
+            inputs.graph, inputs.labels, vectors=features, extra_graphs=() if pixel is None else (pixel.graph,),
+            confident_learning=options.confident_learning, seed=options.seed)
+        score = found_tags.score.copy()
+        suggested = found_tags.suggested.copy()
+        confidence = found_tags.confidence.copy()
+        if options.skip_off_topic and "off_topic" in found:
+            off_topic = np.asarray(found["off_topic"].is_issue, dtype=bool)
+            score[off_topic] = np.nan
+            suggested[off_topic] = None
+            confidence[off_topic] = np.nan
+        flag = automatic_cut(score, options)
+        labelled = found_tags.present.any(1)
+        confusion = tag_confusion(found_tags.present, found_tags.tags, found_tags.flip, flag)
+        rate = float(flag[labelled].mean()) if labelled.any() else 0.0
+        summary = {"label_error_rate": rate, "label_error_multi_label": True,
+                   "label_error_tags": int(found_tags.tags.size)}
+        return IssueResult(score=score, is_issue=flag, suggested=suggested, confidence=confidence,
+                           confusion=confusion, summary=summary, shared={"tags": found_tags})
 
     def cleaning(self, frame: pd.DataFrame, policy, mutable: np.ndarray) -> list[CleaningDecision]:
         flagged = frame["label_error_issue"].to_numpy(bool) & mutable

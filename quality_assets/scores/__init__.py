@@ -13,7 +13,8 @@ sample ids; nothing here knows about ids, DuckDB or Dagster.
 | merge_tree | single linkage from the kNN graph (the tree LAD and the isolation terms walk) |
 | off_topic | LAD, mean kNN distance, the two-view evidence, the property-view fusion |
 | label_error | intra/extra distance ratio, neighbour vote, class confusion |
-| confident_learning | out-of-fold LDA probabilities and cleanlab's label quality |
+| confident_learning | out-of-fold LDA probabilities and cleanlab's label quality (per tag for multi-label data) |
+| multi_label | multi-label data one tag at a time: tag matrix, per-tag ratio and vote, fused errors, per-tag confusion |
 | leakage | eval samples with a near duplicate in train |
 | image_properties | dark, light, blurry, low information, odd size/aspect, grayscale, exact duplicate |
 | data_value | KNN-Shapley of train samples against the eval samples |

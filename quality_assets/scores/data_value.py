@@ -26,6 +26,12 @@ neighbours gets value 0 (neutral), not a low value.
 When there are no eval samples (or `splits` is None), every labelled sample is both train and
 eval: its own row never lists itself, so this is leave-one-out validation.
 
+Multi-label data (any sample with more than one label): each tag is its own binary problem
+("has t / lacks t") and a sample's value is the mean of its per-tag values. Shapley values are
+linear in the utility, so this is exactly the value for the mean per-tag accuracy of the
+nearest-neighbour classifier; treating each label set as one class would call a sample that
+shares all but one tag with its eval neighbours simply wrong.
+
 Score in [0, 1], lower = lower value: score = 0.5 + 0.5 * value / max |value| (0.5 = neutral,
 below 0.5 = harmful); NaN for samples that are not labelled train samples.
 """
@@ -40,6 +46,7 @@ import pandas as pd
 from quality_assets.knn import KnnGraph
 from quality_assets.scores import canonical_labels
 from quality_assets.scores.leakage import EVAL_SPLITS, TRAIN_SPLITS
+from quality_assets.scores.multi_label import is_multi_label, tag_matrix
 
 __all__ = ["data_value_scores", "knn_shapley_values"]
 
@@ -59,23 +66,9 @@ def _masks(
     return is_train, is_eval
 
 
-def knn_shapley_values(
-    graph: KnnGraph,
-    labels: Sequence[Any] | np.ndarray,
-    splits: Sequence[Any] | np.ndarray | None = None,
-    *,
-    knn_k: int = 5,
-) -> np.ndarray:
-    """Raw (truncated) KNN-Shapley value per sample; NaN for samples that are not labelled train."""
-    nb = graph.neighbors
+def _shapley(nb: np.ndarray, codes: np.ndarray, is_train: np.ndarray, is_eval: np.ndarray, knn_k: int) -> np.ndarray:
+    """Truncated KNN-Shapley values (sum over eval samples / their count) for integer `codes`."""
     n, k = nb.shape
-    if knn_k < 1:
-        raise ValueError("knn_k must be >= 1")
-    canon = canonical_labels(labels)
-    if canon.size != n:
-        raise ValueError(f"labels has {canon.size} entries for {n} samples")
-    codes = pd.factorize(pd.Series(canon, dtype=object), use_na_sentinel=True)[0].astype(np.int64)
-    is_train, is_eval = _masks(n, codes >= 0, splits)
     values = np.zeros(n, dtype=np.float64)
     ev = np.flatnonzero(is_eval)
     n_train = int(is_train.sum())
@@ -105,6 +98,41 @@ def knn_shapley_values(
             valid = tr  # exactly the first m columns after the reorder
             values += np.bincount(rows[valid], weights=s[valid], minlength=n)
         values /= ev.size
+    return values
+
+
+def knn_shapley_values(
+    graph: KnnGraph,
+    labels: Sequence[Any] | np.ndarray,
+    splits: Sequence[Any] | np.ndarray | None = None,
+    *,
+    knn_k: int = 5,
+    multi_label: bool | None = None,
+) -> np.ndarray:
+    """Raw (truncated) KNN-Shapley value per sample; NaN for samples that are not labelled train.
+
+    `multi_label`: None decides by the data (any sample with more than one label); True values the
+    mean per-tag accuracy (see the module docstring)."""
+    nb = graph.neighbors
+    n, k = nb.shape
+    if knn_k < 1:
+        raise ValueError("knn_k must be >= 1")
+    canon = canonical_labels(labels)
+    if canon.size != n:
+        raise ValueError(f"labels has {canon.size} entries for {n} samples")
+    codes = pd.factorize(pd.Series(canon, dtype=object), use_na_sentinel=True)[0].astype(np.int64)
+    is_train, is_eval = _masks(n, codes >= 0, splits)
+    if multi_label is None:
+        multi_label = is_multi_label(canon)
+    if multi_label:
+        tags = tag_matrix(canon)
+        values = np.zeros(n, dtype=np.float64)
+        for t in range(tags.tags.size):
+            tag_codes = np.where(tags.labelled, tags.present[:, t].astype(np.int64), -1)
+            values += _shapley(nb, tag_codes, is_train, is_eval, knn_k)
+        values /= max(1, tags.tags.size)
+    else:
+        values = _shapley(nb, codes, is_train, is_eval, knn_k)
     out = np.full(n, np.nan)
     out[is_train] = values[is_train]
     return out
@@ -116,9 +144,10 @@ def data_value_scores(
     splits: Sequence[Any] | np.ndarray | None = None,
     *,
     knn_k: int = 5,
+    multi_label: bool | None = None,
 ) -> np.ndarray:
     """KNN-Shapley mapped to [0, 1]: 0.5 + 0.5 * value / max|value| (lower = lower value)."""
-    v = knn_shapley_values(graph, labels, splits, knn_k=knn_k)
+    v = knn_shapley_values(graph, labels, splits, knn_k=knn_k, multi_label=multi_label)
     finite = np.isfinite(v)
     top = np.abs(v[finite]).max() if finite.any() else 0.0
     out = np.full(v.size, np.nan)
