@@ -7,8 +7,9 @@ so that copy-free data stays at about 1% (the ruler issue, measured on the bench
 - the cut is SelfClean's fraction cut on each sample's best evidence, not on all pairs with an
   N / M scaling (`scores.cutoff.per_sample_pair_cut`): one image's pairs share its neighbourhood;
 - a pair that is a copy only as a mirror image is ranked but not flagged (`flag_mirrored`);
-- a pair whose colours disagree (ingest's hue histograms) is ranked but not flagged
-  (`flag_recoloured`);
+- a pair whose colours disagree (ingest's hue histograms) keeps only its embedding evidence and
+  is not flagged (`recoloured_copies`): the grayscale thumbnails cannot tell a red from a green
+  arrow;
 - byte- or pixel-identical pairs are always flagged.
 
 On the matrix's copy-free sets (3 seeds, four datasets) that took the flagged near-duplicate rate
@@ -44,7 +45,7 @@ class NearDuplicateOptions:
     pixel_evidence: bool = True              # verify candidate pairs on the thumbnails
     mirror_copies: bool = True               # a mirror image is searched and ranked as a copy
     flag_mirrored: bool = False              # ... and flagged on mirror evidence alone (see score())
-    flag_recoloured: bool = False            # flag pairs whose colours disagree (see score())
+    recoloured_copies: bool = False          # a recoloured image is verified and flagged as a copy (see score())
     pixel_k: int = 8                         # thumbnail neighbours per image, when candidates are searched here
     max_verified_pairs: int = 2_000_000      # verification budget, each image's nearest candidates first
     max_distance: float = 0.5                # pairs farther apart in the embedding are never flagged
@@ -72,6 +73,12 @@ class NearDuplicate(IssueType):
         n = inputs.n
         manifest = inputs.manifest
         use_pixels = inputs.thumbnails is not None and options.pixel_evidence
+        # Recoloured variants are ordinary in colour data (the same arrow, balloon or folder icon in
+        # five colours) and identical on the grayscale thumbnails: unless asked, pairs whose ingest
+        # hue histograms disagree get no pixel evidence and no flag. The protocol's copies keep hues.
+        hues = None
+        if not options.recoloured_copies and "hue_histogram" in manifest.columns:
+            hues = hue_matrix(manifest["hue_histogram"])
         pairs = near_duplicate_pairs(
             inputs.graph, file_sha256=manifest["file_sha256"].to_numpy(dtype=object),
             pixel_sha256=manifest["pixel_sha256"].to_numpy(dtype=object),
@@ -81,6 +88,7 @@ class NearDuplicate(IssueType):
             vectors=inputs.vectors, mirror=options.mirror_copies, pixel_k=options.pixel_k,
             max_verified_pairs=options.max_verified_pairs,
             pixel_candidates=inputs.copy_candidates if use_pixels else None,
+            hue_histograms=hues,
         )
         # The cut is calibrated per sample, not per pair: contamination is a per-sample rate.
         flag = copy_flags(pairs, n, alpha=options.alpha, q=options.q)
@@ -92,11 +100,8 @@ class NearDuplicate(IssueType):
             if rows.size:
                 flag = copy_flags(pairs, n, alpha=options.alpha, q=options.q,
                                   decide_on=unmirrored_evidence(pairs, rows, inputs.thumbnails, n))
-        if not options.flag_recoloured and "hue_histogram" in manifest.columns:
-            # Recoloured variants are ordinary in colour data (the same arrow, balloon or folder
-            # icon in five colours): ranked, but not flagged. The protocol's copies keep their hues.
-            flag &= ~colour_disagrees(hue_matrix(manifest["hue_histogram"]), pairs["i"].to_numpy(),
-                                      pairs["j"].to_numpy())
+        if hues is not None:
+            flag &= ~colour_disagrees(hues, pairs["i"].to_numpy(), pairs["j"].to_numpy())
         too_far = pairs["distance"].to_numpy(dtype=float) > options.max_distance  # NaN: unknown, kept
         exact = evidence_mentions(pairs["evidence"], "sha256")  # byte- or pixel-identical copies always count
         flag = (flag & ~too_far) | exact

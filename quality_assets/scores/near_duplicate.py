@@ -177,6 +177,7 @@ def near_duplicate_pairs(
     max_verified_pairs: int | None = None,
     fusion_weights: dict[str, float] | None = None,
     pixel_candidates: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    hue_histograms: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Candidate duplicate pairs, worst (lowest score) first.
 
@@ -296,7 +297,8 @@ def near_duplicate_pairs(
     pixel_columns: dict[str, np.ndarray] = {}
     if thumbnails is not None:
         pixel_columns = pixel_evidence(
-            thumbnails, thumbnail_known, pi, pj, n, rank_i, rank_j, pixel_rank, score, mirror, max_verified_pairs)
+            thumbnails, thumbnail_known, pi, pj, n, rank_i, rank_j, pixel_rank, score, mirror, max_verified_pairs,
+            hue_histograms=hue_histograms)
         pixel_columns["embedding_score"] = score
         score = fuse_p_values(pixel_columns, {**DEFAULT_FUSION_WEIGHTS, **(fusion_weights or {})})
         score[exact] = 0.0

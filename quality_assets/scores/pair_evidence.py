@@ -8,6 +8,7 @@ import numpy as np
 from scipy.stats import rankdata
 
 from quality_assets.knn import KnnGraph
+from quality_assets.scores.duplicate_groups import colour_disagrees
 from quality_assets.scores.pixel_copies import ratio_to_next_best, verify_pairs
 
 __all__ = ["DEFAULT_FUSION_WEIGHTS", "DEFAULT_WEIGHTS", "combined_score", "fuse_p_values", "pixel_evidence"]
@@ -29,7 +30,14 @@ def _geo_mean(terms: list[np.ndarray], weights: list[float]) -> np.ndarray:
 
 
 def pixel_evidence(thumbnails, known, pi, pj, n, rank_i, rank_j, pixel_rank, embedding_score, mirror,
-                    budget) -> dict[str, np.ndarray]:
+                    budget, *, hue_histograms: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """The pixel verifiers and their ratios to the next best, per candidate pair (NaN: not verified).
+
+    hue_histograms: the samples' ingest hue histograms, when the pixel view (grayscale thumbnails)
+    should not vouch for pairs whose colours disagree: a red and a green arrow have the same
+    thumbnail. Such pairs keep only their embedding evidence, and do not count as anyone's next
+    best either (in clip art they outranked lightly cropped copies otherwise).
+    """
     known = np.ones(n, dtype=bool) if known is None else np.asarray(known, dtype=bool)
     verifiable = np.flatnonzero(known[pi] & known[pj])
     if budget is not None and verifiable.size > budget:
@@ -45,6 +53,9 @@ def pixel_evidence(thumbnails, known, pi, pj, n, rank_i, rank_j, pixel_rank, emb
     agreement = np.full(pi.size, np.nan)
     aligned_ratio = np.full(pi.size, np.nan)
     agreement_ratio = np.full(pi.size, np.nan)
+    if verifiable.size:
+        if hue_histograms is not None:
+            verifiable = verifiable[~colour_disagrees(hue_histograms, pi[verifiable], pj[verifiable])]
     if verifiable.size:
         va, vb = pi[verifiable], pj[verifiable]
         al, ag = verify_pairs(np.asarray(thumbnails), va, vb, mirror=mirror)
