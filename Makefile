@@ -22,18 +22,20 @@ install: $(BIN)/.installed
 demo: install
 	$(BIN)/qaudit demo --home $(QUALITY_HOME)
 
+# Tests never touch the demo's home: each run gets a temporary QUALITY_HOME and DAGSTER_HOME, removed
+# afterwards (quality_tests/conftest.py does the same for a plain `pytest`).
+TEST_HOMES = tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	export QUALITY_HOME="$$tmp/home" DAGSTER_HOME="$$tmp/home/dagster" && mkdir -p "$$DAGSTER_HOME"
+
 test: install
-	mkdir -p $(DAGSTER_HOME)
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(TEST_HOMES) && $(BIN)/python -m pytest -q -m "not slow"
 
 # pytest exits 5 when no test carries the marker; that is not a failure here.
 test-slow: install
-	mkdir -p $(DAGSTER_HOME)
-	$(BIN)/python -m pytest -q -m slow || [ $$? -eq 5 ]
+	$(TEST_HOMES) && { $(BIN)/python -m pytest -q -m slow || [ $$? -eq 5 ]; }
 
 test-all: install
-	mkdir -p $(DAGSTER_HOME)
-	$(BIN)/python -m pytest -q
+	$(TEST_HOMES) && $(BIN)/python -m pytest -q
 
 ui: install
 	mkdir -p $(DAGSTER_HOME)

@@ -3,8 +3,9 @@
 Exit codes of `qaudit audit` / `qaudit demo`:
     0  the run succeeded and every blocking gate passed
     1  a step failed (the message names it)
-    2  bad usage (missing folder, unknown option)
-    3  the run finished but a blocking gate failed (the message names the gate and its figure)
+    2  bad usage (missing folder, unknown option, a --config file Dagster refuses)
+    3  the run finished but a blocking gate failed (the message names the gate and its figure); a raw
+       data gate counts: the cleaned split is still written, and its own gates stop the consumer
 """
 
 from __future__ import annotations
@@ -16,7 +17,10 @@ import sys
 import threading
 from pathlib import Path
 
-from quality_assets.runner import EXIT_OK, EXIT_USAGE, REPO_ROOT, AuditOutcome, prepare_environment, run_audit
+from quality_assets.runner import (
+    EXIT_OK, EXIT_USAGE, REPO_ROOT, AuditOutcome, RunConfigError, load_run_config_file, merge_run_config,
+    prepare_environment, run_audit,
+)
 
 
 def _home(value: str | None) -> Path:
@@ -28,7 +32,14 @@ def _print_outcome(outcome: AuditOutcome) -> None:
     if outcome.materialized:
         print("materialized: " + ", ".join(dict.fromkeys(outcome.materialized)))
     for check in outcome.checks:
-        status = "passed" if check.passed else ("FAILED (blocking)" if check.blocking else "failed (warn)")
+        if check.passed:
+            status = "passed"
+        elif check.stops_run:
+            status = "FAILED (blocking)"
+        elif check.blocking:
+            status = "FAILED (blocks training on the raw data; the cleaned split has its own gates)"
+        else:
+            status = "failed (warn)"
         print(f"  gate {check.asset}:{check.name} {status}: {check.description}")
     if outcome.error:
         print(f"error: {outcome.error}", file=sys.stderr)
@@ -39,10 +50,62 @@ def cmd_audit(args: argparse.Namespace) -> int:
     if not data_dir.is_dir():
         print(f"error: {data_dir} is not a folder", file=sys.stderr)
         return EXIT_USAGE
-    outcome = run_audit(_home(args.home), data_dir, args.drop or [])
+    try:
+        run_config = _run_config_from_args(args)
+        outcome = run_audit(_home(args.home), data_dir, args.drop or [], run_config=run_config)
+    except RunConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
     _print_outcome(outcome)
     _print_summary(_home(args.home))
     return outcome.exit_code
+
+
+SSL_FLAGS = ("embedder", "epochs", "checkpoint_file", "embeddings_file")
+GATE_DEST = "gate__"
+
+
+def _gate_fields() -> dict:
+    """The `gates` resource's fields (generated from the issue-type registry), for the flags."""
+    from quality_assets.defs.scoring.config import gate_thresholds_class
+
+    return dict(gate_thresholds_class().model_fields)
+
+
+def _add_run_config_arguments(parser: argparse.ArgumentParser, *, gate_flags: bool) -> None:
+    parser.add_argument("--config", metavar="FILE.yaml",
+                        help="run config as the Dagster UI's launchpad takes it (YAML with ops: and resources: "
+                        "sections); the flags below override it")
+    ssl = parser.add_argument_group("representation (ops.ssl_model.config; overrides --config)")
+    ssl.add_argument("--embedder", choices=["dino", "timm_checkpoint", "precomputed"])
+    ssl.add_argument("--epochs", type=int, help="SSL epochs (0: train until the neighbour lists are stable)")
+    ssl.add_argument("--checkpoint-file", help="with --embedder timm_checkpoint: a local weights file")
+    ssl.add_argument("--embeddings-file", help="with --embedder precomputed: Parquet or .npy keyed by path")
+    if not gate_flags:  # building them imports Dagster and the registry: only for the command that has them
+        return
+    gates = parser.add_argument_group("gates (resources.gates.config; override --config)")
+    for name, field in _gate_fields().items():
+        flag = "--" + name.replace("_", "-")
+        if field.annotation is bool:
+            gates.add_argument(flag, dest=GATE_DEST + name, action=argparse.BooleanOptionalAction, default=None,
+                               help=f"a failure blocks (default {'yes' if field.default else 'no'})")
+        else:
+            gates.add_argument(flag, dest=GATE_DEST + name, type=float, metavar="RATE",
+                               help=f"threshold (default {field.default})")
+
+
+def _run_config_from_args(args: argparse.Namespace) -> dict:
+    """The --config file with the flags merged over it."""
+    from_file = load_run_config_file(Path(args.config)) if args.config else {}
+    ssl = {name: getattr(args, name) for name in SSL_FLAGS if getattr(args, name, None) is not None}
+    gates = {key[len(GATE_DEST):]: value for key, value in vars(args).items()
+             if key.startswith(GATE_DEST) and value is not None}
+    flags: dict = {}
+    if ssl:
+        flags["ops"] = {"ssl_model": {"config": ssl}}
+    if gates:
+        flags["resources"] = {"gates": {"config": gates}}
+    return merge_run_config(from_file, flags)
 
 
 DEMO_SSL_BUDGET_S = 170.0
@@ -195,12 +258,15 @@ def cmd_ui(args: argparse.Namespace) -> int:
     prepare_environment(home)
     dagster = Path(sys.executable).with_name("dagster")
     command = [str(dagster), "dev", "-w", str(REPO_ROOT / "workspace.yaml"), "-h", args.host, "-p", str(args.port)]
-    print("starting the Dagster UI: " + " ".join(command))
-    os.execv(command[0], command)
-    return EXIT_OK  # unreachable: execv replaces the process
+    print("starting the Dagster UI: " + " ".join(command), flush=True)
+    from quality_assets.service import run_service
+
+    # Not exec: dagster dev alone takes a minute or more to stop on SIGTERM after runs have executed,
+    # and leaves its code servers behind. Ctrl-C / SIGTERM stop its whole process group here.
+    return run_service(command)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="qaudit", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -210,6 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--home", help="quality home (default $QUALITY_HOME or ./.quality_home)")
     audit.add_argument("--drop", action="append",
                        help="ingest only this sub-folder of DATA_DIR as a drop (repeatable)")
+    _add_run_config_arguments(audit, gate_flags=bool(argv) and argv[0] == "audit")
     audit.set_defaults(func=cmd_audit)
 
     demo = sub.add_parser("demo", help="build the offline MNIST demo with injected issues and audit it")
@@ -274,7 +341,8 @@ def _terminate_like_interrupt(signum, frame) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args, extra = build_parser().parse_known_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args, extra = build_parser(argv).parse_known_args(argv)
     import quality_assets.store as store_module
 
     store_module.lock_wait_notice = lambda message: print(message, file=sys.stderr, flush=True)
@@ -287,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(args, "passes_extra", False):
             return int(args.func(args, extra) or 0)
         if extra:
-            build_parser().error(f"unrecognized arguments: {' '.join(extra)}")
+            build_parser(argv).error(f"unrecognized arguments: {' '.join(extra)}")
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr, flush=True)

@@ -21,6 +21,73 @@ EXIT_USAGE = 2
 EXIT_GATE_FAILED = 3
 
 
+class RunConfigError(ValueError):
+    """A run config (file or flags) that Dagster would refuse; the message says what and where."""
+
+
+def load_run_config_file(path: Path) -> dict:
+    """A run config as the Dagster UI's launchpad takes it (YAML with `ops:`, `resources:`, ...)."""
+    import yaml
+
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise RunConfigError(f"cannot read the config file {path}: {getattr(error, 'strerror', None) or error}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        reason = getattr(error, "problem", None) or " ".join(str(error).split())
+        raise RunConfigError(f"{path} is not valid YAML{where}: {reason}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise RunConfigError(f"{path}: expected a mapping with ops: / resources: sections (the run config of "
+                             f"the Dagster UI's launchpad), not a {type(data).__name__}")
+    return data
+
+
+def merge_run_config(*layers: dict | None) -> dict:
+    """Deep-merge run configs; a later layer wins key by key (a non-mapping value replaces)."""
+    merged: dict = {}
+    for layer in layers:
+        for key, value in (layer or {}).items():
+            if isinstance(value, dict) and isinstance(merged.get(key), dict):
+                merged[key] = merge_run_config(merged[key], value)
+            else:
+                merged[key] = value
+    return merged
+
+
+def validate_run_config(job, run_config: dict) -> None:
+    """Raise RunConfigError with Dagster's reasons (and the keys known where a key is unknown)."""
+    import dagster as dg
+
+    try:
+        dg.validate_run_config(job, run_config)
+    except dg.DagsterInvalidConfigError as error:
+        try:
+            known = dg.validate_run_config(job, {})
+        except dg.DagsterInvalidConfigError:
+            known = {}
+        reasons = [_config_error_reason(e, known) for e in error.errors] or [str(error)]
+        raise RunConfigError("invalid run config:\n" + "\n".join(f"  - {r}" for r in reasons)) from None
+
+
+def _config_error_reason(error, known: dict) -> str:
+    # Dagster appends the whole expected schema to some messages; name the known keys instead.
+    message = error.message.split(" Expected:")[0].rstrip(".")
+    if "unexpected config entr" in message:
+        node = known
+        for level in getattr(error.stack, "levels", []):
+            node = node.get(level, {}) if isinstance(node, dict) else {}
+        if isinstance(node, dict) and node:
+            message += "; known keys there: " + ", ".join(sorted(node))
+    return message
+
+
 def prepare_environment(home: Path) -> Path:
     """Point QUALITY_HOME and DAGSTER_HOME at the home; install the instance's dagster.yaml."""
     home = home.resolve()
@@ -42,8 +109,9 @@ class CheckOutcome:
     name: str
     asset: str
     passed: bool
-    blocking: bool
+    blocking: bool          # a failure is an error (severity ERROR), not a warning
     description: str
+    stops_run: bool = False  # a blocking check in Dagster's sense: it stops downstream assets in the run
 
 
 @dataclass
@@ -71,11 +139,16 @@ def run_audit(
     drops: list[str] | None = None,
     *,
     extra_op_config: dict | None = None,
+    run_config: dict | None = None,
     selection: list[str] | None = None,
     log_level: str = "INFO",
     say: Callable[[str], None] | None = None,
 ) -> AuditOutcome:
     """Ingest the given drops (if any) and materialize every asset and check of the audit graph.
+
+    `run_config` is a run config as the UI's launchpad takes it (`qaudit audit --config` and its
+    flags); the data root, drops and home given here and `extra_op_config` override it. A run config
+    Dagster would refuse raises RunConfigError before anything runs.
 
     First fails any earlier run whose process is gone (releasing its pool slots), then waits for
     runs still alive, telling `say` (default: stderr) what it waits for. Ctrl-C ends the wait.
@@ -88,21 +161,22 @@ def run_audit(
 
     ops_config: dict = {}
     if data_root is not None:
-        ops_config["raw_manifest"] = {
-            "config": {"data_root": str(Path(data_root).resolve()), "drops": list(drops or [])}
-        }
+        ops_config["raw_manifest"] = {"config": {"data_root": str(Path(data_root).resolve())}}
+        if drops:
+            ops_config["raw_manifest"]["config"]["drops"] = list(drops)
     for op_name, op_config in (extra_op_config or {}).items():
         ops_config.setdefault(op_name, {"config": {}})["config"].update(op_config)
-    run_config = {
-        "ops": ops_config,
-        "resources": {"store": {"config": {"home": str(home.resolve())}}},
+    run_config = merge_run_config(
         # Progress and summaries at INFO; Dagster's per-event DEBUG lines stay in the run's event log.
-        "loggers": {"console": {"config": {"log_level": log_level}}},
-    }
+        {"loggers": {"console": {"config": {"log_level": log_level}}}},
+        run_config,
+        {"ops": ops_config, "resources": {"store": {"config": {"home": str(home.resolve())}}}},
+    )
 
     job = defs.resolve_job_def("audit_job")
     if selection:
         job = job.get_subset(asset_selection={dg.AssetKey(key) for key in selection})
+    validate_run_config(job, run_config)
     from quality_assets.defs.automation.stale_runs import process_tags, wait_for_active_runs
 
     with dg.DagsterInstance.get() as instance:
@@ -116,12 +190,16 @@ def run_audit(
         outcomes = []
         for evaluation in result.get_asset_check_evaluations():
             spec = checks_by_key.get(evaluation.asset_check_key)
+            stops_run = bool(spec.blocking) if spec is not None else False
             outcomes.append(CheckOutcome(
                 name=evaluation.check_name,
                 asset=evaluation.asset_key.to_user_string(),
                 passed=evaluation.passed,
-                blocking=bool(spec.blocking) if spec is not None else False,
+                # The raw data's gates do not stop the run (cleaned_split must still remove what
+                # they measure) but a failure with severity ERROR still fails the audit.
+                blocking=stops_run or evaluation.severity == dg.AssetCheckSeverity.ERROR,
                 description=evaluation.description or "",
+                stops_run=stops_run,
             ))
         materialized = [
             event.asset_key.to_user_string() for event in result.get_asset_materialization_events()

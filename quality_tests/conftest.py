@@ -1,7 +1,21 @@
-"""Shared fixtures: a temporary quality home and a Dagster instance for tests."""
+"""Shared fixtures: a temporary quality home and a Dagster instance for tests.
 
+The test process never uses a real home: whatever QUALITY_HOME and DAGSTER_HOME the shell (or
+`make`) set, they point at a temporary folder of this process (removed at exit), so test runs never
+show up in the demo's or a developer's Dagster UI. A test that needs its own home sets it itself.
+"""
+
+import atexit
 import os
+import shutil
+import tempfile
+from pathlib import Path
 
+TEST_HOMES = Path(tempfile.mkdtemp(prefix="quality_tests_"))
+atexit.register(shutil.rmtree, TEST_HOMES, ignore_errors=True)
+os.environ["QUALITY_HOME"] = str(TEST_HOMES / "home")
+os.environ["DAGSTER_HOME"] = str(TEST_HOMES / "home" / "dagster")
+(TEST_HOMES / "home" / "dagster").mkdir(parents=True)
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
 # Tests share 2 cores with each other's subprocesses; more torch threads only add contention.

@@ -1,11 +1,12 @@
-"""Declarative automation: a new manifest flows downstream; a failing gate stops the consumer."""
+"""Declarative automation: a new manifest flows downstream; a failing gate of the manifest or the cleaned
+split stops the consumer, a failing raw data gate does not (the consumer trains on the cleaned split)."""
 
 import dagster as dg
 
 from quality_assets.defs.definitions import defs
 
 UPSTREAM_OF_PROBE = ["raw_manifest", "ssl_model", "embeddings", "knn_graph", "issue_scores", "cleaned_split"]
-BLOCKING_CHECKS = {
+GATES = {
     "raw_manifest": ["manifest_expectations"],
     "issue_scores": ["near_duplicate_rate", "leakage_rate", "off_topic_rate", "label_error_rate"],
     "cleaned_split": ["cleaned_leakage_rate"],
@@ -49,20 +50,30 @@ def test_a_new_manifest_requests_the_downstream_assets(dagster_instance):
     assert "ssl_model" not in _requested(third)  # requested once, not on every tick
 
 
-def _everything_upstream_of_the_probe(instance, leakage_passed: bool):
+def _everything_upstream_of_the_probe(instance, failing: str | None):
     cursor = _evaluate(instance).cursor
     _materialize(instance, *UPSTREAM_OF_PROBE)
-    for asset, checks in BLOCKING_CHECKS.items():
+    for asset, checks in GATES.items():
         for name in checks:
-            _check(instance, asset, name, passed=(leakage_passed or name != "leakage_rate"))
+            _check(instance, asset, name, passed=name != failing)
     return _evaluate(instance, cursor=cursor)
 
 
 def test_the_consumer_is_requested_when_every_gate_passed(dagster_instance):
-    result = _everything_upstream_of_the_probe(dagster_instance, leakage_passed=True)
+    result = _everything_upstream_of_the_probe(dagster_instance, failing=None)
     assert "training_probe" in _requested(result)
 
 
-def test_a_failing_leakage_gate_keeps_the_consumer_from_being_requested(dagster_instance):
-    result = _everything_upstream_of_the_probe(dagster_instance, leakage_passed=False)
+def test_a_failing_cleaned_split_gate_keeps_the_consumer_from_being_requested(dagster_instance):
+    result = _everything_upstream_of_the_probe(dagster_instance, failing="cleaned_leakage_rate")
     assert "training_probe" not in _requested(result)
+
+
+def test_a_failing_manifest_gate_keeps_the_consumer_from_being_requested(dagster_instance):
+    result = _everything_upstream_of_the_probe(dagster_instance, failing="manifest_expectations")
+    assert "training_probe" not in _requested(result)
+
+
+def test_a_failing_raw_leakage_gate_does_not_stop_the_consumer_of_the_cleaned_split(dagster_instance):
+    result = _everything_upstream_of_the_probe(dagster_instance, failing="leakage_rate")
+    assert "training_probe" in _requested(result)

@@ -1,4 +1,6 @@
-"""A failing leakage gate stops the training consumer in the same run and in a later manual run."""
+"""Gate semantics: the raw data's leakage gate stops training on the raw data but not `cleaned_split`,
+which removes the leaked copies; the consumer (trained on the cleaned split) obeys the cleaned split's
+gates, in the same run and in a later manual run."""
 
 import shutil
 
@@ -8,7 +10,7 @@ import pytest
 from quality_assets.defs.definitions import ALL_ASSETS, ALL_CHECKS
 from quality_assets.defs.gates import GateThresholds
 from quality_assets.defs.resources import QualityStoreResource
-from quality_assets.defs.training.assets import training_probe
+from quality_assets.defs.training.assets import training_probe, verify_gates
 from quality_assets.store import run_query
 from quality_tests.imagefolders import make_imagefolder
 
@@ -36,28 +38,60 @@ def leaky_data(tmp_path):
     return data
 
 
-def test_leakage_gate_blocks_the_consumer_now_and_in_a_later_manual_run(leaky_data, store, dagster_instance):
+def _failure_message(result) -> str:
+    [failure] = result.get_step_failure_events()
+    data = failure.step_failure_data
+    return data.user_failure_data.description if data.user_failure_data else data.error.message
+
+
+def test_the_raw_leakage_gate_stops_raw_training_not_the_cleaning_and_the_cleaned_gate_stops_the_consumer(
+        leaky_data, store, dagster_instance):
+    # Default thresholds: a raw leakage rate of 0.5 is far above max_leakage_rate 0.05.
     result = dg.materialize(
         ALL_ASSETS + ALL_CHECKS, resources=_resources(store), run_config=_run_config(leaky_data),
         instance=dagster_instance, raise_on_error=False,
     )
     evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
     assert not evaluations["leakage_rate"].passed
+    assert evaluations["leakage_rate"].severity == dg.AssetCheckSeverity.ERROR
     assert "0.5" in evaluations["leakage_rate"].description
+    # The step that removes the leaked copies still runs, and its own gate passes.
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
-    assert "issue_scores" in materialized
-    assert "training_probe" not in materialized
+    assert {"issue_scores", "cleaned_split"} <= materialized, result.get_step_failure_events()
+    assert evaluations["cleaned_leakage_rate"].passed, evaluations["cleaned_leakage_rate"].description
+    # The consumer trains on the cleaned split, so the cleaned split's gates are the ones it obeys.
+    assert "training_probe" in materialized, result.get_step_failure_events()
     with store.connect() as conn:
         leaks = conn.execute("SELECT count(*) FROM issues WHERE issue_type = 'leakage' AND is_issue").fetchone()[0]
-    assert leaks == 8
+        kept_leaks = conn.execute(
+            "SELECT count(*) FROM cleaned_split WHERE path IN (SELECT partner_path FROM issues "
+            "WHERE issue_type = 'leakage' AND is_issue) AND action <> 'drop'").fetchone()[0]
+        gates = run_query(conn, "latest_gates").set_index("gate")
+        verify_gates(conn)  # the cleaned data may be trained on
+        # Training on the raw data is refused, naming the raw gate and its figure.
+        with pytest.raises(dg.Failure, match=r"leakage_rate failed: leakage rate 0\.5"):
+            verify_gates(conn, "raw")
+    assert leaks == 8 and kept_leaks == 0
+    assert not gates.loc["leakage_rate", "passed"] and gates.loc["leakage_rate", "blocking"]
+    assert gates.loc["cleaned_leakage_rate", "passed"]
+
+    # The cleaned split's gate does block the consumer: a policy that keeps the train copies of the
+    # leaked test images leaves the leakage in the cleaned split.
+    keep_leaks = {"ops": {"cleaned_split": {"config": {"drop_train_leaks": False, "dedupe_groups": False}}}}
+    result = dg.materialize(
+        ALL_ASSETS + ALL_CHECKS, resources=_resources(store), run_config=keep_leaks, instance=dagster_instance,
+        raise_on_error=False, selection=dg.AssetSelection.assets("cleaned_split", "training_probe"),
+    )
+    evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert not evaluations["cleaned_leakage_rate"].passed
+    materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert "cleaned_split" in materialized and "training_probe" not in materialized
 
     manual = dg.materialize([training_probe], resources=_resources(store), instance=dagster_instance,
                             raise_on_error=False)
     assert not manual.success
-    [failure] = manual.get_step_failure_events()
-    message = failure.step_failure_data.user_failure_data.description if failure.step_failure_data.user_failure_data \
-        else failure.step_failure_data.error.message
-    assert "leakage_rate" in message and "0.5" in message
+    message = _failure_message(manual)
+    assert "cleaned_leakage_rate" in message and evaluations["cleaned_leakage_rate"].description in message
 
 
 def test_consumer_trains_when_every_gate_passes(leaky_data, store, dagster_instance):
