@@ -45,3 +45,21 @@ def test_a_model_never_predicts_a_sample_it_was_fitted_on():
     y = rng.integers(0, 2, 200)
     probs = out_of_sample_probabilities(x, y, 2)
     assert (probs.argmax(1) == y).mean() < 0.65
+
+
+def test_wide_features_are_projected_and_still_find_the_flips():
+    from quality_assets.scores.confident_learning import MAX_FEATURES, _standardise, confident_learning
+
+    rng = np.random.default_rng(5)
+    n, width = 900, MAX_FEATURES + 200
+    codes = np.repeat(np.arange(3), n // 3)
+    features = rng.normal(0, 1, (n, width))
+    features[:, :3] += 4.0 * np.eye(3)[codes]
+    assert _standardise(features).shape == (n, MAX_FEATURES)
+    assert _standardise(features[:, :50]).shape == (n, 50)
+    noisy = codes.copy()
+    flipped = rng.choice(n, 15, replace=False)
+    noisy[flipped] = (noisy[flipped] + 1) % 3
+    learned = confident_learning(features, noisy, 3)
+    worst = np.argsort(learned.quality)[:15]
+    assert len(set(worst) & set(flipped)) >= 12
