@@ -35,8 +35,10 @@ def pixel_evidence(thumbnails, known, pi, pj, n, rank_i, rank_j, pixel_rank, emb
 
     hue_histograms: the samples' ingest hue histograms, when the pixel view (grayscale thumbnails)
     should not vouch for pairs whose colours disagree: a red and a green arrow have the same
-    thumbnail. Such pairs keep only their embedding evidence, and do not count as anyone's next
-    best either (in clip art they outranked lightly cropped copies otherwise).
+    thumbnail. Such pairs are marked ``recoloured``: the ranking gives them only their embedding
+    evidence (in clip art they outranked lightly cropped copies otherwise); the verifier columns
+    and ratios stay as measured, so they still count as their neighbours' next best and in the
+    flag cut's natural-neighbour fit (taking them out made copy-free clip art flag more).
     """
     known = np.ones(n, dtype=bool) if known is None else np.asarray(known, dtype=bool)
     verifiable = np.flatnonzero(known[pi] & known[pj])
@@ -54,21 +56,25 @@ def pixel_evidence(thumbnails, known, pi, pj, n, rank_i, rank_j, pixel_rank, emb
     aligned_ratio = np.full(pi.size, np.nan)
     agreement_ratio = np.full(pi.size, np.nan)
     if verifiable.size:
-        if hue_histograms is not None:
-            verifiable = verifiable[~colour_disagrees(hue_histograms, pi[verifiable], pj[verifiable])]
-    if verifiable.size:
         va, vb = pi[verifiable], pj[verifiable]
         al, ag = verify_pairs(np.asarray(thumbnails), va, vb, mirror=mirror)
         aligned[verifiable], agreement[verifiable] = al, ag
         aligned_ratio[verifiable] = ratio_to_next_best(al, va, vb, n)
         agreement_ratio[verifiable] = ratio_to_next_best(ag, va, vb, n)
+    recoloured = np.zeros(pi.size, dtype=bool)
+    if hue_histograms is not None and verifiable.size:
+        recoloured[verifiable] = colour_disagrees(hue_histograms, pi[verifiable], pj[verifiable])
     return {"aligned": aligned, "agreement": agreement,
-            "aligned_ratio": aligned_ratio, "agreement_ratio": agreement_ratio}
+            "aligned_ratio": aligned_ratio, "agreement_ratio": agreement_ratio, "recoloured": recoloured}
 
 
 def fuse_p_values(columns: dict[str, np.ndarray], weights: dict[str, float]) -> np.ndarray:
-    """min over views of (empirical p-value / weight); NaN evidence (not verified) gives p = 1."""
-    views = {"aligned": columns["aligned_ratio"], "agreement": columns["agreement_ratio"],
+    """min over views of (empirical p-value / weight); NaN evidence (not verified) gives p = 1, and
+    so does the pixel evidence of a pair marked ``recoloured``."""
+    recoloured = columns.get("recoloured")
+    pixel_ok = ~np.asarray(recoloured, dtype=bool) if recoloured is not None else True
+    views = {"aligned": np.where(pixel_ok, columns["aligned_ratio"], np.nan),
+             "agreement": np.where(pixel_ok, columns["agreement_ratio"], np.nan),
              "embedding": columns["embedding_score"]}
     total = sum(weights.get(name, 0.0) for name in views)
     if total <= 0:
