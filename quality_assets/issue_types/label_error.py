@@ -86,11 +86,8 @@ class LabelError(IssueType):
             suggested[rows] = classes[best]
             confidence[rows] = posterior[np.arange(rows.size), best]
 
-        if options.skip_off_topic and "off_topic" in found:
-            off_topic = np.asarray(found["off_topic"].is_issue, dtype=bool)
-            score[off_topic] = np.nan
-            suggested[off_topic] = None
-            confidence[off_topic] = np.nan
+        if options.skip_off_topic:
+            _leave_off_topic_out(found, score, suggested, confidence)
         flag = automatic_cut(score, options)
         confusion = class_confusion(canon[labelled], suggested[labelled], flag[labelled])
         rate = float(flag[labelled].mean()) if labelled.any() else 0.0
@@ -109,11 +106,8 @@ class LabelError(IssueType):
         score = found_tags.score.copy()
         suggested = found_tags.suggested.copy()
         confidence = found_tags.confidence.copy()
-        if options.skip_off_topic and "off_topic" in found:
-            off_topic = np.asarray(found["off_topic"].is_issue, dtype=bool)
-            score[off_topic] = np.nan
-            suggested[off_topic] = None
-            confidence[off_topic] = np.nan
+        if options.skip_off_topic:
+            _leave_off_topic_out(found, score, suggested, confidence)
         flag = automatic_cut(score, options)
         labelled = found_tags.present.any(1)
         confusion = tag_confusion(found_tags.present, found_tags.tags, found_tags.flip, flag)
@@ -135,3 +129,14 @@ class LabelError(IssueType):
         else:
             decisions.append(CleaningDecision(flagged, "keep", "label_error flagged for review (kept by policy)"))
         return decisions
+
+
+def _leave_off_topic_out(found: Mapping[str, IssueResult], score: np.ndarray, suggested: np.ndarray,
+                         confidence: np.ndarray) -> None:
+    """Samples flagged off-topic carry arbitrary labels: no label-error score or suggestion (in place)."""
+    if "off_topic" not in found:
+        return
+    off_topic = np.asarray(found["off_topic"].is_issue, dtype=bool)
+    score[off_topic] = np.nan
+    suggested[off_topic] = None
+    confidence[off_topic] = np.nan
