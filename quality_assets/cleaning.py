@@ -6,6 +6,12 @@ naming the rule that decided it. Precedence, first match wins: a human review de
 per sample), then each issue type's cleaning rules in its `cleaning_order` (built in: off_topic
 drop, train copy of a leaked eval image drop, non-representative duplicate-group member drop, label
 error relabel / drop or keep), then keep. Issue types without a `cleaning_order` only flag.
+
+The component policies (`scores/component_policies.py`: bad components, image pruning, label
+intersection, label pruning; all off by default) act on whole duplicate groups over the members no
+earlier rule dropped. Their drops come before the group's dedupe (so the representative is chosen
+among the members that survive them), their relabels after it (so the kept representative carries
+the component's labels) and before the label-error rule.
 """
 
 from __future__ import annotations
@@ -16,7 +22,14 @@ import numpy as np
 import pandas as pd
 
 from quality_assets.issue_types import issue_types
-from quality_assets.splits import EVAL_SPLITS
+from quality_assets.scores.component_policies import ComponentPolicy, component_decisions
+from quality_assets.splits import EVAL_SPLITS, TRUSTED_SPLITS
+
+# Where the component policies sit among the issue types' `cleaning_order`s: drops after off-topic
+# (10) and leakage (20) and before the near-duplicate dedupe (30); relabels after it and before
+# label errors (40).
+COMPONENT_DROPS_ORDER = 25
+COMPONENT_RELABELS_ORDER = 35
 
 
 @dataclass(frozen=True)
@@ -27,6 +40,30 @@ class CleaningPolicy:
     relabel_confidence: float = 0.8      # relabel a flagged label error at or above this vote share
     unconfident_label_errors: str = "drop"  # drop | keep
     touch_eval_splits: bool = False      # never drop/relabel val/test rows unless asked
+    # Component policies over duplicate groups (scores/component_policies.py), all off by default.
+    prune_bad_components: bool = False
+    component_variance_threshold: float = 0.45
+    component_variance_kind: str = "plain"  # plain | geometric | cubic
+    prune_component_images: bool = False
+    component_image_min_ratio: float = 0.5
+    intersect_component_labels: bool = False
+    prune_component_labels: bool = False
+    component_label_min_ratio: float = 0.5
+
+    def __post_init__(self) -> None:
+        self.component_policy()  # a bad kind or ratio fails here, naming the field
+
+    def component_policy(self) -> ComponentPolicy:
+        return ComponentPolicy(
+            prune_bad_components=self.prune_bad_components,
+            variance_threshold=self.component_variance_threshold,
+            variance_kind=self.component_variance_kind,
+            prune_images=self.prune_component_images,
+            image_min_ratio=self.component_image_min_ratio,
+            intersect_labels=self.intersect_component_labels,
+            prune_labels=self.prune_component_labels,
+            label_min_ratio=self.component_label_min_ratio,
+        )
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -81,7 +118,9 @@ def apply_policy(frame: pd.DataFrame, policy: CleaningPolicy, reviews: pd.DataFr
     new_label = frame["label"].to_numpy(dtype=object).copy()
     decided = np.zeros(n, dtype=bool)
     is_eval = frame["split"].isin(EVAL_SPLITS).to_numpy()
-    mutable = ~is_eval | policy.touch_eval_splits
+    # The trusted label book is never cleaned, not even when the eval splits may be.
+    is_trusted = frame["split"].isin(TRUSTED_SPLITS).to_numpy()
+    mutable = (~is_eval | policy.touch_eval_splits) & ~is_trusted
 
     if reviews is not None and len(reviews):
         latest = reviews.sort_values("decided_at").groupby("sample_id").tail(1).set_index("sample_id")
@@ -97,15 +136,39 @@ def apply_policy(frame: pd.DataFrame, policy: CleaningPolicy, reviews: pd.DataFr
                 reason[i] = f"review: {what} ({review_issue[i]})"
             decided |= mask
 
-    rules = sorted((t for t in issue_types() if t.cleaning_order is not None), key=lambda t: t.cleaning_order)
-    for issue_type in rules:
-        for decision in issue_type.cleaning(frame, policy, mutable):
-            chosen = np.asarray(decision.mask, dtype=bool) & ~decided
-            if decision.new_label is not None:
-                new_label[chosen] = np.asarray(decision.new_label, dtype=object)[chosen]
-            action[chosen] = decision.action
-            reason[chosen] = decision.reason
-            decided |= chosen
+    def apply(mask: np.ndarray, what: str, why: np.ndarray | str, label: np.ndarray | None = None) -> None:
+        nonlocal decided
+        chosen = np.asarray(mask, dtype=bool) & ~decided
+        if label is not None:
+            new_label[chosen] = np.asarray(label, dtype=object)[chosen]
+        action[chosen] = what
+        reason[chosen] = why[chosen] if isinstance(why, np.ndarray) else why
+        decided |= chosen
+
+    components = policy.component_policy()
+    rules: list[tuple[int, object]] = [(t.cleaning_order, t) for t in issue_types() if t.cleaning_order is not None]
+    if components.active:
+        rules += [(COMPONENT_DROPS_ORDER, "component drops"), (COMPONENT_RELABELS_ORDER, "component relabels")]
+    component = None
+    for _, rule in sorted(rules, key=lambda r: r[0]):
+        if isinstance(rule, str) and rule == "component drops":
+            # Shares count the members still in play, under their labels so far (a review's relabel).
+            groups = (frame["duplicate_group"].fillna(-1).to_numpy(np.int64) if "duplicate_group" in frame.columns
+                      else np.full(n, -1, dtype=np.int64))
+            component = component_decisions(groups, new_label,
+                                            components, counted=~(decided & (action == "drop")))
+            gone = (component.action == "drop") & mutable & ~decided
+            apply(gone, "drop", component.reason)
+            # The dedupe then picks its representative among the members that are left.
+            if gone.any():
+                frame = frame.assign(duplicate_group=np.where(gone, -1, groups))
+            continue
+        if isinstance(rule, str) and rule == "component relabels":
+            if component is not None:
+                apply((component.action == "relabel") & mutable, "relabel", component.reason, component.new_label)
+            continue
+        for decision in rule.cleaning(frame, policy, mutable):
+            apply(decision.mask, decision.action, decision.reason, decision.new_label)
 
     return pd.DataFrame({
         "sample_id": frame["sample_id"].to_numpy(),

@@ -31,7 +31,12 @@ def _print_outcome(outcome: AuditOutcome) -> None:
     print(f"run {outcome.run_id}: {'succeeded' if outcome.success else 'FAILED'}")
     if outcome.materialized:
         print("materialized: " + ", ".join(dict.fromkeys(outcome.materialized)))
+    from quality_assets.scores.drop_shift import DROP_CHECK_NAMES
+
     for check in outcome.checks:
+        if check.name in DROP_CHECK_NAMES and not check.passed:
+            print(f"  WARN {check.description}")  # "drop <id>: <what differs>"
+            continue
         if check.passed:
             status = "passed"
         elif check.stops_run:
@@ -193,6 +198,50 @@ def _export_dataset(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_diff(args: argparse.Namespace) -> int:
+    from quality_assets.store import Store
+    from quality_assets.version_diff import SCORE, SPLIT, DiffError, diff_versions, format_diff, kind_of
+
+    if len(args.versions) not in (0, 2):
+        print("error: give two versions (OLD NEW) or none (the previous and the latest)", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        with Store(_home(args.home)).connect(read_only=True) as conn:
+            if args.versions:
+                kind = kind_of(conn, args.versions[0])
+                if kind is None:
+                    raise DiffError(f"{args.versions[0]!r} is neither a score version nor a cleaned split version")
+                print(format_diff(diff_versions(conn, kind, *args.versions, limit=args.limit)))
+                return EXIT_OK
+            # Neither given: each kind that has two versions, previous against latest.
+            shown = []
+            for kind in (SCORE, SPLIT):
+                try:
+                    shown.append(format_diff(diff_versions(conn, kind, limit=args.limit)))
+                except DiffError as error:
+                    shown.append(f"no diff of the {kind} versions: {error}")
+    except (DiffError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    print("\n\n".join(shown))
+    return EXIT_OK
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    from quality_assets.pruning import prune_versions
+    from quality_assets.store import Store
+
+    try:
+        with Store(_home(args.home)).connect() as conn:
+            pruned = prune_versions(conn, args.keep)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"kept the {args.keep} newest versions; rows deleted for {pruned['graphs']} graph, "
+          f"{pruned['score_runs']} score and {pruned['splits']} cleaned split versions")
+    return EXIT_OK
+
+
 def cmd_app(args: argparse.Namespace) -> int:
     from quality_assets.app.web import serve
 
@@ -310,6 +359,20 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     report.add_argument("--out", help="output file (default HOME/report/index.html)")
     report.set_defaults(func=cmd_report)
 
+    diff = sub.add_parser("diff", help="issues new and resolved between two score versions, and cleaning actions "
+                          "changed between two cleaned split versions (default: the previous and the latest)")
+    diff.add_argument("versions", nargs="*", metavar="VERSION",
+                      help="two score versions or two cleaned split versions (unique prefixes do)")
+    diff.add_argument("--home")
+    diff.add_argument("--limit", type=int, default=10, help="rows shown per issue type and change")
+    diff.set_defaults(func=cmd_diff)
+
+    prune = sub.add_parser("prune", help="delete the rows of all but the newest graph, score and cleaned split "
+                           "versions (every version is kept otherwise; the current graphs always stay)")
+    prune.add_argument("--home")
+    prune.add_argument("--keep", type=int, required=True, help="versions kept of each (at least 1)")
+    prune.set_defaults(func=cmd_prune)
+
     bench = sub.add_parser(
         "bench", help="the SelfClean contamination benchmark against peers (needs `pip install .[bench]`); "
         "options after it go to the benchmark, e.g. --datasets mnist --peers all; with --matrix: the "
@@ -360,6 +423,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr, flush=True)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # `qaudit diff | head`: the reader left; not an error of ours. Point stdout at devnull so
+        # the interpreter's final flush does not raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

@@ -44,6 +44,8 @@ __all__ = [
     "ProgressFn",
     "build_knn_graph",
     "exact_knn",
+    "update_knn_graph",
+    "update_knn_rows",
 ]
 
 # Measured in docs/benchmarks/knn_scores.md: exact search grows with N^2 (68 CPU-s at 100k x 128,
@@ -449,3 +451,106 @@ def build_knn_graph(
     finally:
         if threads is not None:
             faiss.omp_set_num_threads(previous_threads)
+
+
+def update_knn_rows(
+    old_neighbors: np.ndarray,
+    old_distances: np.ndarray,
+    old_query_positions: np.ndarray,
+    old_base_positions: np.ndarray,
+    vectors: np.ndarray,
+    query_positions: np.ndarray,
+    *,
+    chunk_rows: int = _CHUNK_ROWS,
+) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
+    """k nearest other rows of `vectors` for the rows `query_positions`, from an earlier result.
+
+    The earlier result listed, for each old query, its k nearest entries of an old base set:
+    old_neighbors / old_distances [n_old, k] in old base positions. old_query_positions[i] is old
+    query i's row in `vectors` (-1: gone), old_base_positions[j] the row of old base entry j (-1:
+    gone). Rows of `vectors` no old base entry maps to are new. New queries, and old ones that lost
+    a neighbour, are searched exactly against every vector; every other old query keeps its list,
+    merged with its nearest new vectors. Returns neighbours and distances [len(query_positions), k]
+    in query order (ties ordered by position, as `build_knn_graph` orders them) and counts.
+    """
+    x = vectors
+    n, k = x.shape[0], old_neighbors.shape[1]
+    query_positions = np.asarray(query_positions, dtype=np.int64)
+    old_query_positions = np.asarray(old_query_positions, dtype=np.int64)
+    old_base_positions = np.asarray(old_base_positions, dtype=np.int64)
+    if old_query_positions.shape != (old_neighbors.shape[0],):
+        raise ValueError(f"old_positions needs one entry per old node ({old_neighbors.shape[0]}), "
+                         f"got {old_query_positions.shape}")
+    for positions in (old_query_positions, old_base_positions):
+        present = positions[positions >= 0]
+        if present.size and (present.max() >= n or np.unique(present).size != present.size):
+            raise ValueError("old_positions must map old nodes to distinct rows of vectors")
+    output = np.full(n, -1, dtype=np.int64)
+    output[query_positions] = np.arange(query_positions.size)
+    is_old = np.zeros(n, dtype=bool)
+    is_old[old_base_positions[old_base_positions >= 0]] = True
+    added = np.flatnonzero(~is_old)
+
+    nb = np.empty((query_positions.size, k), dtype=np.int64)
+    dist = np.empty((query_positions.size, k), dtype=np.float32)
+    kept = (old_query_positions >= 0) & (output[np.maximum(old_query_positions, 0)] >= 0)
+    rows = old_query_positions[kept]
+    mapped = old_base_positions[old_neighbors[kept]]
+    lost = (mapped < 0).any(axis=1)
+    clean_rows, clean_nb, clean_d = rows[~lost], mapped[~lost], old_distances[kept][~lost]
+    for start in range(0, clean_rows.size, chunk_rows):
+        stop = min(clean_rows.size, start + chunk_rows)
+        merged_nb, merged_d = clean_nb[start:stop], clean_d[start:stop]
+        if added.size:
+            sims, ids = faiss.knn(x[clean_rows[start:stop]], x[added], min(k, int(added.size)),
+                                  metric=faiss.METRIC_INNER_PRODUCT)
+            new_d = np.clip((1.0 - sims.astype(np.float64)) / 2.0, 0.0, 1.0).astype(np.float32)
+            merged_nb, merged_d = np.hstack([merged_nb, added[ids]]), np.hstack([merged_d, new_d])
+        merged_nb, merged_d = _sort_rows(merged_nb, merged_d)
+        nb[output[clean_rows[start:stop]]], dist[output[clean_rows[start:stop]]] = merged_nb[:, :k], merged_d[:, :k]
+    done = np.zeros(query_positions.size, dtype=bool)
+    done[output[clean_rows]] = True
+    searched = query_positions[~done]
+    if searched.size:
+        nb[~done], dist[~done] = _sort_rows(*exact_knn(x, searched, k, chunk_rows=chunk_rows))
+    counts = {"added": int(added.size), "removed": int((old_base_positions < 0).sum()),
+              "searched": int(searched.size), "merged": int(clean_rows.size)}
+    return nb, dist, counts
+
+
+def update_knn_graph(
+    old: KnnGraph,
+    old_positions: np.ndarray,
+    vectors: np.ndarray,
+    *,
+    seed: int = 0,
+    recall_sample: int = 1000,
+    chunk_rows: int = _CHUNK_ROWS,
+) -> KnnGraph:
+    """The graph of `vectors` from `old`, the graph of an earlier set that shares most rows.
+
+    old_positions[i]: row of old node i in `vectors`, or -1 when that node left. Rows of
+    `vectors` no old node maps to are new. New rows, and old rows that lost a neighbour, are
+    searched exactly against every vector; every other old row keeps its list, merged with its
+    nearest new vectors (an exact search of those rows against the new ones only). Cost
+    O((n_new + n_lost) N d + N n_new d) instead of a rebuild's.
+
+    For a flat (exact) `old` the result equals a fresh exact build up to ties. For an approximate
+    one the searched rows are exact and the kept rows keep their approximate lists; the recall is
+    measured again on `recall_sample` random rows, as a fresh build measures it.
+    """
+    x = _check_vectors(vectors, old.k)
+    n, k = x.shape[0], old.k
+    t0 = time.perf_counter()
+    nb, dist, counts = update_knn_rows(old.neighbors, old.distances, old_positions, old_positions, x,
+                                       np.arange(n), chunk_rows=chunk_rows)
+    params: dict[str, Any] = {**old.params, "n": n,
+                              "incremental": {**counts, "seconds": round(time.perf_counter() - t0, 3)}}
+    recall: float | None = None
+    if old.index_kind != "flat" and recall_sample > 0:
+        eval_ids = np.sort(np.random.default_rng(seed).permutation(n)[: min(n, int(recall_sample))])
+        _, exact_d = exact_knn(x, eval_ids, k)
+        recall = _recall(nb[eval_ids], dist[eval_ids], exact_d)
+        params["recall_sample"] = int(eval_ids.size)
+    params["seconds"] = round(time.perf_counter() - t0, 3)
+    return KnnGraph(nb, dist, old.index_kind, recall, params).validate()

@@ -252,21 +252,11 @@ def embed_missing(target: Store | duckdb.DuckDBPyConnection, store: Store, model
     chunk's vectors (one short transaction each), never while the model runs. Images are read
     through their recorded hash; a sample whose file changed gets no vector and is superseded.
     """
-    from quality_assets.imaging import VerifiedFiles
-
     with session(target) as conn:
         missing = run_query(conn, "samples_missing_embeddings", model_version=model.model_version)
-    embedder = make_embedder_for(model.row, store)
     started = time.perf_counter()
     done = 0
-    for start in range(0, len(missing), EMBED_CHUNK):
-        chunk = missing.iloc[start:start + EMBED_CHUNK]
-        changed: dict = {}
-        if model.embedder_kind == "precomputed":
-            keys = list(chunk.path)
-        else:
-            keys = VerifiedFiles.from_frame(chunk, changed)
-        vectors = embedder.embed(keys)
+    for listed, chunk, vectors, changed in _embedded_chunks(missing, model, store):
         _check_vectors(vectors, len(chunk))
         fault_point("embed:chunk")
         keep = ~chunk.sample_id.isin(list(changed)).to_numpy()
@@ -285,11 +275,34 @@ def embed_missing(target: Store | duckdb.DuckDBPyConnection, store: Store, model
                 raise
         done += int(keep.sum())
         if progress:
-            progress(start + len(chunk), len(missing))
+            progress(listed, len(missing))
     seconds = time.perf_counter() - started
     with session(target) as conn:
         total = int(run_query(conn, "count_embeddings", model_version=model.model_version).n[0])
     return EmbedStats(model.model_version, done, total, seconds)
+
+
+def _embedded_chunks(missing: pd.DataFrame, model: ModelRecord, store: Store):
+    """(rows done so far, chunk, its vectors, changed samples) per chunk of `missing`: on the Ray
+    cluster QUALITY_RAY_ADDRESS names (quality_assets.distributed), else in this process."""
+    from quality_assets.distributed.engine import ray_address
+    from quality_assets.imaging import VerifiedFiles
+
+    address = ray_address()
+    if address and model.embedder_kind != "precomputed":  # precomputed is a lookup: nothing to spread
+        from quality_assets.distributed.embedding import embed_on_ray
+
+        yield from embed_on_ray(address, missing, model.row, store.home, chunk_rows=EMBED_CHUNK)
+        return
+    embedder = make_embedder_for(model.row, store)
+    for start in range(0, len(missing), EMBED_CHUNK):
+        chunk = missing.iloc[start:start + EMBED_CHUNK]
+        changed: dict = {}
+        if model.embedder_kind == "precomputed":
+            keys = list(chunk.path)
+        else:
+            keys = VerifiedFiles.from_frame(chunk, changed)
+        yield start + len(chunk), chunk, embedder.embed(keys), changed
 
 
 @dataclass

@@ -88,12 +88,24 @@ def _config_error_reason(error, known: dict) -> str:
     return message
 
 
+DAGSTER_YAML_ENV = "QUALITY_DAGSTER_YAML"
+
+
 def prepare_environment(home: Path) -> Path:
-    """Point QUALITY_HOME and DAGSTER_HOME at the home; install the instance's dagster.yaml."""
+    """Point QUALITY_HOME and DAGSTER_HOME at the home; install the instance's dagster.yaml.
+
+    `QUALITY_DAGSTER_YAML` names another instance file to install instead of the repository's
+    `dagster.yaml` (e.g. `dagster_postgres.yaml`: runs and events in PostgreSQL)."""
     home = home.resolve()
     dagster_home = Path(os.environ.get("DAGSTER_HOME") or home / "dagster").resolve()
     dagster_home.mkdir(parents=True, exist_ok=True)
+    chosen = os.environ.get(DAGSTER_YAML_ENV, "").strip()
     template = REPO_ROOT / "dagster.yaml"
+    if chosen:
+        template = next((p for p in (Path(chosen), REPO_ROOT / chosen) if p.is_file()), None)
+        if template is None:
+            raise ValueError(f"{DAGSTER_YAML_ENV}={chosen!r}: no such file (relative paths are tried from the "
+                             f"working directory and from {REPO_ROOT})")
     target = dagster_home / "dagster.yaml"
     if template.is_file() and (not target.exists() or target.read_bytes() != template.read_bytes()):
         shutil.copyfile(template, target)

@@ -28,7 +28,7 @@ from quality_assets.imaging import (
     ImageRejected,
     inspect_image,
 )
-from quality_assets.splits import EVAL_SPLITS, KNOWN_SPLITS
+from quality_assets.splits import EVAL_SPLITS, KNOWN_SPLITS, LABELLED_SPLITS
 
 __all__ = [
     "ACCEPTED_COLUMNS",
@@ -333,8 +333,8 @@ def _csv_candidates(
             )
             continue
         labels = _parse_labels(row, has_labels, has_label)
-        if not labels and split == "train":
-            rejections.add(path, "missing_label", f"line {line_no}: train row without a label")
+        if not labels and split in LABELLED_SPLITS:
+            rejections.add(path, "missing_label", f"line {line_no}: {split} row without a label")
             continue
 
         full = data_root / path
@@ -379,6 +379,14 @@ def _inspect_all(
 ) -> list[tuple[bool, Any, str]]:
     total = len(candidates)
     jobs = [(str(c.full_path), max_pixels, max_bytes) for c in candidates]
+    from quality_assets.distributed.engine import ray_address
+
+    address = ray_address()
+    if address and total:
+        # A configured Ray cluster reads and inspects the files; same outcomes, same order.
+        from quality_assets.distributed.ingest import inspect_on_ray
+
+        return inspect_on_ray(address, jobs, progress=progress)
     results: list[tuple[bool, Any, str]] = []
     if progress is not None:
         progress(0, total)

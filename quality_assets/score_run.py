@@ -1,23 +1,45 @@
-"""Run every score on the current graph and persist a versioned score run; build the cleaned split."""
+"""Run every score on the current graph and persist a versioned score run; build the cleaned split.
+
+Both versions are hashes of their inputs (graph versions, manifest, config or policy, reviews, code
+version), computed before the work: a version already stored is marked current (it becomes the
+newest, which the public views read) and returned with `reused = True`. The scores are global
+(calibrated cuts, the off-topic dendrogram), so a changed graph means a full re-score on it.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import duckdb
 import numpy as np
 import pandas as pd
 
 from quality_assets.cleaning import CleaningPolicy, apply_policy, cleaning_frame
+from quality_assets.code_version import code_version
 from quality_assets.issue_types import View
-from quality_assets.pixel_view import search_vectors
+from quality_assets.pixel_view import THUMBNAIL_SIZE, search_vectors
 from quality_assets.property_view import property_vectors
 from quality_assets.representation import load_thumbnails, load_vectors
-from quality_assets.view_graphs import load_graph, load_pixel_views, load_view_graph
+from quality_assets.view_graphs import load_graph, load_pixel_views, load_view_graph, planned_view_versions
+from quality_assets.scores.pixel_copies import VerifiedPairMemo
 from quality_assets.scoring import ScoreConfig, ScoreOutputs, compute_scores, summary_json
 from quality_assets.store import insert_df, run_query
+
+
+# Editing these modules (or what they import) makes the next run score again / clean again.
+SCORE_CODE_ROOTS = ("quality_assets.scoring", "quality_assets.issue_types", "quality_assets.pixel_view",
+                    "quality_assets.property_view")
+SCORE_SQL = ("manifest_for_scoring",)
+SPLIT_CODE_ROOTS = ("quality_assets.cleaning",)
+# A stored pixel verdict is read back only under the same verifier code and thumbnail size.
+VERIFIER_CODE_ROOTS = ("quality_assets.scores.pixel_copies",)
+
+
+def verifier_version() -> str:
+    return f"{code_version(*VERIFIER_CODE_ROOTS)}-{THUMBNAIL_SIZE}"
+SPLIT_SQL = ("cleaning_inputs", "cleaning_flags", "review_decisions_all")
 
 
 @dataclass
@@ -26,13 +48,32 @@ class ScoreRun:
     graph_version: str
     model_version: str
     manifest_version: str
-    outputs: ScoreOutputs
+    outputs: ScoreOutputs | None  # None when a stored version was reused
+    summary: dict = field(default_factory=dict)
+    n_issue_rows: int = 0
+    reused: bool = False
 
 
-def run_scores(conn: duckdb.DuckDBPyConnection, config: ScoreConfig) -> ScoreRun:
+def _score_version(view_versions: str, manifest_version: str, config: ScoreConfig) -> str:
+    return hashlib.sha256("|".join([
+        view_versions, manifest_version, json.dumps(config.to_dict(), sort_keys=True),
+        code_version(*SCORE_CODE_ROOTS, sql=SCORE_SQL)]).encode()).hexdigest()[:16]
+
+
+def run_scores(conn: duckdb.DuckDBPyConnection, config: ScoreConfig, *, reuse: bool = True) -> ScoreRun:
+    manifest_version = str(run_query(conn, "manifest_version").manifest_version[0])
+    planned = planned_view_versions(conn, manifest_version)
+    if reuse and planned is not None:
+        stored = run_query(conn, "stored_score_run", score_version=_score_version(planned[1], manifest_version, config))
+        if not stored.empty:
+            row = stored.iloc[0]
+            run_query(conn, "mark_score_run_current", score_version=row.score_version)
+            return ScoreRun(str(row.score_version), str(row.graph_version), str(row.model_version),
+                            str(row.manifest_version), None, json.loads(row.summary_json or "{}"),
+                            int(row.n_issue_rows), True)
+
     sample_ids, graph, graph_version, model_version = load_graph(conn)
     manifest = run_query(conn, "manifest_for_scoring")
-    manifest_version = str(run_query(conn, "manifest_version").manifest_version[0])
     if set(manifest.sample_id) != set(sample_ids):
         raise ValueError("the kNN graph does not cover the current manifest: materialize knn_graph first")
     vector_ids, vectors = load_vectors(conn, model_version)
@@ -47,14 +88,16 @@ def run_scores(conn: duckdb.DuckDBPyConnection, config: ScoreConfig) -> ScoreRun
     view_versions = f"{graph_version}+{pixel_versions}+{property_version}"
     if copy_candidates is None:
         copy_candidates = (np.empty(0, np.int64),) * 3  # no stored candidates: none are searched here
+    # Pairs verified by an earlier run are read back: a drop verifies only the pairs it brings.
+    verifications = VerifiedPairMemo(sample_ids, run_query(conn, "pair_verifications_for",
+                                                           verifier_version=verifier_version()))
     outputs = compute_scores(sample_ids, graph, manifest, config, vectors=vectors,
                              thumbnails=thumbnails if thumbnail_known.any() else None,
                              thumbnail_known=thumbnail_known, pixel=pixel, properties=properties,
                              copy_candidates=copy_candidates,
-                             build_missing_views=False)
-    score_version = hashlib.sha256(
-        f"{view_versions}|{manifest_version}|{json.dumps(config.to_dict(), sort_keys=True)}".encode()
-    ).hexdigest()[:16]
+                             build_missing_views=False, pair_verifier=verifications)
+    outputs.summary.update(pairs_verified_now=verifications.n_verified, pair_verdicts_reused=verifications.n_reused)
+    score_version = _score_version(view_versions, manifest_version, config)
 
     conn.execute("BEGIN TRANSACTION")
     try:
@@ -63,6 +106,13 @@ def run_scores(conn: duckdb.DuckDBPyConnection, config: ScoreConfig) -> ScoreRun
         insert_df(conn, "pair_scores", outputs.pair_rows.assign(score_version=score_version))
         insert_df(conn, "duplicate_groups", outputs.groups.assign(score_version=score_version))
         insert_df(conn, "class_confusion", outputs.confusion.assign(score_version=score_version))
+        new_verdicts = verifications.new_rows()
+        if len(new_verdicts):
+            conn.register("_new_pair_verifications", new_verdicts)
+            try:
+                run_query(conn, "insert_pair_verifications", verifier_version=verifier_version())
+            finally:
+                conn.unregister("_new_pair_verifications")
         run_query(conn, "insert_score_run", score_version=score_version, graph_version=graph_version,
                   model_version=model_version, manifest_version=manifest_version,
                   config_json=json.dumps(config.to_dict(), sort_keys=True), summary_json=summary_json(outputs))
@@ -70,7 +120,8 @@ def run_scores(conn: duckdb.DuckDBPyConnection, config: ScoreConfig) -> ScoreRun
     except Exception:
         conn.execute("ROLLBACK")
         raise
-    return ScoreRun(score_version, graph_version, model_version, manifest_version, outputs)
+    return ScoreRun(score_version, graph_version, model_version, manifest_version, outputs,
+                    json.loads(summary_json(outputs)), len(outputs.issue_rows), False)
 
 
 @dataclass
@@ -79,20 +130,27 @@ class SplitRun:
     score_version: str
     counts: dict
     split: pd.DataFrame
+    reused: bool = False
 
 
-def build_cleaned_split(conn: duckdb.DuckDBPyConnection, policy: CleaningPolicy) -> SplitRun:
+def build_cleaned_split(conn: duckdb.DuckDBPyConnection, policy: CleaningPolicy, *, reuse: bool = True) -> SplitRun:
     latest = run_query(conn, "latest_score_run")
     if latest.empty:
         raise ValueError("no score run yet: materialize issue_scores first")
     run = latest.iloc[0]
-    inputs = cleaning_frame(run_query(conn, "cleaning_inputs"), run_query(conn, "cleaning_flags"))
     reviews = run_query(conn, "review_decisions_all")
-    split = apply_policy(inputs, policy, reviews)
     review_stamp = str(reviews.decided_at.max()) if len(reviews) else ""
-    split_version = hashlib.sha256(
-        f"{run.score_version}|{json.dumps(policy.to_dict(), sort_keys=True)}|{len(reviews)}|{review_stamp}".encode()
-    ).hexdigest()[:16]
+    split_version = hashlib.sha256("|".join([
+        str(run.score_version), json.dumps(policy.to_dict(), sort_keys=True), str(len(reviews)), review_stamp,
+        code_version(*SPLIT_CODE_ROOTS, sql=SPLIT_SQL)]).encode()).hexdigest()[:16]
+    if reuse:
+        stored = run_query(conn, "stored_split_version", split_version=split_version)
+        if not stored.empty:
+            run_query(conn, "mark_split_version_current", split_version=split_version)
+            return SplitRun(split_version, str(run.score_version), json.loads(stored.counts_json[0]),
+                            run_query(conn, "split_rows", split_version=split_version), True)
+    inputs = cleaning_frame(run_query(conn, "cleaning_inputs"), run_query(conn, "cleaning_flags"))
+    split = apply_policy(inputs, policy, reviews)
     counts = {
         "by_action": {k: int(v) for k, v in split.action.value_counts().items()},
         "by_reason": {k: int(v) for k, v in split.reason.value_counts().items()},

@@ -103,7 +103,7 @@ def compute_scores(sample_ids: list[str], graph: KnnGraph, manifest: pd.DataFram
                    thumbnails: np.ndarray | None = None, thumbnail_known: np.ndarray | None = None, *,
                    pixel: View | None = None, properties: View | None = None,
                    copy_candidates: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
-                   build_missing_views: bool = True) -> ScoreOutputs:
+                   build_missing_views: bool = True, pair_verifier=None) -> ScoreOutputs:
     """Run every registered issue type. `manifest` rows, `vectors` and `thumbnails` must be aligned
     with `sample_ids` (the graph's node order).
 
@@ -111,6 +111,8 @@ def compute_scores(sample_ids: list[str], graph: KnnGraph, manifest: pd.DataFram
     (the stored thumbnail copy candidates) come from the representation stage; when the views are
     missing (and, for the pixel view, every sample has a thumbnail) they are built here (the lab and small callers rely on that) unless
     `build_missing_views` is off (the service: its views are the representation stage's outputs).
+    `pair_verifier`: what verifies candidate pairs on the thumbnails (default
+    `scores.pixel_copies.verify_pairs`; the service passes a `VerifiedPairMemo` over earlier runs).
     """
     config = config or ScoreConfig()
     ids = np.asarray(sample_ids, dtype=object)
@@ -128,7 +130,7 @@ def compute_scores(sample_ids: list[str], graph: KnnGraph, manifest: pd.DataFram
     if properties is not None:
         views["properties"] = properties
     inputs = ScoringInputs(ids, manifest, views, thumbnails=thumbnails, thumbnail_known=thumbnail_known,
-                           copy_candidates=copy_candidates)
+                           copy_candidates=copy_candidates, pair_verifier=pair_verifier)
 
     found: dict[str, IssueResult] = {}
     rows, pair_frames, groups, confusions = [], [], [], []

@@ -1,8 +1,11 @@
 """The example training consumer: a linear probe on the embeddings, raw split vs cleaned split.
 
-Both probes are evaluated on the same held-out set, the cleaned eval split (eval rows the policy
-kept, with their given labels), so the difference measures what cleaning the *training* data did,
-the third question of the SelfClean paper.
+Both probes are evaluated on the same held-out set, so the difference measures what cleaning the
+*training* data did, the third question of the SelfClean paper: the `trusted` split (the label
+book, never touched by cleaning) when there is one, else the cleaned eval split (eval rows the
+policy kept, with their given labels). Only the train split is trained on. The probe reads the same
+frozen embeddings the audit scored, so it can hardly show the effect of cleaning; the CNN consumer
+(`quality_assets.consumer_cnn`) trains on the pixels and can.
 
 Multi-label data (any label with more than one tag): the probe is one-vs-rest, one logistic
 regression per tag, and a prediction is the set of tags whose model says yes. `accuracy_*` is then
@@ -20,7 +23,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.multiclass import OneVsRestClassifier
 
 from quality_assets.scores.multi_label import is_multi_label, tag_matrix
-from quality_assets.splits import EVAL_SPLITS
+from quality_assets.splits import EVAL_SPLITS, TRAIN_SPLITS, TRUSTED_SPLITS
 
 
 @dataclass
@@ -33,6 +36,7 @@ class ProbeResult:
     multi_label: bool = False
     tag_accuracy_raw: float = float("nan")       # multi-label: per-(sample, tag) accuracy
     tag_accuracy_cleaned: float = float("nan")
+    eval_set: str = "cleaned eval"             # or "trusted"
 
     @property
     def improvement(self) -> float:
@@ -42,20 +46,25 @@ class ProbeResult:
 def train_probes(frame: pd.DataFrame, vectors: np.ndarray, *, seed: int = 0, max_iter: int = 500) -> ProbeResult:
     """`frame`: split, label (cleaned), original_label, action per row of `vectors`."""
     is_eval = frame["split"].isin(EVAL_SPLITS).to_numpy()
+    is_trusted = frame["split"].isin(TRUSTED_SPLITS).to_numpy() & frame["original_label"].notna().to_numpy()
+    is_train = frame["split"].isin(TRAIN_SPLITS).to_numpy()
     kept = (frame["action"] != "drop").to_numpy()
-    raw_train = (~is_eval) & frame["original_label"].notna().to_numpy()
-    clean_train = (~is_eval) & kept & frame["label"].notna().to_numpy()
-    evaluation = is_eval & kept & frame["original_label"].notna().to_numpy()
+    raw_train = is_train & frame["original_label"].notna().to_numpy()
+    clean_train = is_train & kept & frame["label"].notna().to_numpy()
+    evaluation = is_trusted if is_trusted.any() else is_eval & kept & frame["original_label"].notna().to_numpy()
     if evaluation.sum() == 0:
-        raise ValueError("no labelled eval samples: the probe needs a val or test split")
+        raise ValueError("no labelled eval samples: the probe needs a trusted, val or test split")
     if raw_train.sum() == 0 or clean_train.sum() == 0:
         raise ValueError("no labelled train samples to train the probe on")
 
     original = frame["original_label"].to_numpy(dtype=object)
     cleaned = frame["label"].to_numpy(dtype=object)
+    eval_set = "trusted" if is_trusted.any() else "cleaned eval"
     if is_multi_label(np.concatenate([original, cleaned])):
-        return _multi_label_probes(vectors, original, cleaned, raw_train, clean_train, evaluation,
-                                   seed=seed, max_iter=max_iter)
+        result = _multi_label_probes(vectors, original, cleaned, raw_train, clean_train, evaluation,
+                                     seed=seed, max_iter=max_iter)
+        result.eval_set = eval_set
+        return result
 
     def fit_score(mask: np.ndarray, labels: np.ndarray) -> float:
         if len(np.unique(labels[mask])) < 2:
@@ -67,7 +76,7 @@ def train_probes(frame: pd.DataFrame, vectors: np.ndarray, *, seed: int = 0, max
     return ProbeResult(
         n_train_raw=int(raw_train.sum()), n_train_cleaned=int(clean_train.sum()), n_eval=int(evaluation.sum()),
         accuracy_raw=fit_score(raw_train, original),
-        accuracy_cleaned=fit_score(clean_train, cleaned),
+        accuracy_cleaned=fit_score(clean_train, cleaned), eval_set=eval_set,
     )
 
 

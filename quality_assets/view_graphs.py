@@ -1,9 +1,15 @@
 """Every stored view's graph on the store: the SSL embedding's kNN graph, the pixel view's graph and
 copy-candidate pairs (from the thumbnails), the property view's graph (from the ingest statistics).
 
-Each graph is an edge table (`knn_edges`) with a row in `knn_graphs` whose `view` names it; its
-version is the content of its inputs, so an identical rebuild gives the same version. The scores
-read these graphs (`load_graph`, `load_pixel_views`, `load_view_graph`) and never rebuild them.
+Each graph is an edge table (`knn_edges`) with a row in `knn_graphs` whose `view` names it, and
+`current_graphs` names the one each view's scores read; every version keeps its edges. A version
+is a hash of the graph's inputs (source version, active manifest, parameters, code version),
+computed before any work: a re-run that finds its version stored marks it current and returns.
+When samples were only added (or a few removed) under the same inputs, a kNN view (and the copy
+candidates' two searches) is updated from its current graph (`knn.update_knn_graph`,
+`knn.update_knn_rows`) instead of rebuilt; the property view is always rebuilt (its vectors are
+scaled by the whole set). The scores read these graphs
+(`load_graph`, `load_pixel_views`, `load_view_graph`) and never rebuild them.
 """
 
 from __future__ import annotations
@@ -18,9 +24,18 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from quality_assets.code_version import code_version
 from quality_assets.pixel_view import THUMBNAIL_SIZE
 from quality_assets.representation import load_thumbnails, load_vectors
 from quality_assets.store import run_query, run_query_arrow
+
+# A stage's version includes this: editing the graph code (or anything it imports) rebuilds the graphs.
+GRAPH_CODE_ROOTS = ("quality_assets.view_graphs",)
+GRAPH_SQL = ("embeddings_for_model", "thumbnails_for_size", "manifest_for_scoring")
+# Above this share of changed nodes (added + removed) a graph is rebuilt rather than updated: the
+# update searches the changed rows against every vector, which stops being cheaper than an index.
+INCREMENTAL_MAX_FRACTION = 0.25
+
 
 @dataclass
 class GraphRecord:
@@ -33,17 +48,43 @@ class GraphRecord:
     seconds: float
     params: dict
     view: str = "ssl"
+    built: str = "full"  # full | incremental | reused (the stored version, marked current)
+
+    @property
+    def reused(self) -> bool:
+        return self.built == "reused"
 
 
-def _store_graph(conn: duckdb.DuckDBPyConnection, view: str, source_version: str, sample_ids: np.ndarray,
-                 neighbor_ids: np.ndarray, ranks: np.ndarray, distances: np.ndarray, *, k: int, index_kind: str,
-                 recall_at_k: float | None, params: dict, seconds: float) -> GraphRecord:
-    """Write one view's graph (edge rows: sample_id, neighbor_id, 1-based rank, distance) and its
-    knn_graphs row in one short transaction; the version is the content of the edges' inputs."""
-    graph_version = hashlib.sha256("|".join([
-        view, source_version, hashlib.sha256(",".join(map(str, sample_ids)).encode()).hexdigest(), str(k),
-        index_kind, json.dumps(params, sort_keys=True, default=str)]).encode()).hexdigest()[:16]
+def _graph_version(view: str, source_version: str, manifest_version: str, inputs: dict) -> str:
+    """The version of a graph from its inputs alone, known before anything is built."""
+    return hashlib.sha256("|".join([
+        view, source_version, manifest_version, code_version(*GRAPH_CODE_ROOTS, sql=GRAPH_SQL),
+        json.dumps(inputs, sort_keys=True, default=str)]).encode()).hexdigest()[:16]
+
+
+def _record_of(row, built: str) -> GraphRecord:
+    return GraphRecord(str(row.graph_version), str(row.model_version), int(row.n_nodes), int(row.k),
+                       str(row.index_kind), None if pd.isna(row.recall_at_k) else float(row.recall_at_k),
+                       float(row.seconds), json.loads(row.params_json or "{}"), str(row["view"]), built)
+
+
+def _reuse(conn: duckdb.DuckDBPyConnection, view: str, graph_version: str) -> GraphRecord | None:
+    """The stored graph of this version, marked current, or None when it is not stored whole."""
+    stored = run_query(conn, "stored_graph", graph_version=graph_version)
+    if stored.empty:
+        return None
+    run_query(conn, "mark_graph_current", view=view, graph_version=graph_version)
+    return _record_of(stored.iloc[0], "reused")
+
+
+def _store_graph(conn: duckdb.DuckDBPyConnection, view: str, graph_version: str, source_version: str,
+                 manifest_version: str, sample_ids: np.ndarray, neighbor_ids: np.ndarray, ranks: np.ndarray,
+                 distances: np.ndarray, *, k: int, index_kind: str, recall_at_k: float | None, params: dict,
+                 seconds: float, built: str = "full") -> GraphRecord:
+    """Write one view's graph (edge rows: sample_id, neighbor_id, 1-based rank, distance), its
+    knn_graphs row and its current mark in one short transaction. Older versions keep their edges."""
     n_nodes = len(np.unique(sample_ids)) if view == "pixel_copy" else len(sample_ids) // max(k, 1)
+    params = {**params, "built": built}
     edges = pa.table({
         "sample_id": pa.array(sample_ids, pa.string()),
         "neighbor_id": pa.array(neighbor_ids, pa.string()),
@@ -53,16 +94,19 @@ def _store_graph(conn: duckdb.DuckDBPyConnection, view: str, source_version: str
     conn.execute("BEGIN TRANSACTION")
     try:
         conn.register("_new_edges", edges)
-        run_query(conn, "replace_knn_edges", graph_version=graph_version, view=view)
+        run_query(conn, "replace_knn_edges", graph_version=graph_version)
         conn.unregister("_new_edges")
         run_query(conn, "insert_knn_graph", graph_version=graph_version, model_version=source_version,
                   n_nodes=n_nodes, k=k, index_kind=index_kind, recall_at_k=recall_at_k,
-                  params_json=json.dumps(params, sort_keys=True, default=str), seconds=seconds, view=view)
+                  params_json=json.dumps(params, sort_keys=True, default=str), seconds=seconds, view=view,
+                  manifest_version=manifest_version)
+        run_query(conn, "mark_graph_current", view=view, graph_version=graph_version)
         conn.execute("COMMIT")
     except Exception:
         conn.execute("ROLLBACK")
         raise
-    return GraphRecord(graph_version, source_version, n_nodes, k, index_kind, recall_at_k, seconds, params, view)
+    return GraphRecord(graph_version, source_version, n_nodes, k, index_kind, recall_at_k, seconds, params, view,
+                       built)
 
 
 def _knn_edges(ids: np.ndarray, graph) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -71,29 +115,76 @@ def _knn_edges(ids: np.ndarray, graph) -> tuple[np.ndarray, np.ndarray, np.ndarr
             np.tile(np.arange(1, kk + 1, dtype=np.int32), n), graph.distances.reshape(-1))
 
 
-def build_graph(conn: duckdb.DuckDBPyConnection, model_version: str, k: int, *, exact_limit: int | None = None,
-                method: str = "auto", seed: int = 0) -> GraphRecord:
-    """The SSL view's kNN graph on the current model's vectors."""
-    from quality_assets.knn import build_knn_graph
+def _manifest_state(conn: duckdb.DuckDBPyConnection) -> tuple[str, int]:
+    row = run_query(conn, "manifest_version").iloc[0]
+    return str(row.manifest_version), int(row.n_samples)
 
-    sample_ids, vectors = load_vectors(conn, model_version)
-    n_manifest = int(run_query(conn, "manifest_version").n_samples[0])
-    if len(sample_ids) != n_manifest:
-        raise ValueError(f"{n_manifest - len(sample_ids)} samples have no {model_version} vector; "
+
+def _index_kind(method: str, n: int, exact_limit: int | None) -> str:
+    from quality_assets.knn import DEFAULT_EXACT_LIMIT
+
+    if method != "auto":
+        return method
+    return "flat" if n <= (DEFAULT_EXACT_LIMIT if exact_limit is None else exact_limit) else "ivf"
+
+
+def _knn_view(conn: duckdb.DuckDBPyConnection, view: str, graph_version: str, source_version: str,
+              manifest_version: str, inputs: dict, ids: np.ndarray, vectors: np.ndarray, *, k: int, method: str,
+              seed: int, exact_limit: int | None = None, recall_sample: int = 1000) -> GraphRecord:
+    """Build and store one kNN view: updated from the view's current graph when that graph was
+    built from the same inputs (same model, k, index, code) and few nodes changed, else rebuilt."""
+    from quality_assets.knn import build_knn_graph, update_knn_graph
+
+    started = time.perf_counter()
+    graph, built = None, "full"
+    base = _graph_row(conn, view)
+    if (base is not None and not pd.isna(base.edges_kept) and bool(base.edges_kept)
+            and json.loads(base.params_json or "{}").get("inputs") == inputs):
+        base_ids, base_graph, base_version, _ = load_graph(conn, view)
+        base_ids = np.asarray(base_ids, dtype=object)
+        at = np.searchsorted(ids, base_ids).clip(0, len(ids) - 1)
+        positions = np.where(ids[at] == base_ids, at, -1)
+        n_changed = int((positions < 0).sum()) + (len(ids) - int((positions >= 0).sum()))
+        if n_changed <= INCREMENTAL_MAX_FRACTION * len(ids):
+            graph = update_knn_graph(base_graph, positions, vectors, seed=seed, recall_sample=recall_sample)
+            graph.params["incremental"]["base_graph"] = base_version
+            built = "incremental"
+    if graph is None:
+        kwargs = {"method": method, "seed": seed, "recall_sample": recall_sample}
+        if exact_limit is not None:
+            kwargs["exact_limit"] = exact_limit
+        graph = build_knn_graph(vectors, k=k, **kwargs)
+    seconds = time.perf_counter() - started
+    return _store_graph(conn, view, graph_version, source_version, manifest_version, *_knn_edges(ids, graph),
+                        k=graph.neighbors.shape[1], index_kind=graph.index_kind, recall_at_k=graph.recall_at_k,
+                        params={**graph.params, "inputs": inputs}, seconds=seconds, built=built)
+
+
+def build_graph(conn: duckdb.DuckDBPyConnection, model_version: str, k: int, *, exact_limit: int | None = None,
+                method: str = "auto", seed: int = 0, reuse: bool = True) -> GraphRecord:
+    """The SSL view's kNN graph on the current model's vectors.
+
+    Its version (model, active manifest, k, index, seed, code) is known before any vector is read:
+    a stored graph of that version is marked current and returned (`built == "reused"`). When only
+    some samples were added or removed under the same model, the current graph is updated.
+    """
+    manifest_version, n_manifest = _manifest_state(conn)
+    n_vectors = int(run_query(conn, "count_embeddings", model_version=model_version).n[0])
+    if n_vectors != n_manifest:
+        raise ValueError(f"{n_manifest - n_vectors} samples have no {model_version} vector; "
                          "materialize embeddings first")
-    k_eff = min(k, len(sample_ids) - 1)
+    k_eff = min(k, n_manifest - 1)
     if k_eff < 1:
         raise ValueError("a kNN graph needs at least two samples")
-    started = time.perf_counter()
-    kwargs = {"method": method, "seed": seed}
-    if exact_limit is not None:
-        kwargs["exact_limit"] = exact_limit
-    graph = build_knn_graph(vectors, k=k_eff, **kwargs)
-    seconds = time.perf_counter() - started
-    ids = np.asarray(sample_ids, dtype=object)
-    return _store_graph(conn, "ssl", model_version, *_knn_edges(ids, graph), k=graph.neighbors.shape[1],
-                        index_kind=graph.index_kind, recall_at_k=graph.recall_at_k, params=graph.params,
-                        seconds=seconds)
+    inputs = {"model_version": model_version, "k": k_eff, "index": _index_kind(method, n_manifest, exact_limit),
+              "seed": seed}
+    graph_version = _graph_version("ssl", model_version, manifest_version, inputs)
+    if reuse and (stored := _reuse(conn, "ssl", graph_version)) is not None:
+        return stored
+    sample_ids, vectors = load_vectors(conn, model_version)
+    return _knn_view(conn, "ssl", graph_version, model_version, manifest_version, inputs,
+                     np.asarray(sample_ids, dtype=object), vectors, k=k_eff, method=inputs["index"], seed=seed,
+                     exact_limit=exact_limit)
 
 
 # Bump when the pixel view's vectors or candidate search change: the stored graphs then rebuild.
@@ -101,55 +192,197 @@ PIXEL_VIEW_VERSION = "1"
 
 
 def build_pixel_views(conn: duckdb.DuckDBPyConnection, *, k: int = 16, copy_k: int = 8, method: str = "auto",
-                      seed: int = 0) -> list[GraphRecord]:
+                      seed: int = 0, reuse: bool = True) -> list[GraphRecord]:
     """The pixel view's kNN graph and its copy-candidate pairs, from the stored thumbnails.
 
     The candidates are searched among the samples that hold a thumbnail; the kNN graph is built
     only when every sample has one (a view with holes would rank the holes as isolated), otherwise
     the scores read the SSL view alone for off-topic and label errors.
-    """
-    from quality_assets.knn import build_knn_graph
-    from quality_assets.pixel_view import copy_candidate_pairs, search_vectors
 
+    Versions come from the set of samples holding a thumbnail (a thumbnail is a function of the
+    sample's bytes): a stored version is reused. The kNN graph, and the rows of the copy
+    candidates' two searches, are updated incrementally like the SSL graph.
+    """
+    from quality_assets.pixel_view import search_vectors
+
+    manifest_version, n_manifest = _manifest_state(conn)
+    thumbnail_set = run_query(conn, "thumbnail_set_version", size=THUMBNAIL_SIZE).iloc[0]
+    n_known = int(thumbnail_set.n_thumbnails)
+    if n_manifest <= 8 or n_known < 2:
+        return []
+    source = f"thumbnails{THUMBNAIL_SIZE}:v{PIXEL_VIEW_VERSION}:{str(thumbnail_set.thumbnail_set_version)[:16]}"
+    copy_inputs = {"copy_k": copy_k, "mirror": True, "canonical": True, "seed": seed}
+    copy_version = _graph_version("pixel_copy", source, manifest_version, copy_inputs)
+    pixel_k = min(k, n_manifest - 1)
+    pixel_inputs = {"view": f"thumbnails{THUMBNAIL_SIZE}:v{PIXEL_VIEW_VERSION}", "k": pixel_k,
+                    "index": _index_kind(method, n_manifest, None), "seed": seed}
+    pixel_version = _graph_version("pixel", source, manifest_version, pixel_inputs)
+    all_known = n_known == n_manifest
+
+    rows_versions = {view: _graph_version(f"pixel_copy_{view}_rows", source, manifest_version, copy_inputs)
+                     for view in COPY_SEARCHES}
+    records: list[GraphRecord | None] = [_reuse(conn, "pixel_copy", copy_version) if reuse else None]
+    if records[0] is not None:
+        for view, version in rows_versions.items():  # the base of the next update
+            _reuse(conn, f"pixel_copy_{view}_rows", version)
+    if all_known:
+        records.append(_reuse(conn, "pixel", pixel_version) if reuse else None)
+    if all(record is not None for record in records):
+        return records
     ids = np.asarray(sorted(run_query(conn, "manifest_for_scoring").sample_id), dtype=object)
     thumbs, known = load_thumbnails(conn, list(ids))
-    if len(ids) <= 8 or known.sum() < 2:
-        return []
-    source = (f"thumbnails{THUMBNAIL_SIZE}:v{PIXEL_VIEW_VERSION}:"
-              + hashlib.sha256(thumbs.tobytes() + np.packbits(known).tobytes()).hexdigest()[:16])
-    vectors = search_vectors(thumbs)
-    records = []
-    started = time.perf_counter()
-    a, b, position = copy_candidate_pairs(thumbs, known, copy_k, mirror=True, seed=seed)
-    distance = np.clip((1.0 - np.einsum("ij,ij->i", vectors[a], vectors[b])) / 2.0, 0.0, 1.0)
-    records.append(_store_graph(conn, "pixel_copy", source, ids[a], ids[b], position, distance, k=copy_k,
-                                index_kind="pairs", recall_at_k=None, params={"mirror": True, "canonical": True},
-                                seconds=time.perf_counter() - started))
-    if known.all():
+    if records[0] is None:
         started = time.perf_counter()
-        graph = build_knn_graph(vectors, min(k, len(ids) - 1), method=method, seed=seed, recall_sample=0)
-        records.append(_store_graph(conn, "pixel", source, *_knn_edges(ids, graph), k=graph.neighbors.shape[1],
-                                    index_kind=graph.index_kind, recall_at_k=graph.recall_at_k,
-                                    params=graph.params, seconds=time.perf_counter() - started))
+        a, b, position, built = _copy_candidates(conn, ids, thumbs, known, copy_k, seed, source, manifest_version,
+                                                 copy_inputs, rows_versions)
+        vectors = search_vectors(thumbs)
+        distance = np.clip((1.0 - np.einsum("ij,ij->i", vectors[a], vectors[b])) / 2.0, 0.0, 1.0)
+        records[0] = _store_graph(conn, "pixel_copy", copy_version, source, manifest_version, ids[a], ids[b],
+                                  position, distance, k=copy_k, index_kind="pairs", recall_at_k=None,
+                                  params={"mirror": True, "canonical": True, "inputs": copy_inputs},
+                                  seconds=time.perf_counter() - started, built=built)
+    if all_known and records[1] is None:
+        records[1] = _knn_view(conn, "pixel", pixel_version, source, manifest_version, pixel_inputs, ids,
+                               search_vectors(thumbs), k=pixel_k, method=pixel_inputs["index"], seed=seed,
+                               recall_sample=0)
     return records
 
 
-def build_property_view(conn: duckdb.DuckDBPyConnection, *, k: int = 16) -> list[GraphRecord]:
+# The copy candidates' two searches (`pixel_view.pixel_candidate_pairs`): plain and canonical-frame
+# thumbnails, each index holding the mirrored thumbnails too. Each search's rows (an image's 2k
+# nearest entries, a mirrored entry stored as its sample id + MIRRORED) are stored as a graph of
+# their own, `pixel_copy_<search>_rows`, so that a drop updates them instead of searching again.
+COPY_SEARCHES = ("plain", "canonical")
+MIRRORED = "|mirrored"
+
+
+def _copy_search_vectors(thumbs: np.ndarray, search: str) -> np.ndarray:
+    from quality_assets.pixel_view import canonical_search_vectors, search_vectors
+
+    vectors = search_vectors if search == "plain" else canonical_search_vectors
+    return np.vstack([vectors(thumbs), vectors(thumbs, mirror=True)])
+
+
+def _load_copy_rows(conn: duckdb.DuckDBPyConnection, row, ids: np.ndarray):
+    """A stored search's rows as (old query positions, old base positions, neighbours, distances) in
+    the index space of `ids` (and their mirrored entries after them); -1 where a sample left."""
+    table = run_query_arrow(conn, "knn_edges_current", graph_version=row.graph_version)
+    k = int(row.k)
+    sources = np.asarray(table.column("sample_id").to_numpy(zero_copy_only=False), dtype=object)[::k]
+    neighbors = np.asarray(table.column("neighbor_id").to_numpy(zero_copy_only=False), dtype=object)
+    old_base, inverse = np.unique(np.concatenate([sources, sources + MIRRORED, neighbors]), return_inverse=True)
+    mirrored = np.char.endswith(old_base.astype(str), MIRRORED)
+    plain = np.where(mirrored, np.char.replace(old_base.astype(str), MIRRORED, ""), old_base.astype(str))
+    at = np.searchsorted(ids, plain).clip(0, len(ids) - 1)
+    base_positions = np.where(ids[at] == plain, at + np.where(mirrored, len(ids), 0), -1)
+    query_positions = base_positions[inverse[:sources.size]]
+    old_neighbors = inverse[2 * sources.size:].reshape(-1, k)
+    distances = table.column("distance").to_numpy().astype(np.float32).reshape(-1, k)
+    return query_positions, base_positions, old_neighbors, distances
+
+
+def _copy_candidates(conn, ids, thumbs, known, copy_k, seed, source, manifest_version, inputs, rows_versions):
+    """(i, j, best 1-based position, built) as `pixel_view.copy_candidate_pairs` gives them, with each
+    search's rows updated from its stored rows when they were built from the same inputs."""
+    from quality_assets.knn import build_knn_graph, update_knn_rows
+
+    rows = np.flatnonzero(known)
+    known_ids, t = ids[rows], thumbs[rows]
+    n = rows.size
+    k = min(2 * min(copy_k, n - 1), 2 * n - 1)
+    keys, positions, built = [], [], []
+    for search in COPY_SEARCHES:
+        started = time.perf_counter()
+        view = f"pixel_copy_{search}_rows"
+        x = _copy_search_vectors(t, search)
+        nb = dist = None
+        base = _graph_row(conn, view)
+        if (base is not None and not pd.isna(base.edges_kept) and bool(base.edges_kept) and int(base.k) == k
+                and json.loads(base.params_json or "{}").get("inputs") == inputs):
+            query_positions, base_positions, old_nb, old_d = _load_copy_rows(conn, base, known_ids)
+            n_changed = int((query_positions < 0).sum()) + n - int((query_positions >= 0).sum())
+            if n_changed <= INCREMENTAL_MAX_FRACTION * n:
+                nb, dist, counts = update_knn_rows(old_nb, old_d, query_positions, base_positions, x, np.arange(n))
+                built.append("incremental")
+        if nb is None:
+            graph = build_knn_graph(x, k, seed=seed, recall_sample=0)
+            nb, dist = graph.neighbors[:n], graph.distances[:n]
+            built.append("full")
+        names = np.concatenate([known_ids, known_ids + MIRRORED])
+        _store_graph(conn, view, rows_versions[search], source, manifest_version, np.repeat(known_ids, k),
+                     names[nb.reshape(-1)], np.tile(np.arange(1, k + 1, dtype=np.int32), n), dist.reshape(-1),
+                     k=k, index_kind="rows", recall_at_k=None, params={"inputs": inputs},
+                     seconds=time.perf_counter() - started, built=built[-1])
+        # As pixel_view._graph_pairs: a mirrored entry stands for its source image, a row's own
+        # mirror image is skipped, the position counts the entries left.
+        target = nb % n
+        src = np.repeat(np.arange(n, dtype=np.int64), k)
+        keep = src != target.ravel()
+        position = np.cumsum(keep.reshape(n, -1), axis=1).ravel()[keep]
+        a, b = np.minimum(src[keep], target.ravel()[keep]), np.maximum(src[keep], target.ravel()[keep])
+        keys.append(a * n + b)
+        positions.append(position)
+    # As pixel_view.pixel_candidate_pairs: each pair once, at its best position in either search.
+    key, position = np.concatenate(keys), np.concatenate(positions)
+    order = np.lexsort((position, key))
+    key, position = key[order], position[order]
+    first = np.r_[True, key[1:] != key[:-1]]
+    key, position = key[first], position[first].astype(np.int64)
+    return rows[key // n], rows[key % n], position, "incremental" if set(built) == {"incremental"} else "full"
+
+
+# Bump when the property view's vectors change.
+PROPERTY_VIEW_VERSION = "1"
+
+
+def build_property_view(conn: duckdb.DuckDBPyConnection, *, k: int = 16, reuse: bool = True) -> list[GraphRecord]:
     """The property view's kNN graph (`quality_assets.property_view`) from the manifest's ingest
-    statistics; its version is the content of those statistics."""
+    statistics (a function of each sample's bytes, so the active manifest versions them).
+
+    Always a full rebuild when the manifest changes: its vectors are scaled by the whole set's
+    median and spread, so one new sample moves every vector (13 dimensions: cheap)."""
     from quality_assets.property_view import property_graph, property_vectors
 
-    manifest = run_query(conn, "manifest_for_scoring").sort_values("sample_id").reset_index(drop=True)
-    if len(manifest) <= 8:
+    manifest_version, n_manifest = _manifest_state(conn)
+    if n_manifest <= 8:
         return []
+    source = f"properties:v{PROPERTY_VIEW_VERSION}"
+    inputs = {"k": k}
+    graph_version = _graph_version("properties", source, manifest_version, inputs)
+    if reuse and (stored := _reuse(conn, "properties", graph_version)) is not None:
+        return [stored]
+    manifest = run_query(conn, "manifest_for_scoring").sort_values("sample_id").reset_index(drop=True)
     ids = manifest["sample_id"].to_numpy(dtype=object)
     started = time.perf_counter()
     vectors = property_vectors(manifest)
     graph = property_graph(vectors, k)
-    source = "properties:v1:" + hashlib.sha256(vectors.tobytes()).hexdigest()[:16]
-    return [_store_graph(conn, "properties", source, *_knn_edges(ids, graph), k=graph.neighbors.shape[1],
-                         index_kind=graph.index_kind, recall_at_k=None, params={"dims": int(vectors.shape[1])},
+    return [_store_graph(conn, "properties", graph_version, source, manifest_version, *_knn_edges(ids, graph),
+                         k=graph.neighbors.shape[1], index_kind=graph.index_kind, recall_at_k=None,
+                         params={"dims": int(vectors.shape[1]), "inputs": inputs},
                          seconds=time.perf_counter() - started)]
+
+
+def planned_view_versions(conn: duckdb.DuckDBPyConnection, manifest_version: str) -> tuple[str, str] | None:
+    """(ssl graph version, "ssl+pixel+property" versions) the scores will read, from the current
+    graphs' rows alone (no edges loaded), as `load_graph`, `load_pixel_views` and `load_view_graph`
+    would find them for this manifest; None when a current graph does not say which manifest it
+    was built for (a graph of an older release)."""
+    rows = {view: _graph_row(conn, view) for view in ("ssl", "pixel", "pixel_copy", "properties")}
+    for row in rows.values():
+        if row is not None and pd.isna(row.manifest_version):
+            return None
+    ssl, pixel, copy, properties = rows["ssl"], rows["pixel"], rows["pixel_copy"], rows["properties"]
+    if ssl is None or ssl.manifest_version != manifest_version:
+        return None
+    pixel_versions = []
+    if (pixel is not None and copy is not None and pixel.model_version == copy.model_version
+            and pixel.manifest_version == manifest_version):
+        pixel_versions.append(str(pixel.graph_version))
+    if copy is not None:
+        pixel_versions.append(str(copy.graph_version))
+    property_version = (str(properties.graph_version)
+                        if properties is not None and properties.manifest_version == manifest_version else "")
+    return str(ssl.graph_version), f"{ssl.graph_version}+{'+'.join(pixel_versions)}+{property_version}"
 
 
 def load_view_graph(conn: duckdb.DuckDBPyConnection, view: str, sample_ids: list[str]):

@@ -28,7 +28,7 @@ from quality_tests.imagefolders import make_imagefolder, write_png
 pytestmark = pytest.mark.slow
 
 # (point, how the killed audit runs): "retrain" forces a new model so the training and embedding
-# points are reached; "new_image" adds a sample first so thumbnails are made.
+# points are reached; "new_image" adds a sample first so thumbnails and new versions are made.
 KILL_POINTS = [
     ("ingest:scanned", ""),
     ("after:upsert_drop", ""),                      # inside the ingest transaction
@@ -42,14 +42,16 @@ KILL_POINTS = [
     ("after:insert_embeddings", "retrain"),         # inside the chunk's transaction
     ("after:count_embeddings", "retrain"),
     ("after:insert_thumbnails", "new_image"),       # inside the thumbnail transaction
-    ("after:replace_knn_edges", ""),                # old edges deleted, new ones in, uncommitted
-    ("after:insert_knn_graph", ""),
-    ("after:insert_knn_graph@2", ""),               # the pixel view's graph
-    ("after:delete_score_version", ""),             # inside the score transaction
-    ("after:insert_score_run", ""),
+    # An identical re-run reuses every stored graph, score run and split, so the points that write
+    # new versions are reached only with new data.
+    ("after:replace_knn_edges", "new_image"),       # new edges in, not yet current, uncommitted
+    ("after:insert_knn_graph", "new_image"),
+    ("after:insert_knn_graph@2", "new_image"),      # the second view's graph (a copy search)
+    ("after:delete_score_version", "new_image"),    # inside the score transaction
+    ("after:insert_score_run", "new_image"),
     ("before:insert_gate_result@3", ""),            # a score gate
-    ("after:delete_split_version", ""),             # inside the cleaned-split transaction
-    ("after:insert_split_version", ""),
+    ("after:delete_split_version", "new_image"),    # inside the cleaned-split transaction
+    ("after:insert_split_version", "new_image"),
     ("after:cleaned_leakage", ""),                  # the cleaned-split gate
 ]
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from quality_assets.knn import KnnGraph, build_knn_graph, exact_knn
+from quality_assets.knn import KnnGraph, build_knn_graph, exact_knn, update_knn_graph
 
 try:  # quality_tests is a rootdir, not a package, under pytest's default import mode
     from scores.dense_reference import clustered_vectors, dense_distances, dense_knn, normalise
@@ -178,3 +178,79 @@ def test_property_exact_graph_is_a_knn_graph(n: int, d: int, k: int, seed: int, 
     outside = full.copy()
     outside[rows, graph.neighbors] = np.inf
     assert np.all(outside.min(axis=1) >= graph.distances[:, -1] - 2e-6)
+
+
+def _same_up_to_ties(a: KnnGraph, b: KnnGraph, atol: float = 1e-5) -> None:
+    """Equal rows, except that neighbours tied with the k-th distance may be swapped."""
+    np.testing.assert_allclose(a.distances, b.distances, atol=atol)
+    for row in np.flatnonzero((a.neighbors != b.neighbors).any(axis=1)):
+        kth = max(a.distances[row, -1], b.distances[row, -1])
+        inside_a = set(a.neighbors[row][a.distances[row] < kth - atol].tolist())
+        inside_b = set(b.neighbors[row][b.distances[row] < kth - atol].tolist())
+        assert inside_a == inside_b, row
+
+
+def _subset_graph(x: np.ndarray, keep: np.ndarray, k: int, **kwargs) -> tuple[KnnGraph, np.ndarray]:
+    """The graph of x[keep] and each of its nodes' row in x."""
+    rows = np.flatnonzero(keep)
+    return build_knn_graph(x[rows], k, **kwargs), rows
+
+
+def test_an_updated_exact_graph_equals_a_rebuild_after_additions() -> None:
+    x, _ = clustered_vectors(3000, 16, n_clusters=8, spread=0.4, seed=11)
+    x[2990] = x[17]  # a new exact duplicate of an old sample: a tie at distance 0
+    rng = np.random.default_rng(0)
+    old_keep = rng.random(3000) > 0.03
+    old_keep[17], old_keep[2990] = True, False
+    old, rows = _subset_graph(x, old_keep, 10)
+    updated = update_knn_graph(old, rows, x)
+    rebuilt = build_knn_graph(x, 10)
+    assert updated.index_kind == "flat" and updated.recall_at_k is None
+    assert updated.params["incremental"]["added"] == int((~old_keep).sum())
+    assert updated.params["incremental"]["searched"] == int((~old_keep).sum())
+    _same_up_to_ties(updated, rebuilt)
+    # Old rows gained the new vectors where they are nearer than the old k-th neighbour.
+    assert 2990 in updated.neighbors[17].tolist()
+
+
+def test_an_updated_exact_graph_equals_a_rebuild_after_removals_and_additions() -> None:
+    x, _ = clustered_vectors(2000, 12, n_clusters=5, spread=0.5, seed=12)
+    rng = np.random.default_rng(1)
+    before = rng.random(2000) > 0.02          # old set: rows of x that existed
+    removed = before & (rng.random(2000) < 0.02)
+    after = ~removed                            # new set: old minus removed, plus the rest
+    old, old_rows = _subset_graph(x, before, 8)
+    new_rows = np.flatnonzero(after)
+    position = np.full(2000, -1)
+    position[new_rows] = np.arange(new_rows.size)
+    updated = update_knn_graph(old, position[old_rows], x[new_rows])
+    rebuilt = build_knn_graph(x[new_rows], 8)
+    inc = updated.params["incremental"]
+    assert inc["removed"] == int(removed.sum()) and inc["added"] == int((after & ~before).sum())
+    assert inc["searched"] > inc["added"]  # old rows that lost a neighbour were searched again
+    _same_up_to_ties(updated, rebuilt)
+
+
+def test_an_updated_ivf_graph_keeps_its_recall_and_measures_it_again() -> None:
+    x, _ = clustered_vectors(8000, 16, n_clusters=20, spread=0.3, seed=13)
+    keep = np.random.default_rng(2).random(8000) > 0.01
+    old, rows = _subset_graph(x, keep, 10, method="ivf", recall_sample=500)
+    updated = update_knn_graph(old, rows, x, recall_sample=2000)
+    assert updated.index_kind == "ivf" and updated.params["recall_sample"] == 2000
+    exact_nb, exact_d = exact_knn(x, np.arange(8000), 10)
+    true_recall = float((updated.distances <= exact_d[:, -1:] + 1e-6).mean())
+    # The recorded recall is a measurement of this graph, and no worse than the old graph's.
+    assert abs(updated.recall_at_k - true_recall) < 0.02
+    assert true_recall >= old.recall_at_k - 0.02
+    # The new rows were searched exactly.
+    new = np.flatnonzero(~keep)
+    np.testing.assert_allclose(updated.distances[new], exact_d[new], atol=1e-5)
+
+
+def test_update_rejects_a_mapping_that_does_not_fit() -> None:
+    x, _ = clustered_vectors(100, 8, seed=14)
+    old = build_knn_graph(x[:90], 5)
+    with pytest.raises(ValueError, match="one entry per old node"):
+        update_knn_graph(old, np.arange(80), x)
+    with pytest.raises(ValueError, match="distinct rows"):
+        update_knn_graph(old, np.zeros(90, dtype=np.int64), x)

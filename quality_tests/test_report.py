@@ -398,3 +398,44 @@ def test_sections_follow_the_registry_and_skip_empty_types() -> None:
         ("older_type", "older_type", "samples", 5, 1, False),  # unknown to the registry: its name as title
     ]
     assert sections_for({}, registry=registry) == []  # nothing scored, no section
+
+
+def _ontology_section(page: str) -> str:
+    return page.split('<section id="ontology">', 1)[1].split("</section>", 1)[0]
+
+
+def _bars(section: str) -> list[tuple[str, str, str]]:
+    return re.findall(r'<g class="bar" data-rank="(\d+)" data-label="([^"]+)" data-count="(\d+)"', section)
+
+
+def plant_symmetric_confusion(store: Store) -> None:
+    """More corrections for the newer run: dog -> cat becomes 1 + 4 = 5 (cat -> dog is 3), so cat
+    and dog are confused both ways; cat -> fox (2) is one way."""
+    with store.connect() as conn:
+        insert_df(conn, "class_confusion", pd.DataFrame({
+            "score_version": [NEW_RUN, NEW_RUN], "given_label": ["dog", "cat"], "suggested_label": ["cat", "fox"],
+            "count": [4, 2]}))
+
+
+def test_ontology_chart_without_a_merge_when_the_confusion_is_one_way(built: dict[str, Any]) -> None:
+    section = _ontology_section(built["html"])
+    # cat -> dog 3, dog -> cat 1: one reverse suggestion is below the merge's minimum count
+    assert _bars(section) == [("1", "cat → dog", "3"), ("2", "dog → cat", "1")]
+    assert 'id="no-merges"' in section and "data-merge=" not in section
+    assert '<a href="#ontology">Ontology</a>' in built["html"]
+
+
+def test_ontology_chart_and_merge_suggestion_with_examples(tmp_path: Path) -> None:
+    info = build_store(tmp_path / "home", tmp_path / "data")
+    plant_symmetric_confusion(info["store"])
+    page = write_report(info["store"], per_page=PER_PAGE, thumb_size=48).read_text(encoding="utf-8")
+    section = _ontology_section(page)
+    assert _bars(section) == [("1", "dog → cat", "5"), ("2", "cat → dog", "3"), ("3", "cat → fox", "2")]
+    lengths = [float(w) for w in re.findall(r'<rect [^>]*width="([\d.]+)"', section)]
+    assert lengths == sorted(lengths, reverse=True) and lengths[0] == pytest.approx(lengths[2] * 5 / 2, abs=0.2)
+    assert re.findall(r'data-merge="([^"]+)"', section) == ["cat|dog"]
+    # 3 of 17 cats (the missing file counts), 5 of 14 dogs: score sqrt(3/17 * 5/14)
+    assert f"{(3 / 17 * 5 / 14) ** 0.5:.3f}" in section
+    # The flagged label errors (the three last samples: test dogs suggested cat) are the examples, with thumbnails.
+    examples = re.findall(r'<figure class="example" data-id="([^"]+)"><img src="data:image/png', section)
+    assert examples and set(examples) <= set(info["ids"][-3:])

@@ -48,7 +48,7 @@ def _all_files(root: Path) -> set[str]:
 
 
 def test_constants() -> None:
-    assert SPLITS == ("train", "val", "test")
+    assert SPLITS == ("train", "val", "test", "trusted")
     assert EVAL_SPLITS == ("val", "test")
     assert DROP_MARKER == "_DROP_COMPLETE"
 
@@ -72,7 +72,7 @@ def test_good_imagefolder_is_fully_accepted(tmp_path: Path) -> None:
     assert first.sample_id == expected_id
     assert accepted.sample_id.is_unique and accepted.pixel_sha256.is_unique
     assert accepted.phash.dtype == "int64" and accepted.width.dtype == "int64"
-    assert set(accepted.split) == set(SPLITS)
+    assert set(accepted.split) == {"train", "val", "test"}
 
 
 def test_sample_id_is_stable_and_tracks_content(tmp_path: Path) -> None:
@@ -246,6 +246,24 @@ def test_csv_bad_rows_are_each_rejected_with_their_reason(tmp_path: Path) -> Non
     } | {"drop/dup.png": "duplicate_path"}
     dup_rows = result.rejected[result.rejected.reason == "duplicate_path"]
     assert dup_rows.detail.str.contains("line 4").all()
+
+
+def test_trusted_split_is_accepted_and_must_be_labelled(tmp_path: Path) -> None:
+    for name, seed in [("book.png", 1), ("unlabelled_book.png", 2), ("other.png", 3)]:
+        write_png(tmp_path / name, seed)
+    write_csv(tmp_path / "manifest.csv", ["path", "label", "split"], [
+        ("book.png", "x", "Trusted"), ("unlabelled_book.png", "", "trusted"), ("other.png", "x", "gold")])
+    mark_complete(tmp_path)
+    result = scan_drop(tmp_path, tmp_path, "d")
+    assert result.accepted.path.tolist() == ["book.png"]
+    assert result.accepted.split.tolist() == ["trusted"]
+    assert _reasons(result) == {"unlabelled_book.png": "missing_label", "other.png": "unknown_split"}
+    assert "trusted" in result.rejected.set_index("path").loc["other.png", "detail"]
+
+    folder = tmp_path / "folder"
+    make_imagefolder(folder, {"train": {"a": 2}, "trusted": {"a": 1}}, marker=True)
+    tree = scan_drop(folder, folder, "f")
+    assert sorted(tree.accepted.split) == ["train", "train", "trusted"] and tree.rejected.empty
 
 
 def test_csv_missing_a_column_is_one_bad_csv_row(tmp_path: Path) -> None:

@@ -58,3 +58,25 @@ def test_a_store_written_before_the_hue_histogram_gains_the_column(store):
         columns = {row[0] for row in conn.execute("DESCRIBE raw_manifest").fetchall()}
         value = conn.execute("SELECT hue_histogram FROM raw_manifest WHERE sample_id = 's1'").fetchone()[0]
     assert "hue_histogram" in columns and value is None
+
+
+def test_a_store_written_before_graph_versions_were_kept_gains_the_columns_and_reads_its_graph(store):
+    # knn_graphs as an older release wrote it (no manifest_version / edges_kept, no current_graphs):
+    # connecting upgrades it; its graph stays the view's current one but is never reused.
+    store.db_path.parent.mkdir(parents=True, exist_ok=True)
+    with store.connect() as conn:
+        conn.execute("ALTER TABLE knn_graphs DROP COLUMN manifest_version")
+        conn.execute("ALTER TABLE knn_graphs DROP COLUMN edges_kept")
+        conn.execute("DROP TABLE current_graphs")
+        conn.execute("ALTER TABLE score_runs DROP COLUMN rows_pruned_at")
+        conn.execute("INSERT INTO knn_graphs (graph_version, model_version, n_nodes, k, created_at, view) "
+                     "VALUES ('old', 'm1', 3, 1, now() - INTERVAL 1 DAY, 'ssl'), "
+                     "('older', 'm1', 3, 1, now() - INTERVAL 2 DAY, 'ssl')")
+    with store.connect() as conn:
+        columns = {row[0] for row in conn.execute("DESCRIBE knn_graphs").fetchall()}
+        current = run_query(conn, "latest_graph", view="ssl").graph_version[0]
+        reusable = run_query(conn, "stored_graph", graph_version="old")
+        conn.execute("INSERT INTO current_graphs VALUES ('ssl', 'older', now())")
+        marked = run_query(conn, "latest_graph", view="ssl").graph_version[0]
+    assert {"manifest_version", "edges_kept"} <= columns
+    assert current == "old" and reusable.empty and marked == "older"

@@ -54,3 +54,20 @@ def test_multi_label_probe_is_one_vs_rest_and_scores_sets_and_tags():
     # (the old probe) reached 0.60 on the raw split: a flipped tag made each noisy set its own class.
     assert result.tag_accuracy_cleaned > result.tag_accuracy_raw > 0.9
     assert result.accuracy_cleaned > result.accuracy_raw > 0.75
+
+
+def test_trusted_split_is_the_eval_set_and_never_trained_on():
+    rng = np.random.default_rng(2)
+    centers = rng.normal(size=(3, 8)) * 3
+    y = rng.integers(0, 3, size=600)
+    x = centers[y] + rng.normal(size=(600, 8))
+    split = np.where(np.arange(600) < 400, "train", np.where(np.arange(600) < 500, "test", "trusted")).astype(object)
+    given = y.astype(str).astype(object)
+    noisy = (split == "test") & (rng.random(600) < 0.5)     # the test split's labels are half wrong
+    given[noisy] = ((y[noisy] + 1) % 3).astype(str)
+    frame = pd.DataFrame({"split": split, "original_label": given, "label": given, "action": "keep"})
+    result = train_probes(frame, x)
+    assert result.eval_set == "trusted" and result.n_eval == 100 and result.n_train_raw == 400
+    assert result.accuracy_raw > 0.9          # scored on the checked labels, not the noisy test ones
+    without = train_probes(frame[split != "trusted"].reset_index(drop=True), x[split != "trusted"])
+    assert without.eval_set == "cleaned eval" and without.accuracy_raw < 0.75

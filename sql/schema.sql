@@ -114,7 +114,22 @@ CREATE TABLE IF NOT EXISTS knn_graphs (
 -- pixel_copy (the thumbnail copy-candidate pairs). Added after the first release: older files gain it here.
 ALTER TABLE knn_graphs ADD COLUMN IF NOT EXISTS view VARCHAR DEFAULT 'ssl';
 
--- Edges of each view's current graph only (older graphs keep their row in knn_graphs).
+-- Added with incremental runs (older files gain them here): the active manifest a graph was built
+-- for, and whether its edges are still stored (false after `qaudit prune`; NULL for graphs of older
+-- releases, whose edges a newer graph deleted). Only a graph with its edges can be reused.
+ALTER TABLE knn_graphs ADD COLUMN IF NOT EXISTS manifest_version VARCHAR;
+ALTER TABLE knn_graphs ADD COLUMN IF NOT EXISTS edges_kept BOOLEAN;
+
+-- The graph each view's scores read. Every graph version keeps its edges (a re-run that finds its
+-- version stored marks it current here instead of rebuilding it); stores without a row for a view
+-- fall back to that view's newest graph.
+CREATE TABLE IF NOT EXISTS current_graphs (
+    view           VARCHAR PRIMARY KEY,
+    graph_version  VARCHAR NOT NULL,
+    marked_at      TIMESTAMP NOT NULL
+);
+
+-- Edges of every stored graph version (`qaudit prune` removes old versions' edges for space).
 CREATE TABLE IF NOT EXISTS knn_edges (
     graph_version  VARCHAR NOT NULL,
     sample_id      VARCHAR NOT NULL,
@@ -132,6 +147,10 @@ CREATE TABLE IF NOT EXISTS score_runs (
     summary_json     VARCHAR,
     created_at       TIMESTAMP NOT NULL
 );
+
+-- Set by `qaudit prune` when a version's rows were deleted for space (its run row stays, for lineage);
+-- such a version is computed again, not reused. Added with incremental runs: older files gain it here.
+ALTER TABLE score_runs ADD COLUMN IF NOT EXISTS rows_pruned_at TIMESTAMP;
 
 CREATE TABLE IF NOT EXISTS issue_scores (
     score_version   VARCHAR NOT NULL,
@@ -155,6 +174,18 @@ CREATE TABLE IF NOT EXISTS pair_scores (
     is_issue       BOOLEAN,
     group_id       INTEGER,
     evidence       VARCHAR
+);
+
+-- Pixel verdicts of candidate pairs, kept across runs: a verdict depends only on the two
+-- thumbnails and the verifier's code, so a new drop verifies only the pairs it brings.
+CREATE TABLE IF NOT EXISTS pair_verifications (
+    verifier_version VARCHAR NOT NULL,    -- code version of the verifiers and the thumbnail size
+    sample_a       VARCHAR NOT NULL,      -- sample_a < sample_b
+    sample_b       VARCHAR NOT NULL,
+    mirror         BOOLEAN NOT NULL,      -- verified with the mirror image allowed
+    aligned        DOUBLE,
+    agreement      DOUBLE,
+    PRIMARY KEY (verifier_version, sample_a, sample_b, mirror)
 );
 
 CREATE TABLE IF NOT EXISTS duplicate_groups (
@@ -182,6 +213,9 @@ CREATE TABLE IF NOT EXISTS split_versions (
     counts_json      VARCHAR,
     created_at       TIMESTAMP NOT NULL
 );
+
+-- As score_runs.rows_pruned_at, for a cleaned split's rows.
+ALTER TABLE split_versions ADD COLUMN IF NOT EXISTS rows_pruned_at TIMESTAMP;
 
 CREATE TABLE IF NOT EXISTS cleaned_splits (
     split_version  VARCHAR NOT NULL,

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 import duckdb
 import pandas as pd
 
+from quality_assets.scores.ontology import OntologyInsights, ontology_insights
 from quality_assets.store import Store, run_query
 
 DECISIONS = ("keep", "drop", "relabel")
@@ -195,6 +196,12 @@ class ReviewStore:
     def overview(self) -> dict[str, Any] | None:
         frame = self.read("app_overview")
         return None if frame.empty else frame.iloc[0].to_dict()
+
+    def ontology(self, *, top: int = 10, per_direction: int = 3) -> OntologyInsights:
+        """The latest score run's ontology insights: top corrections and class-merge suggestions."""
+        return ontology_insights(self.read("report_confusion"), self.read("ontology_class_sizes"),
+                                 self.read("ontology_examples", per_pair=per_direction),
+                                 top=top, per_direction=per_direction)
 
     def gates(self) -> pd.DataFrame:
         return self.read("report_gates")

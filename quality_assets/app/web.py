@@ -164,7 +164,8 @@ class ReviewApp:
         return self.page("index.html", request, overview=self.review.overview(), counts=counts,
                          pair_counts=self.review.pair_counts(), gates=_records(self.review.gates()),
                          apply=self.runs.status(), formats=FORMATS, link_modes=LINK_MODES,
-                         cleaned=_records(self.review.read("app_cleaned_counts")))
+                         cleaned=_records(self.review.read("app_cleaned_counts")),
+                         ontology=self.review.ontology())
 
     def issue_page(self, request: Request) -> Response:
         section = self.section(request.path_params["issue_type"])

@@ -10,6 +10,7 @@ from quality_assets.defs.representation.assets import embeddings, knn_graph, ssl
 from quality_assets.defs.resources import QualityStoreResource
 from quality_assets.defs.scoring.assets import build_issue_scores_asset, cleaned_split
 from quality_assets.defs.scoring.checks import build_cleaned_leakage_check, build_rate_checks
+from quality_assets.defs.scoring.drop_checks import DROP_CHECKS
 from quality_assets.defs.scoring.config import gate_thresholds_class, score_run_config_class
 from quality_assets.defs.training.assets import training_probe
 
@@ -20,7 +21,8 @@ def build_definitions() -> dg.Definitions:
     thresholds = gate_thresholds_class()
     issue_scores = build_issue_scores_asset(score_run_config_class())
     assets = [raw_manifest, ssl_model, embeddings, knn_graph, issue_scores, cleaned_split, training_probe]
-    checks = [manifest_expectations, *build_rate_checks(thresholds), build_cleaned_leakage_check(thresholds)]
+    checks = [manifest_expectations, *build_rate_checks(thresholds), build_cleaned_leakage_check(thresholds),
+              *DROP_CHECKS]
     # The job the CLI runs: every asset and check of the audit graph.
     audit_job = dg.define_asset_job(
         name="audit_job",

@@ -9,7 +9,7 @@ on its flags. Scoring, gates, report sections and cleaning inputs are loops over
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Mapping
+from typing import Any, Callable, ClassVar, Mapping
 
 import numpy as np
 import pandas as pd
@@ -87,6 +87,8 @@ class ScoringInputs:
     thumbnails: np.ndarray | None = None
     thumbnail_known: np.ndarray | None = None
     copy_candidates: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+    # Verifies candidate pairs on the thumbnails, `verify_pairs`' signature (None: verify_pairs).
+    pair_verifier: Callable[..., tuple[np.ndarray, np.ndarray]] | None = None
 
     @property
     def n(self) -> int:

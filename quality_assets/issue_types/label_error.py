@@ -7,7 +7,10 @@ Multi-label data (any sample with more than one label, or `multi_label="on"`) is
 time (`scores.multi_label`): each tag's "has / lacks" evidence from both views and from cleanlab's
 multi-label confident learning, a sample's score its worst tag, the suggestion the given set with
 the tags the evidence disagrees with added or removed, and the confusion table per tag
-(t -> "(no t)" extra tags, "(no t)" -> t missed tags)."""
+(t -> "(no t)" extra tags, "(no t)" -> t missed tags).
+
+The `trusted` split (a checked label book) is clean ground: its samples are never candidates (no
+score, no suggestion), their labels vote as neighbours and anchor every fold of the classifier."""
 
 from __future__ import annotations
 
@@ -25,6 +28,7 @@ from quality_assets.scores import canonical_labels
 from quality_assets.scores.confident_learning import confident_learning
 from quality_assets.scores.label_error import class_confusion, knn_vote_shares, label_error_scores
 from quality_assets.scores.multi_label import is_multi_label, multi_label_errors, tag_confusion
+from quality_assets.splits import TRUSTED_SPLITS
 
 _MULTI_LABEL_MODES = ("auto", "on", "off")
 
@@ -77,7 +81,9 @@ class LabelError(IssueType):
         if options.confident_learning and inputs.vectors is not None and len(classes) >= 2 and rows.size >= 20:
             features = inputs.vectors if pixel is None or pixel.vectors is None else \
                 np.hstack([inputs.vectors, pixel.vectors])
-            learned = confident_learning(features[rows], codes_all[rows], len(classes), seed=options.seed)
+            trusted = np.isin(inputs.splits, TRUSTED_SPLITS)
+            learned = confident_learning(features[rows], codes_all[rows], len(classes), seed=options.seed,
+                                         anchor=trusted[rows])
             score[rows] = np.sqrt(score[rows] * learned.quality)
             # Suggestion: the classifier's out-of-fold probabilities and the neighbours' vote, averaged.
             votes = knn_vote_shares(inputs.graph, codes_all, len(classes))[rows]
@@ -88,6 +94,7 @@ class LabelError(IssueType):
 
         if options.skip_off_topic:
             _leave_off_topic_out(found, score, suggested, confidence)
+        _leave_out(np.isin(inputs.splits, TRUSTED_SPLITS), score, suggested, confidence)
         flag = automatic_cut(score, options)
         confusion = class_confusion(canon[labelled], suggested[labelled], flag[labelled])
         rate = float(flag[labelled].mean()) if labelled.any() else 0.0
@@ -108,6 +115,7 @@ class LabelError(IssueType):
         confidence = found_tags.confidence.copy()
         if options.skip_off_topic:
             _leave_off_topic_out(found, score, suggested, confidence)
+        _leave_out(np.isin(inputs.splits, TRUSTED_SPLITS), score, suggested, confidence)
         flag = automatic_cut(score, options)
         labelled = found_tags.present.any(1)
         confusion = tag_confusion(found_tags.present, found_tags.tags, found_tags.flip, flag)
@@ -136,7 +144,11 @@ def _leave_off_topic_out(found: Mapping[str, IssueResult], score: np.ndarray, su
     """Samples flagged off-topic carry arbitrary labels: no label-error score or suggestion (in place)."""
     if "off_topic" not in found:
         return
-    off_topic = np.asarray(found["off_topic"].is_issue, dtype=bool)
-    score[off_topic] = np.nan
-    suggested[off_topic] = None
-    confidence[off_topic] = np.nan
+    _leave_out(np.asarray(found["off_topic"].is_issue, dtype=bool), score, suggested, confidence)
+
+
+def _leave_out(rows: np.ndarray, score: np.ndarray, suggested: np.ndarray, confidence: np.ndarray) -> None:
+    """No label-error score or suggestion for `rows` (in place)."""
+    score[rows] = np.nan
+    suggested[rows] = None
+    confidence[rows] = np.nan

@@ -34,7 +34,7 @@ from quality_assets.scores.near_duplicate import (
     copy_flags, duplicate_groups, group_label_conflicts, near_duplicate_pairs, sample_duplicate_scores,
     colour_disagrees, unmirrored_evidence,
 )
-from quality_assets.splits import EVAL_SPLITS
+from quality_assets.splits import HELD_OUT_SPLITS
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,7 @@ class NearDuplicate(IssueType):
             vectors=inputs.vectors, mirror=options.mirror_copies, pixel_k=options.pixel_k,
             max_verified_pairs=options.max_verified_pairs,
             pixel_candidates=inputs.copy_candidates if use_pixels else None,
-            hue_histograms=hues,
+            hue_histograms=hues, verify=inputs.pair_verifier,
         )
         # The cut is calibrated per sample, not per pair: contamination is a per-sample rate.
         flag = copy_flags(pairs, n, alpha=options.alpha, q=options.q)
@@ -99,7 +99,8 @@ class NearDuplicate(IssueType):
             rows = np.flatnonzero(flag & pairs["aligned"].notna().to_numpy())
             if rows.size:
                 flag = copy_flags(pairs, n, alpha=options.alpha, q=options.q,
-                                  decide_on=unmirrored_evidence(pairs, rows, inputs.thumbnails, n))
+                                  decide_on=unmirrored_evidence(pairs, rows, inputs.thumbnails, n,
+                                                                verify=inputs.pair_verifier))
         if hues is not None:
             flag &= ~colour_disagrees(hues, pairs["i"].to_numpy(), pairs["j"].to_numpy())
         too_far = pairs["distance"].to_numpy(dtype=float) > options.max_distance  # NaN: unknown, kept
@@ -146,8 +147,8 @@ def hue_matrix(column: pd.Series) -> np.ndarray:
 def non_representatives(frame: pd.DataFrame) -> np.ndarray:
     """Members of a duplicate group other than its representative.
 
-    The representative is an eval member when the group has one (so eval sets stay fixed and the
-    train copies go), else the member with the lowest sample_id.
+    The representative is a held-out member (val, test or the trusted label book) when the group has
+    one (so those sets stay fixed and the train copies go), else the member with the lowest sample_id.
     """
     groups = frame["duplicate_group"].fillna(-1).to_numpy(int)
     in_group = groups >= 0
@@ -155,8 +156,8 @@ def non_representatives(frame: pd.DataFrame) -> np.ndarray:
         return np.zeros(len(frame), dtype=bool)
     members = frame.loc[in_group, ["sample_id", "split"]].copy()
     members["group"] = groups[in_group]
-    members["is_eval"] = members["split"].isin(EVAL_SPLITS)
-    ranked = members.sort_values(["group", "is_eval", "sample_id"], ascending=[True, False, True])
+    members["held_out"] = members["split"].isin(HELD_OUT_SPLITS)
+    ranked = members.sort_values(["group", "held_out", "sample_id"], ascending=[True, False, True])
     representative = ranked.groupby("group").head(1).index
     result = np.zeros(len(frame), dtype=bool)
     result[np.flatnonzero(in_group)] = True

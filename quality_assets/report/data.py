@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 
 from quality_assets.report.sections import Section, sections_for
+from quality_assets.scores.ontology import OntologyInsights, ontology_insights
 from quality_assets.store import Store, run_query
 from quality_assets.thumbnails import thumbnail_data_uri
 
@@ -42,6 +43,7 @@ class ReportData:
     pair_counts: tuple[int, int] = (0, 0)
     galleries: list[Gallery] = field(default_factory=list)
     confusion: list[dict[str, Any]] = field(default_factory=list)
+    ontology: OntologyInsights | None = None
     sample_issues: dict[str, dict[str, Any]] = field(default_factory=dict)
     # sample id -> (data_root, path): where its thumbnail is read from
     roots: dict[str, tuple[str, str]] = field(default_factory=dict)
@@ -77,10 +79,37 @@ def read_report_data(store: Store, *, max_items: int) -> ReportData:
             if items:
                 data.galleries.append(Gallery(section, items))
         data.confusion = records(run_query(conn, "report_confusion"))
+        data.ontology = read_ontology(conn, data.confusion, data.roots)
         ids = ordered_ids(item for g in data.galleries for item in g.items)
         if ids:
             data.sample_issues = _sample_issues(run_query(conn, "report_sample_issues", sample_ids=ids))
     return data
+
+
+ONTOLOGY_TOP = 10          # bars in the corrections chart
+ONTOLOGY_EXAMPLES = 3      # example samples per direction of a merge suggestion
+
+
+def read_ontology(conn: Any, confusion: list[dict[str, Any]],
+                  roots: dict[str, tuple[str, str]]) -> OntologyInsights | None:
+    """The ontology insights of the latest score run (None without corrections); example samples'
+    thumbnails are read from `roots`, which this fills."""
+    frame = pd.DataFrame(confusion, columns=["given_label", "suggested_label", "count"])
+    if frame.empty:
+        return None
+    examples = run_query(conn, "ontology_examples", per_pair=ONTOLOGY_EXAMPLES)
+    insights = ontology_insights(frame, run_query(conn, "ontology_class_sizes"), examples,
+                                 top=ONTOLOGY_TOP, per_direction=ONTOLOGY_EXAMPLES)
+    for merge in insights.merges:
+        for example in merge["examples"]:
+            roots[example["sample_id"]] = (example["data_root"], example["path"])
+    return insights
+
+
+def ontology_example_ids(data: "ReportData") -> list[str]:
+    if data.ontology is None:
+        return []
+    return list(dict.fromkeys(e["sample_id"] for m in data.ontology.merges for e in m["examples"]))
 
 
 def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -154,6 +183,7 @@ def thumbnails(data: ReportData, *, per_page: int, thumbs_per_type: int, budget:
                size: int) -> dict[str, str]:
     """Data URIs by sample id: every first-page image, then later pages round-robin within budget."""
     first = ordered_ids(item for g in data.galleries for item in g.items[:per_page])
+    first += [i for i in ontology_example_ids(data) if i not in set(first)]
     later: list[dict[str, Any]] = []
     for position in range(per_page, max(per_page, thumbs_per_type)):
         later.extend(g.items[position] for g in data.galleries if position < len(g.items))

@@ -5,7 +5,8 @@ or images from the network, so it can be mailed, attached to a CI run or opened 
 Size is bounded independently of the dataset: each gallery carries its top `max_items` rows (the
 first `per_page` rendered as HTML, the rest as JSON that the page's script renders on "Next
 page"), thumbnails exist for at most `thumbs_per_type` items per gallery and within
-`thumb_budget_bytes` overall, and the confusion heat-map keeps the `max_classes` busiest labels.
+`thumb_budget_bytes` overall, and the confusion heat-map keeps the `max_classes` busiest labels
+(the ontology insights chart shows the top corrections, the merge suggestions a few examples each).
 The complete rankings stay in the database (`SELECT * FROM issues WHERE issue_type = ...`).
 """
 
@@ -97,6 +98,7 @@ def write_report(
         galleries=data.galleries, gallery_keys={g.key for g in data.galleries}, per_page=per_page,
         thumbs=thumbs, thumb_px=f"{int(thumb_size)}px",
         confusion=confusion_grid(data.confusion, max_classes, max_confusion_rows) if data.run else None,
+        ontology=data.ontology,
         first_ids=ordered_ids(item for g in data.galleries for item in g.items[:per_page]),
         sample_issues=data.sample_issues,
         payload=page_payload(data, thumbs, per_page),

@@ -19,6 +19,9 @@ sample ids; nothing here knows about ids, DuckDB or Dagster.
 | image_properties | dark, light, blurry, low information, odd size/aspect, grayscale, exact duplicate |
 | data_value | KNN-Shapley of train samples against the eval samples |
 | cutoff | SelfClean's automatic cut-off (`fraction_cut`) |
+| component_policies | fastdup's component cleaning: bad components by label variance, label pruning, intersection, image pruning |
+| ontology | top given -> suggested corrections and class merges from symmetric confusion |
+| drop_shift | a new drop against the data before it: new labels, class balance, foreign domain |
 
 The issue types that use them live in `quality_assets/issue_types/`.
 """

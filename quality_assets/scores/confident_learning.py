@@ -10,6 +10,10 @@ matrix cell it ranked the injected flips better (label-quality AP 0.85 vs 0.76 a
 (`cleanlab.rank.get_label_quality_scores`) and issue flags (`cleanlab.filter.find_label_issues`);
 we do not re-implement either.
 
+Anchors (`anchor`, the `trusted` split's samples): labels known to be clean. They sit in every
+fold's training data, are never held out, and get their own label as probability and quality 1; the
+noise rates cleanlab prunes by are estimated on the other samples only.
+
 Multi-label data (`multi_label_confident_learning`): one binary LDA per tag ("has t / lacks t",
 one-vs-rest), fitted out of fold with per-tag stratified folds; cleanlab's multi-label functions
 (`cleanlab.multilabel_classification.rank.get_label_quality_scores_per_class` for each tag's
@@ -35,23 +39,32 @@ _FOLDS_SMALL, _FOLDS_LARGE, _LARGE = 5, 3, 200_000
 
 
 def out_of_sample_probabilities(features: np.ndarray, codes: np.ndarray, n_classes: int, *,
-                                folds: int | None = None, seed: int = 0) -> np.ndarray:
+                                folds: int | None = None, seed: int = 0,
+                                anchor: np.ndarray | None = None) -> np.ndarray:
     """[n, n_classes] probabilities, each row from a model fitted without that row.
 
     `codes` in 0..n_classes-1. Classes with fewer members than folds are still predicted (their
     members land in some folds' training data); a class with one member gets the probability the
     other folds' models give it, usually near zero, which is what a lone label deserves.
+    `anchor` rows (clean labels) are in every fold's training data and get their own label.
     """
     x = _standardise(features, seed)
+    codes = np.asarray(codes)
     n = len(codes)
-    k = folds or (_FOLDS_SMALL if n <= _LARGE else _FOLDS_LARGE)
-    counts = np.bincount(codes, minlength=n_classes)
-    k = int(max(2, min(k, counts[counts > 0].max())))
+    anchored = np.zeros(n, dtype=bool) if anchor is None else np.asarray(anchor, dtype=bool)
     probs = np.zeros((n, n_classes))
+    probs[np.flatnonzero(anchored), codes[anchored]] = 1.0
+    free, fixed = np.flatnonzero(~anchored), np.flatnonzero(anchored)
+    if free.size == 0:
+        return probs
+    k = folds or (_FOLDS_SMALL if n <= _LARGE else _FOLDS_LARGE)
+    counts = np.bincount(codes[free], minlength=n_classes)
+    k = int(max(2, min(k, counts[counts > 0].max(), free.size)))
     # Stratify on classes that can be split; lone members of tiny classes fall in any fold.
-    strata = np.where(counts[codes] >= k, codes, -1)
+    strata = np.where(counts[codes[free]] >= k, codes[free], -1)
     splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
-    for train, held in splitter.split(x, strata):
+    for train, held in splitter.split(x[free], strata):
+        train, held = np.concatenate([free[train], fixed]), free[held]
         present = np.unique(codes[train])
         if present.size == 1:
             probs[np.ix_(held, present)] = 1.0
@@ -70,26 +83,30 @@ class ConfidentLearning:
     is_issue: np.ndarray         # [n] cleanlab's flags (prune by noise rate)
 
 
-def confident_learning(features: np.ndarray, codes: np.ndarray, n_classes: int, *, seed: int = 0) -> ConfidentLearning:
-    """Out-of-sample probabilities and cleanlab's label quality and issues for labelled samples."""
+def confident_learning(features: np.ndarray, codes: np.ndarray, n_classes: int, *, seed: int = 0,
+                       anchor: np.ndarray | None = None) -> ConfidentLearning:
+    """Out-of-sample probabilities and cleanlab's label quality and issues for labelled samples;
+    `anchor` rows (clean labels) anchor every fold and are never flagged."""
     from cleanlab.filter import find_label_issues
     from cleanlab.rank import get_label_quality_scores
 
-    probs = out_of_sample_probabilities(features, codes, n_classes, seed=seed)
+    codes = np.asarray(codes)
+    anchored = np.zeros(len(codes), dtype=bool) if anchor is None else np.asarray(anchor, dtype=bool)
+    probs = out_of_sample_probabilities(features, codes, n_classes, seed=seed, anchor=anchored)
     quality = get_label_quality_scores(codes, probs, method="self_confidence")
-    present = np.bincount(codes, minlength=n_classes) > 0
+    issues = np.zeros(len(codes), dtype=bool)
+    free = np.flatnonzero(~anchored)
+    present = np.bincount(codes[free], minlength=n_classes) > 0
     if present.sum() >= 2:
         # cleanlab expects every class column to have members; reduce to the present ones.
         columns = np.flatnonzero(present)
         remap = np.full(n_classes, -1)
         remap[columns] = np.arange(columns.size)
-        sub = probs[:, columns]
+        sub = probs[np.ix_(free, columns)]
         sub = sub / np.clip(sub.sum(1, keepdims=True), 1e-12, None)
         # n_jobs=1: cleanlab otherwise forks a process pool, which can deadlock in a process that already
         # runs torch/OpenMP threads (seen in this test suite).
-        issues = find_label_issues(remap[codes], sub, filter_by="prune_by_noise_rate", n_jobs=1)
-    else:
-        issues = np.zeros(len(codes), dtype=bool)
+        issues[free] = find_label_issues(remap[codes[free]], sub, filter_by="prune_by_noise_rate", n_jobs=1)
     return ConfidentLearning(probs, np.clip(quality, 0.0, 1.0), np.asarray(issues, dtype=bool))
 
 

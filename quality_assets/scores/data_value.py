@@ -1,6 +1,9 @@
 """Data valuation: KNN-Shapley (Jia et al., VLDB 2019) of train samples on the kNN graph.
 
-The utility is a K-nearest-neighbour classifier's accuracy on the eval (val/test) samples.
+The utility is a K-nearest-neighbour classifier's accuracy on the eval samples: the `trusted`
+split (a small clean label book, see `quality_assets.splits`) when the data has labelled trusted
+samples, else val and test pooled. A noisy val/test label makes a train sample that matches it look
+valuable; the label book's labels were checked, so they are the better utility when there.
 For one eval sample e with train samples sorted by distance a_1, a_2, ..., a_M and
 c_i = 1[label(a_i) == label(e)], the exact Shapley values follow the recursion
 
@@ -45,7 +48,7 @@ import pandas as pd
 
 from quality_assets.knn import KnnGraph
 from quality_assets.scores import canonical_labels
-from quality_assets.scores.leakage import EVAL_SPLITS, TRAIN_SPLITS
+from quality_assets.splits import EVAL_SPLITS, TRAIN_SPLITS, TRUSTED_SPLITS
 from quality_assets.scores.multi_label import is_multi_label, tag_matrix
 
 __all__ = ["data_value_scores", "knn_shapley_values"]
@@ -60,7 +63,8 @@ def _masks(
         raise ValueError(f"splits has {len(splits)} entries for {n} samples")
     s = pd.Series(splits, dtype=object).astype(str).str.strip().str.lower()
     is_train = s.isin(TRAIN_SPLITS).to_numpy() & labelled
-    is_eval = s.isin(EVAL_SPLITS).to_numpy() & labelled
+    is_trusted = s.isin(TRUSTED_SPLITS).to_numpy() & labelled
+    is_eval = is_trusted if is_trusted.any() else s.isin(EVAL_SPLITS).to_numpy() & labelled
     if not is_eval.any():
         return is_train, is_train.copy()
     return is_train, is_eval

@@ -79,7 +79,8 @@ def copy_flags(pairs: pd.DataFrame, n_samples: int, *, alpha: float = 0.1, q: fl
     return flags
 
 
-def unmirrored_evidence(pairs: pd.DataFrame, rows: np.ndarray, thumbnails: np.ndarray, n: int) -> pd.DataFrame:
+def unmirrored_evidence(pairs: pd.DataFrame, rows: np.ndarray, thumbnails: np.ndarray, n: int,
+                        verify=None) -> pd.DataFrame:
     """The pixel verifiers of ``rows`` (positions in ``pairs``) with mirror images not counting:
     each row verified again without the flip, its ratio-to-next-best taken against the same
     neighbours. Mirrored twins are common in real data (arrows, semaphore and sign sets, left and
@@ -91,7 +92,7 @@ def unmirrored_evidence(pairs: pd.DataFrame, rows: np.ndarray, thumbnails: np.nd
     agreement = pairs["agreement"].to_numpy(dtype=np.float64).copy()
     i = pairs["i"].to_numpy(dtype=np.int64)
     j = pairs["j"].to_numpy(dtype=np.int64)
-    aligned[rows], agreement[rows] = verify_pairs(thumbnails, i[rows], j[rows], mirror=False)
+    aligned[rows], agreement[rows] = (verify or verify_pairs)(thumbnails, i[rows], j[rows], mirror=False)
     known = np.flatnonzero(np.isfinite(aligned))
     out = {"agreement": agreement[rows]}
     for name, values in (("aligned_ratio", aligned), ("agreement_ratio", agreement)):

@@ -178,6 +178,7 @@ def near_duplicate_pairs(
     fusion_weights: dict[str, float] | None = None,
     pixel_candidates: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
     hue_histograms: np.ndarray | None = None,
+    verify=None,
 ) -> pd.DataFrame:
     """Candidate duplicate pairs, worst (lowest score) first.
 
@@ -189,6 +190,9 @@ def near_duplicate_pairs(
 
     max_pairs_per_sample: a kNN edge becomes a candidate when it is among the first this many
         neighbours of either endpoint (default: all k).
+
+    verify: what verifies pairs on the thumbnails (``verify_pairs``' signature; default
+        ``verify_pairs``). The service passes a ``VerifiedPairMemo`` that reads back earlier runs.
 
     Pixel evidence (``thumbnails``, uint8 [N, S, S] aligned with the graph, ``thumbnail_known``
     marking the rows that hold one): the thumbnail kNN pairs (``pixel_k`` per image, mirrors
@@ -298,7 +302,7 @@ def near_duplicate_pairs(
     if thumbnails is not None:
         pixel_columns = pixel_evidence(
             thumbnails, thumbnail_known, pi, pj, n, rank_i, rank_j, pixel_rank, score, mirror, max_verified_pairs,
-            hue_histograms=hue_histograms)
+            hue_histograms=hue_histograms, verify=verify)
         pixel_columns["embedding_score"] = score
         score = fuse_p_values(pixel_columns, {**DEFAULT_FUSION_WEIGHTS, **(fusion_weights or {})})
         score[exact] = 0.0

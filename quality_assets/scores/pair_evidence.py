@@ -30,7 +30,7 @@ def _geo_mean(terms: list[np.ndarray], weights: list[float]) -> np.ndarray:
 
 
 def pixel_evidence(thumbnails, known, pi, pj, n, rank_i, rank_j, pixel_rank, embedding_score, mirror,
-                    budget, *, hue_histograms: np.ndarray | None = None) -> dict[str, np.ndarray]:
+                    budget, *, hue_histograms: np.ndarray | None = None, verify=None) -> dict[str, np.ndarray]:
     """The pixel verifiers and their ratios to the next best, per candidate pair (NaN: not verified).
 
     hue_histograms: the samples' ingest hue histograms, when the pixel view (grayscale thumbnails)
@@ -57,7 +57,7 @@ def pixel_evidence(thumbnails, known, pi, pj, n, rank_i, rank_j, pixel_rank, emb
     agreement_ratio = np.full(pi.size, np.nan)
     if verifiable.size:
         va, vb = pi[verifiable], pj[verifiable]
-        al, ag = verify_pairs(np.asarray(thumbnails), va, vb, mirror=mirror)
+        al, ag = (verify or verify_pairs)(np.asarray(thumbnails), va, vb, mirror=mirror)
         aligned[verifiable], agreement[verifiable] = al, ag
         aligned_ratio[verifiable] = ratio_to_next_best(al, va, vb, n)
         agreement_ratio[verifiable] = ratio_to_next_best(ag, va, vb, n)

@@ -43,6 +43,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import torch
 
 from quality_assets.pixel_view import (
@@ -51,6 +52,7 @@ from quality_assets.pixel_view import (
 
 __all__ = [
     "AGREE_TOLERANCE",
+    "VerifiedPairMemo",
     "ratio_to_next_best",
     "verify_pairs",
 ]
@@ -143,6 +145,63 @@ def verify_pairs(thumbs: np.ndarray, i: np.ndarray, j: np.ndarray, *, mirror: bo
     finally:
         torch.set_num_threads(previous)
     return aligned, agreement
+
+
+class VerifiedPairMemo:
+    """`verify_pairs` that remembers: a pair's verdict depends only on its two thumbnails, so a pair
+    verified in an earlier run (same samples, same verifier code) is not verified again. A 1% drop
+    then verifies only the pairs it brings; everything else is read back.
+
+    Keys are sample ids, each pair put in sample-id order before it is verified (the aligned
+    verifier holds the first image's frame fixed), so a pair gives the same verdict whatever
+    positions its samples hold in this run. `known`: rows (sample_a, sample_b, mirror, aligned,
+    agreement) from earlier runs; `new_rows()` are the ones verified here, to be stored.
+    """
+
+    COLUMNS = ("sample_a", "sample_b", "mirror", "aligned", "agreement")
+    _DTYPES = {"sample_a": object, "sample_b": object, "mirror": bool, "aligned": np.float64, "agreement": np.float64}
+
+    @classmethod
+    def _empty(cls) -> pd.DataFrame:
+        return pd.DataFrame({name: pd.Series(dtype=dtype) for name, dtype in cls._DTYPES.items()})
+
+    def __init__(self, sample_ids, known: pd.DataFrame | None = None, verify=None):
+        self.sample_ids = np.asarray(sample_ids, dtype=object)
+        self._verify = verify or verify_pairs
+        known = self._empty() if known is None else known[list(self.COLUMNS)]
+        self._known = known.astype(self._DTYPES).drop_duplicates(["sample_a", "sample_b", "mirror"])
+        self._new: list[pd.DataFrame] = []
+        self.n_reused = 0
+        self.n_verified = 0
+
+    def __call__(self, thumbs: np.ndarray, i: np.ndarray, j: np.ndarray, *, mirror: bool = True,
+                 **kwargs) -> tuple[np.ndarray, np.ndarray]:
+        i = np.asarray(i, dtype=np.int64)
+        j = np.asarray(j, dtype=np.int64)
+        id_i, id_j = self.sample_ids[i], self.sample_ids[j]
+        swap = id_i > id_j
+        first, second = np.where(swap, j, i), np.where(swap, i, j)
+        asked = pd.DataFrame({"sample_a": self.sample_ids[first], "sample_b": self.sample_ids[second],
+                              "mirror": bool(mirror)})
+        found = asked.merge(self._known, on=["sample_a", "sample_b", "mirror"], how="left")
+        aligned = found["aligned"].to_numpy(dtype=np.float64)
+        agreement = found["agreement"].to_numpy(dtype=np.float64)
+        missing = np.flatnonzero(~np.isfinite(aligned) | ~np.isfinite(agreement))
+        if missing.size:
+            aligned[missing], agreement[missing] = self._verify(thumbs, first[missing], second[missing],
+                                                                mirror=mirror, **kwargs)
+            fresh = asked.iloc[missing].assign(aligned=aligned[missing], agreement=agreement[missing])
+            fresh = fresh.drop_duplicates(["sample_a", "sample_b", "mirror"])
+            self._new.append(fresh)
+            self._known = fresh if self._known.empty else pd.concat([self._known, fresh], ignore_index=True)
+        self.n_verified += int(missing.size)
+        self.n_reused += int(i.size - missing.size)
+        return aligned, agreement
+
+    def new_rows(self) -> pd.DataFrame:
+        if not self._new:
+            return self._empty()
+        return pd.concat(self._new, ignore_index=True).drop_duplicates(["sample_a", "sample_b", "mirror"])
 
 
 def ratio_to_next_best(dissimilarity: np.ndarray, i: np.ndarray, j: np.ndarray, n: int) -> np.ndarray:

@@ -87,3 +87,55 @@ def test_cli_export_dataset(small_home: dict[str, Any], tmp_path: Path) -> None:
     again = subprocess.run([qaudit, "export", "--home", home, "--out", str(tmp_path / "ds"), "--dataset", "csv"],
                            capture_output=True, text=True, timeout=300)
     assert again.returncode == 2 and "not empty" in again.stderr
+
+
+def _digits_as_train_images(small_home: dict[str, Any]) -> None:
+    """Real pictures in the train files: MNIST digits (the store's rows stay as they are)."""
+    from PIL import Image
+
+    from quality_lab.demo_data import load_mnist_5k
+
+    images, _ = load_mnist_5k()
+    for i, path in enumerate(sorted((small_home["data"] / "train").rglob("*.png"))):
+        Image.fromarray(images[i * 37]).save(path)
+
+
+def test_balanced_export_fills_train_classes_with_recorded_deterministic_copies(
+        small_home: dict[str, Any], tmp_path: Path) -> None:
+    from PIL import Image
+
+    from quality_assets.dataset_export import AUGMENTATIONS_NAME, Balance
+
+    store: Store = small_home["store"]
+    _digits_as_train_images(small_home)
+    with store.connect() as conn:   # the cleaned split drops 6 of the 10 train dogs: cat 10, dog 4
+        conn.execute("UPDATE cleaned_splits SET action = 'drop' WHERE path IN "
+                     "(SELECT path FROM cleaned_splits WHERE path LIKE 'train/dog/%' ORDER BY path LIMIT 6)")
+    out = tmp_path / "balanced"
+    record = export_dataset(store, out, balance=Balance(policy="randaugment", seed=7))
+    assert record.counts["train"] == {"cat": 10, "dog": 10} and record.n_augmented == 6
+    assert record.counts["test"] == {"cat": 1, "dog": 3}          # eval splits are never balanced
+    assert record.balance["target"] == {"train": 10} and record.balance["policy"] == "randaugment"
+    made = pd.read_csv(out / AUGMENTATIONS_NAME)
+    assert len(made) == 6 and set(made.label) == {"dog"} and (made.policy == "randaugment").all()
+    assert made.source_export_path.nunique() == 4                 # round-robin over the four dogs
+    root = out / IMAGEFOLDER_DIR
+    for row in made.itertuples():
+        with Image.open(root / row.export_path) as copy, Image.open(root / row.source_export_path) as source:
+            assert copy.size == source.size and copy.mode == source.mode   # a valid picture like its source
+    changed = sum(
+        (root / r.export_path).read_bytes() != (root / r.source_export_path).read_bytes() for r in made.itertuples())
+    assert changed >= 5
+    scanned = scan_drop(root, root, "balanced")
+    assert scanned.rejected.empty and (scanned.accepted.split == "train").sum() == 20
+
+    again = export_dataset(store, tmp_path / "again", balance=Balance(policy="randaugment", seed=7))
+    other = export_dataset(store, tmp_path / "other", balance=Balance(policy="randaugment", seed=8))
+    same = [(root / p).read_bytes() == (tmp_path / "again" / IMAGEFOLDER_DIR / p).read_bytes() for p in made.export_path]
+    differ = [(root / p).read_bytes() != (tmp_path / "other" / IMAGEFOLDER_DIR / p).read_bytes() for p in made.export_path]
+    assert all(same) and any(differ) and again.n_augmented == other.n_augmented == 6
+
+    with pytest.raises(ValueError, match="imagefolder"):
+        export_dataset(store, tmp_path / "csv", "csv", balance=Balance())
+    with pytest.raises(ValueError, match="policy"):
+        Balance(policy="mixup")

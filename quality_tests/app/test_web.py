@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import io
 import os
+import re
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -16,6 +17,7 @@ from PIL import Image
 
 from quality_assets.app.web import serve
 from quality_tests.app.server import running_app
+from quality_tests.test_report import plant_symmetric_confusion
 
 
 def _request(url: str, *, data: dict | None = None, headers: dict | None = None,
@@ -108,3 +110,18 @@ def test_loopback_by_default_token_elsewhere(small_home: dict[str, Any]) -> None
         assert headers["location"] == "/"
         assert _request(base + "/", headers={"Cookie": "qaudit_token=s3cret"})[0] == 200
         assert _request(base + "/", headers={"Authorization": "Bearer s3cret"})[0] == 200
+
+
+def test_overview_shows_the_corrections_chart_and_merge_suggestions(small_home: dict[str, Any]) -> None:
+    plant_symmetric_confusion(small_home["store"])
+    with running_app(small_home["store"].home) as base:
+        page = _request(base + "/")[2].decode()
+    section = page.split('<section id="ontology">', 1)[1].split("</section>", 1)[0]
+    bars = re.findall(r'<g class="bar" data-rank="(\d+)" data-label="([^"]+)" data-count="(\d+)"', section)
+    assert bars == [("1", "dog → cat", "5"), ("2", "cat → dog", "3"), ("3", "cat → fox", "2")]
+    assert re.findall(r'data-merge="([^"]+)"', section) == ["cat|dog"]
+    # Examples link to the sample page and show its thumbnail; the page stays free of outside URLs.
+    linked = re.findall(r'<a class="example" href="/sample/([^"]+)"', section)
+    assert linked and set(linked) <= set(small_home["ids"][-3:])
+    assert f'/thumb/{linked[0]}?s=64' in section
+    assert "http://" not in page and "https://" not in page

@@ -43,3 +43,18 @@ def test_off_topic_samples_are_not_scored_as_label_errors():
     assert set(np.argsort(result.score)[:2]) == set(flipped[1:])
     kept = t.score(inputs, t.Options(skip_off_topic=False), found)
     assert np.isfinite(kept.score[flipped[0]])
+
+
+def test_trusted_samples_are_never_label_error_candidates():
+    inputs, flipped = _inputs(np.random.default_rng(0))
+    splits = np.array(["train"] * 300, dtype=object)
+    splits[flipped[0]] = "trusted"          # the label book says this label is right, whatever it looks like
+    splits[np.arange(1, 300, 10)] = "trusted"
+    inputs.manifest["split"] = splits
+    t = get_issue_type("label_error")
+    result = t.score(inputs, t.Options(), {})
+    trusted = splits == "trusted"
+    assert np.isnan(result.score[trusted]).all() and not result.is_issue[trusted].any()
+    assert all(s is None for s in result.suggested[trusted])
+    assert set(np.argsort(result.score)[:2]) == set(flipped[1:])
+    assert result.is_issue[flipped[1:]].all()

@@ -63,3 +63,25 @@ def test_wide_features_are_projected_and_still_find_the_flips():
     learned = confident_learning(features, noisy, 3)
     worst = np.argsort(learned.quality)[:15]
     assert len(set(worst) & set(flipped)) >= 12
+
+
+def test_anchored_labels_back_every_fold_and_are_never_flagged():
+    # Class 3 has one sample of its own and eight in the label book (the anchors). Without the book the
+    # lone sample's label looks wrong (no fold's model knows class 3); anchored, every fold knows it.
+    rng = np.random.default_rng(3)
+    x, y = _blobs(rng, n_per=60, classes=4)
+    rows = np.concatenate([np.flatnonzero(y < 3), np.flatnonzero(y == 3)[:9]])
+    x, y = x[rows], y[rows]
+    lone = len(y) - 9
+    anchor = np.zeros(len(y), dtype=bool)
+    anchor[lone + 1:] = True
+    alone = confident_learning(x[~anchor], y[~anchor], 4)
+    assert alone.quality[lone] < 0.1
+    backed = confident_learning(x, y, 4, anchor=anchor)
+    assert backed.quality[lone] > 0.5 and not backed.is_issue[lone]
+    assert (backed.quality[anchor] == 1.0).all() and not backed.is_issue[anchor].any()
+    # A flip among the other samples is still found.
+    flipped = y.copy()
+    flipped[0] = 2
+    again = confident_learning(x, flipped, 4, anchor=anchor)
+    assert again.is_issue[0] and int(np.argmin(again.quality)) == 0

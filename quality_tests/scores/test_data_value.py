@@ -44,6 +44,28 @@ def test_mislabelled_train_point_is_worth_less_than_clean_ones() -> None:
     assert np.isnan(scores[splits == "val"]).all()
 
 
+def test_trusted_split_is_what_train_samples_are_valued_against() -> None:
+    # Cluster 1's val labels are wrong (all "3"), its trusted labels right. A train sample of cluster 1
+    # labelled "3" agrees with the noisy val split and hurts against the label book.
+    x, cluster = clustered_vectors(400, 16, n_clusters=4, spread=0.1, seed=51)
+    labels = cluster.copy()
+    splits = np.where(np.arange(400) % 4 == 0, "val", "train").astype(object)
+    splits[(np.arange(400) % 4 == 1) & (cluster == 1)] = "trusted"
+    labels[(splits == "val") & (cluster == 1)] = 3
+    harmful = int(np.flatnonzero((cluster == 1) & (splits == "train"))[0])
+    labels[harmful] = 3
+    graph = build_knn_graph(x, 20)
+    train = splits == "train"
+
+    against_book = data_value_scores(graph, labels, splits, knn_k=5)
+    assert against_book[harmful] == against_book[train].min() < 0.5
+    assert np.isnan(against_book[splits == "trusted"]).all()   # the label book is never valued itself
+
+    without_book = np.where(splits == "trusted", "train", splits)   # the same rows as plain train data
+    against_val = data_value_scores(graph, labels, without_book, knn_k=5)
+    assert against_val[harmful] > np.median(against_val[train & (cluster == 1)])
+
+
 def test_equals_exact_shapley_when_rows_hold_every_train_sample() -> None:
     x, labels, splits, _ = _setup(n=120)
     d = dense_distances(x)

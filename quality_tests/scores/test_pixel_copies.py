@@ -17,7 +17,7 @@ from quality_lab.demo_data import load_mnist_5k
 from quality_assets.knn import build_knn_graph
 from quality_assets.scores.near_duplicate import copy_flags, near_duplicate_pairs
 from quality_assets.pixel_view import THUMBNAIL_SIZE, pixel_candidate_pairs, search_vectors
-from quality_assets.scores.pixel_copies import ratio_to_next_best, verify_pairs
+from quality_assets.scores.pixel_copies import VerifiedPairMemo, ratio_to_next_best, verify_pairs
 
 
 def _thumb(img: np.ndarray) -> np.ndarray:
@@ -215,3 +215,46 @@ def test_a_mirror_image_is_ranked_but_flagged_only_if_it_is_a_copy_without_the_f
     for pair in truth - {mirrored}:
         assert decided[listed[pair]] == flags[listed[pair]]
     assert not (decided & ~flags).any()
+
+
+def test_the_verdict_memo_verifies_each_pair_once_and_reads_back_stored_verdicts(digits_with_copies):
+    thumbs = digits_with_copies[0]
+    n = 60
+    ids = np.asarray([f"s{k:03d}" for k in range(n)][::-1], dtype=object)  # id order != position order
+    rng = np.random.default_rng(0)
+    i, j = rng.integers(0, n, 200), rng.integers(0, n, 200)
+    keep = i != j
+    i, j = i[keep], j[keep]
+    calls = []
+
+    def counted(t, a, b, **kw):
+        calls.append(len(a))
+        return verify_pairs(t, a, b, **kw)
+
+    memo = VerifiedPairMemo(ids, verify=counted)
+    aligned, agreement = memo(thumbs[:n], i, j, mirror=True)
+    # Each pair is verified in sample-id order, whichever way round it was asked.
+    first = np.where(ids[i] < ids[j], i, j)
+    second = np.where(ids[i] < ids[j], j, i)
+    expected = verify_pairs(thumbs[:n], first, second, mirror=True)
+    np.testing.assert_allclose(aligned, expected[0])
+    np.testing.assert_allclose(agreement, expected[1])
+    assert memo.n_verified == i.size and memo.n_reused == 0
+
+    # Asked again the other way round, and without the mirror: the first is read back, the second
+    # is a different verdict and is verified.
+    again = memo(thumbs[:n], j, i, mirror=True)
+    np.testing.assert_allclose(again[0], aligned)
+    assert memo.n_reused == i.size and sum(calls) == i.size
+    unmirrored = memo(thumbs[:n], i[:5], j[:5], mirror=False)
+    assert sum(calls) == i.size + 5
+    np.testing.assert_allclose(unmirrored[0], verify_pairs(thumbs[:n], first[:5], second[:5], mirror=False)[0])
+
+    # A later run starts from the stored rows and verifies nothing it already knows.
+    stored = memo.new_rows()
+    assert len(stored) == len(stored.drop_duplicates(["sample_a", "sample_b", "mirror"]))
+    assert (stored.sample_a < stored.sample_b).all()
+    later = VerifiedPairMemo(ids, stored, verify=counted)
+    before = sum(calls)
+    np.testing.assert_allclose(later(thumbs[:n], i, j, mirror=True)[1], agreement)
+    assert sum(calls) == before and later.n_verified == 0 and later.new_rows().empty

@@ -142,6 +142,9 @@ def knn_graph(context: dg.AssetExecutionContext, config: KnnConfig,
         data_version=dg.DataVersion("+".join([record.graph_version, *(v.graph_version for v in pixel_views)])),
         metadata={
             "graph_version": record.graph_version,
+            # True when every view's version (a hash of its inputs) was already stored: nothing was built.
+            "reused": all(v.reused for v in [record, *pixel_views]),
+            "built": dg.MetadataValue.json({v.view: v.built for v in [record, *pixel_views]}),
             "model_version": record.model_version,
             "nodes": record.n_nodes,
             "k": record.k,

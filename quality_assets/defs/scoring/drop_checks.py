@@ -1,0 +1,73 @@
+"""Drop checks: does the latest drop look like the data before it? (`quality_assets.scores.drop_shift`)
+
+Severity WARN, never blocking: a drop of new classes or another domain may be intended, but a person
+must hear of it. The label checks sit on `raw_manifest` (they run in the drop's own ingest run), the
+domain check on `issue_scores` (it reads the stored SSL graph and the off-topic scores). Every
+evaluation is recorded in `gate_results` with the drop id as its version.
+"""
+
+import dagster as dg
+
+from quality_assets.defs.gates import record_gate
+from quality_assets.defs.ingest.assets import raw_manifest
+from quality_assets.defs.resources import DUCKDB_POOL, QualityStoreResource
+from quality_assets.scores.drop_shift import (
+    CLASS_BALANCE, FOREIGN_DOMAIN, NEW_LABELS, DropBatch, DropVerdict, judge_class_balance,
+    judge_foreign_domain, judge_new_labels,
+)
+from quality_assets.store import run_query
+
+CHECK_CONDITION = dg.AutomationCondition.eager()
+
+
+def _result(conn, verdict: DropVerdict) -> dg.AssetCheckResult:
+    record_gate(conn, verdict.check, passed=verdict.passed, value=verdict.value, threshold=None, blocking=False,
+                version=verdict.drop_id, message=verdict.line)
+    return dg.AssetCheckResult(
+        passed=verdict.passed, severity=dg.AssetCheckSeverity.WARN, description=verdict.line,
+        metadata={"drop_id": verdict.drop_id or "", "value": verdict.value,
+                  "details": dg.MetadataValue.json(verdict.details)},
+    )
+
+
+@dg.asset_check(asset=raw_manifest, name=NEW_LABELS, blocking=False, pool=DUCKDB_POOL,
+                automation_condition=CHECK_CONDITION,
+                description="Warns when the latest drop brings labels no earlier sample has (named, with counts).")
+def drop_new_labels(store: QualityStoreResource) -> dg.AssetCheckResult:
+    with store.store().connect() as conn:
+        batch = DropBatch.from_frame(run_query(conn, "drop_latest_batch"))
+        return _result(conn, judge_new_labels(batch))
+
+
+@dg.asset_check(asset=raw_manifest, name=CLASS_BALANCE, blocking=False, pool=DUCKDB_POOL,
+                automation_condition=CHECK_CONDITION,
+                description="Warns when the latest drop's label distribution differs from the earlier data's "
+                "(chi-square test, Monte Carlo p-value, and a total variation distance of at least 0.1); "
+                "names the labels that moved most.")
+def drop_class_balance(store: QualityStoreResource) -> dg.AssetCheckResult:
+    with store.store().connect() as conn:
+        batch = DropBatch.from_frame(run_query(conn, "drop_latest_batch"))
+        return _result(conn, judge_class_balance(batch))
+
+
+@dg.asset_check(asset=dg.AssetKey("issue_scores"), name=FOREIGN_DOMAIN, blocking=False, pool=DUCKDB_POOL,
+                automation_condition=CHECK_CONDITION,
+                description="Warns when the latest drop's images form their own region of the SSL kNN graph "
+                "instead of mixing with the earlier images (permutation test), or score as off-topic more "
+                "than the earlier images (Mann-Whitney U).")
+def drop_foreign_domain(store: QualityStoreResource) -> dg.AssetCheckResult:
+    from quality_assets.view_graphs import load_graph
+
+    with store.store().connect() as conn:
+        batch = DropBatch.from_frame(run_query(conn, "drop_latest_batch"))
+        off_topic = run_query(conn, "drop_off_topic_scores")
+        try:
+            graph_ids, graph, _, _ = load_graph(conn, "ssl")
+            neighbors = graph.neighbors
+        except ValueError:  # no graph yet: the off-topic evidence alone
+            graph_ids, neighbors = None, None
+        return _result(conn, judge_foreign_domain(batch, graph_ids=graph_ids, neighbors=neighbors,
+                                                  off_topic=off_topic))
+
+
+DROP_CHECKS = [drop_new_labels, drop_class_balance, drop_foreign_domain]

@@ -1,0 +1,47 @@
+"""Which engine runs the heavy stages, and the connection to a Ray cluster."""
+
+from __future__ import annotations
+
+import os
+
+RAY_ADDRESS_ENV = "QUALITY_RAY_ADDRESS"
+RAY_BATCH_SIZE_ENV = "QUALITY_RAY_BATCH_SIZE"
+DEFAULT_BATCH_SIZE = 256
+
+
+def ray_address() -> str | None:
+    """The Ray cluster to run on, or None for the in-process engine (the default)."""
+    address = os.environ.get(RAY_ADDRESS_ENV, "").strip()
+    return address or None
+
+
+def batch_size() -> int:
+    value = os.environ.get(RAY_BATCH_SIZE_ENV, "").strip()
+    if not value:
+        return DEFAULT_BATCH_SIZE
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"{RAY_BATCH_SIZE_ENV} must be a positive integer, not {value!r}")
+    return int(value)
+
+
+def connect(address: str):
+    """Join the cluster at `address` (once per process) and return the `ray` module.
+
+    Ray Data's progress bars and the workers' log echo are off: the caller reports progress.
+    """
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(address=address, log_to_driver=False, logging_level="WARNING")
+        ray.data.DataContext.get_current().enable_progress_bars = False
+    return ray
+
+
+def actor_slots(ray, cpus_per_actor: float) -> tuple[int, bool]:
+    """(how many model actors fit, whether each gets a GPU): one per GPU when the cluster has GPUs,
+    else one per `cpus_per_actor` CPUs."""
+    resources = ray.cluster_resources()
+    gpus = int(resources.get("GPU", 0))
+    if gpus:
+        return gpus, True
+    return max(1, int(resources.get("CPU", 1) // max(cpus_per_actor, 1e-9))), False

@@ -1,0 +1,31 @@
+"""`qaudit prune`: space for a store that keeps every version.
+
+Every graph, score run and cleaned split version stays queryable by default (an identical re-run
+reuses them, `qaudit diff` compares them). Pruning deletes the rows of all but the newest `keep`
+versions of each (the current graph of each view always stays) and keeps their version rows, marked,
+so lineage still reads and a pruned version that comes back is computed again rather than reused.
+Stored pixel verdicts of an older verifier code are deleted too.
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+from quality_assets.score_run import verifier_version
+from quality_assets.store import run_query
+
+
+def prune_versions(conn: duckdb.DuckDBPyConnection, keep: int) -> dict[str, int]:
+    """Prune to the `keep` newest versions; returns how many graph, score and split versions lost their rows."""
+    if int(keep) < 1:
+        raise ValueError(f"--keep must be at least 1 (the current versions), got {keep}")
+    conn.execute("BEGIN TRANSACTION")
+    try:
+        counts = run_query(conn, "prune_versions", keep=int(keep), verifier_version=verifier_version()).iloc[0]
+        conn.execute("COMMIT")
+    except Exception:
+        conn.execute("ROLLBACK")
+        raise
+    # Deleted rows free their blocks for reuse at the checkpoint; the file itself does not shrink.
+    conn.execute("CHECKPOINT")
+    return {name: int(counts[name]) for name in ("graphs", "score_runs", "splits")}

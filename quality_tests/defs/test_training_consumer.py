@@ -1,0 +1,47 @@
+"""The training asset's CNN consumer in a real Dagster run: the four experiments and the trusted
+split's clean-eval figure land in the materialization's metadata."""
+
+import dagster as dg
+
+from quality_assets.defs.definitions import ALL_ASSETS, ALL_CHECKS
+from quality_assets.defs.gates import GateThresholds
+from quality_assets.defs.resources import QualityStoreResource
+from quality_assets.store import run_query
+from quality_tests.imagefolders import make_imagefolder
+
+TINY_SSL = {"epochs": 1, "batch_size": 16, "time_budget_s": 20.0}
+
+
+def test_cnn_consumer_reports_four_experiments_and_the_trusted_eval(tmp_path, store, dagster_instance):
+    data = tmp_path / "data"
+    make_imagefolder(data, {"train": {"a": 16, "b": 16}, "test": {"a": 4, "b": 4}, "trusted": {"a": 3, "b": 3}})
+    run_config = {"ops": {"raw_manifest": {"config": {"data_root": str(data)}},
+                          "ssl_model": {"config": TINY_SSL},
+                          "training_probe": {"config": {"consumer": "cnn", "cnn_epochs": 2, "cnn_seeds": [0, 1]}}}}
+    resources = {"store": QualityStoreResource(home=str(store.home)),
+                 "gates": GateThresholds(max_leakage_rate=1.0, max_near_duplicate_rate=1.0)}
+    result = dg.materialize(ALL_ASSETS + ALL_CHECKS, resources=resources, run_config=run_config,
+                            instance=dagster_instance, raise_on_error=False)
+    materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert "training_probe" in materialized, result.get_step_failure_events()
+    [probe] = result.asset_materializations_for_node("training_probe")
+    meta = {k: v.value for k, v in probe.metadata.items()}
+    assert meta["consumer"] == "cnn"
+    for train, eval_ in (("raw", "raw"), ("cleaned", "cleaned"), ("cleaned", "raw"), ("raw", "cleaned"),
+                         ("raw", "clean"), ("cleaned", "clean")):
+        assert 0.0 <= meta[f"cnn_{train}_train_{eval_}_eval_mean"] <= 1.0
+    assert abs(meta["accuracy_raw_split"] - meta["cnn_raw_train_clean_eval_mean"]) < 1e-4   # the trusted split's figure
+    with store.connect() as conn:
+        manifest = run_query(conn, "manifest_counts")
+    assert manifest[manifest["split"] == "trusted"]["n"].sum() == 6
+
+
+def test_unknown_consumer_is_refused(tmp_path, store, dagster_instance):
+    from quality_assets.defs.training.assets import training_probe
+
+    result = dg.materialize([training_probe], resources={"store": QualityStoreResource(home=str(store.home))},
+                            run_config={"ops": {"training_probe": {"config": {"consumer": "xgboost"}}}},
+                            instance=dagster_instance, raise_on_error=False)
+    assert not result.success
+    [failure] = result.get_step_failure_events()
+    assert "linear, cnn" in failure.step_failure_data.user_failure_data.description

@@ -1,0 +1,125 @@
+"""The Ray engine against the in-process engine on a real local Ray cluster (`ray start` head and
+worker nodes, started and stopped here): the same vectors, the same superseded samples."""
+
+import shutil
+
+import numpy as np
+import pytest
+
+pytest.importorskip("ray")
+
+from quality_assets.distributed.engine import RAY_ADDRESS_ENV, RAY_BATCH_SIZE_ENV
+from quality_assets.distributed.local_cluster import local_ray_cluster
+from quality_assets.ingest import ingest_drop
+from quality_assets.representation import ModelOptions, embed_missing, ensure_model, load_vectors
+from quality_assets.store import Store
+from quality_tests.imagefolders import make_imagefolder
+
+TINY = ModelOptions(epochs=1, batch_size=16, time_budget_s=20.0)
+
+pytestmark = pytest.mark.slow  # a Ray cluster takes 15-30 s to start on 2 busy cores
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    import ray
+
+    # One worker node with two CPUs: two model actors, so batches come back from both out of order.
+    with local_ray_cluster(n_workers=1, cpus_per_worker=2) as cluster:
+        try:
+            yield cluster
+        finally:
+            ray.shutdown()
+
+
+def _superseded(store: Store) -> list[tuple[str, str]]:
+    with store.connect(read_only=True) as conn:
+        return sorted(conn.execute("SELECT sample_id, reason FROM superseded_samples").fetchall())
+
+
+def test_ray_engine_embeds_the_same_vectors_and_supersedes_the_same_samples(ray_cluster, tmp_path, monkeypatch):
+    import ray
+
+    data = tmp_path / "data"
+    paths = make_imagefolder(data / "drop1", {"train": {"a": 24, "b": 21}}, seed=5)
+    local = Store(tmp_path / "in_process")
+    with local.connect() as conn:
+        ingest_drop(conn, data, data / "drop1")
+        model = ensure_model(conn, local, TINY)
+    (data / "drop1" / paths[3]).write_bytes(b"\x89PNG\r\n not the ingested bytes")
+    shutil.copytree(local.home, tmp_path / "on_ray")
+    on_ray = Store(tmp_path / "on_ray")
+
+    monkeypatch.delenv(RAY_ADDRESS_ENV, raising=False)
+    in_process = embed_missing(local, local, model)
+    monkeypatch.setenv(RAY_ADDRESS_ENV, ray_cluster.address)
+    monkeypatch.setenv(RAY_BATCH_SIZE_ENV, "8")
+    distributed = embed_missing(on_ray, on_ray, model)
+
+    assert ray.is_initialized() and ray.cluster_resources().get("CPU") == 2.0
+    assert (distributed.n_embedded, distributed.n_total) == (in_process.n_embedded, in_process.n_total) == (44, 44)
+    with local.connect(read_only=True) as conn:
+        ids_local, vectors_local = load_vectors(conn, model.model_version)
+    with on_ray.connect(read_only=True) as conn:
+        ids_ray, vectors_ray = load_vectors(conn, model.model_version)
+    order_local, order_ray = np.argsort(ids_local), np.argsort(ids_ray)
+    assert [ids_local[i] for i in order_local] == [ids_ray[i] for i in order_ray]
+    np.testing.assert_allclose(vectors_ray[order_ray], vectors_local[order_local], atol=1e-5)
+    assert _superseded(on_ray) == _superseded(local) and len(_superseded(local)) == 1
+    # Nothing left to do: a second call embeds nothing and does not touch the cluster's output.
+    again = embed_missing(on_ray, on_ray, model)
+    assert (again.n_embedded, again.n_total) == (0, 44)
+
+
+def test_ray_tasks_inspect_files_exactly_as_the_in_process_scan(ray_cluster, tmp_path):
+    from quality_assets.distributed.ingest import inspect_on_ray
+    from quality_assets.scan import _inspect_one
+    from quality_tests.imagefolders import (
+        write_corrupt_png, write_png_bomb, write_text_as_image, write_truncated, write_zero_byte,
+    )
+
+    data = tmp_path / "data"
+    make_imagefolder(data, {"train": {"a": 9, "b": 8}}, seed=7)
+    write_corrupt_png(data / "train/a/corrupt.png")
+    write_truncated(data / "train/a/truncated.jpg", fmt="JPEG")
+    write_zero_byte(data / "train/b/empty.png")
+    write_text_as_image(data / "train/b/text.png")
+    write_png_bomb(data / "train/b/bomb.png")
+    (data / "train/b/large.png").write_bytes((data / "train/a").joinpath(sorted(
+        p.name for p in (data / "train/a").glob("*.png"))[0]).read_bytes() * 50)
+    jobs = [(str(path), 40_000_000, 2_000) for path in sorted(data.rglob("*.*"))]
+    seen = []
+    on_ray = inspect_on_ray(ray_cluster.address, jobs, chunk_size=4, progress=lambda d, t: seen.append((d, t)))
+    in_process = [_inspect_one(job) for job in jobs]
+    assert on_ray == in_process
+    reasons = sorted(outcome[1] for outcome in in_process if not outcome[0])
+    assert len(reasons) == 6 and "corrupt" in reasons  # the bad files are rejected, not crashed on
+    assert sum(ok for ok, _, _ in in_process) == len(jobs) - 6
+    assert seen[0] == (0, len(jobs)) and seen[-1] == (len(jobs), len(jobs))
+
+
+def test_an_ingest_with_a_ray_cluster_configured_stores_the_same_rows(ray_cluster, tmp_path, monkeypatch):
+    from quality_tests.imagefolders import write_corrupt_png, write_zero_byte
+
+    data = tmp_path / "data"
+    make_imagefolder(data / "drop1", {"train": {"a": 12, "b": 10}, "test": {"a": 4}}, seed=9)
+    write_corrupt_png(data / "drop1/train/a/corrupt.png")
+    write_zero_byte(data / "drop1/train/b/empty.png")
+    rows = {}
+    for engine in ("in_process", "ray"):
+        if engine == "ray":
+            monkeypatch.setenv(RAY_ADDRESS_ENV, ray_cluster.address)
+        else:
+            monkeypatch.delenv(RAY_ADDRESS_ENV, raising=False)
+        store = Store(tmp_path / engine)
+        with store.connect() as conn:
+            ingest_drop(conn, data, data / "drop1")
+            manifest = conn.execute("SELECT * EXCLUDE (ingested_at) FROM raw_manifest ORDER BY sample_id").df()
+            rejected = conn.execute("SELECT path, reason FROM rejected_samples ORDER BY path").fetchall()
+        rows[engine] = (manifest, rejected)
+    (manifest_local, rejected_local), (manifest_ray, rejected_ray) = rows["in_process"], rows["ray"]
+    assert len(manifest_local) == 26 and len(rejected_local) == 2
+    assert rejected_ray == rejected_local
+    assert manifest_ray.drop(columns=["hue_histogram"]).equals(manifest_local.drop(columns=["hue_histogram"]))
+    for a, b in zip(manifest_ray.hue_histogram, manifest_local.hue_histogram):
+        np.testing.assert_allclose(a, b)

@@ -1,0 +1,69 @@
+"""A data root with three drops, for the drop checks and the version diff: `old` (two classes of noisy
+copies of two prototypes), `same` (more of the same), `foreign` (smooth colour-free patterns of a
+different generator, with two labels never seen before). Vectors come from the images' own pixels via
+the `precomputed` embedder, so what the checks see does not depend on a seconds-long DINO run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+from PIL import Image
+
+from quality_assets.defs.definitions import ALL_ASSETS, ALL_CHECKS
+from quality_assets.defs.gates import GateThresholds
+from quality_assets.defs.resources import QualityStoreResource
+from quality_tests.imagefolders import distinct_image
+
+DROP_LAYOUT = {
+    "old": {"train": {"a": 30, "b": 30}, "test": {"a": 6, "b": 6}},
+    "same": {"train": {"a": 10, "b": 10}},
+    "foreign": {"train": {"shirt": 10, "shoe": 10}},
+}
+# Only the scores and the checks on them: the later stages are not what these tests are about.
+UP_TO_SCORES = ("raw_manifest", "ssl_model", "embeddings", "knn_graph", "issue_scores")
+
+
+def _write(path: Path, pixels: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(path)
+
+
+def make_drops(data: Path, seed: int = 0) -> Path:
+    """Write the three drops under `data` and the pixel vectors of every image; returns the vectors file."""
+    rng = np.random.default_rng(seed)
+    prototypes = {"a": rng.uniform(0, 255, (28, 28)), "b": rng.uniform(0, 255, (28, 28))}
+    pattern = seed * 100_000
+    for drop, splits in DROP_LAYOUT.items():
+        for split, labels in splits.items():
+            for label, count in labels.items():
+                for i in range(count):
+                    target = data / drop / split / label / f"{label}_{i:02d}.png"
+                    if label in prototypes:
+                        _write(target, prototypes[label] + rng.normal(0, 40, (28, 28)))
+                    else:
+                        _write(target, distinct_image(pattern, gray=True).astype(np.float64))
+                        pattern += 1
+    paths = sorted(p.relative_to(data).as_posix() for p in data.rglob("*.png"))
+    matrix = np.stack([np.asarray(Image.open(data / p).convert("L"), np.float32).ravel() for p in paths])
+    matrix -= matrix.mean(axis=1, keepdims=True)
+    vectors = data.parent / "vectors.npy"
+    np.save(vectors, matrix)
+    Path(str(vectors) + ".paths.txt").write_text("\n".join(paths))
+    return vectors
+
+
+def audit_drop(store, data: Path, vectors: Path, drop: str, instance, *, selection=UP_TO_SCORES):
+    """Ingest one drop and run the graph (up to the scores by default) through Dagster."""
+    ops = {"raw_manifest": {"config": {"data_root": str(data), "drops": [drop]}}}
+    if not selection or "ssl_model" in selection:
+        ops["ssl_model"] = {"config": {"embedder": "precomputed", "embeddings_file": str(vectors)}}
+    return dg.materialize(
+        ALL_ASSETS + ALL_CHECKS,
+        resources={"store": QualityStoreResource(home=str(store.home)),
+                   "gates": GateThresholds(max_leakage_rate=1.0, max_near_duplicate_rate=1.0)},
+        run_config={"ops": ops},
+        instance=instance, raise_on_error=False,
+        selection=dg.AssetSelection.assets(*selection) if selection else None,
+    )
