@@ -1,0 +1,55 @@
+"""How many samples the label-error flags hold, against the truth, on benchmark-matrix cells.
+
+    python benchmarks/label_flags_cells.py CELL_DIR [CELL_DIR ...]
+
+CELL_DIR is a cell's `contaminated` or `clean` folder kept by `python -m quality_lab.matrix
+--keep-images` (see `benchmarks/rescore_cell.py`, whose loader this uses: the cell's own DINO
+checkpoint, vectors cached in the folder). Prints, per cell, the flagged count, the injected label
+errors and the flags' precision and recall. The ranking's AP is the matrix's business; this is about
+the cut: how many samples the cleaned split would act on.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from rescore_cell import load_cell  # noqa: E402
+from quality_assets.knn import build_knn_graph  # noqa: E402
+from quality_assets.scoring import ScoreConfig, compute_scores  # noqa: E402
+from quality_lab.bench.methods import thumbnails_for  # noqa: E402
+
+
+def main(cells: list[str]) -> int:
+    if not cells:
+        print(__doc__)
+        return 2
+    for cell in cells:
+        root = Path(cell)
+        data, vectors = load_cell(root)
+        ids = data.manifest["sample_id"].to_numpy(dtype=object)
+        v = np.ascontiguousarray(vectors, dtype=np.float32)
+        started = time.perf_counter()
+        out = compute_scores(list(ids), build_knn_graph(v, k=16), data.manifest, ScoreConfig(), vectors=v,
+                             thumbnails=thumbnails_for(data))
+        rows = out.issue_rows[out.issue_rows.issue_type == "label_error"]
+        position = pd.Series(np.arange(len(ids)), index=ids)
+        flagged = set(position.loc[rows[rows.is_issue.astype(bool)].sample_id].tolist())
+        truth = data.truth
+        bad = set(truth[truth.issue_type == "label_error"]["index"].astype(int))
+        hits = len(flagged & bad)
+        print(f"{root.parent.name}/{root.name}: n={len(ids)} injected={len(bad)} flagged={len(flagged)} "
+              f"precision={hits / max(1, len(flagged)):.2f} recall={hits / max(1, len(bad)):.2f} "
+              f"({time.perf_counter() - started:.0f} s)", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
