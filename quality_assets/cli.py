@@ -16,11 +16,15 @@ import signal
 import sys
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from quality_assets.runner import (
     EXIT_OK, EXIT_USAGE, REPO_ROOT, AuditOutcome, RunConfigError, load_run_config_file, merge_run_config,
     prepare_environment, run_audit,
 )
+
+if TYPE_CHECKING:  # loaded by the export command only (pandas, DuckDB)
+    from quality_assets.dataset_export import Balance, DatasetExport
 
 
 def _home(value: str | None) -> Path:
@@ -173,21 +177,25 @@ def cmd_export(args: argparse.Namespace) -> int:
     from quality_assets.exporting import export_views
     from quality_assets.store import Store
 
+    balance, problem = _balance_from_args(args)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return EXIT_USAGE
     if args.dataset:
-        return _export_dataset(args)
+        return _export_dataset(args, balance)
     counts = export_views(Store(_home(args.home)), Path(args.out).resolve())
     for name, n in counts.items():
         print(f"{args.out}/{name}.csv (+ .parquet): {n} rows")
     return EXIT_OK
 
 
-def _export_dataset(args: argparse.Namespace) -> int:
+def _export_dataset(args: argparse.Namespace, balance: Balance | None) -> int:
     from quality_assets.dataset_export import NoCleanedSplit, export_dataset
     from quality_assets.store import Store
 
     try:
         record = export_dataset(Store(_home(args.home)), Path(args.out), args.dataset, link_mode=args.link_mode,
-                                overwrite=args.overwrite)
+                                overwrite=args.overwrite, balance=balance)
     except (NoCleanedSplit, FileExistsError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
@@ -195,7 +203,58 @@ def _export_dataset(args: argparse.Namespace) -> int:
           f"from cleaned split {record.split_version}")
     if record.skipped_multi_label:
         print(f"  {record.skipped_multi_label} multi-label samples left out (use --dataset csv or parquet)")
+    if record.balance is not None:
+        _print_balance(record)
     return EXIT_OK
+
+
+def _balance_policies() -> tuple[str, ...]:
+    from quality_assets.dataset_export import BALANCE_POLICIES
+
+    return BALANCE_POLICIES
+
+
+def _balance_from_args(args: argparse.Namespace) -> tuple[Balance | None, str | None]:
+    """The export's --balance flags as (balance or None, a usage problem or None)."""
+    if args.balance is None:
+        if args.balance_seed is not None or args.balance_target is not None:
+            return None, "--balance-seed and --balance-target need --balance POLICY"
+        return None, None
+    if args.dataset != "imagefolder":
+        # Balancing writes augmented image files; a manifest or the views have nowhere to put them.
+        given = f"--dataset {args.dataset}" if args.dataset else "the views export (no --dataset)"
+        return None, f"--balance needs --dataset imagefolder (it writes augmented image files), not {given}"
+    target = 0 if args.balance_target is None else args.balance_target
+    if target < 0:
+        return None, f"--balance-target must be 0 (the largest train class's count) or more, not {target}"
+    from quality_assets.dataset_export import Balance
+
+    return Balance(policy=args.balance, seed=args.balance_seed or 0, target=target), None
+
+
+# More classes than this and the per-class lines would bury the export's summary.
+MAX_CLASSES_LISTED = 20
+
+
+def _print_balance(record: DatasetExport) -> None:
+    import pandas as pd
+
+    balance = record.balance
+    listing = Path(record.out_dir) / balance["manifest"]
+    if not balance["target"]:
+        print("  nothing balanced: the export has no train samples")
+        return
+    sizes = ", ".join(f"{split} to {n:,}" for split, n in balance["target"].items())
+    print(f"  balanced {sizes} per class with {balance['policy']} (seed {balance['seed']}): "
+          f"{record.n_augmented:,} augmented copies added, listed in {listing}")
+    if not record.n_augmented:
+        return
+    per_class = pd.read_csv(listing, dtype={"label": str}).groupby(["split", "label"], sort=True).size()
+    if len(per_class) > MAX_CLASSES_LISTED:
+        print(f"  copies added to {len(per_class):,} classes")
+        return
+    for (split, label), n in per_class.items():
+        print(f"  {split}/{label}: +{n:,}")
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
@@ -342,6 +401,16 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     export.add_argument("--link-mode", choices=["hardlink", "copy", "symlink"], default="hardlink",
                         help="how --dataset imagefolder places files (hardlink falls back to copy)")
     export.add_argument("--overwrite", action="store_true", help="replace an earlier dataset export in --out")
+    # The policies' module loads pandas and DuckDB: only for the command that takes them.
+    policies = _balance_policies() if argv and argv[0] == "export" else None
+    export.add_argument("--balance", choices=policies, metavar="POLICY",
+                        help="with --dataset imagefolder: fill the train split's smaller classes up with "
+                        f"augmented copies made by this torchvision policy ({', '.join(policies or ())}); "
+                        "listed in augmentations.csv")
+    export.add_argument("--balance-seed", type=int, metavar="N",
+                        help="seed of the augmented copies (default 0): the same seed, the same files")
+    export.add_argument("--balance-target", type=int, metavar="N",
+                        help="samples per train class after balancing (default 0: the largest class's count)")
     export.set_defaults(func=cmd_export)
 
     review = sub.add_parser("review", help="list flagged items, or record a human decision that overrides the policy")

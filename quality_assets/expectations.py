@@ -7,6 +7,7 @@ asset check and the gate table can store as they are.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -17,7 +18,7 @@ import pandas as pd
 
 from quality_assets.scan import SPLITS
 
-__all__ = ["REQUIRED_COLUMNS", "ExpectationOutcome", "validate_manifest"]
+__all__ = ["REQUIRED_COLUMNS", "ExpectationOutcome", "manifest_fingerprint", "validate_manifest"]
 
 REQUIRED_COLUMNS = (
     "sample_id",
@@ -155,6 +156,16 @@ def _flatten(result: Any) -> dict[str, Any]:
             "details": details,
         }
     )
+
+
+def manifest_fingerprint(manifest: pd.DataFrame) -> str:
+    """A hash of exactly what the suite validates (its columns, row order aside): the same
+    fingerprint under the same suite code gives the same outcome, so a re-run can reuse it."""
+    frame = manifest[[column for column in REQUIRED_COLUMNS if column in manifest.columns]]
+    frame = frame.sort_values(list(frame.columns[:1])) if len(frame.columns) else frame
+    rows = pd.util.hash_pandas_object(frame.astype(str), index=False).to_numpy()
+    digest = hashlib.sha256(",".join(frame.columns).encode() + rows.tobytes())
+    return digest.hexdigest()[:16]
 
 
 def validate_manifest(manifest: pd.DataFrame) -> ExpectationOutcome:

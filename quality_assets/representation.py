@@ -44,6 +44,10 @@ class ModelOptions:
     force_retrain: bool = False
     checkpoint_file: str = ""              # timm_checkpoint: a local weights file
     embeddings_file: str = ""              # precomputed: Parquet or .npy keyed by path
+    # Decoded training images held in RAM at most ("8GiB", bytes; "" = $QUALITY_DECODE_RAM_BYTES or a
+    # quarter of the RAM); above it they go to a memory-mapped file under artifacts/decode_cache/.
+    # Not part of DinoConfig: where the pixels live does not change the model or its hash.
+    decode_ram_budget: str = ""
 
 
 @dataclass
@@ -120,7 +124,7 @@ def _data_image_size(manifest: pd.DataFrame) -> int:
 def _ensure_dino(target, store: Store, options: ModelOptions, manifest_version: str, n_samples: int,
                  say: Progress) -> ModelRecord:
     from quality_assets.imaging import VerifiedFiles
-    from quality_assets.ssl.data import load_image_tensor
+    from quality_assets.ssl.data import decode_images, decode_ram_budget
     from quality_assets.ssl.dino import save_checkpoint, train_dino
     from quality_assets.ssl.policy import SSL_CODE_VERSION, retrain_decision
 
@@ -128,6 +132,9 @@ def _ensure_dino(target, store: Store, options: ModelOptions, manifest_version: 
         manifest = manifest_paths(conn)
         previous = run_query(conn, "latest_model_of_kind", kind="dino")
     config = _dino_config(options, manifest)
+    # Read before anything is decided, so a malformed budget fails the same way whether or not
+    # this run retrains.
+    ram_budget = decode_ram_budget(options.decode_ram_budget or None)
     previous_state = None
     if len(previous):
         row = previous.iloc[0]
@@ -146,12 +153,11 @@ def _ensure_dino(target, store: Store, options: ModelOptions, manifest_version: 
     # Every image is read through its recorded hash; one that changed since ingest is left out of
     # training and taken out of the active manifest rather than trained on under its old identity.
     files = VerifiedFiles.from_frame(manifest)
-    images = load_image_tensor(files, config.image_size, progress=lambda done, total: None)
+    images = decode_images(files, config.image_size, ram_budget=ram_budget,
+                           cache_dir=store.artifacts_dir / "decode_cache")
     if files.changed:
-        import torch
-
         keep = ~manifest.sample_id.isin(list(files.changed)).to_numpy()
-        images = images[torch.from_numpy(keep)]
+        images = images.select(np.flatnonzero(keep))
         with session(target) as conn:
             record_superseded(conn, files.changed)
             version = run_query(conn, "manifest_version")

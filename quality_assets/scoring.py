@@ -73,6 +73,16 @@ def _long_rows(sample_ids: np.ndarray, issue_type: str, result: IssueResult) -> 
     })
 
 
+def _stack_long_rows(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """`pd.concat` of the per-type long rows, column by column: the frames share one schema, and
+    pandas' concat checks every value of an all-None object column one by one (0.5 s at 10k samples
+    and eight issue types, a tenth of a drop's re-score)."""
+    if not frames:
+        return _long_rows(np.empty(0, dtype=object), "", IssueResult(score=np.empty(0), is_issue=np.empty(0, bool)))
+    return pd.DataFrame({column: np.concatenate([frame[column].to_numpy() for frame in frames])
+                         for column in frames[0].columns})
+
+
 def pixel_view(thumbnails: np.ndarray, k: int = PIXEL_VIEW_K, seed: int = 0) -> View:
     """The pixel view's graph: kNN on 8x8 thumbnail averages (zero-mean, unit-norm)."""
     vectors = search_vectors(thumbnails)
@@ -158,7 +168,7 @@ def compute_scores(sample_ids: list[str], graph: KnnGraph, manifest: pd.DataFram
         "views": sorted(views),
     })
     return ScoreOutputs(
-        pd.concat(rows, ignore_index=True),
+        _stack_long_rows(rows),
         pair_rows,
         pd.concat(groups, ignore_index=True) if groups else pd.DataFrame(
             columns=["group_id", "size", "n_labels", "majority_label", "is_conflict"]),

@@ -83,11 +83,13 @@ def _store_graph(conn: duckdb.DuckDBPyConnection, view: str, graph_version: str,
                  seconds: float, built: str = "full") -> GraphRecord:
     """Write one view's graph (edge rows: sample_id, neighbor_id, 1-based rank, distance), its
     knn_graphs row and its current mark in one short transaction. Older versions keep their edges."""
-    n_nodes = len(np.unique(sample_ids)) if view == "pixel_copy" else len(sample_ids) // max(k, 1)
+    sample_ids, neighbor_ids = _id_column(sample_ids), _id_column(neighbor_ids)
+    n_nodes = (len(np.unique(sample_ids.indices.to_numpy())) if view == "pixel_copy"
+               else len(sample_ids) // max(k, 1))
     params = {**params, "built": built}
     edges = pa.table({
-        "sample_id": pa.array(sample_ids, pa.string()),
-        "neighbor_id": pa.array(neighbor_ids, pa.string()),
+        "sample_id": sample_ids,
+        "neighbor_id": neighbor_ids,
         "rank": pa.array(np.asarray(ranks, dtype=np.int32)),
         "distance": pa.array(np.asarray(distances, dtype=np.float32)),
     })
@@ -109,9 +111,24 @@ def _store_graph(conn: duckdb.DuckDBPyConnection, view: str, graph_version: str,
                        built)
 
 
-def _knn_edges(ids: np.ndarray, graph) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _ids_at(ids: np.ndarray, positions: np.ndarray) -> pa.DictionaryArray:
+    """`ids[positions]` as a dictionary-encoded Arrow column: the ids are converted once, not once per
+    edge (building 3.2M edge strings took 1.6 s a graph at 100k samples)."""
+    return pa.DictionaryArray.from_arrays(pa.array(np.asarray(positions, dtype=np.int32)),
+                                          pa.array(np.asarray(ids, dtype=object), pa.string()))
+
+
+def _id_column(values) -> pa.DictionaryArray:
+    """Edge ids as a dictionary-encoded column, whether given encoded or as an array of strings."""
+    if isinstance(values, pa.DictionaryArray):
+        return values
+    codes, uniques = pd.factorize(np.asarray(values, dtype=object))
+    return _ids_at(uniques, codes)
+
+
+def _knn_edges(ids: np.ndarray, graph) -> tuple[pa.Array, pa.Array, np.ndarray, np.ndarray]:
     n, kk = graph.neighbors.shape
-    return (np.repeat(ids, kk), ids[graph.neighbors.reshape(-1)],
+    return (_ids_at(ids, np.repeat(np.arange(n), kk)), _ids_at(ids, graph.neighbors.reshape(-1)),
             np.tile(np.arange(1, kk + 1, dtype=np.int32), n), graph.distances.reshape(-1))
 
 
@@ -237,7 +254,8 @@ def build_pixel_views(conn: duckdb.DuckDBPyConnection, *, k: int = 16, copy_k: i
                                                  copy_inputs, rows_versions)
         vectors = search_vectors(thumbs)
         distance = np.clip((1.0 - np.einsum("ij,ij->i", vectors[a], vectors[b])) / 2.0, 0.0, 1.0)
-        records[0] = _store_graph(conn, "pixel_copy", copy_version, source, manifest_version, ids[a], ids[b],
+        records[0] = _store_graph(conn, "pixel_copy", copy_version, source, manifest_version,
+                                  _ids_at(ids, a), _ids_at(ids, b),
                                   position, distance, k=copy_k, index_kind="pairs", recall_at_k=None,
                                   params={"mirror": True, "canonical": True, "inputs": copy_inputs},
                                   seconds=time.perf_counter() - started, built=built)
@@ -265,18 +283,20 @@ def _copy_search_vectors(thumbs: np.ndarray, search: str) -> np.ndarray:
 
 def _load_copy_rows(conn: duckdb.DuckDBPyConnection, row, ids: np.ndarray):
     """A stored search's rows as (old query positions, old base positions, neighbours, distances) in
-    the index space of `ids` (and their mirrored entries after them); -1 where a sample left."""
+    the index space of `ids` (and their mirrored entries after them); -1 where a sample left.
+
+    The old base is the stored queries' samples, then their mirrored entries; ids are matched through
+    hash indexes (a sort of the 1.6M neighbour strings took 7 s at 100k samples)."""
     table = run_query_arrow(conn, "knn_edges_current", graph_version=row.graph_version)
     k = int(row.k)
     sources = np.asarray(table.column("sample_id").to_numpy(zero_copy_only=False), dtype=object)[::k]
     neighbors = np.asarray(table.column("neighbor_id").to_numpy(zero_copy_only=False), dtype=object)
-    old_base, inverse = np.unique(np.concatenate([sources, sources + MIRRORED, neighbors]), return_inverse=True)
-    mirrored = np.char.endswith(old_base.astype(str), MIRRORED)
-    plain = np.where(mirrored, np.char.replace(old_base.astype(str), MIRRORED, ""), old_base.astype(str))
-    at = np.searchsorted(ids, plain).clip(0, len(ids) - 1)
-    base_positions = np.where(ids[at] == plain, at + np.where(mirrored, len(ids), 0), -1)
-    query_positions = base_positions[inverse[:sources.size]]
-    old_neighbors = inverse[2 * sources.size:].reshape(-1, k)
+    query_positions = pd.Index(np.asarray(ids, dtype=object)).get_indexer(sources)
+    n_old = sources.size
+    base_positions = np.concatenate([query_positions, np.where(query_positions >= 0, query_positions + len(ids), -1),
+                                     [-1]])  # the last entry stands for a neighbour outside the old base
+    old_neighbors = pd.Index(np.concatenate([sources, sources + MIRRORED])).get_indexer(neighbors)
+    old_neighbors = np.where(old_neighbors >= 0, old_neighbors, 2 * n_old).reshape(-1, k)
     distances = table.column("distance").to_numpy().astype(np.float32).reshape(-1, k)
     return query_positions, base_positions, old_neighbors, distances
 
@@ -309,8 +329,8 @@ def _copy_candidates(conn, ids, thumbs, known, copy_k, seed, source, manifest_ve
             nb, dist = graph.neighbors[:n], graph.distances[:n]
             built.append("full")
         names = np.concatenate([known_ids, known_ids + MIRRORED])
-        _store_graph(conn, view, rows_versions[search], source, manifest_version, np.repeat(known_ids, k),
-                     names[nb.reshape(-1)], np.tile(np.arange(1, k + 1, dtype=np.int32), n), dist.reshape(-1),
+        _store_graph(conn, view, rows_versions[search], source, manifest_version,
+                     _ids_at(known_ids, np.repeat(np.arange(n), k)), _ids_at(names, nb.reshape(-1)), np.tile(np.arange(1, k + 1, dtype=np.int32), n), dist.reshape(-1),
                      k=k, index_kind="rows", recall_at_k=None, params={"inputs": inputs},
                      seconds=time.perf_counter() - started, built=built[-1])
         # As pixel_view._graph_pairs: a mirrored entry stands for its source image, a row's own
@@ -409,10 +429,13 @@ def load_graph(conn: duckdb.DuckDBPyConnection, view: str = "ssl"):
     table = run_query_arrow(conn, "knn_edges_current", graph_version=row.graph_version)
     k = int(row.k)
     sample_col = table.column("sample_id").to_numpy(zero_copy_only=False)
-    ordered_ids = np.asarray(sample_col[::k], dtype=str)  # sorted: the query orders by sample_id
+    ordered_ids = np.asarray(sample_col[::k], dtype=object)  # sorted: the query orders by sample_id
     sample_ids = list(ordered_ids)
-    neighbor_ids = np.asarray(table.column("neighbor_id").to_numpy(zero_copy_only=False), dtype=str)
-    neighbors = np.searchsorted(ordered_ids, neighbor_ids).astype(np.int64)
+    # A hash index, not a binary search over fixed-width unicode copies (5 s for 5 graphs at 100k).
+    neighbors = pd.Index(ordered_ids).get_indexer(
+        np.asarray(table.column("neighbor_id").to_numpy(zero_copy_only=False), dtype=object)).astype(np.int64)
+    if (neighbors < 0).any():
+        raise ValueError(f"the {view} graph {row.graph_version} has edges to samples that are not its nodes")
     distances = table.column("distance").to_numpy().astype(np.float32)
     graph = KnnGraph(neighbors=neighbors.reshape(-1, k), distances=distances.reshape(-1, k),
                      index_kind=str(row.index_kind),
@@ -435,11 +458,11 @@ def load_pixel_views(conn: duckdb.DuckDBPyConnection, sample_ids: list[str]):
     candidates = None
     if copy_row is not None:
         table = run_query_arrow(conn, "knn_edges_current", graph_version=copy_row.graph_version)
-        position = pd.Series(np.arange(len(sample_ids)), index=sample_ids)
-        a = position.reindex(np.asarray(table.column("sample_id").to_numpy(zero_copy_only=False), dtype=str)).to_numpy()
-        b = position.reindex(np.asarray(table.column("neighbor_id").to_numpy(zero_copy_only=False), dtype=str)).to_numpy()
+        position = pd.Index(np.asarray(sample_ids, dtype=object))
+        a = position.get_indexer(np.asarray(table.column("sample_id").to_numpy(zero_copy_only=False), dtype=object))
+        b = position.get_indexer(np.asarray(table.column("neighbor_id").to_numpy(zero_copy_only=False), dtype=object))
         # Candidates of samples that left the manifest are dropped; new samples wait for the next graph.
-        keep = ~(np.isnan(a) | np.isnan(b))
+        keep = (a >= 0) & (b >= 0)
         candidates = (a[keep].astype(np.int64), b[keep].astype(np.int64),
                       table.column("rank").to_numpy()[keep].astype(np.int64))
         versions.append(str(copy_row.graph_version))

@@ -195,11 +195,29 @@ def _materialize(home: Path, data: Path, vectors: Path, instance) -> dict:
             for event in result.get_asset_materialization_events()}
 
 
+def _consumer_rows(store: Store) -> tuple[list, pd.DataFrame]:
+    with store.connect(read_only=True) as conn:
+        return (conn.execute("SELECT consumer_version, consumer, split_version, created_at FROM consumer_runs")
+                .fetchall(), conn.execute("SELECT * FROM consumer_accuracies ORDER BY train").df())
+
+
 def test_an_identical_rerun_through_dagster_says_it_reused_each_stage(two_drops, tmp_path):
+    from quality_assets.defs.training.assets import training_probe
+
     data, vectors = two_drops
+    store = Store(tmp_path / "home")
     with dg.instance_for_test() as instance:
-        first = _materialize(tmp_path / "home", data, vectors, instance)
-        second = _materialize(tmp_path / "home", data, vectors, instance)
+        first = _materialize(store.home, data, vectors, instance)
+        runs_first, accuracies_first = _consumer_rows(store)
+        second = _materialize(store.home, data, vectors, instance)
+        runs_second, accuracies_second = _consumer_rows(store)
+        # A store that lost the consumer's rows (one from before the consumer tables) trains once more.
+        with store.connect() as conn:
+            conn.execute("DELETE FROM consumer_accuracies")
+            conn.execute("DELETE FROM consumer_runs")
+        again = dg.materialize([training_probe], resources={"store": QualityStoreResource(home=str(store.home))},
+                               instance=instance)
+        runs_again, accuracies_again = _consumer_rows(store)
     for asset in ("knn_graph", "issue_scores", "cleaned_split", "training_probe"):
         assert first[asset]["reused"].value is False, asset
         assert second[asset]["reused"].value is True, asset
@@ -212,6 +230,21 @@ def test_an_identical_rerun_through_dagster_says_it_reused_each_stage(two_drops,
     # The training consumer: same split, same config, same code: its figures are carried over.
     assert first["training_probe"]["consumer_version"].value == second["training_probe"]["consumer_version"].value
     assert second["training_probe"]["accuracy_cleaned_split"] == first["training_probe"]["accuracy_cleaned_split"]
+    # Stored once per consumer version, keyed by the split it trained on; the reused run is marked
+    # the newest again instead of being written twice.
+    version = first["training_probe"]["consumer_version"].value
+    [(stored_version, consumer, split_version, trained_at)] = runs_first
+    assert (stored_version, consumer, split_version) == (version, "linear",
+                                                         first["cleaned_split"]["split_version"].value)
+    assert accuracies_first[["seed", "train", "eval"]].values.tolist() == [[0, "cleaned", "kept"], [0, "raw", "kept"]]
+    assert accuracies_first.set_index("train").accuracy.to_dict() == {
+        "cleaned": first["training_probe"]["accuracy_cleaned_split"].value,
+        "raw": first["training_probe"]["accuracy_raw_split"].value}
+    [(_, _, _, marked_at)] = runs_second
+    assert marked_at > trained_at and accuracies_second.equals(accuracies_first)
+    [probe] = again.asset_materializations_for_node("training_probe")
+    assert probe.metadata["reused"].value is False
+    assert [r[0] for r in runs_again] == [version] and accuracies_again.equals(accuracies_first)
 
 
 def test_prune_keeps_the_newest_versions_and_a_pruned_version_is_computed_again(two_drops, tmp_path):

@@ -249,6 +249,33 @@ CREATE TABLE IF NOT EXISTS gate_results (
     evaluated_at  TIMESTAMP NOT NULL
 );
 
+-- The training consumer's results (the `training_probe` asset), one run per consumer version: the
+-- cleaned split, the consumer's config and its code. A re-run of a stored version marks it current
+-- (created_at = now(): the report reads the newest) instead of adding a run.
+CREATE TABLE IF NOT EXISTS consumer_runs (
+    consumer_version VARCHAR PRIMARY KEY,
+    split_version    VARCHAR NOT NULL,
+    consumer         VARCHAR NOT NULL,    -- linear | cnn
+    config_json      VARCHAR,
+    seconds          DOUBLE,
+    created_at       TIMESTAMP NOT NULL
+);
+
+-- Accuracy of each (train labels, eval set) experiment of a consumer run, per seed. train: raw (given
+-- labels, nothing dropped) | cleaned (the cleaned split's labels, dropped rows left out). eval: raw
+-- (eval rows, given labels) | cleaned (kept eval rows, cleaned labels) | clean (the trusted split) |
+-- kept (the linear probe without a trusted split: kept eval rows, given labels).
+CREATE TABLE IF NOT EXISTS consumer_accuracies (
+    consumer_version VARCHAR NOT NULL,
+    seed             INTEGER NOT NULL,
+    train            VARCHAR NOT NULL,
+    eval             VARCHAR NOT NULL,
+    accuracy         DOUBLE,              -- NULL: not measurable (e.g. one class to train on)
+    n_train          INTEGER,
+    n_eval           INTEGER,
+    PRIMARY KEY (consumer_version, seed, train, eval)
+);
+
 -- The samples every stage works on: the manifest without superseded rows, with each data root.
 CREATE OR REPLACE VIEW active_manifest AS
 SELECT m.*, d.data_root

@@ -17,6 +17,7 @@ from typing import Any
 
 import pandas as pd
 
+from quality_assets.consumer_results import ConsumerSummary, read_latest_consumer_result
 from quality_assets.report.sections import Section, sections_for
 from quality_assets.scores.ontology import OntologyInsights, ontology_insights
 from quality_assets.store import Store, run_query
@@ -48,6 +49,7 @@ class ReportData:
     # sample id -> (data_root, path): where its thumbnail is read from
     roots: dict[str, tuple[str, str]] = field(default_factory=dict)
     note: str | None = None
+    consumer: ConsumerSummary | None = None   # the newest training consumer run
 
 
 def read_report_data(store: Store, *, max_items: int) -> ReportData:
@@ -62,6 +64,7 @@ def read_report_data(store: Store, *, max_items: int) -> ReportData:
             split_counts={r["split"]: int(r["n"]) for r in records(run_query(conn, "report_split_counts"))},
             rejected=int(run_query(conn, "report_rejected_count")["n"].iloc[0]),
             gates=records(run_query(conn, "report_gates")),
+            consumer=read_latest_consumer_result(conn),
         )
         if data.run is None:
             return data

@@ -23,6 +23,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
+from quality_assets.consumer_results import EVAL_SETS
 from quality_assets.report.data import (
     confusion_grid,
     ordered_ids,
@@ -99,6 +100,7 @@ def write_report(
         thumbs=thumbs, thumb_px=f"{int(thumb_size)}px",
         confusion=confusion_grid(data.confusion, max_classes, max_confusion_rows) if data.run else None,
         ontology=data.ontology,
+        consumer=data.consumer, eval_sets=EVAL_SETS,
         first_ids=ordered_ids(item for g in data.galleries for item in g.items[:per_page]),
         sample_issues=data.sample_issues,
         payload=page_payload(data, thumbs, per_page),

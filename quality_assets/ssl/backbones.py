@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 
 from quality_assets.ssl.augment import normalize
-from quality_assets.ssl.data import DEFAULT_MEAN, DEFAULT_STD
+from quality_assets.ssl.data import DEFAULT_MEAN, DEFAULT_STD, ImageSource, as_source
 
 # name -> (timm model, kwargs).
 PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -83,13 +83,14 @@ def has_batchnorm(model: nn.Module) -> bool:
 @torch.no_grad()
 def recalibrate_batchnorm(
     model: nn.Module,
-    images: torch.Tensor,
+    images: torch.Tensor | ImageSource,
     mean: tuple[float, ...] = DEFAULT_MEAN,
     std: tuple[float, ...] = DEFAULT_STD,
     batch_size: int = 256,
     device: str | torch.device = "cpu",
 ) -> bool:
-    """Re-estimate BatchNorm running statistics on clean uint8 images `[N, 3, S, S]` ("precise BN").
+    """Re-estimate BatchNorm running statistics on clean uint8 images `[N, 3, S, S]` ("precise BN"),
+    a tensor or an `ImageSource` (read a batch at a time).
 
     During DINO the teacher's statistics come from augmented crops, and an untrained model's are the
     initial (0, 1); both misdescribe the clean full images that get embedded. A cumulative average
@@ -104,8 +105,9 @@ def recalibrate_batchnorm(
         bn.reset_running_stats()
         bn.momentum = None  # cumulative moving average: every batch weighs the same
     model.to(device).train()
-    for start in range(0, images.shape[0], batch_size):
-        x = images[start:start + batch_size].to(device).float().div_(255.0)
+    images = as_source(images)
+    for start in range(0, len(images), batch_size):
+        x = images.take(slice(start, start + batch_size)).to(device).float().div_(255.0)
         if x.shape[0] < 2:
             continue  # BatchNorm cannot take a batch of one in train mode
         model(normalize(x, mean, std))

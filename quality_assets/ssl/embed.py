@@ -12,12 +12,12 @@ import torch.nn.functional as F
 from quality_assets.ssl.augment import normalize
 from quality_assets.ssl.backbones import embedding_dim
 from quality_assets.ssl.config import precision_autocast, resolve_device
-from quality_assets.ssl.data import DEFAULT_MEAN, DEFAULT_STD
+from quality_assets.ssl.data import DEFAULT_MEAN, DEFAULT_STD, ImageSource, as_source
 
 
 def embed_images(
     backbone: nn.Module,
-    images: torch.Tensor,
+    images: torch.Tensor | ImageSource,
     *,
     mean: tuple[float, ...] | list[float] = DEFAULT_MEAN,
     std: tuple[float, ...] | list[float] = DEFAULT_STD,
@@ -25,14 +25,16 @@ def embed_images(
     device: str = "cpu",
     progress: Callable[[int, int], None] | None = None,
 ) -> np.ndarray:
-    """Backbone features of uint8 `[N, 3, S, S]` images: float32 `[N, D]`, rows L2-normalised."""
+    """Backbone features of uint8 `[N, 3, S, S]` images (a tensor, or an `ImageSource` read a batch at
+    a time): float32 `[N, D]`, rows L2-normalised."""
     dev = resolve_device(device)
     model = backbone.to(dev).eval()
-    n = images.shape[0]
+    images = as_source(images)
+    n = len(images)
     out: np.ndarray | None = None
     with torch.inference_mode(), precision_autocast(dev, "auto" if dev.type == "cuda" else "fp32"):
         for start in range(0, n, batch_size):
-            x = images[start:start + batch_size].to(dev).float().div_(255.0)
+            x = images.take(slice(start, start + batch_size)).to(dev).float().div_(255.0)
             f = model(normalize(x, tuple(mean), tuple(std))).float()
             f = F.normalize(f, dim=1).cpu().numpy()
             if out is None:

@@ -5,8 +5,9 @@ same images; the student is trained to match the teacher's centred, sharpened di
 `out_dim` prototypes. Schedules are per step: cosine lr with linear warm-up, cosine weight decay,
 cosine teacher momentum towards 1, linear teacher-temperature warm-up.
 
-Everything that touches images runs as batched tensor ops on the training device: the uint8 image
-cache is moved there once, crops and colour ops are `augment.MultiCrop`. On CUDA the step runs in
+Everything that touches images runs as batched tensor ops on the training device: an in-RAM uint8
+image cache is moved there once (a disk-backed one, `data.MemmapImages`, stays on disk and each batch
+is copied out and moved), crops and colour ops are `augment.MultiCrop`. On CUDA the step runs in
 bf16 autocast, optionally channels-last and `torch.compile`d.
 
 The trained artefact is the teacher backbone (the paper evaluates it; it is the smoother of the two).
@@ -30,7 +31,7 @@ import torch.nn.functional as F
 from quality_assets.ssl.augment import AugmentParams, MultiCrop, normalize
 from quality_assets.ssl.backbones import recalibrate_batchnorm
 from quality_assets.ssl.config import DinoConfig, precision_autocast, resolve_device
-from quality_assets.ssl.data import DEFAULT_MEAN, DEFAULT_STD, is_grayscale
+from quality_assets.ssl.data import DEFAULT_MEAN, DEFAULT_STD, ImageSource, as_source, is_grayscale
 from quality_assets.ssl.loss import DINOLoss, koleo_loss
 from quality_assets.ssl.networks import MultiCropNet, build_networks
 
@@ -70,20 +71,22 @@ class DinoResult:
 
 
 def train_dino(
-    images: torch.Tensor,
+    images: torch.Tensor | ImageSource,
     config: DinoConfig,
     progress: ProgressFn | None = None,
 ) -> DinoResult:
-    """Train DINO on `images` (uint8 `[N, 3, S, S]`, S == config.image_size) and return the teacher backbone.
+    """Train DINO on `images` (uint8 `[N, 3, S, S]`, S == config.image_size; a tensor or an
+    `ImageSource`, e.g. the disk-backed `MemmapImages`) and return the teacher backbone.
 
     The time budget (`config.time_budget_s`, measured from the call) is checked between steps; when it
     runs out, training stops after the current step and `stopped_by_budget` is set. On CPU with a fixed
     seed and thread count the result is bit-for-bit reproducible.
     """
     t_start = time.monotonic()
-    if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != 3:
+    if images.dtype != torch.uint8 or len(images.shape) != 4 or images.shape[1] != 3:
         raise ValueError(f"images must be uint8 [N,3,S,S], got {images.dtype} {tuple(images.shape)}")
-    n = images.shape[0]
+    images = as_source(images)
+    n = len(images)
     if n < 2:
         raise ValueError("need at least 2 images to train")
     dev = resolve_device(config.device)
@@ -142,20 +145,20 @@ class _LoopOutcome:
 
 
 def _train(
-    images: torch.Tensor, config: DinoConfig, dev: torch.device,
+    images: ImageSource, config: DinoConfig, dev: torch.device,
     progress: ProgressFn | None, t_start: float,
 ) -> DinoResult:
-    n = images.shape[0]
+    n = len(images)
     parts = _build_parts(images, config, dev)
     sched = _schedules(config, n)
-    data = images.to(dev, non_blocking=True)
+    data = images.to(dev)
     gen = torch.Generator(device=dev)
     gen.manual_seed(config.seed)
     outcome = _run_loop(parts, config, dev, sched, data, gen, progress, t_start)
     return _finish(parts.teacher, images, data, config, dev, sched, outcome, progress, t_start)
 
 
-def _build_parts(images: torch.Tensor, config: DinoConfig, dev: torch.device) -> _Parts:
+def _build_parts(images: ImageSource, config: DinoConfig, dev: torch.device) -> _Parts:
     # Order matters for reproducibility: the networks draw their initial weights from the seeded
     # global generator first.
     student, teacher = build_networks(config)
@@ -235,10 +238,10 @@ def _schedules(config: DinoConfig, n: int) -> _Schedules:
 
 
 def _run_loop(
-    parts: _Parts, config: DinoConfig, dev: torch.device, sched: _Schedules, data: torch.Tensor,
+    parts: _Parts, config: DinoConfig, dev: torch.device, sched: _Schedules, data: ImageSource,
     gen: torch.Generator, progress: ProgressFn | None, t_start: float,
 ) -> _LoopOutcome:
-    n = data.shape[0]
+    n = len(data)
     batch, steps_per_epoch, total_steps = sched.batch, sched.steps_per_epoch, sched.total_steps
     loss_curve: list[float] = []
     epoch_losses: list[torch.Tensor] = []
@@ -287,12 +290,12 @@ class _StabilityMonitor:
     probe and a probe x probe similarity matrix.
     """
 
-    def __init__(self, config: DinoConfig, data: torch.Tensor) -> None:
+    def __init__(self, config: DinoConfig, data: ImageSource) -> None:
         self.config = config
-        n = data.shape[0]
+        n = len(data)
         gen = torch.Generator().manual_seed(config.seed + 7919)
         idx = torch.randperm(n, generator=gen)[:min(config.stability_probe, n)]
-        self.probe = resize_images(data[idx.to(data.device)], config.global_crop_size)
+        self.probe = resize_images(data.take(idx), config.global_crop_size)
         self.k = max(1, min(config.stability_k, len(idx) - 1))
         self.previous: torch.Tensor | None = None
         self.history: list[float] = []
@@ -328,11 +331,11 @@ class _StabilityMonitor:
 
 
 def _crops(
-    parts: _Parts, config: DinoConfig, data: torch.Tensor, idx: torch.Tensor, gen: torch.Generator,
+    parts: _Parts, config: DinoConfig, data: ImageSource, idx: torch.Tensor, gen: torch.Generator,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Global and (if any) local views of the images `idx`, in the networks' memory format."""
     with torch.no_grad():
-        glob, loc = parts.aug(data[idx], gen)
+        glob, loc = parts.aug(data.take(idx).to(idx.device, non_blocking=True), gen)
         if config.channels_last:
             glob = glob.contiguous(memory_format=parts.memory_format)
             loc = loc.contiguous(memory_format=parts.memory_format) if loc is not None else None
@@ -411,7 +414,7 @@ class _ProgressReporter:
 
 
 def _finish(
-    teacher: MultiCropNet, images: torch.Tensor, data: torch.Tensor, config: DinoConfig, dev: torch.device,
+    teacher: MultiCropNet, images: ImageSource, data: ImageSource, config: DinoConfig, dev: torch.device,
     sched: _Schedules, outcome: _LoopOutcome, progress: ProgressFn | None, t_start: float,
 ) -> DinoResult:
     """Recalibrate the teacher backbone's BatchNorm on clean images and package the result."""
@@ -419,14 +422,14 @@ def _finish(
     final_loss = outcome.loss_curve[-1] if outcome.loss_curve else outcome.last_loss
     backbone = teacher.backbone.to(memory_format=torch.contiguous_format)
     with torch.autocast(dev.type, enabled=False):
-        recalibrated = recalibrate_batchnorm(backbone, resize_images(data, config.global_crop_size), device=dev)
+        recalibrated = recalibrate_batchnorm(backbone, _Resized(data, config.global_crop_size), device=dev)
     backbone = backbone.to("cpu").eval()
     result = DinoResult(
         backbone=backbone, config=config, epochs_completed=step / sched.steps_per_epoch, steps=step,
         final_loss=float(final_loss), loss_curve=outcome.loss_curve,
         images_per_s=step * sched.batch / max(loop_s, 1e-9),
         stopped_by_budget=stopped, device=str(dev), seconds=time.monotonic() - t_start,
-        n_samples_trained=images.shape[0], grayscale_data=is_grayscale(images), batchnorm_recalibrated=recalibrated,
+        n_samples_trained=len(images), grayscale_data=is_grayscale(images), batchnorm_recalibrated=recalibrated,
         stopped_as_stable=outcome.stopped_as_stable, stability=outcome.stability,
     )
     if progress is not None:
@@ -447,3 +450,18 @@ def resize_images(images: torch.Tensor, size: int) -> torch.Tensor:
         y = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
         out[start:start + 1024] = y.round_().clamp_(0, 255).to(torch.uint8)
     return out
+
+
+class _Resized(ImageSource):
+    """`source` at `size` px, resized a batch at a time: a disk-backed source is never resized whole."""
+
+    def __init__(self, source: ImageSource, size: int) -> None:
+        self.source = source
+        self.size = size
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (*self.source.shape[:2], self.size, self.size)
+
+    def take(self, indices) -> torch.Tensor:
+        return resize_images(self.source.take(indices), self.size)

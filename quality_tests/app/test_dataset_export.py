@@ -100,6 +100,13 @@ def _digits_as_train_images(small_home: dict[str, Any]) -> None:
         Image.fromarray(images[i * 37]).save(path)
 
 
+def _drop_six_train_dogs(store: Store) -> None:
+    """The cleaned split drops 6 of the 10 train dogs: train is cat 10, dog 4."""
+    with store.connect() as conn:
+        conn.execute("UPDATE cleaned_splits SET action = 'drop' WHERE path IN "
+                     "(SELECT path FROM cleaned_splits WHERE path LIKE 'train/dog/%' ORDER BY path LIMIT 6)")
+
+
 def test_balanced_export_fills_train_classes_with_recorded_deterministic_copies(
         small_home: dict[str, Any], tmp_path: Path) -> None:
     from PIL import Image
@@ -108,9 +115,7 @@ def test_balanced_export_fills_train_classes_with_recorded_deterministic_copies(
 
     store: Store = small_home["store"]
     _digits_as_train_images(small_home)
-    with store.connect() as conn:   # the cleaned split drops 6 of the 10 train dogs: cat 10, dog 4
-        conn.execute("UPDATE cleaned_splits SET action = 'drop' WHERE path IN "
-                     "(SELECT path FROM cleaned_splits WHERE path LIKE 'train/dog/%' ORDER BY path LIMIT 6)")
+    _drop_six_train_dogs(store)
     out = tmp_path / "balanced"
     record = export_dataset(store, out, balance=Balance(policy="randaugment", seed=7))
     assert record.counts["train"] == {"cat": 10, "dog": 10} and record.n_augmented == 6
@@ -139,3 +144,46 @@ def test_balanced_export_fills_train_classes_with_recorded_deterministic_copies(
         export_dataset(store, tmp_path / "csv", "csv", balance=Balance())
     with pytest.raises(ValueError, match="policy"):
         Balance(policy="mixup")
+
+
+def _qaudit_export(home: str, *args: str) -> subprocess.CompletedProcess:
+    qaudit = str(Path(sys.executable).with_name("qaudit"))
+    return subprocess.run([qaudit, "export", "--home", home, *args], capture_output=True, text=True, timeout=300)
+
+
+def test_cli_balanced_export_says_what_it_added_and_refuses_bad_flags(
+        small_home: dict[str, Any], tmp_path: Path) -> None:
+    from quality_assets.dataset_export import AUGMENTATIONS_NAME, Balance
+
+    store: Store = small_home["store"]
+    home = str(store.home)
+    _digits_as_train_images(small_home)
+    _drop_six_train_dogs(store)
+    out = tmp_path / "balanced"
+    done = _qaudit_export(home, "--out", str(out), "--dataset", "imagefolder", "--balance", "trivialaugment",
+                          "--balance-seed", "7", "--balance-target", "12")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "balanced train to 12 per class with trivialaugment (seed 7): 10 augmented copies added" in done.stdout
+    assert "train/cat: +2" in done.stdout and "train/dog: +8" in done.stdout
+    record = json.loads((out / RECORD_NAME).read_text())
+    assert record["counts"]["train"] == {"cat": 12, "dog": 12} and record["n_augmented"] == 10
+    made = pd.read_csv(out / AUGMENTATIONS_NAME)
+    assert (made.policy == "trivialaugment").all() and (made.seed == 7).all()
+    # The flags reach the library unchanged: the same files as its own export with these settings.
+    library = export_dataset(store, tmp_path / "library", balance=Balance("trivialaugment", seed=7, target=12))
+    assert library.n_augmented == 10
+    assert all((out / IMAGEFOLDER_DIR / p).read_bytes() == (tmp_path / "library" / IMAGEFOLDER_DIR / p).read_bytes()
+               for p in made.export_path)
+
+    refused = {
+        "csv": (["--dataset", "csv", "--balance", "randaugment"], "--balance needs --dataset imagefolder"),
+        "views": (["--balance", "randaugment"], "--balance needs --dataset imagefolder"),
+        "negative": (["--dataset", "imagefolder", "--balance", "augmix", "--balance-target", "-3"],
+                     "--balance-target must be 0"),
+        "orphan": (["--dataset", "imagefolder", "--balance-seed", "3"], "need --balance POLICY"),
+        "unknown": (["--dataset", "imagefolder", "--balance", "mixup"], "invalid choice: 'mixup'"),
+    }
+    for name, (flags, message) in refused.items():
+        result = _qaudit_export(home, "--out", str(tmp_path / name), *flags)
+        assert result.returncode == 2 and message in result.stderr, (name, result.stderr[-1000:])
+        assert not (tmp_path / name).exists(), name

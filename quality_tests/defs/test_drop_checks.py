@@ -15,7 +15,8 @@ def _evaluations(result):
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """The three drops audited in order: old, same, foreign; the drop checks' evaluations of each run."""
+    """The three drops audited in order: old, same, foreign, then foreign once more (an identical
+    re-run); the drop checks' evaluations of each run."""
     tmp_path = tmp_path_factory.mktemp("drop_checks")
     data = tmp_path / "data"
     vectors = make_drops(data)
@@ -23,10 +24,11 @@ def runs(tmp_path_factory):
     evaluations = {}
     with dg.instance_for_test() as instance:
         # The first drop is only ingested (its label checks run); the next run scores both drops.
-        for drop, selection in (("old", ["raw_manifest"]), ("same", UP_TO_SCORES), ("foreign", UP_TO_SCORES)):
+        for name, drop, selection in (("old", "old", ["raw_manifest"]), ("same", "same", UP_TO_SCORES),
+                                      ("foreign", "foreign", UP_TO_SCORES), ("again", "foreign", UP_TO_SCORES)):
             result = audit_drop(store, data, vectors, drop, instance, selection=selection)
             assert result.success, result.get_step_failure_events()
-            evaluations[drop] = _evaluations(result)
+            evaluations[name] = _evaluations(result)
     return store, evaluations
 
 
@@ -68,3 +70,17 @@ def test_a_foreign_drop_with_new_labels_warns_on_all_three(runs):
     for name in DROP_CHECK_NAMES:
         assert not gates.loc[name, "passed"] and not gates.loc[name, "blocking"]
         assert gates.loc[name, "version"].startswith("foreign-")
+
+
+def test_an_identical_rerun_reuses_the_domain_verdict_of_the_same_scores(runs):
+    store, evaluations = runs
+    first, again = evaluations["foreign"][FOREIGN_DOMAIN], evaluations["again"][FOREIGN_DOMAIN]
+    assert first.metadata["reused"].value is False and again.metadata["reused"].value is True
+    assert (again.passed, again.description) == (first.passed, first.description)
+    assert again.metadata["value"].value == first.metadata["value"].value
+    # The label checks are cheap and run again; the verdict recorded last is the reused one.
+    assert evaluations["again"][NEW_LABELS].description == evaluations["foreign"][NEW_LABELS].description
+    with store.connect(read_only=True) as conn:
+        gates = run_query(conn, "latest_gates").set_index("gate")
+    assert gates.loc[FOREIGN_DOMAIN, "version"].startswith("foreign-")
+    assert "@" in gates.loc[FOREIGN_DOMAIN, "version"] and not gates.loc[FOREIGN_DOMAIN, "passed"]

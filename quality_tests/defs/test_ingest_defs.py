@@ -4,6 +4,7 @@ import sys
 from pathlib import Path
 
 import dagster as dg
+from PIL import Image
 
 from quality_assets.defs.ingest.assets import raw_manifest
 from quality_assets.defs.ingest.checks import manifest_expectations
@@ -66,3 +67,33 @@ def test_definitions_validate_with_the_dagster_cli(tmp_path):
         capture_output=True, text=True, cwd=REPO, timeout=300, env=env,
     )
     assert completed.returncode == 0, completed.stdout + completed.stderr
+
+
+def test_the_suite_outcome_is_reused_for_the_same_manifest_and_rerun_when_it_changes(tmp_path, store,
+                                                                                     dagster_instance):
+    data = tmp_path / "data"
+    make_messy_imagefolder(data, tmp_path / "outside")
+    resources = {"store": QualityStoreResource(home=str(store.home))}
+
+    def evaluate():
+        result = dg.materialize([raw_manifest, manifest_expectations], resources=resources,
+                                run_config=_ingest_config(data), instance=dagster_instance)
+        [evaluation] = result.get_asset_check_evaluations()
+        return evaluation
+
+    first, again = evaluate(), evaluate()
+    assert first.passed and again.passed
+    assert first.metadata["reused"].value is False and "results" in first.metadata
+    assert again.metadata["reused"].value is True
+    assert again.metadata["version"].value == first.metadata["version"].value
+    assert again.description == first.description
+
+    # A new image changes what the suite validates: it runs again, under a new version.
+    Image.new("RGB", (20, 20), (200, 10, 10)).save(data / "train" / "cat" / "extra_red.png")
+    changed = evaluate()
+    assert changed.metadata["reused"].value is False
+    assert changed.metadata["version"].value != first.metadata["version"].value
+    with store.connect() as conn:
+        gates = run_query(conn, "latest_gates").set_index("gate")
+    # Every evaluation is recorded, so the training gate reads the newest outcome.
+    assert gates.version["manifest_expectations"] == changed.metadata["version"].value

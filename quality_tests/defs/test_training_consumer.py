@@ -1,11 +1,12 @@
 """The training asset's CNN consumer in a real Dagster run: the four experiments and the trusted
-split's clean-eval figure land in the materialization's metadata."""
+split's clean-eval figure land in the materialization's metadata and, per seed, in the store."""
 
 import dagster as dg
 
 from quality_assets.defs.definitions import ALL_ASSETS, ALL_CHECKS
 from quality_assets.defs.gates import GateThresholds
 from quality_assets.defs.resources import QualityStoreResource
+from quality_assets.consumer_results import read_latest_consumer_result
 from quality_assets.store import run_query
 from quality_tests.imagefolders import make_imagefolder
 
@@ -33,7 +34,19 @@ def test_cnn_consumer_reports_four_experiments_and_the_trusted_eval(tmp_path, st
     assert abs(meta["accuracy_raw_split"] - meta["cnn_raw_train_clean_eval_mean"]) < 1e-4   # the trusted split's figure
     with store.connect() as conn:
         manifest = run_query(conn, "manifest_counts")
+        runs = conn.execute("SELECT consumer_version, consumer, config_json FROM consumer_runs").fetchall()
+        accuracies = conn.execute("SELECT * FROM consumer_accuracies").df()
+        summary = read_latest_consumer_result(conn)
     assert manifest[manifest["split"] == "trusted"]["n"].sum() == 6
+    # Every seed's figure is stored under the run's consumer version; the report's summary of them
+    # agrees with the materialization's metadata and judges the trusted split's difference.
+    [(version, consumer, config_json)] = runs
+    assert version == meta["consumer_version"] and consumer == "cnn" and '"cnn_seeds": [0, 1]' in config_json
+    assert len(accuracies) == 2 * 2 * 3 and set(accuracies.seed) == {0, 1}
+    for e in summary.experiments:
+        assert e.n_seeds == 2 and abs(e.mean - meta[f"cnn_{e.train}_train_{e.eval}_eval_mean"]) < 1e-4
+    assert summary.headline.eval == "clean"
+    assert abs(summary.headline.difference - meta["accuracy_change"]) < 1e-4
 
 
 def test_unknown_consumer_is_refused(tmp_path, store, dagster_instance):

@@ -124,6 +124,40 @@ def test_ratio_to_next_best_known_values():
     assert (z == 0).all()
 
 
+def _ratio_by_definition(d, i, j, n):
+    """The docstring's definition, pair by pair: each end's smallest dissimilarity among its other pairs."""
+    out = []
+    for e in range(d.size):
+        sides = []
+        for end in (i[e], j[e]):
+            others = [d[f] for f in range(d.size) if f != e and end in (i[f], j[f])]
+            # A pair with both ends on one node is that node's pair twice: its other entry counts.
+            others += [d[e]] if i[e] == j[e] else []
+            ref = min(others) if others else 1.0
+            sides.append(d[e] / ref if ref > 0 else (np.inf if d[e] > 0 else 0.0))
+        out.append(np.sqrt(sides[0] * sides[1]))
+    return np.array(out)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_ratio_to_next_best_matches_its_definition_with_ties_and_gaps(seed):
+    rng = np.random.default_rng(seed)
+    n, m = 12, 40
+    i, j = rng.integers(0, n, m), rng.integers(0, n, m)
+    # Few distinct values, so ties among a node's pairs are common; NaN takes the general path.
+    d = rng.choice([0.0, 0.1, 0.2, 0.3, 0.7], m)
+    np.testing.assert_allclose(ratio_to_next_best(d, i, j, n), _ratio_by_definition(d, i, j, n))
+    # Unknown dissimilarities (NaN): those pairs have no ratio, and pairs away from them keep theirs.
+    with_gap = d.copy()
+    with_gap[:3] = np.nan
+    gapped = ratio_to_next_best(with_gap, i, j, n)
+    assert np.isnan(gapped[:3]).all()
+    touched = set(i[:3]) | set(j[:3])
+    away = np.array([e for e in range(3, m) if i[e] not in touched and j[e] not in touched])
+    assert away.size
+    np.testing.assert_allclose(gapped[away], _ratio_by_definition(d, i, j, n)[away])
+
+
 def test_bad_thumbnails_are_rejected():
     with pytest.raises(ValueError, match="uint8"):
         verify_pairs(np.zeros((3, 24, 24), dtype=np.float32), np.array([0]), np.array([1]))

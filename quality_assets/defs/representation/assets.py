@@ -25,6 +25,7 @@ class SSLModelConfig(dg.Config):
     force_retrain: bool = False
     checkpoint_file: str = ""
     embeddings_file: str = ""
+    decode_ram_budget: str = ""  # e.g. "8GiB": decoded images held in RAM at most (ModelOptions)
 
 
 @dg.asset(

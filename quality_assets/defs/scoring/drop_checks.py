@@ -3,11 +3,16 @@
 Severity WARN, never blocking: a drop of new classes or another domain may be intended, but a person
 must hear of it. The label checks sit on `raw_manifest` (they run in the drop's own ingest run), the
 domain check on `issue_scores` (it reads the stored SSL graph and the off-topic scores). Every
-evaluation is recorded in `gate_results` with the drop id as its version.
+evaluation is recorded in `gate_results` with the drop id as its version; the domain check's adds the
+score version it read, so a re-run on the same scores reuses its verdict (its permutation test is the
+costliest check: 6 s at 100k samples).
 """
+
+import hashlib
 
 import dagster as dg
 
+from quality_assets.code_version import code_version
 from quality_assets.defs.gates import record_gate
 from quality_assets.defs.ingest.assets import raw_manifest
 from quality_assets.defs.resources import DUCKDB_POOL, QualityStoreResource
@@ -20,13 +25,38 @@ from quality_assets.store import run_query
 CHECK_CONDITION = dg.AutomationCondition.eager()
 
 
-def _result(conn, verdict: DropVerdict) -> dg.AssetCheckResult:
+def _result(conn, verdict: DropVerdict, version: str | None = None) -> dg.AssetCheckResult:
     record_gate(conn, verdict.check, passed=verdict.passed, value=verdict.value, threshold=None, blocking=False,
-                version=verdict.drop_id, message=verdict.line)
+                version=version or verdict.drop_id, message=verdict.line)
     return dg.AssetCheckResult(
         passed=verdict.passed, severity=dg.AssetCheckSeverity.WARN, description=verdict.line,
-        metadata={"drop_id": verdict.drop_id or "", "value": verdict.value,
+        metadata={"drop_id": verdict.drop_id or "", "value": verdict.value, "reused": False,
                   "details": dg.MetadataValue.json(verdict.details)},
+    )
+
+
+def _scored_version(conn, drop_id: str | None) -> str | None:
+    """`<drop id>@<hash>` of the score run the domain check reads and the check's code; None
+    without a drop or a score run."""
+    latest = run_query(conn, "latest_score_run")
+    if drop_id is None or latest.empty:
+        return None
+    digest = hashlib.sha256(f"{latest.score_version[0]}|{code_version('quality_assets.scores.drop_shift')}".encode())
+    return f"{drop_id}@{digest.hexdigest()[:12]}"
+
+
+def _reused(conn, check: str, version: str | None, drop_id: str | None) -> dg.AssetCheckResult | None:
+    """The stored verdict of this version, recorded again as the newest; None when there is none."""
+    stored = run_query(conn, "stored_gate_result", gate=check, version=version) if version else None
+    if stored is None or stored.empty:
+        return None
+    row = stored.iloc[0]
+    value = None if row.value is None or row.value != row.value else float(row.value)
+    record_gate(conn, check, passed=bool(row.passed), value=value, threshold=None, blocking=False,
+                version=version, message=str(row.message))
+    return dg.AssetCheckResult(
+        passed=bool(row.passed), severity=dg.AssetCheckSeverity.WARN, description=str(row.message),
+        metadata={"drop_id": drop_id or "", "value": value, "reused": True},
     )
 
 
@@ -60,6 +90,9 @@ def drop_foreign_domain(store: QualityStoreResource) -> dg.AssetCheckResult:
 
     with store.store().connect() as conn:
         batch = DropBatch.from_frame(run_query(conn, "drop_latest_batch"))
+        version = _scored_version(conn, batch.drop_id)
+        if (reused := _reused(conn, FOREIGN_DOMAIN, version, batch.drop_id)) is not None:
+            return reused
         off_topic = run_query(conn, "drop_off_topic_scores")
         try:
             graph_ids, graph, _, _ = load_graph(conn, "ssl")
@@ -67,7 +100,7 @@ def drop_foreign_domain(store: QualityStoreResource) -> dg.AssetCheckResult:
         except ValueError:  # no graph yet: the off-topic evidence alone
             graph_ids, neighbors = None, None
         return _result(conn, judge_foreign_domain(batch, graph_ids=graph_ids, neighbors=neighbors,
-                                                  off_topic=off_topic))
+                                                  off_topic=off_topic), version)
 
 
 DROP_CHECKS = [drop_new_labels, drop_class_balance, drop_foreign_domain]

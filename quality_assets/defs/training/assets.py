@@ -2,10 +2,13 @@
 
 import hashlib
 import json
+import time
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
 from quality_assets.code_version import code_version
+from quality_assets.consumer_results import probe_accuracies, record_consumer_result, reuse_consumer_result
 
 from quality_assets.defs.ingest.assets import raw_manifest
 from quality_assets.defs.representation.assets import embeddings
@@ -15,6 +18,9 @@ from quality_assets.defs.scoring.checks import CLEANED_SPLIT_GATES
 from quality_assets.issue_types import iter_gated
 from quality_assets.store import arrow_to_vectors, run_query, run_query_arrow
 from quality_assets.training_probe import train_probes
+
+if TYPE_CHECKING:  # imported where the CNN consumer runs, as _cnn_consumer does
+    from quality_assets.consumer_cnn import ConsumerResult
 
 CONSUMERS = ("linear", "cnn")
 
@@ -86,7 +92,8 @@ def verify_gates(conn, data: str = "cleaned") -> None:
     "(and, as the baseline it is compared with, on the raw split), both evaluated on the cleaned eval split. "
     "With `consumer: cnn`, a small CNN trained from scratch on the pixels instead (PETA's four raw/cleaned "
     "experiments, the trusted split as clean eval, mean and spread over seeds). "
-    "Never runs past a failed gate of the manifest or the cleaned split.",
+    "Never runs past a failed gate of the manifest or the cleaned split. Each run's accuracies (per seed and "
+    "experiment) are stored in `consumer_runs` / `consumer_accuracies` and shown in the report.",
 )
 def training_probe(context: dg.AssetExecutionContext, store: QualityStoreResource,
                    config: TrainingConsumerConfig) -> dg.MaterializeResult:
@@ -94,50 +101,62 @@ def training_probe(context: dg.AssetExecutionContext, store: QualityStoreResourc
         raise dg.Failure(description=f"consumer must be one of {', '.join(CONSUMERS)}, not {config.consumer!r}")
     with store.store().connect() as conn:
         verify_gates(conn)
-        version = _consumer_version(conn, config)
-        # The same split, config and code as the last materialization: its figures stand.
+        split_version, version = _consumer_version(conn, config)
+        # The same split, config and code as the last materialization: its figures stand, as long
+        # as the store still has them (a store from before the consumer tables trains once more).
         previous = context.instance.get_latest_materialization_event(context.asset_key)
         metadata = previous.asset_materialization.metadata if previous and previous.asset_materialization else {}
-        if version and getattr(metadata.get("consumer_version"), "value", None) == version:
+        if (version and getattr(metadata.get("consumer_version"), "value", None) == version
+                and reuse_consumer_result(conn, version)):
             return dg.MaterializeResult(metadata={**metadata, "reused": True})
         if config.consumer == "cnn":
             frame = run_query(conn, "consumer_inputs")
         else:
             table = run_query_arrow(conn, "probe_inputs")
+    # Training runs without the store's lock; the results are written in one short transaction after.
     if config.consumer == "cnn":
-        result = _cnn_consumer(context, frame, config)
-        return dg.MaterializeResult(metadata={**result.metadata, "consumer_version": version, "reused": False})
-    frame = table.drop_columns(["vector"]).to_pandas()
-    vectors = arrow_to_vectors(table)
-    result = train_probes(frame, vectors)
-    context.log.info(f"probe accuracy raw {result.accuracy_raw:.4f} -> cleaned {result.accuracy_cleaned:.4f}")
-    return dg.MaterializeResult(metadata={
-        "accuracy_raw_split": result.accuracy_raw,
-        "accuracy_cleaned_split": result.accuracy_cleaned,
-        "accuracy_change": result.improvement,
-        "train_samples_raw": result.n_train_raw,
-        "train_samples_cleaned": result.n_train_cleaned,
-        "eval_samples": result.n_eval,
-        "eval_set": result.eval_set,
-        "consumer": "linear",
-        "consumer_version": version,
-        "reused": False,
-    })
+        cnn, metadata = _cnn_consumer(context, frame, config)
+        accuracies, seconds = cnn.per_seed, cnn.seconds
+    else:
+        started = time.perf_counter()
+        frame = table.drop_columns(["vector"]).to_pandas()
+        result = train_probes(frame, arrow_to_vectors(table))
+        context.log.info(f"probe accuracy raw {result.accuracy_raw:.4f} -> cleaned {result.accuracy_cleaned:.4f}")
+        accuracies, seconds = probe_accuracies(result), time.perf_counter() - started
+        metadata = {
+            "accuracy_raw_split": result.accuracy_raw,
+            "accuracy_cleaned_split": result.accuracy_cleaned,
+            "accuracy_change": result.improvement,
+            "train_samples_raw": result.n_train_raw,
+            "train_samples_cleaned": result.n_train_cleaned,
+            "eval_samples": result.n_eval,
+            "eval_set": result.eval_set,
+            "consumer": "linear",
+        }
+    if version:
+        with store.store().connect() as conn:
+            record_consumer_result(conn, consumer_version=version, split_version=split_version,
+                                   consumer=config.consumer, accuracies=accuracies, config=config.model_dump(),
+                                   seconds=seconds)
+    return dg.MaterializeResult(metadata={**metadata, "consumer_version": version, "reused": False})
 
 
-def _consumer_version(conn, config: TrainingConsumerConfig) -> str:
-    """The latest cleaned split's version (it fixes the model, the scores and the policy), the
-    consumer's config and its code; "" when there is no split yet."""
+def _consumer_version(conn, config: TrainingConsumerConfig) -> tuple[str, str]:
+    """(split version, consumer version): the latest cleaned split's version (it fixes the model,
+    the scores and the policy), and a hash of it with the consumer's config and its code; ("", "")
+    when there is no split yet."""
     split = run_query(conn, "app_split_version")
     if split.empty:
-        return ""
-    return hashlib.sha256("|".join([
-        str(split.split_version[0]), json.dumps(config.model_dump(), sort_keys=True),
+        return "", ""
+    split_version = str(split.split_version[0])
+    return split_version, hashlib.sha256("|".join([
+        split_version, json.dumps(config.model_dump(), sort_keys=True),
         code_version("quality_assets.training_probe", "quality_assets.consumer_cnn",
                      sql=("probe_inputs", "consumer_inputs", "app_split_version"))]).encode()).hexdigest()[:16]
 
 
-def _cnn_consumer(context: dg.AssetExecutionContext, frame, config: TrainingConsumerConfig) -> dg.MaterializeResult:
+def _cnn_consumer(context: dg.AssetExecutionContext, frame,
+                  config: TrainingConsumerConfig) -> "tuple[ConsumerResult, dict]":
     from quality_assets.consumer_cnn import CnnConfig, consumer_experiments_from_frame, load_images
 
     cnn = CnnConfig(arch=config.cnn_arch, epochs=config.cnn_epochs)
@@ -151,7 +170,7 @@ def _cnn_consumer(context: dg.AssetExecutionContext, frame, config: TrainingCons
     raw, _ = result.figure("raw", eval_set)
     cleaned, _ = result.figure("cleaned", eval_set)
     context.log.info(f"CNN accuracy raw {raw:.4f} -> cleaned {cleaned:.4f} ({result.seconds:.0f}s)")
-    return dg.MaterializeResult(metadata={
+    return result, {
         "consumer": "cnn",
         "eval_set": "trusted" if eval_set == "clean" else "cleaned eval",
         "accuracy_raw_split": raw,
@@ -161,4 +180,4 @@ def _cnn_consumer(context: dg.AssetExecutionContext, frame, config: TrainingCons
         "cnn_experiments": dg.MetadataValue.md(result.summary.to_markdown(index=False, floatfmt=".4f")),
         "cnn_config": dg.MetadataValue.json(result.config),
         "cnn_seconds": result.seconds,
-    })
+    }

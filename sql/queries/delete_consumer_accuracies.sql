@@ -1,0 +1,1 @@
+DELETE FROM consumer_accuracies WHERE consumer_version = $consumer_version;
