@@ -229,7 +229,10 @@ def _balance_from_args(args: argparse.Namespace) -> tuple[Balance | None, str | 
         return None, f"--balance-target must be 0 (the largest train class's count) or more, not {target}"
     from quality_assets.dataset_export import Balance
 
-    return Balance(policy=args.balance, seed=args.balance_seed or 0, target=target), None
+    try:  # the policy is checked here too when the parser could not list the choices
+        return Balance(policy=args.balance, seed=args.balance_seed or 0, target=target), None
+    except ValueError as error:
+        return None, str(error)
 
 
 # More classes than this and the per-class lines would bury the export's summary.

@@ -25,6 +25,10 @@ duplicate vectors, do not count as misses).
 
 Memory stays O(N k) on top of the index: queries are searched in chunks, and every result row
 is reduced to k columns before the next chunk.
+
+The search of every row, once the index is built and tuned, can run elsewhere (``search``):
+`quality_assets.distributed.knn` shards the rows over a Ray cluster on the same index and returns
+the same rows.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import faiss
 import numpy as np
@@ -42,8 +46,12 @@ __all__ = [
     "DEFAULT_EXACT_LIMIT",
     "KnnGraph",
     "ProgressFn",
+    "SearchFn",
     "build_knn_graph",
     "exact_knn",
+    "fill_short_rows",
+    "search_rows",
+    "sort_rows",
     "update_knn_graph",
     "update_knn_rows",
 ]
@@ -62,6 +70,15 @@ _TUNE_MARGIN = 0.01
 
 ProgressFn = Callable[[str, int, int], None]
 """progress(stage, done, total): called as work advances; stages are 'index', 'search', 'recall'."""
+
+SearchFn = Callable[
+    [Optional[faiss.Index], np.ndarray, int, int, Optional[ProgressFn]],
+    tuple[np.ndarray, np.ndarray, dict[str, Any]],
+]
+"""search(index, x, k, chunk_rows, progress) -> (neighbors, distances, record): every row of x
+searched for its k nearest other rows, tie-ordered by `sort_rows`, as the in-process search gives
+them. index is None for the exact graph (search against x itself), else the trained, filled index
+with its search parameter set. `record` is stored as the graph's params["search"]."""
 
 
 @dataclass
@@ -219,7 +236,7 @@ def _finish_rows(
     return nb.astype(np.int64), dist, short
 
 
-def _sort_rows(nb: np.ndarray, dist: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def sort_rows(nb: np.ndarray, dist: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Order each row by (distance, neighbour id): deterministic ties, e.g. exact duplicates."""
     by_id = np.argsort(nb, axis=1, kind="stable")
     nb = np.take_along_axis(nb, by_id, axis=1)
@@ -261,6 +278,53 @@ def _recall(
     return float(hits.mean())
 
 
+def search_rows(
+    index: faiss.Index,
+    x: np.ndarray,
+    start: int,
+    stop: int,
+    k: int,
+    kind: str,
+    *,
+    chunk_rows: int = _CHUNK_ROWS,
+    progress: ProgressFn | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows start..stop of `x` searched on `index` (which holds every row of x, id = position).
+
+    Returns neighbours and distances [stop - start, k] as `_finish_rows` leaves them (not yet
+    tie-ordered), and the positions in x of rows that got fewer than k usable results, which
+    `fill_short_rows` completes. Queries go to faiss in blocks of `chunk_rows` from `start`, so
+    a range that starts on a block boundary of the whole search makes the very same faiss calls
+    for its rows (faiss's distance kernels depend on the block, e.g. BLAS only from 20 queries).
+    """
+    n = x.shape[0]
+    nb_out = np.empty((stop - start, k), dtype=np.int64)
+    d_out = np.empty((stop - start, k), dtype=np.float32)
+    short_rows: list[np.ndarray] = []
+    for lo in range(start, stop, chunk_rows):
+        hi = min(stop, lo + chunk_rows)
+        raw, ids = index.search(x[lo:hi], k + 1)
+        nb, dist, short = _finish_rows(ids, raw, np.arange(lo, hi, dtype=np.int64), k, kind)
+        nb_out[lo - start : hi - start] = nb
+        d_out[lo - start : hi - start] = dist
+        if short.any():
+            short_rows.append(np.flatnonzero(short) + lo)
+        if progress is not None:
+            progress("search", hi, n)
+    short_at = np.concatenate(short_rows) if short_rows else np.empty(0, dtype=np.int64)
+    return nb_out, d_out, short_at
+
+
+def fill_short_rows(
+    x: np.ndarray, nb: np.ndarray, dist: np.ndarray, rows: np.ndarray, k: int
+) -> None:
+    """Exact search, in place, for the rows of a whole-set result that `search_rows` left short."""
+    if rows.size:
+        # An approximate index can return fewer than k+1 results (IVF probing tiny lists);
+        # those rows get an exact search so the [N, k] contract always holds.
+        nb[rows], dist[rows] = exact_knn(x, rows, k)
+
+
 def _search_chunks(
     index: faiss.Index,
     x: np.ndarray,
@@ -269,25 +333,10 @@ def _search_chunks(
     progress: ProgressFn | None,
     chunk_rows: int,
 ) -> tuple[np.ndarray, np.ndarray]:
-    n = x.shape[0]
-    nb_out = np.empty((n, k), dtype=np.int64)
-    d_out = np.empty((n, k), dtype=np.float32)
-    short_rows: list[np.ndarray] = []
-    for start in range(0, n, chunk_rows):
-        stop = min(n, start + chunk_rows)
-        raw, ids = index.search(x[start:stop], k + 1)
-        nb, dist, short = _finish_rows(ids, raw, np.arange(start, stop, dtype=np.int64), k, kind)
-        nb_out[start:stop] = nb
-        d_out[start:stop] = dist
-        if short.any():
-            short_rows.append(np.flatnonzero(short) + start)
-        if progress is not None:
-            progress("search", stop, n)
-    if short_rows:
-        # An approximate index can return fewer than k+1 results (IVF probing tiny lists);
-        # those rows get an exact search so the [N, k] contract always holds.
-        rows = np.concatenate(short_rows)
-        nb_out[rows], d_out[rows] = exact_knn(x, rows, k)
+    nb_out, d_out, short = search_rows(
+        index, x, 0, x.shape[0], k, kind, chunk_rows=chunk_rows, progress=progress
+    )
+    fill_short_rows(x, nb_out, d_out, short, k)
     return nb_out, d_out
 
 
@@ -381,6 +430,7 @@ def build_knn_graph(
     threads: int | None = None,
     progress: ProgressFn | None = None,
     chunk_rows: int = _CHUNK_ROWS,
+    search: SearchFn | None = None,
 ) -> KnnGraph:
     """k nearest other samples for every row of `vectors` (float32 [N, d], L2-normalised).
 
@@ -390,6 +440,9 @@ def build_knn_graph(
     recall_target: recall the search parameter is tuned to reach on a separate sample.
     threads: faiss OpenMP threads for this call (restored afterwards); None = faiss default.
     progress: optional callback progress(stage, done, total).
+    search: where the search of every row runs once the index is built and tuned; None (the
+        default) searches here. `distributed.knn` passes one that shards the rows over a Ray
+        cluster; it must return what the in-process search returns.
     """
     x = _check_vectors(vectors, k)
     n, d = x.shape
@@ -405,13 +458,18 @@ def build_knn_graph(
     try:
         params: dict[str, Any] = {"method": method, "k": k, "n": n, "dim": d, "seed": seed}
         if method == "flat":
-            index = faiss.IndexFlatIP(d)
-            index.add(x)
-            if progress is not None:
-                progress("index", n, n)
-            nb, dist = _search_chunks(index, x, k, "ip", progress, chunk_rows)
-            del index
-            nb, dist = _sort_rows(nb, dist)
+            if search is None:
+                index = faiss.IndexFlatIP(d)
+                index.add(x)
+                if progress is not None:
+                    progress("index", n, n)
+                nb, dist = _search_chunks(index, x, k, "ip", progress, chunk_rows)
+                del index
+                nb, dist = sort_rows(nb, dist)
+            else:
+                if progress is not None:
+                    progress("index", n, n)
+                nb, dist, params["search"] = search(None, x, k, chunk_rows, progress)
             params["seconds"] = round(time.perf_counter() - t0, 3)
             return KnnGraph(nb, dist, "flat", None, params)
 
@@ -433,10 +491,15 @@ def build_knn_graph(
         params["efSearch" if method == "hnsw" else "nprobe"] = value
         params["tuning"] = [{"value": v, "recall": round(r, 4)} for v, r in trace]
         t_search = time.perf_counter()
-        nb, dist = _search_chunks(index, x, k, "l2", progress, chunk_rows)
-        params["search_seconds"] = round(time.perf_counter() - t_search, 3)
-        del index
-        nb, dist = _sort_rows(nb, dist)
+        if search is None:
+            nb, dist = _search_chunks(index, x, k, "l2", progress, chunk_rows)
+            params["search_seconds"] = round(time.perf_counter() - t_search, 3)
+            del index
+            nb, dist = sort_rows(nb, dist)
+        else:
+            nb, dist, params["search"] = search(index, x, k, chunk_rows, progress)
+            params["search_seconds"] = round(time.perf_counter() - t_search, 3)
+            del index
 
         recall: float | None = None
         if n_eval > 0:
@@ -506,13 +569,13 @@ def update_knn_rows(
                                   metric=faiss.METRIC_INNER_PRODUCT)
             new_d = np.clip((1.0 - sims.astype(np.float64)) / 2.0, 0.0, 1.0).astype(np.float32)
             merged_nb, merged_d = np.hstack([merged_nb, added[ids]]), np.hstack([merged_d, new_d])
-        merged_nb, merged_d = _sort_rows(merged_nb, merged_d)
+        merged_nb, merged_d = sort_rows(merged_nb, merged_d)
         nb[output[clean_rows[start:stop]]], dist[output[clean_rows[start:stop]]] = merged_nb[:, :k], merged_d[:, :k]
     done = np.zeros(query_positions.size, dtype=bool)
     done[output[clean_rows]] = True
     searched = query_positions[~done]
     if searched.size:
-        nb[~done], dist[~done] = _sort_rows(*exact_knn(x, searched, k, chunk_rows=chunk_rows))
+        nb[~done], dist[~done] = sort_rows(*exact_knn(x, searched, k, chunk_rows=chunk_rows))
     counts = {"added": int(added.size), "removed": int((old_base_positions < 0).sum()),
               "searched": int(searched.size), "merged": int(clean_rows.size)}
     return nb, dist, counts

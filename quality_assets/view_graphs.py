@@ -8,7 +8,8 @@ computed before any work: a re-run that finds its version stored marks it curren
 When samples were only added (or a few removed) under the same inputs, a kNN view (and the copy
 candidates' two searches) is updated from its current graph (`knn.update_knn_graph`,
 `knn.update_knn_rows`) instead of rebuilt; the property view is always rebuilt (its vectors are
-scaled by the whole set). The scores read these graphs
+scaled by the whole set). A full build searches its rows on the Ray cluster when QUALITY_RAY_ADDRESS
+is set and the graph is large (`distributed.knn`: the same graph, sharded). The scores read these graphs
 (`load_graph`, `load_pixel_views`, `load_view_graph`) and never rebuild them.
 """
 
@@ -150,7 +151,9 @@ def _knn_view(conn: duckdb.DuckDBPyConnection, view: str, graph_version: str, so
               seed: int, exact_limit: int | None = None, recall_sample: int = 1000) -> GraphRecord:
     """Build and store one kNN view: updated from the view's current graph when that graph was
     built from the same inputs (same model, k, index, code) and few nodes changed, else rebuilt."""
-    from quality_assets.knn import build_knn_graph, update_knn_graph
+    from quality_assets.distributed.engine import ray_address
+    from quality_assets.distributed.knn import build_knn_graph_on_engine
+    from quality_assets.knn import update_knn_graph
 
     started = time.perf_counter()
     graph, built = None, "full"
@@ -170,7 +173,7 @@ def _knn_view(conn: duckdb.DuckDBPyConnection, view: str, graph_version: str, so
         kwargs = {"method": method, "seed": seed, "recall_sample": recall_sample}
         if exact_limit is not None:
             kwargs["exact_limit"] = exact_limit
-        graph = build_knn_graph(vectors, k=k, **kwargs)
+        graph = build_knn_graph_on_engine(vectors, k, address=ray_address(), **kwargs)
     seconds = time.perf_counter() - started
     return _store_graph(conn, view, graph_version, source_version, manifest_version, *_knn_edges(ids, graph),
                         k=graph.neighbors.shape[1], index_kind=graph.index_kind, recall_at_k=graph.recall_at_k,
@@ -304,7 +307,9 @@ def _load_copy_rows(conn: duckdb.DuckDBPyConnection, row, ids: np.ndarray):
 def _copy_candidates(conn, ids, thumbs, known, copy_k, seed, source, manifest_version, inputs, rows_versions):
     """(i, j, best 1-based position, built) as `pixel_view.copy_candidate_pairs` gives them, with each
     search's rows updated from its stored rows when they were built from the same inputs."""
-    from quality_assets.knn import build_knn_graph, update_knn_rows
+    from quality_assets.distributed.engine import ray_address
+    from quality_assets.distributed.knn import build_knn_graph_on_engine
+    from quality_assets.knn import update_knn_rows
 
     rows = np.flatnonzero(known)
     known_ids, t = ids[rows], thumbs[rows]
@@ -325,7 +330,7 @@ def _copy_candidates(conn, ids, thumbs, known, copy_k, seed, source, manifest_ve
                 nb, dist, counts = update_knn_rows(old_nb, old_d, query_positions, base_positions, x, np.arange(n))
                 built.append("incremental")
         if nb is None:
-            graph = build_knn_graph(x, k, seed=seed, recall_sample=0)
+            graph = build_knn_graph_on_engine(x, k, address=ray_address(), seed=seed, recall_sample=0)
             nb, dist = graph.neighbors[:n], graph.distances[:n]
             built.append("full")
         names = np.concatenate([known_ids, known_ids + MIRRORED])

@@ -8,7 +8,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from quality_assets.knn import KnnGraph, build_knn_graph, exact_knn, update_knn_graph
+from quality_assets.knn import (
+    KnnGraph,
+    build_knn_graph,
+    exact_knn,
+    fill_short_rows,
+    search_rows,
+    sort_rows,
+    update_knn_graph,
+)
 
 try:  # quality_tests is a rootdir, not a package, under pytest's default import mode
     from scores.dense_reference import clustered_vectors, dense_distances, dense_knn, normalise
@@ -124,6 +132,43 @@ def test_threads_are_restored_and_progress_reported() -> None:
     build_knn_graph(x, 5, threads=1, progress=lambda s, d, t: calls.append((s, d, t)))
     assert faiss.omp_get_max_threads() == before
     assert ("search", 400, 400) in calls
+
+
+def test_search_rows_on_chunk_aligned_ranges_equal_one_search_of_every_row() -> None:
+    # What a sharded search relies on: a range that starts on a chunk boundary makes the whole
+    # search's faiss calls for its rows, so its rows (the short ones too) are the same bytes.
+    x, _ = clustered_vectors(3000, 16, n_clusters=15, spread=0.3, seed=2)
+    index = faiss.IndexIVFFlat(faiss.IndexFlatL2(16), 16, 128, faiss.METRIC_L2)
+    index.cp.seed = 0
+    index.train(x)
+    index.add(x)
+    index.nprobe = 1  # small lists probed alone: some rows get fewer than k + 1 results
+    nb, dist, short = search_rows(index, x, 0, 3000, 10, "l2", chunk_rows=256)
+    assert short.size > 0
+    parts = [search_rows(index, x, a, b, 10, "l2", chunk_rows=256) for a, b in [(0, 512), (512, 2304), (2304, 3000)]]
+    np.testing.assert_array_equal(np.vstack([p[0] for p in parts]), nb)
+    np.testing.assert_array_equal(np.vstack([p[1] for p in parts]), dist)
+    np.testing.assert_array_equal(np.concatenate([p[2] for p in parts]), short)
+
+    filled_nb, filled_d = nb.copy(), dist.copy()
+    fill_short_rows(x, filled_nb, filled_d, short, 10)
+    exact_nb, exact_d = exact_knn(x, short, 10)
+    np.testing.assert_array_equal(filled_nb[short], exact_nb)
+    np.testing.assert_array_equal(filled_d[short], exact_d)
+    kept = np.setdiff1d(np.arange(3000), short)
+    np.testing.assert_array_equal(filled_nb[kept], nb[kept])
+    assert filled_nb.min() >= 0 and not np.any(filled_nb == np.arange(3000)[:, None])
+
+
+def test_exact_knn_of_some_rows_equals_those_rows_of_the_flat_graph_byte_for_byte() -> None:
+    # A shard of the exact graph is searched with exact_knn, not with the graph's flat index.
+    x, _ = clustered_vectors(2500, 16, n_clusters=10, spread=0.4, seed=6)
+    x[600] = x[700] = x[650]  # ties at distance 0, ordered by position in both
+    graph = build_knn_graph(x, 8, chunk_rows=256)
+    nb, dist = sort_rows(*exact_knn(x, np.arange(512, 1280), 8, chunk_rows=256))
+    np.testing.assert_array_equal(nb, graph.neighbors[512:1280])
+    np.testing.assert_array_equal(dist, graph.distances[512:1280])
+    assert nb[650 - 512, :2].tolist() == [600, 700]
 
 
 def test_edges_roundtrip_and_csr() -> None:

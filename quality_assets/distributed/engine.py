@@ -7,6 +7,8 @@ import os
 RAY_ADDRESS_ENV = "QUALITY_RAY_ADDRESS"
 RAY_BATCH_SIZE_ENV = "QUALITY_RAY_BATCH_SIZE"
 DEFAULT_BATCH_SIZE = 256
+# Rows of the kNN graph each Ray task searches (`distributed.knn`); unset: from the cluster's CPUs.
+RAY_KNN_SHARD_ROWS_ENV = "QUALITY_RAY_KNN_SHARD_ROWS"
 
 
 def ray_address() -> str | None:
@@ -15,13 +17,23 @@ def ray_address() -> str | None:
     return address or None
 
 
-def batch_size() -> int:
-    value = os.environ.get(RAY_BATCH_SIZE_ENV, "").strip()
+def _positive_int_setting(name: str) -> int | None:
+    value = os.environ.get(name, "").strip()
     if not value:
-        return DEFAULT_BATCH_SIZE
+        return None
     if not value.isdigit() or int(value) < 1:
-        raise ValueError(f"{RAY_BATCH_SIZE_ENV} must be a positive integer, not {value!r}")
+        raise ValueError(f"{name} must be a positive integer, not {value!r}")
     return int(value)
+
+
+def batch_size() -> int:
+    value = _positive_int_setting(RAY_BATCH_SIZE_ENV)
+    return DEFAULT_BATCH_SIZE if value is None else value
+
+
+def knn_shard_rows() -> int | None:
+    """Rows per kNN search task when set, else None (`distributed.knn` sizes shards by the cluster)."""
+    return _positive_int_setting(RAY_KNN_SHARD_ROWS_ENV)
 
 
 def connect(address: str):

@@ -1,5 +1,6 @@
 """The Ray engine against the in-process engine on a real local Ray cluster (`ray start` head and
-worker nodes, started and stopped here): the same vectors, the same superseded samples."""
+worker nodes, started and stopped here): the same vectors, the same superseded samples, the same
+ingest outcomes, the same kNN graphs."""
 
 import shutil
 
@@ -8,7 +9,7 @@ import pytest
 
 pytest.importorskip("ray")
 
-from quality_assets.distributed.engine import RAY_ADDRESS_ENV, RAY_BATCH_SIZE_ENV
+from quality_assets.distributed.engine import RAY_ADDRESS_ENV, RAY_BATCH_SIZE_ENV, RAY_KNN_SHARD_ROWS_ENV
 from quality_assets.distributed.local_cluster import local_ray_cluster
 from quality_assets.ingest import ingest_drop
 from quality_assets.representation import ModelOptions, embed_missing, ensure_model, load_vectors
@@ -123,3 +124,50 @@ def test_an_ingest_with_a_ray_cluster_configured_stores_the_same_rows(ray_cluste
     assert manifest_ray.drop(columns=["hue_histogram"]).equals(manifest_local.drop(columns=["hue_histogram"]))
     for a, b in zip(manifest_ray.hue_histogram, manifest_local.hue_histogram):
         np.testing.assert_allclose(a, b)
+
+
+@pytest.mark.parametrize("method", ["flat", "ivf"])
+def test_a_knn_graph_searched_in_shards_on_ray_equals_the_in_process_graph(ray_cluster, monkeypatch, method):
+    from quality_assets.distributed.knn import build_knn_graph_on_engine, build_knn_graph_on_ray
+    from quality_assets.knn import build_knn_graph
+    from quality_lab.synthetic_vectors import clustered_vectors
+
+    x, _ = clustered_vectors(4000, 24, n_clusters=20, spread=0.3, seed=21)
+    x[3990] = x[1500] = x[10]  # exact duplicates in three shards: ties at distance 0
+    kwargs = {"method": method, "chunk_rows": 256, "recall_sample": 300, "seed": 2}
+    monkeypatch.delenv(RAY_ADDRESS_ENV, raising=False)
+    monkeypatch.delenv(RAY_KNN_SHARD_ROWS_ENV, raising=False)
+    in_process = build_knn_graph(x, 10, **kwargs)
+    seen = []
+    on_ray = build_knn_graph_on_ray(ray_cluster.address, x, 10, shard_rows=700,
+                                    progress=lambda stage, done, total: seen.append((stage, done, total)), **kwargs)
+
+    np.testing.assert_array_equal(on_ray.neighbors, in_process.neighbors)
+    np.testing.assert_array_equal(on_ray.distances, in_process.distances)
+    assert on_ray.neighbors.dtype == np.int64 and on_ray.distances.dtype == np.float32
+    assert on_ray.index_kind == in_process.index_kind == method
+    assert on_ray.recall_at_k == in_process.recall_at_k
+    assert in_process.neighbors[10, :2].tolist() == [1500, 3990]
+    timings = ("seconds", "build_seconds", "search_seconds", "search")
+    assert ({key: v for key, v in on_ray.params.items() if key not in timings}
+            == {key: v for key, v in in_process.params.items() if key not in timings})
+    record = on_ray.params["search"]
+    # 700 rows per shard, rounded up to whole 256-row chunks: 768, six shards on the cluster's 2 CPUs.
+    assert (record["engine"], record["shards"], record["shard_rows"], record["cluster_cpus"]) == ("ray", 6, 768, 2)
+    assert "search" not in in_process.params
+    if method == "ivf":
+        # The index went over once per worker process, not once per shard.
+        assert record["index_bytes"] > x.nbytes
+        assert 1 <= record["index_loads"] == record["worker_processes"] < record["shards"]
+    else:
+        assert record["index_bytes"] == record["index_loads"] == 0
+    assert ("search", 4000, 4000) in seen
+
+    # The switch: the Ray path only from `min_rows` on, with the shard size from the environment.
+    monkeypatch.setenv(RAY_KNN_SHARD_ROWS_ENV, "1000")
+    switched = build_knn_graph_on_engine(x, 10, address=ray_cluster.address, min_rows=4000, **kwargs)
+    assert (switched.params["search"]["shards"], switched.params["search"]["shard_rows"]) == (4, 1024)
+    np.testing.assert_array_equal(switched.neighbors, in_process.neighbors)
+    np.testing.assert_array_equal(switched.distances, in_process.distances)
+    below = build_knn_graph_on_engine(x, 10, address=ray_cluster.address, min_rows=4001, **kwargs)
+    assert "search" not in below.params
