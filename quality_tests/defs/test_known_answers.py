@@ -74,12 +74,19 @@ def audited(tmp_path_factory):
 def test_copy_flipped_label_and_leak_rank_first(audited):
     with audited.connect(read_only=True) as conn:
         pairs = conn.execute("SELECT path_a, path_b FROM duplicate_pairs ORDER BY rank LIMIT 2").fetchall()
-        label = conn.execute("SELECT path, suggested_label FROM issues WHERE issue_type = 'label_error' "
-                             "ORDER BY rank LIMIT 1").fetchone()
+        labels = conn.execute("SELECT path, suggested_label FROM issues WHERE issue_type = 'label_error' "
+                              "ORDER BY rank LIMIT 2").fetchall()
+        [(most_off_topic,)] = conn.execute("SELECT path FROM issues WHERE issue_type = 'off_topic' "
+                                           "ORDER BY rank LIMIT 1").fetchall()
         leak = conn.execute("SELECT path, partner_path, is_issue FROM issues WHERE issue_type = 'leakage' "
                             "ORDER BY rank LIMIT 1").fetchone()
     assert {"train/a/a_00.png", "train/a/copy_of_a_00.png"} in [set(p) for p in pairs]
-    assert label == ("train/b/mislabelled.png", "a")
+    # The photo carries an arbitrary label. On 76 samples the off-topic cut flags nothing, so it is
+    # scored as a label error too, and its score depends on the classifier's folds, i.e. on the
+    # sample order (sample ids hash the temporary data root): between 0 and 0.7 over runs. It is the
+    # top off-topic sample; apart from it, the flipped label comes first.
+    assert most_off_topic == "train/a/photo.png"
+    assert [row for row in labels if row[0] != most_off_topic][0] == ("train/b/mislabelled.png", "a")
     assert leak == ("test/b/leaked.png", "train/b/b_05.png", True)
 
 
