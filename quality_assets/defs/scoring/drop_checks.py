@@ -26,13 +26,20 @@ CHECK_CONDITION = dg.AutomationCondition.eager()
 
 
 def _result(conn, verdict: DropVerdict, version: str | None = None) -> dg.AssetCheckResult:
-    record_gate(conn, verdict.check, passed=verdict.passed, value=verdict.value, threshold=None, blocking=False,
-                version=version or verdict.drop_id, message=verdict.line)
-    return dg.AssetCheckResult(
-        passed=verdict.passed, severity=dg.AssetCheckSeverity.WARN, description=verdict.line,
-        metadata={"drop_id": verdict.drop_id or "", "value": verdict.value, "reused": False,
-                  "details": dg.MetadataValue.json(verdict.details)},
-    )
+    return _record(conn, verdict.check, passed=verdict.passed, value=verdict.value, line=verdict.line,
+                   drop_id=verdict.drop_id, version=version or verdict.drop_id, details=verdict.details)
+
+
+def _record(conn, check: str, *, passed: bool, value: float | None, line: str, drop_id: str | None,
+            version: str | None, details: dict | None = None, reused: bool = False) -> dg.AssetCheckResult:
+    """Record one evaluation in `gate_results` (never blocking) and return it as a WARN check result."""
+    record_gate(conn, check, passed=passed, value=value, threshold=None, blocking=False, version=version,
+                message=line)
+    metadata = {"drop_id": drop_id or "", "value": value, "reused": reused}
+    if details is not None:
+        metadata["details"] = dg.MetadataValue.json(details)
+    return dg.AssetCheckResult(passed=passed, severity=dg.AssetCheckSeverity.WARN, description=line,
+                               metadata=metadata)
 
 
 def _scored_version(conn, drop_id: str | None) -> str | None:
@@ -52,12 +59,8 @@ def _reused(conn, check: str, version: str | None, drop_id: str | None) -> dg.As
         return None
     row = stored.iloc[0]
     value = None if row.value is None or row.value != row.value else float(row.value)
-    record_gate(conn, check, passed=bool(row.passed), value=value, threshold=None, blocking=False,
-                version=version, message=str(row.message))
-    return dg.AssetCheckResult(
-        passed=bool(row.passed), severity=dg.AssetCheckSeverity.WARN, description=str(row.message),
-        metadata={"drop_id": drop_id or "", "value": value, "reused": True},
-    )
+    return _record(conn, check, passed=bool(row.passed), value=value, line=str(row.message), drop_id=drop_id,
+                   version=version, reused=True)
 
 
 @dg.asset_check(asset=raw_manifest, name=NEW_LABELS, blocking=False, pool=DUCKDB_POOL,
