@@ -20,6 +20,7 @@ __all__ = [
     "SEARCH_SIZE",
     "THUMBNAIL_SIZE",
     "canonical_search_vectors",
+    "polar_search_vectors",
     "check_thumbnails",
     "copy_candidate_pairs",
     "pixel_candidate_pairs",
@@ -84,6 +85,49 @@ def canonical_search_vectors(thumbs: np.ndarray, *, mirror: bool = False,
     return out
 
 
+# The polar view: rings around the centre of mass out to this many RMS radii, samples per ring,
+# and the angular harmonics kept per ring.
+POLAR_RINGS = 8
+POLAR_ANGLES = 32
+POLAR_HARMONICS = 8
+POLAR_REACH = 2.2
+
+
+def polar_search_vectors(thumbs: np.ndarray) -> np.ndarray:
+    """float32 [N, POLAR_RINGS * POLAR_HARMONICS], unit-norm: invariant to turns and mirrors by construction.
+
+    The blurred thumbnail (less its border's median) is sampled on rings around its centre of
+    mass, scaled by its RMS radius (as the canonical frame: shift and zoom removed); a turn about
+    that centre shifts each ring circularly and a mirror reverses it, and neither changes the
+    magnitudes of the ring's Fourier harmonics. A copy turned by any angle, mirrored, or cropped
+    and zoomed (which the frame undoes as long as the crop keeps most of the foreground) lands on
+    its source. On the SelfClean protocol's MNIST AUG copies, 8 neighbours here hold 84% of the
+    copies' sources; the plain and canonical searches hold 12-30%. Weak where the frame is not
+    stable: occluded (ARTE) copies, photos without a uniform border.
+    """
+    t = check_thumbnails(thumbs)
+    sigma = BLUR_SIGMA_PX * t.shape[1] / THUMBNAIL_SIZE
+    radii = (torch.arange(POLAR_RINGS, dtype=torch.float32) + 0.5) / POLAR_RINGS * POLAR_REACH
+    angles = torch.arange(POLAR_ANGLES, dtype=torch.float32) * 2 * math.pi / POLAR_ANGLES
+    ring_x, ring_y = radii[:, None] * torch.cos(angles)[None], radii[:, None] * torch.sin(angles)[None]
+    out = np.empty((len(t), POLAR_RINGS * POLAR_HARMONICS), dtype=np.float32)
+    with torch.inference_mode():
+        for start in range(0, len(t), 16384):
+            x = gaussian_blur(torch.from_numpy(t[start:start + 16384]).float()[:, None] / 255.0, sigma)
+            cx, cy, radius = frames(x)
+            border = torch.cat([x[:, 0, 0], x[:, 0, -1], x[:, 0, :, 0], x[:, 0, :, -1]], 1).median(1).values
+            grid = torch.stack([cx[:, None, None] + radius[:, None, None] * ring_x,
+                                cy[:, None, None] + radius[:, None, None] * ring_y], -1)
+            rings = F.grid_sample(x - border[:, None, None, None], grid, mode="bilinear", padding_mode="zeros",
+                                  align_corners=False)[:, 0]
+            v = torch.fft.rfft(rings, dim=-1).abs()[..., :POLAR_HARMONICS].flatten(1)
+            norm = v.norm(dim=1, keepdim=True)
+            # A flat image has no rings; a fixed direction keeps it among the other flat ones.
+            v = torch.where(norm > 1e-6, v / norm.clamp(min=1e-6), torch.full_like(v, 1.0 / math.sqrt(v.shape[1])))
+            out[start:start + len(v)] = v.numpy()
+    return out
+
+
 def _graph_pairs(vectors: np.ndarray, n: int, k: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """(keys a * n + b, 1-based row position) of a kNN graph over n images' (stacked) vectors."""
     graph = build_knn_graph(vectors, min(len(vectors) - 1, k), seed=seed, recall_sample=0)
@@ -99,14 +143,15 @@ def _graph_pairs(vectors: np.ndarray, n: int, k: int, seed: int) -> tuple[np.nda
 
 
 def pixel_candidate_pairs(thumbs: np.ndarray, k: int = 8, *, mirror: bool = True, canonical: bool = True,
-                          seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                          polar: bool = True, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Undirected candidate pairs (i < j) from thumbnail kNN graphs, and each pair's best
     1-based position in either end's row (1 = nearest).
 
     Two searches on SEARCH_SIZE averages, k neighbours each: plain thumbnails, and (``canonical``)
     thumbnails in their canonical frame; on the demo neither alone holds every copy and leak
     pair (79 and 67 of 85), together they do. With ``mirror``, the mirrored thumbnails are in each index too, so each image also
-    meets the sources of its mirror images. Uses the same exact/IVF builder as the SSL graph.
+    meets the sources of its mirror images. A third (``polar``, 2k neighbours) on
+    :func:`polar_search_vectors` finds copies turned by any angle. Uses the same exact/IVF builder as the SSL graph.
     """
     t = check_thumbnails(thumbs)
     n = len(t)
@@ -119,6 +164,9 @@ def pixel_candidate_pairs(thumbs: np.ndarray, k: int = 8, *, mirror: bool = True
         if mirror:
             vectors = np.vstack([vectors, view(t, mirror=True)])
         parts.append(_graph_pairs(vectors, n, 2 * k if mirror else k, seed))
+    if polar:
+        # Mirror-invariant already: no mirrored entries; as many neighbours as the others keep.
+        parts.append(_graph_pairs(polar_search_vectors(t), n, min(n - 1, 2 * k), seed))
     keys = np.concatenate([p[0] for p in parts])
     position = np.concatenate([p[1] for p in parts])
     order = np.lexsort((position, keys))

@@ -34,7 +34,7 @@ SCORE_CODE_ROOTS = ("quality_assets.scoring", "quality_assets.issue_types", "qua
 SCORE_SQL = ("manifest_for_scoring",)
 SPLIT_CODE_ROOTS = ("quality_assets.cleaning",)
 # A stored pixel verdict is read back only under the same verifier code and thumbnail size.
-VERIFIER_CODE_ROOTS = ("quality_assets.scores.pixel_copies",)
+VERIFIER_CODE_ROOTS = ("quality_assets.scores.pixel_copies", "quality_assets.scores.registration")
 
 
 def verifier_version() -> str:
@@ -96,7 +96,8 @@ def run_scores(conn: duckdb.DuckDBPyConnection, config: ScoreConfig, *, reuse: b
                              thumbnail_known=thumbnail_known, pixel=pixel, properties=properties,
                              copy_candidates=copy_candidates,
                              build_missing_views=False, pair_verifier=verifications)
-    outputs.summary.update(pairs_verified_now=verifications.n_verified, pair_verdicts_reused=verifications.n_reused)
+    outputs.summary.update(pairs_verified_now=verifications.n_verified, pair_verdicts_reused=verifications.n_reused,
+                           pairs_registered_now=verifications.n_registered)
     score_version = _score_version(view_versions, manifest_version, config)
 
     conn.execute("BEGIN TRANSACTION")

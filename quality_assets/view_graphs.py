@@ -221,7 +221,7 @@ def build_pixel_views(conn: duckdb.DuckDBPyConnection, *, k: int = 16, copy_k: i
 
     Versions come from the set of samples holding a thumbnail (a thumbnail is a function of the
     sample's bytes): a stored version is reused. The kNN graph, and the rows of the copy
-    candidates' two searches, are updated incrementally like the SSL graph.
+    candidates' three searches, are updated incrementally like the SSL graph.
     """
     from quality_assets.pixel_view import search_vectors
 
@@ -269,24 +269,28 @@ def build_pixel_views(conn: duckdb.DuckDBPyConnection, *, k: int = 16, copy_k: i
     return records
 
 
-# The copy candidates' two searches (`pixel_view.pixel_candidate_pairs`): plain and canonical-frame
-# thumbnails, each index holding the mirrored thumbnails too. Each search's rows (an image's 2k
+# The copy candidates' three searches (`pixel_view.pixel_candidate_pairs`): plain and canonical-frame
+# thumbnails, each index holding the mirrored thumbnails too, and the polar vectors. Each search's rows (an image's 2k
 # nearest entries, a mirrored entry stored as its sample id + MIRRORED) are stored as a graph of
 # their own, `pixel_copy_<search>_rows`, so that a drop updates them instead of searching again.
-COPY_SEARCHES = ("plain", "canonical")
+# The polar search (turn- and mirror-invariant vectors) holds no mirrored entries.
+COPY_SEARCHES = ("plain", "canonical", "polar")
+MIRRORED_SEARCHES = ("plain", "canonical")
 MIRRORED = "|mirrored"
 
 
 def _copy_search_vectors(thumbs: np.ndarray, search: str) -> np.ndarray:
-    from quality_assets.pixel_view import canonical_search_vectors, search_vectors
+    from quality_assets.pixel_view import canonical_search_vectors, polar_search_vectors, search_vectors
 
+    if search == "polar":
+        return polar_search_vectors(thumbs)
     vectors = search_vectors if search == "plain" else canonical_search_vectors
     return np.vstack([vectors(thumbs), vectors(thumbs, mirror=True)])
 
 
-def _load_copy_rows(conn: duckdb.DuckDBPyConnection, row, ids: np.ndarray):
+def _load_copy_rows(conn: duckdb.DuckDBPyConnection, row, ids: np.ndarray, mirrored: bool = True):
     """A stored search's rows as (old query positions, old base positions, neighbours, distances) in
-    the index space of `ids` (and their mirrored entries after them); -1 where a sample left.
+    the index space of `ids` (and, when `mirrored`, their mirrored entries after them); -1 where a sample left.
 
     The old base is the stored queries' samples, then their mirrored entries; ids are matched through
     hash indexes (a sort of the 1.6M neighbour strings took 7 s at 100k samples)."""
@@ -296,10 +300,11 @@ def _load_copy_rows(conn: duckdb.DuckDBPyConnection, row, ids: np.ndarray):
     neighbors = np.asarray(table.column("neighbor_id").to_numpy(zero_copy_only=False), dtype=object)
     query_positions = pd.Index(np.asarray(ids, dtype=object)).get_indexer(sources)
     n_old = sources.size
-    base_positions = np.concatenate([query_positions, np.where(query_positions >= 0, query_positions + len(ids), -1),
-                                     [-1]])  # the last entry stands for a neighbour outside the old base
-    old_neighbors = pd.Index(np.concatenate([sources, sources + MIRRORED])).get_indexer(neighbors)
-    old_neighbors = np.where(old_neighbors >= 0, old_neighbors, 2 * n_old).reshape(-1, k)
+    blocks = [query_positions] + ([np.where(query_positions >= 0, query_positions + len(ids), -1)] if mirrored else [])
+    base_positions = np.concatenate(blocks + [[-1]])  # the last entry stands for a neighbour outside the old base
+    names = np.concatenate([sources, sources + MIRRORED]) if mirrored else sources
+    old_neighbors = pd.Index(names).get_indexer(neighbors)
+    old_neighbors = np.where(old_neighbors >= 0, old_neighbors, len(names)).reshape(-1, k)
     distances = table.column("distance").to_numpy().astype(np.float32).reshape(-1, k)
     return query_positions, base_positions, old_neighbors, distances
 
@@ -314,17 +319,18 @@ def _copy_candidates(conn, ids, thumbs, known, copy_k, seed, source, manifest_ve
     rows = np.flatnonzero(known)
     known_ids, t = ids[rows], thumbs[rows]
     n = rows.size
-    k = min(2 * min(copy_k, n - 1), 2 * n - 1)
     keys, positions, built = [], [], []
     for search in COPY_SEARCHES:
         started = time.perf_counter()
         view = f"pixel_copy_{search}_rows"
+        mirrored = search in MIRRORED_SEARCHES
+        k = min(2 * min(copy_k, n - 1), 2 * n - 1 if mirrored else n - 1)
         x = _copy_search_vectors(t, search)
         nb = dist = None
         base = _graph_row(conn, view)
         if (base is not None and not pd.isna(base.edges_kept) and bool(base.edges_kept) and int(base.k) == k
                 and json.loads(base.params_json or "{}").get("inputs") == inputs):
-            query_positions, base_positions, old_nb, old_d = _load_copy_rows(conn, base, known_ids)
+            query_positions, base_positions, old_nb, old_d = _load_copy_rows(conn, base, known_ids, mirrored)
             n_changed = int((query_positions < 0).sum()) + n - int((query_positions >= 0).sum())
             if n_changed <= INCREMENTAL_MAX_FRACTION * n:
                 nb, dist, counts = update_knn_rows(old_nb, old_d, query_positions, base_positions, x, np.arange(n))
@@ -333,7 +339,7 @@ def _copy_candidates(conn, ids, thumbs, known, copy_k, seed, source, manifest_ve
             graph = build_knn_graph_on_engine(x, k, address=ray_address(), seed=seed, recall_sample=0)
             nb, dist = graph.neighbors[:n], graph.distances[:n]
             built.append("full")
-        names = np.concatenate([known_ids, known_ids + MIRRORED])
+        names = np.concatenate([known_ids, known_ids + MIRRORED]) if mirrored else known_ids
         _store_graph(conn, view, rows_versions[search], source, manifest_version,
                      _ids_at(known_ids, np.repeat(np.arange(n), k)), _ids_at(names, nb.reshape(-1)), np.tile(np.arange(1, k + 1, dtype=np.int32), n), dist.reshape(-1),
                      k=k, index_kind="rows", recall_at_k=None, params={"inputs": inputs},

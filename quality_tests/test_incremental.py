@@ -125,6 +125,8 @@ def test_a_drop_updates_the_graphs_and_scores_like_a_full_rebuild(two_drops, tmp
     assert updated_run.summary["pair_verdicts_reused"] > 0
     assert 0 < updated_run.summary["pairs_verified_now"] < rebuilt_run.summary["pairs_verified_now"]
     assert rebuilt_run.summary["pair_verdicts_reused"] == 0
+    # Registrations (the costliest verdict) are read back the same way.
+    assert 0 < updated_run.summary["pairs_registered_now"] < rebuilt_run.summary["pairs_registered_now"]
     a, b = _scores(incremental, updated_run.score_version), _scores(full, rebuilt_run.score_version)
     assert len(a) == len(b) > 0
     np.testing.assert_allclose(a.score.to_numpy(), b.score.to_numpy(), atol=1e-6)

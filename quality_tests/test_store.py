@@ -80,3 +80,18 @@ def test_a_store_written_before_graph_versions_were_kept_gains_the_columns_and_r
         marked = run_query(conn, "latest_graph", view="ssl").graph_version[0]
     assert {"manifest_version", "edges_kept"} <= columns
     assert current == "old" and reusable.empty and marked == "older"
+
+
+def test_a_pair_registered_after_it_was_verified_keeps_both_verdicts(store):
+    import pandas as pd
+
+    rows = lambda aligned, agreement, registered: pd.DataFrame({  # noqa: E731
+        "sample_a": ["a", "c"], "sample_b": ["b", "d"], "mirror": [True, True],
+        "aligned": aligned, "agreement": agreement, "registered": registered})
+    query = "SELECT sample_a, aligned, agreement, registered FROM pair_verifications ORDER BY sample_a"
+    with store.connect() as conn:
+        for frame in (rows([0.1, 0.2], [0.3, 0.4], [None, None]), rows([None, 0.2], [None, 0.4], [0.9, 0.8])):
+            conn.register("_new_pair_verifications", frame)
+            run_query(conn, "insert_pair_verifications", verifier_version="v1")
+            conn.unregister("_new_pair_verifications")
+        assert conn.execute(query).fetchall() == [("a", 0.1, 0.3, 0.9), ("c", 0.2, 0.4, 0.8)]

@@ -187,6 +187,8 @@ CREATE TABLE IF NOT EXISTS pair_verifications (
     agreement      DOUBLE,
     PRIMARY KEY (verifier_version, sample_a, sample_b, mirror)
 );
+-- Best correlation after registration (scores.registration); NULL: the pair was not registered.
+ALTER TABLE pair_verifications ADD COLUMN IF NOT EXISTS registered DOUBLE;
 
 CREATE TABLE IF NOT EXISTS duplicate_groups (
     score_version  VARCHAR NOT NULL,

@@ -148,79 +148,111 @@ def verify_pairs(thumbs: np.ndarray, i: np.ndarray, j: np.ndarray, *, mirror: bo
 
 
 class VerifiedPairMemo:
-    """`verify_pairs` that remembers: a pair's verdict depends only on its two thumbnails, so a pair
-    verified in an earlier run (same samples, same verifier code) is not verified again. A 1% drop
-    then verifies only the pairs it brings; everything else is read back.
+    """`verify_pairs` (and, through :meth:`register`, `scores.registration.registered_similarity`)
+    that remembers: a pair's verdict depends only on its two thumbnails, so a pair verified in an
+    earlier run (same samples, same verifier code) is not verified again. A 1% drop then verifies
+    only the pairs it brings; everything else is read back.
 
     Keys are sample ids, each pair put in sample-id order before it is verified (the aligned
     verifier holds the first image's frame fixed), so a pair gives the same verdict whatever
     positions its samples hold in this run. `known`: rows (sample_a, sample_b, mirror, aligned,
-    agreement) from earlier runs; `new_rows()` are the ones verified here, to be stored.
+    agreement[, registered]) from earlier runs, registered NaN where a pair was verified but not
+    registered; `new_rows()` are the ones verified or registered here, to be stored.
     """
 
-    COLUMNS = ("sample_a", "sample_b", "mirror", "aligned", "agreement")
-    _DTYPES = {"sample_a": object, "sample_b": object, "mirror": bool, "aligned": np.float64, "agreement": np.float64}
+    COLUMNS = ("sample_a", "sample_b", "mirror", "aligned", "agreement", "registered")
+    _DTYPES = {"sample_a": object, "sample_b": object, "mirror": bool, "aligned": np.float64, "agreement": np.float64,
+               "registered": np.float64}
+    _VERDICTS = ("aligned", "agreement", "registered")
 
     @classmethod
     def _empty(cls) -> pd.DataFrame:
         return pd.DataFrame({name: pd.Series(dtype=dtype) for name, dtype in cls._DTYPES.items()})
 
-    def __init__(self, sample_ids, known: pd.DataFrame | None = None, verify=None):
+    def __init__(self, sample_ids, known: pd.DataFrame | None = None, verify=None, register=None):
         self.sample_ids = np.asarray(sample_ids, dtype=object)
         self._verify = verify or verify_pairs
+        self._register = register
         self._n = len(self.sample_ids)
         # Verdicts are looked up by an integer key of the pair's positions in this run (a sorted
         # array and a binary search), not by a merge on the two id strings: at 100k samples the
         # merge of a million asked pairs with a million stored ones took 4-5 s of a drop's re-score.
         self._position = pd.Index(self.sample_ids)
         self._keys = np.empty(0, dtype=np.int64)
-        self._aligned = np.empty(0)
-        self._agreement = np.empty(0)
+        self._values = {name: np.empty(0) for name in self._VERDICTS}
         if known is not None and len(known):
             a = self._position.get_indexer(known["sample_a"].to_numpy(dtype=object))
             b = self._position.get_indexer(known["sample_b"].to_numpy(dtype=object))
             here = (a >= 0) & (b >= 0)  # verdicts of samples that left the manifest are not asked for
-            self._remember(self._key(a[here], b[here], known["mirror"].to_numpy(dtype=bool)[here]),
-                           known["aligned"].to_numpy(dtype=np.float64)[here],
-                           known["agreement"].to_numpy(dtype=np.float64)[here], prefer_new=False)
+            self._remember(self._key(a[here], b[here], known["mirror"].to_numpy(dtype=bool)[here]), {
+                name: (known[name].to_numpy(dtype=np.float64)[here] if name in known.columns
+                       else np.full(int(here.sum()), np.nan)) for name in self._VERDICTS})
         self._new_keys: list[np.ndarray] = []
         self.n_reused = 0
         self.n_verified = 0
+        self.n_registered = 0
 
     def _key(self, first: np.ndarray, second: np.ndarray, mirror) -> np.ndarray:
         return (np.asarray(first, np.int64) * self._n + np.asarray(second, np.int64)) * 2 + np.asarray(mirror, np.int64)
 
-    def _remember(self, keys: np.ndarray, aligned: np.ndarray, agreement: np.ndarray, *, prefer_new: bool) -> None:
-        """Add verdicts; one per key (a stored key's verdict is replaced by a new one when `prefer_new`)."""
-        if prefer_new:
-            keys, aligned, agreement = (np.concatenate([keys, self._keys]), np.concatenate([aligned, self._aligned]),
-                                        np.concatenate([agreement, self._agreement]))
-        else:
-            keys, aligned, agreement = (np.concatenate([self._keys, keys]), np.concatenate([self._aligned, aligned]),
-                                        np.concatenate([self._agreement, agreement]))
-        self._keys, first = np.unique(keys, return_index=True)  # the first of each key wins
-        self._aligned, self._agreement = aligned[first], agreement[first]
+    def _remember(self, keys: np.ndarray, values: dict[str, np.ndarray]) -> None:
+        """Add verdicts, one row per key; a known value is kept where the new one is NaN (a pair
+        registered now keeps its stored pixel verdicts, and the other way round)."""
+        all_keys = np.concatenate([self._keys, keys])
+        merged_keys, inverse = np.unique(all_keys, return_inverse=True)
+        for name in self._VERDICTS:
+            column = np.full(merged_keys.size, np.nan)
+            column[inverse[:self._keys.size]] = self._values[name]
+            new = np.asarray(values[name], dtype=np.float64)
+            at = inverse[self._keys.size:]
+            column[at] = np.where(np.isfinite(new), new, column[at])
+            self._values[name] = column
+        self._keys = merged_keys
 
-    def __call__(self, thumbs: np.ndarray, i: np.ndarray, j: np.ndarray, *, mirror: bool = True,
-                 **kwargs) -> tuple[np.ndarray, np.ndarray]:
+    def _lookup(self, keys: np.ndarray, name: str) -> np.ndarray:
+        if not self._keys.size:
+            return np.full(keys.size, np.nan)
+        at = np.searchsorted(self._keys, keys).clip(0, self._keys.size - 1)
+        return np.where(self._keys[at] == keys, self._values[name][at], np.nan)
+
+    def _ordered(self, i, j, mirror):
         i = np.asarray(i, dtype=np.int64)
         j = np.asarray(j, dtype=np.int64)
         swap = self.sample_ids[i] > self.sample_ids[j]
         first, second = np.where(swap, j, i), np.where(swap, i, j)
-        keys = self._key(first, second, bool(mirror))
-        at = np.searchsorted(self._keys, keys).clip(0, max(self._keys.size - 1, 0))
-        stored = (self._keys[at] == keys) if self._keys.size else np.zeros(keys.size, dtype=bool)
-        aligned = np.where(stored, self._aligned[at] if self._keys.size else np.nan, np.nan)
-        agreement = np.where(stored, self._agreement[at] if self._keys.size else np.nan, np.nan)
+        return first, second, self._key(first, second, bool(mirror))
+
+    def __call__(self, thumbs: np.ndarray, i: np.ndarray, j: np.ndarray, *, mirror: bool = True,
+                 **kwargs) -> tuple[np.ndarray, np.ndarray]:
+        first, second, keys = self._ordered(i, j, mirror)
+        aligned, agreement = self._lookup(keys, "aligned"), self._lookup(keys, "agreement")
         missing = np.flatnonzero(~np.isfinite(aligned) | ~np.isfinite(agreement))
         if missing.size:
             aligned[missing], agreement[missing] = self._verify(thumbs, first[missing], second[missing],
                                                                 mirror=mirror, **kwargs)
             self._new_keys.append(keys[missing])
-            self._remember(keys[missing], aligned[missing], agreement[missing], prefer_new=True)
+            self._remember(keys[missing], {"aligned": aligned[missing], "agreement": agreement[missing],
+                                           "registered": np.full(missing.size, np.nan)})
         self.n_verified += int(missing.size)
-        self.n_reused += int(i.size - missing.size)
+        self.n_reused += int(first.size - missing.size)
         return aligned, agreement
+
+    def register(self, thumbs: np.ndarray, i: np.ndarray, j: np.ndarray, *, mirror: bool = True) -> np.ndarray:
+        """`registered_similarity` of the pairs, read back where an earlier run registered them."""
+        from quality_assets.scores.registration import registered_similarity
+
+        first, second, keys = self._ordered(i, j, mirror)
+        similarity = self._lookup(keys, "registered")
+        missing = np.flatnonzero(~np.isfinite(similarity))
+        if missing.size:
+            similarity[missing] = (self._register or registered_similarity)(
+                thumbs, first[missing], second[missing], mirror=mirror)
+            self._new_keys.append(keys[missing])
+            self._remember(keys[missing], {"aligned": np.full(missing.size, np.nan),
+                                           "agreement": np.full(missing.size, np.nan),
+                                           "registered": similarity[missing]})
+        self.n_registered += int(missing.size)
+        return similarity
 
     def new_rows(self) -> pd.DataFrame:
         if not self._new_keys:
@@ -230,8 +262,8 @@ class VerifiedPairMemo:
         pair, mirror = np.divmod(keys, 2)
         first, second = np.divmod(pair, self._n)
         return pd.DataFrame({"sample_a": self.sample_ids[first], "sample_b": self.sample_ids[second],
-                             "mirror": mirror.astype(bool), "aligned": self._aligned[at],
-                             "agreement": self._agreement[at]})
+                             "mirror": mirror.astype(bool),
+                             **{name: self._values[name][at] for name in self._VERDICTS}})
 
 
 def ratio_to_next_best(dissimilarity: np.ndarray, i: np.ndarray, j: np.ndarray, n: int) -> np.ndarray:

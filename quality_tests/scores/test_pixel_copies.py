@@ -292,3 +292,37 @@ def test_the_verdict_memo_verifies_each_pair_once_and_reads_back_stored_verdicts
     before = sum(calls)
     np.testing.assert_allclose(later(thumbs[:n], i, j, mirror=True)[1], agreement)
     assert sum(calls) == before and later.n_verified == 0 and later.new_rows().empty
+
+
+def test_the_memo_registers_each_pair_once_and_keeps_both_kinds_of_verdict(digits_with_copies):
+    from quality_assets.scores.registration import registered_similarity
+
+    thumbs = digits_with_copies[0][:40]
+    ids = np.asarray([f"s{k:03d}" for k in range(40)][::-1], dtype=object)
+    i, j = np.array([0, 3, 5, 7]), np.array([1, 4, 6, 8])
+    registered = []
+
+    def counted(t, a, b, **kw):
+        registered.append(len(a))
+        return registered_similarity(t, a, b, **kw)
+
+    memo = VerifiedPairMemo(ids, register=counted)
+    memo(thumbs, i[:2], j[:2], mirror=True)  # two pairs verified first, registered later
+    sim = memo.register(thumbs, i, j, mirror=True)
+    first, second = np.where(ids[i] < ids[j], i, j), np.where(ids[i] < ids[j], j, i)
+    np.testing.assert_allclose(sim, registered_similarity(thumbs, first, second))
+    assert memo.n_registered == 4 and sum(registered) == 4
+    np.testing.assert_allclose(memo.register(thumbs, j, i, mirror=True), sim)  # read back
+    assert sum(registered) == 4
+
+    stored = memo.new_rows()
+    assert len(stored) == 4
+    both = stored.aligned.notna()
+    assert both.sum() == 2 and stored.registered.notna().all()  # verified-and-registered rows keep both
+    later = VerifiedPairMemo(ids, stored, register=counted)
+    np.testing.assert_allclose(later.register(thumbs, i, j), sim)
+    assert later.n_registered == 0 and sum(registered) == 4 and later.new_rows().empty
+    # Stored rows without the column (an older store) read as "not registered".
+    older = VerifiedPairMemo(ids, stored.drop(columns="registered"), register=counted)
+    older.register(thumbs, i[:1], j[:1])
+    assert older.n_registered == 1

