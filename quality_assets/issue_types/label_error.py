@@ -82,8 +82,10 @@ class LabelError(IssueType):
             features = inputs.vectors if pixel is None or pixel.vectors is None else \
                 np.hstack([inputs.vectors, pixel.vectors])
             trusted = np.isin(inputs.splits, TRUSTED_SPLITS)
+            content = (inputs.manifest["file_sha256"].to_numpy(dtype=object)[rows].astype(str)
+                       if "file_sha256" in inputs.manifest.columns else None)
             learned = confident_learning(features[rows], codes_all[rows], len(classes), seed=options.seed,
-                                         anchor=trusted[rows])
+                                         anchor=trusted[rows], order_key=content)
             score[rows] = np.sqrt(score[rows] * learned.quality)
             # Suggestion: the classifier's out-of-fold probabilities and the neighbours' vote, averaged.
             votes = knn_vote_shares(inputs.graph, codes_all, len(classes))[rows]

@@ -40,13 +40,16 @@ _FOLDS_SMALL, _FOLDS_LARGE, _LARGE = 5, 3, 200_000
 
 def out_of_sample_probabilities(features: np.ndarray, codes: np.ndarray, n_classes: int, *,
                                 folds: int | None = None, seed: int = 0,
-                                anchor: np.ndarray | None = None) -> np.ndarray:
+                                anchor: np.ndarray | None = None, order_key: np.ndarray | None = None) -> np.ndarray:
     """[n, n_classes] probabilities, each row from a model fitted without that row.
 
     `codes` in 0..n_classes-1. Classes with fewer members than folds are still predicted (their
     members land in some folds' training data); a class with one member gets the probability the
     other folds' models give it, usually near zero, which is what a lone label deserves.
     `anchor` rows (clean labels) are in every fold's training data and get their own label.
+    `order_key` (one sortable key per row, e.g. the file's sha256): folds are dealt in key order,
+    not row order, so the same images give the same probabilities wherever they sit (the service's
+    row order follows sample ids, which hash the data root: a moved dataset got other folds).
     """
     x = _standardise(features, seed)
     codes = np.asarray(codes)
@@ -63,8 +66,9 @@ def out_of_sample_probabilities(features: np.ndarray, codes: np.ndarray, n_class
     # Stratify on classes that can be split; lone members of tiny classes fall in any fold.
     strata = np.where(counts[codes[free]] >= k, codes[free], -1)
     splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
-    for train, held in splitter.split(x[free], strata):
-        train, held = np.concatenate([free[train], fixed]), free[held]
+    dealt = np.arange(free.size) if order_key is None else np.argsort(np.asarray(order_key)[free], kind="stable")
+    for train, held in splitter.split(x[free][dealt], strata[dealt]):
+        train, held = np.concatenate([free[dealt[train]], fixed]), free[dealt[held]]
         present = np.unique(codes[train])
         if present.size == 1:
             probs[np.ix_(held, present)] = 1.0
@@ -84,15 +88,16 @@ class ConfidentLearning:
 
 
 def confident_learning(features: np.ndarray, codes: np.ndarray, n_classes: int, *, seed: int = 0,
-                       anchor: np.ndarray | None = None) -> ConfidentLearning:
+                       anchor: np.ndarray | None = None, order_key: np.ndarray | None = None) -> ConfidentLearning:
     """Out-of-sample probabilities and cleanlab's label quality and issues for labelled samples;
-    `anchor` rows (clean labels) anchor every fold and are never flagged."""
+    `anchor` rows (clean labels) anchor every fold and are never flagged; `order_key`: see
+    :func:`out_of_sample_probabilities`."""
     from cleanlab.filter import find_label_issues
     from cleanlab.rank import get_label_quality_scores
 
     codes = np.asarray(codes)
     anchored = np.zeros(len(codes), dtype=bool) if anchor is None else np.asarray(anchor, dtype=bool)
-    probs = out_of_sample_probabilities(features, codes, n_classes, seed=seed, anchor=anchored)
+    probs = out_of_sample_probabilities(features, codes, n_classes, seed=seed, anchor=anchored, order_key=order_key)
     quality = get_label_quality_scores(codes, probs, method="self_confidence")
     issues = np.zeros(len(codes), dtype=bool)
     free = np.flatnonzero(~anchored)

@@ -85,3 +85,22 @@ def test_anchored_labels_back_every_fold_and_are_never_flagged():
     flipped[0] = 2
     again = confident_learning(x, flipped, 4, anchor=anchor)
     assert again.is_issue[0] and int(np.argmin(again.quality)) == 0
+
+
+def test_folds_follow_the_content_keys_not_the_row_order():
+    # The same samples in another row order (the service orders rows by sample id, which hashes
+    # the data root) get the same out-of-fold probabilities when the folds are dealt by content.
+    rng = np.random.default_rng(4)
+    x, y = _blobs(rng, n_per=40, classes=3, dim=8)
+    given = y.copy()
+    given[rng.choice(len(y), 12, replace=False)] = (y[:12] + 1) % 3
+    keys = np.asarray([f"{k:064x}" for k in rng.permutation(len(y))])
+    perm = rng.permutation(len(y))
+    keyed = out_of_sample_probabilities(x, given, 3, order_key=keys)
+    moved = out_of_sample_probabilities(x[perm], given[perm], 3, order_key=keys[perm])
+    np.testing.assert_allclose(moved, keyed[perm], atol=1e-8)
+    # Without the keys the folds follow the rows, and some probabilities change.
+    assert not np.allclose(out_of_sample_probabilities(x[perm], given[perm], 3),
+                           out_of_sample_probabilities(x, given, 3)[perm], atol=1e-6)
+    cl = confident_learning(x[perm], given[perm], 3, order_key=keys[perm])
+    np.testing.assert_allclose(cl.pred_probs, keyed[perm], atol=1e-8)
