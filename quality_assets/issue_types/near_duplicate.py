@@ -48,6 +48,7 @@ class NearDuplicateOptions:
     recoloured_copies: bool = False          # a recoloured image is verified and flagged as a copy (see score())
     pixel_k: int = 8                         # thumbnail neighbours per image, when candidates are searched here
     max_verified_pairs: int = 2_000_000      # verification budget, each image's nearest candidates first
+    max_registered_pairs: int = 500_000      # registration budget (~20x a verification), each image's best first
     max_distance: float = 0.5                # pairs farther apart in the embedding are never flagged
     max_pairs_stored: int = 1_000_000        # unflagged pairs kept in pair_scores, best first
 
@@ -86,7 +87,7 @@ class NearDuplicate(IssueType):
             thumbnails=inputs.thumbnails if use_pixels else None,
             thumbnail_known=inputs.thumbnail_known if use_pixels else None,
             vectors=inputs.vectors, mirror=options.mirror_copies, pixel_k=options.pixel_k,
-            max_verified_pairs=options.max_verified_pairs,
+            max_verified_pairs=options.max_verified_pairs, max_registered_pairs=options.max_registered_pairs,
             pixel_candidates=inputs.copy_candidates if use_pixels else None,
             hue_histograms=hues, verify=inputs.pair_verifier,
         )

@@ -175,6 +175,7 @@ def near_duplicate_pairs(
     mirror: bool = True,
     pixel_k: int = 8,
     max_verified_pairs: int | None = None,
+    max_registered_pairs: int | None = None,
     fusion_weights: dict[str, float] | None = None,
     pixel_candidates: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
     hue_histograms: np.ndarray | None = None,
@@ -201,8 +202,11 @@ def near_duplicate_pairs(
     image's nearest candidates first), and the score becomes the fused p-value: each
     verifier's ratio-to-next-best and the embedding score are ranked among all candidates
     (p = rank / M) and score = min over views of p / weight (``fusion_weights``, a weighted
-    Bonferroni combination). Extra columns: aligned, agreement (pixel dissimilarities, NaN
-    when not verified), aligned_ratio, agreement_ratio and embedding_score. ``vectors`` (the
+    Bonferroni combination). Each image's best few candidates are also registered over turn,
+    mirror, zoom and shift (:mod:`quality_assets.scores.registration`), the leading view. Extra
+    columns: aligned, agreement, registered (pixel dissimilarities, NaN when not verified or not
+    registered), aligned_ratio, agreement_ratio, registered_ratio and embedding_score.
+    ``max_registered_pairs`` caps the registrations (each image's best pair first, then its second). ``vectors`` (the
     embedding, L2-normalised) give thumbnail-only pairs their embedding distance.
     ``pixel_candidates`` (i, j, best 1-based position) are the thumbnail kNN pairs when the
     representation stage has stored them; without them they are searched here.
@@ -302,7 +306,7 @@ def near_duplicate_pairs(
     if thumbnails is not None:
         pixel_columns = pixel_evidence(
             thumbnails, thumbnail_known, pi, pj, n, rank_i, rank_j, pixel_rank, score, mirror, max_verified_pairs,
-            hue_histograms=hue_histograms, verify=verify)
+            hue_histograms=hue_histograms, verify=verify, register_budget=max_registered_pairs)
         pixel_columns["embedding_score"] = score
         score = fuse_p_values(pixel_columns, {**DEFAULT_FUSION_WEIGHTS, **(fusion_weights or {})})
         score[exact] = 0.0

@@ -37,18 +37,18 @@ REGISTER_CHEAP_PER_IMAGE = 2
 CHEAP_FUSION_WEIGHTS: dict[str, float] = {"aligned": 0.45, "agreement": 0.45, "embedding": 0.1}
 
 
-def _top_per_node(score: np.ndarray, i: np.ndarray, j: np.ndarray, m: int) -> np.ndarray:
-    """Mask of the pairs among the m lowest-scored pairs of either end."""
+def _rank_per_node(score: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+    """Each pair's best 1-based rank by ascending score among the pairs of either end."""
     order = np.argsort(score, kind="stable")
-    keep = np.zeros(score.size, dtype=bool)
     ends = np.concatenate([i[order], j[order]])
     pair = np.concatenate([order, order])
     by_node = np.lexsort((np.r_[np.arange(order.size), np.arange(order.size)], ends))
     ends, pair = ends[by_node], pair[by_node]
     start = np.r_[0, np.flatnonzero(ends[1:] != ends[:-1]) + 1]
-    rank = np.arange(ends.size) - np.repeat(start, np.diff(np.r_[start, ends.size]))
-    keep[pair[rank < m]] = True
-    return keep
+    rank = np.arange(ends.size) - np.repeat(start, np.diff(np.r_[start, ends.size])) + 1
+    best = np.full(score.size, np.iinfo(np.int64).max)
+    np.minimum.at(best, pair, rank)
+    return best
 
 
 def _geo_mean(terms: list[np.ndarray], weights: list[float]) -> np.ndarray:
@@ -58,7 +58,8 @@ def _geo_mean(terms: list[np.ndarray], weights: list[float]) -> np.ndarray:
 
 
 def pixel_evidence(thumbnails, known, pi, pj, n, rank_i, rank_j, pixel_rank, embedding_score, mirror,
-                    budget, *, hue_histograms: np.ndarray | None = None, verify=None) -> dict[str, np.ndarray]:
+                    budget, *, hue_histograms: np.ndarray | None = None, verify=None,
+                    register_budget: int | None = None) -> dict[str, np.ndarray]:
     """The pixel verifiers and their ratios to the next best, per candidate pair (NaN: not verified).
 
     hue_histograms: the samples' ingest hue histograms, when the pixel view (grayscale thumbnails)
@@ -91,7 +92,7 @@ def pixel_evidence(thumbnails, known, pi, pj, n, rank_i, rank_j, pixel_rank, emb
         agreement_ratio[verifiable] = ratio_to_next_best(ag, va, vb, n)
     registered, registered_ratio = _registered_evidence(
         thumbnails, pi, pj, n, verifiable, aligned_ratio, agreement_ratio, embedding_score, mirror,
-        getattr(verify, "register", None) or registered_similarity)
+        getattr(verify, "register", None) or registered_similarity, register_budget)
     recoloured = np.zeros(pi.size, dtype=bool)
     if hue_histograms is not None and verifiable.size:
         recoloured[verifiable] = colour_disagrees(hue_histograms, pi[verifiable], pj[verifiable])
@@ -101,9 +102,10 @@ def pixel_evidence(thumbnails, known, pi, pj, n, rank_i, rank_j, pixel_rank, emb
 
 
 def _registered_evidence(thumbnails, pi, pj, n, verifiable, aligned_ratio, agreement_ratio, embedding_score,
-                         mirror, register) -> tuple[np.ndarray, np.ndarray]:
+                         mirror, register, budget: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The registered dissimilarity (1 - correlation) / 2 and its ratio to the next best, for each
-    image's best few pairs by polar distance and by the cheaper evidence; NaN elsewhere."""
+    image's best few pairs by polar distance and by the cheaper evidence; NaN elsewhere. Over the
+    `budget`, every image's best pair (by either) comes first, then its second, and so on."""
     registered = np.full(pi.size, np.nan)
     registered_ratio = np.full(pi.size, np.nan)
     if not verifiable.size:
@@ -115,8 +117,17 @@ def _registered_evidence(thumbnails, pi, pj, n, verifiable, aligned_ratio, agree
     polar = polar_search_vectors(np.asarray(thumbnails)[images])
     pa, pb = polar[np.searchsorted(images, va)], polar[np.searchsorted(images, vb)]
     polar_distance = 1.0 - np.einsum("ij,ij->i", pa, pb)
-    chosen = verifiable[_top_per_node(polar_distance, va, vb, REGISTER_POLAR_PER_IMAGE)
-                        | _top_per_node(cheap, va, vb, REGISTER_CHEAP_PER_IMAGE)]
+    # A pair's level: its best rank at either end by either order, within each order's quota.
+    big = np.iinfo(np.int64).max
+    by_polar, by_cheap = _rank_per_node(polar_distance, va, vb), _rank_per_node(cheap, va, vb)
+    level = np.minimum(np.where(by_polar <= REGISTER_POLAR_PER_IMAGE, by_polar, big),
+                       np.where(by_cheap <= REGISTER_CHEAP_PER_IMAGE, by_cheap, big))
+    picked = np.flatnonzero(level < big)
+    if budget is not None and picked.size > budget:
+        # Within a level, the pairs that either order ranks nearest overall go first.
+        nearest = np.minimum(rankdata(polar_distance[picked]), rankdata(cheap[picked]))
+        picked = np.sort(picked[np.lexsort((nearest, level[picked]))[:max(0, int(budget))]])
+    chosen = verifiable[picked]
     if chosen.size:
         ra, rb = pi[chosen], pj[chosen]
         registered[chosen] = (1.0 - register(np.asarray(thumbnails), ra, rb, mirror=mirror)) / 2.0

@@ -11,7 +11,7 @@ from PIL import Image
 from quality_assets.knn import build_knn_graph
 from quality_assets.pixel_view import THUMBNAIL_SIZE, pixel_candidate_pairs, polar_search_vectors, search_vectors
 from quality_assets.scores.near_duplicate import near_duplicate_pairs
-from quality_assets.scores.pair_evidence import _top_per_node
+from quality_assets.scores.pair_evidence import _rank_per_node
 from quality_assets.scores.registration import registered_similarity
 from quality_lab.demo_data import load_mnist_5k
 
@@ -97,12 +97,27 @@ def test_turned_copies_rank_first_among_candidate_pairs(digits_with_turned_copie
     assert pairs["registered"].notna().sum() <= 5 * len(thumbs)  # the budget: a few pairs per image
 
 
-def test_top_per_node_matches_a_direct_count():
+def test_rank_per_node_matches_a_direct_count():
     rng = np.random.default_rng(0)
     i = rng.integers(0, 30, 400)
-    j = rng.integers(0, 30, 400)
+    j = (i + 1 + rng.integers(0, 29, 400)) % 30  # pairs of two different images, as candidates are
     score = rng.random(400)
-    keep = _top_per_node(score, i, j, 3)
+    rank = _rank_per_node(score, i, j)
     for p in range(400):
-        best_of = lambda node: np.sort(score[(i == node) | (j == node)])[:3]
-        assert keep[p] == (score[p] in best_of(i[p]) or score[p] in best_of(j[p])), p
+        at = lambda node: int((score[(i == node) | (j == node)] < score[p]).sum()) + 1  # noqa: E731
+        assert rank[p] == min(at(i[p]), at(j[p])), p
+
+
+def test_the_registration_budget_keeps_each_images_best_pair_first(digits_with_turned_copies):
+    thumbs, truth = digits_with_turned_copies
+    vectors = search_vectors(thumbs, size=8)
+    graph = build_knn_graph(vectors, 10)
+    full = near_duplicate_pairs(graph, thumbnails=thumbs, vectors=vectors)
+    n_full = int(full["registered"].notna().sum())
+    capped = near_duplicate_pairs(graph, thumbnails=thumbs, vectors=vectors, max_registered_pairs=len(thumbs) // 2)
+    assert int(capped["registered"].notna().sum()) == len(thumbs) // 2 < n_full
+    # The copies are their images' nearest pairs by polar distance: registered under the cap too.
+    registered = capped[capped["registered"].notna()]
+    assert truth <= {(int(a), int(b)) for a, b in zip(registered.i, registered.j)}
+    none = near_duplicate_pairs(graph, thumbnails=thumbs, vectors=vectors, max_registered_pairs=0)
+    assert none["registered"].isna().all()
