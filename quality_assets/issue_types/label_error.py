@@ -82,10 +82,9 @@ class LabelError(IssueType):
             features = inputs.vectors if pixel is None or pixel.vectors is None else \
                 np.hstack([inputs.vectors, pixel.vectors])
             trusted = np.isin(inputs.splits, TRUSTED_SPLITS)
-            content = (inputs.manifest["file_sha256"].to_numpy(dtype=object)[rows].astype(str)
-                       if "file_sha256" in inputs.manifest.columns else None)
+            content = _content_keys(inputs)
             learned = confident_learning(features[rows], codes_all[rows], len(classes), seed=options.seed,
-                                         anchor=trusted[rows], order_key=content)
+                                         anchor=trusted[rows], order_key=None if content is None else content[rows])
             score[rows] = np.sqrt(score[rows] * learned.quality)
             # Suggestion: the classifier's out-of-fold probabilities and the neighbours' vote, averaged.
             votes = knn_vote_shares(inputs.graph, codes_all, len(classes))[rows]
@@ -111,7 +110,7 @@ class LabelError(IssueType):
             np.hstack([inputs.vectors, pixel.vectors])
         found_tags = multi_label_errors(
             inputs.graph, inputs.labels, vectors=features, extra_graphs=() if pixel is None else (pixel.graph,),
-            confident_learning=options.confident_learning, seed=options.seed)
+            confident_learning=options.confident_learning, seed=options.seed, order_key=_content_keys(inputs))
         score = found_tags.score.copy()
         suggested = found_tags.suggested.copy()
         confidence = found_tags.confidence.copy()
@@ -154,3 +153,10 @@ def _leave_out(rows: np.ndarray, score: np.ndarray, suggested: np.ndarray, confi
     score[rows] = np.nan
     suggested[rows] = None
     confidence[rows] = np.nan
+
+
+def _content_keys(inputs: ScoringInputs) -> np.ndarray | None:
+    """The samples' file sha256 (what confident learning deals its folds by), when the manifest has it."""
+    if "file_sha256" not in inputs.manifest.columns:
+        return None
+    return inputs.manifest["file_sha256"].to_numpy(dtype=object).astype(str)

@@ -134,15 +134,17 @@ def _standardise(features: np.ndarray, seed: int = 0) -> np.ndarray:
 
 
 def out_of_sample_tag_probabilities(features: np.ndarray, present: np.ndarray, *, folds: int | None = None,
-                                    seed: int = 0) -> np.ndarray:
+                                    seed: int = 0, order_key: np.ndarray | None = None) -> np.ndarray:
     """[n, T] probability that each sample carries each tag, each from a one-vs-rest model fitted
     without that sample (`present`: [n, T] bool). A tag every sample carries (or none does) gets
-    that constant; a tag with fewer members than folds is split as far as it goes."""
+    that constant; a tag with fewer members than folds is split as far as it goes. `order_key`: the
+    folds are dealt in this order (see :func:`out_of_sample_probabilities`)."""
     x = _standardise(features, seed)
     present = np.asarray(present, dtype=bool)
     n, n_tags = present.shape
     probs = np.zeros((n, n_tags))
     base = folds or (_FOLDS_SMALL if n <= _LARGE else _FOLDS_LARGE)
+    dealt = np.arange(n) if order_key is None else np.argsort(np.asarray(order_key), kind="stable")
     for t in range(n_tags):
         y = present[:, t].astype(np.int64)
         counts = np.bincount(y, minlength=2)
@@ -152,7 +154,8 @@ def out_of_sample_tag_probabilities(features: np.ndarray, present: np.ndarray, *
         k = int(max(2, min(base, counts.max())))
         strata = np.where(counts[y] >= k, y, -1)
         splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed + t)
-        for train, held in splitter.split(x, strata):
+        for train, held in splitter.split(x[dealt], strata[dealt]):
+            train, held = dealt[train], dealt[held]
             seen = np.unique(y[train])
             if seen.size == 1:
                 probs[held, t] = float(seen[0])
@@ -171,8 +174,8 @@ class MultiLabelConfidentLearning:
     is_issue: np.ndarray         # [n] cleanlab's multi-label flags
 
 
-def multi_label_confident_learning(features: np.ndarray, present: np.ndarray, *,
-                                   seed: int = 0) -> MultiLabelConfidentLearning:
+def multi_label_confident_learning(features: np.ndarray, present: np.ndarray, *, seed: int = 0,
+                                   order_key: np.ndarray | None = None) -> MultiLabelConfidentLearning:
     """Out-of-sample one-vs-rest probabilities and cleanlab's multi-label quality and issues."""
     from cleanlab.filter import find_label_issues
     from cleanlab.multilabel_classification.rank import (
@@ -180,7 +183,7 @@ def multi_label_confident_learning(features: np.ndarray, present: np.ndarray, *,
     )
 
     present = np.asarray(present, dtype=bool)
-    probs = out_of_sample_tag_probabilities(features, present, seed=seed)
+    probs = out_of_sample_tag_probabilities(features, present, seed=seed, order_key=order_key)
     labels = [list(np.flatnonzero(row)) for row in present]
     per_tag = np.asarray(get_label_quality_scores_per_class(labels, probs, method="self_confidence"), dtype=float)
     if per_tag.shape != probs.shape:  # documented as K arrays of N; 2.9 returns [N, K]

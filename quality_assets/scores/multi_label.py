@@ -208,6 +208,7 @@ def multi_label_errors(
     confident_learning: bool = True,
     min_labelled: int = 20,
     seed: int = 0,
+    order_key: np.ndarray | None = None,
 ) -> MultiLabelErrors:
     """One-vs-rest label errors of multi-label data (see the module docstring).
 
@@ -228,7 +229,8 @@ def multi_label_errors(
     cleanlab_issues = None
     rows = np.flatnonzero(labelled)
     if confident_learning and vectors is not None and rows.size >= min_labelled and n_tags >= 2:
-        learned = multi_label_confident_learning(np.asarray(vectors)[rows], present[rows], seed=seed)
+        learned = multi_label_confident_learning(np.asarray(vectors)[rows], present[rows], seed=seed,
+                                                 order_key=None if order_key is None else np.asarray(order_key)[rows])
         quality = quality.copy()
         quality[rows] = np.sqrt(ratio[rows] * learned.tag_quality)
         # Posterior: the classifier's out-of-fold probability and the neighbours' share, averaged

@@ -2,7 +2,9 @@
 
 import numpy as np
 
-from quality_assets.scores.confident_learning import confident_learning, out_of_sample_probabilities
+from quality_assets.scores.confident_learning import (
+    confident_learning, out_of_sample_probabilities, out_of_sample_tag_probabilities,
+)
 
 
 def _blobs(rng, n_per=120, classes=4, dim=16):
@@ -104,3 +106,9 @@ def test_folds_follow_the_content_keys_not_the_row_order():
                            out_of_sample_probabilities(x, given, 3)[perm], atol=1e-6)
     cl = confident_learning(x[perm], given[perm], 3, order_key=keys[perm])
     np.testing.assert_allclose(cl.pred_probs, keyed[perm], atol=1e-8)
+
+    # Multi-label: each tag's folds too.
+    present = np.stack([given == 0, given != 2], axis=1)
+    tags = out_of_sample_tag_probabilities(x, present, order_key=keys)
+    np.testing.assert_allclose(out_of_sample_tag_probabilities(x[perm], present[perm], order_key=keys[perm]),
+                               tags[perm], atol=1e-8)
