@@ -115,7 +115,7 @@ def polar_search_vectors(thumbs: np.ndarray) -> np.ndarray:
         for start in range(0, len(t), 16384):
             x = gaussian_blur(torch.from_numpy(t[start:start + 16384]).float()[:, None] / 255.0, sigma)
             cx, cy, radius = frames(x)
-            border = torch.cat([x[:, 0, 0], x[:, 0, -1], x[:, 0, :, 0], x[:, 0, :, -1]], 1).median(1).values
+            border = border_median(x)
             grid = torch.stack([cx[:, None, None] + radius[:, None, None] * ring_x,
                                 cy[:, None, None] + radius[:, None, None] * ring_y], -1)
             rings = F.grid_sample(x - border[:, None, None, None], grid, mode="bilinear", padding_mode="zeros",
@@ -209,6 +209,12 @@ def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     return m @ x @ m.T
 
 
+def border_median(x: torch.Tensor) -> torch.Tensor:
+    """[B] median of each image's border pixels (x: [B, S, S] or [B, 1, S, S]): its background."""
+    x = x[:, 0] if x.dim() == 4 else x
+    return torch.cat([x[:, 0], x[:, -1], x[:, :, 0], x[:, :, -1]], 1).median(1).values
+
+
 def frames(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Centre of mass (cx, cy) and RMS radius of each image's foreground, in [-1, 1] coordinates.
 
@@ -217,7 +223,7 @@ def frames(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     centre with a large radius.
     """
     s = x.shape[-1]
-    border = torch.cat([x[:, 0, 0], x[:, 0, -1], x[:, 0, :, 0], x[:, 0, :, -1]], 1).median(1).values
+    border = border_median(x)
     fg = (x[:, 0] - border[:, None, None]).abs()
     total = fg.sum((1, 2))
     w = fg / total.clamp(min=1e-8)[:, None, None]

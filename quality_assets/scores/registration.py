@@ -45,7 +45,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from quality_assets.pixel_view import THUMBNAIL_SIZE, check_thumbnails, gaussian_blur
+from quality_assets.pixel_view import THUMBNAIL_SIZE, border_median, check_thumbnails, gaussian_blur
 
 __all__ = ["COARSE_ANGLES", "COARSE_ZOOMS", "registered_similarity"]
 
@@ -81,10 +81,6 @@ def _unit(x: torch.Tensor) -> torch.Tensor:
     """Zero-mean, unit-norm images over the last two axes (a flat image stays zero)."""
     x = x - x.mean(dim=(-2, -1), keepdim=True)
     return x / x.flatten(-2).norm(dim=-1).clamp_min(1e-6)[..., None, None]
-
-
-def _border_median(x: torch.Tensor) -> torch.Tensor:
-    return torch.cat([x[:, 0], x[:, -1], x[:, :, 0], x[:, :, -1]], 1).median(1).values
 
 
 def _warp_each(x: torch.Tensor, background: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
@@ -127,7 +123,7 @@ class _Pyramid:
         half = max(4, s // 2)
         coarse = F.interpolate(x[:, None], size=(half, half), mode="area")[:, 0]
         self.coarse = gaussian_blur(coarse, 0.8) if half >= 8 else coarse
-        self.fine_bg, self.coarse_bg = _border_median(self.fine), _border_median(self.coarse)
+        self.fine_bg, self.coarse_bg = border_median(self.fine), border_median(self.coarse)
         # Zero padding only as far as the shift search reaches (a quarter of the side), rounded
         # up to a power of two: a circular correlation then never wraps within the searched shifts.
         self.fine_shift, self.coarse_shift = max(1, s // 4), max(1, half // 4)

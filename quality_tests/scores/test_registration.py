@@ -121,3 +121,19 @@ def test_the_registration_budget_keeps_each_images_best_pair_first(digits_with_t
     assert truth <= {(int(a), int(b)) for a, b in zip(registered.i, registered.j)}
     none = near_duplicate_pairs(graph, thumbnails=thumbs, vectors=vectors, max_registered_pairs=0)
     assert none["registered"].isna().all()
+
+
+def test_malformed_thumbnails_are_refused_and_flat_ones_do_not_break_registration():
+    rng = np.random.default_rng(2)
+    good = rng.integers(0, 255, (6, THUMBNAIL_SIZE, THUMBNAIL_SIZE), dtype=np.uint8)
+    for bad in (good.astype(np.float32), good[:, :, :-1], good[0]):
+        with pytest.raises(ValueError, match="thumbnails must be uint8"):
+            registered_similarity(bad, np.array([0]), np.array([1]))
+        with pytest.raises(ValueError, match="thumbnails must be uint8"):
+            polar_search_vectors(bad)
+    # Blank images (no foreground, no texture) give finite answers, not NaN.
+    flat = np.concatenate([np.zeros((2, THUMBNAIL_SIZE, THUMBNAIL_SIZE), np.uint8),
+                           np.full((1, THUMBNAIL_SIZE, THUMBNAIL_SIZE), 255, np.uint8), good])
+    sim = registered_similarity(flat, np.array([0, 0, 2]), np.array([1, 3, 4]))
+    assert np.isfinite(sim).all() and (np.abs(sim) <= 1.0).all()
+    assert np.isfinite(polar_search_vectors(flat)).all()
