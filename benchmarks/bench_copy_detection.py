@@ -79,10 +79,15 @@ def _flag_rates(pairs: pd.DataFrame, flags: np.ndarray, splits: np.ndarray) -> d
 
 
 def run_baseline(data) -> tuple[pd.DataFrame, float]:
+    from quality_assets.issue_types.near_duplicate import hue_matrix
     from quality_assets.knn import build_knn_graph
     from quality_assets.scores.near_duplicate import near_duplicate_pairs
     from quality_lab.bench.methods import raw_pixel_vectors, thumbnails_for
 
+    if not data.images:  # reloaded by --reuse: the raw-pixel vectors need the pixels
+        from PIL import Image
+
+        data.images.extend(np.asarray(Image.open(data.image_dir / p)) for p in data.paths)
     vectors = np.ascontiguousarray(raw_pixel_vectors(data), dtype=np.float32)
     thumbs = thumbnails_for(data)
     t0 = time.perf_counter()
@@ -91,8 +96,18 @@ def run_baseline(data) -> tuple[pd.DataFrame, float]:
     pairs = near_duplicate_pairs(
         graph, file_sha256=m["file_sha256"].to_numpy(), pixel_sha256=m["pixel_sha256"].to_numpy(),
         phash=m["phash"].to_numpy(), labels=m["label"].to_numpy(), thumbnails=thumbs,
-        thumbnail_known=np.ones(len(thumbs), bool), vectors=vectors)
+        thumbnail_known=np.ones(len(thumbs), bool), vectors=vectors, hue_histograms=hue_matrix(m["hue_histogram"]))
     return pairs, time.perf_counter() - t0
+
+
+def baseline_flags(pairs: pd.DataFrame, data) -> np.ndarray:
+    """The service's copy flags on the baseline's pairs, with its recoloured-pair rule (the
+    mirrored-twin rule needs the verifier again and is left out: these flags are an upper bound)."""
+    from quality_assets.issue_types.near_duplicate import hue_matrix
+    from quality_assets.scores.duplicate_groups import colour_disagrees, copy_flags
+
+    hues = hue_matrix(data.manifest["hue_histogram"])
+    return copy_flags(pairs, data.n) & ~colour_disagrees(hues, pairs["i"].to_numpy(), pairs["j"].to_numpy())
 
 
 def run_descriptor(data, descriptor, device: str) -> tuple[pd.DataFrame, float, float]:
@@ -116,7 +131,6 @@ def run_descriptor(data, descriptor, device: str) -> tuple[pd.DataFrame, float, 
 def run_dataset(name: str, seed: int, n_samples: int, out: Path, device: str, methods: list[str],
                 reuse: bool = False, steps: int | None = None) -> tuple[list[dict], list[dict]]:
     from quality_assets.copy_detection import copy_flags, default_config, train_copy_descriptor
-    from quality_assets.scores.duplicate_groups import copy_flags as baseline_flags
     from quality_lab.datasets import DATASETS
     from quality_lab.matrix import _clean_set, write_bench_data
     from quality_lab.protocol import ProtocolRates, inject
@@ -139,7 +153,7 @@ def run_dataset(name: str, seed: int, n_samples: int, out: Path, device: str, me
         pairs, sec = run_baseline(data)
         r = _metric_rows("baseline", _rankings(pairs, data.splits), data, sec)
         cp, csec = run_baseline(clean)
-        rates_clean = _flag_rates(cp, baseline_flags(cp, clean.n), clean.splits)
+        rates_clean = _flag_rates(cp, baseline_flags(cp, clean), clean.splits)
         extra.append({"dataset": name, "method": "baseline", "candidate_recall": _candidate_recall(pairs, data.truth, n),
                       "pairs": len(pairs), "pairs_per_s": len(pairs) / sec, "train_s": 0.0, "embed_s": float("nan"),
                       **rates_clean})

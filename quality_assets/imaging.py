@@ -91,6 +91,8 @@ _GRAY_MAX_TOLERANCE = 16.0  # ...while a small saturated patch in a grey image e
 # below it, JPEG chroma noise and anti-aliased grey edges. 12 hue bins of 30 degrees.
 HUE_MIN_CHROMA = 24.0
 HUE_BINS = 12
+# An image with at least this share of coloured pixels has colour (copy flags, the hue search).
+COLOURED_MIN = 0.01
 
 
 class ImageRejected(Exception):

@@ -208,7 +208,7 @@ def build_graph(conn: duckdb.DuckDBPyConnection, model_version: str, k: int, *, 
 
 
 # Bump when the pixel view's vectors or candidate search change: the stored graphs then rebuild.
-PIXEL_VIEW_VERSION = "1"
+PIXEL_VIEW_VERSION = "2"  # 2: the hue search joins the copy candidates
 
 
 def build_pixel_views(conn: duckdb.DuckDBPyConnection, *, k: int = 16, copy_k: int = 8, method: str = "auto",
@@ -269,19 +269,23 @@ def build_pixel_views(conn: duckdb.DuckDBPyConnection, *, k: int = 16, copy_k: i
     return records
 
 
-# The copy candidates' three searches (`pixel_view.pixel_candidate_pairs`): plain and canonical-frame
-# thumbnails, each index holding the mirrored thumbnails too, and the polar vectors. Each search's rows (an image's 2k
-# nearest entries, a mirrored entry stored as its sample id + MIRRORED) are stored as a graph of
-# their own, `pixel_copy_<search>_rows`, so that a drop updates them instead of searching again.
-# The polar search (turn- and mirror-invariant vectors) holds no mirrored entries.
-COPY_SEARCHES = ("plain", "canonical", "polar")
+# The copy candidates' four searches (`pixel_view.pixel_candidate_pairs`): plain and canonical-frame
+# thumbnails, each index holding the mirrored thumbnails too, the polar vectors, and the ingest hue
+# histograms. Each search's rows (an image's 2k nearest entries, a mirrored entry stored as its
+# sample id + MIRRORED) are stored as a graph of their own, `pixel_copy_<search>_rows`, so that a
+# drop updates them instead of searching again. The polar and hue searches (turn- and
+# mirror-invariant vectors) hold no mirrored entries; the hue search's pairs with a colourless end
+# are dropped after it.
+COPY_SEARCHES = ("plain", "canonical", "polar", "hue")
 MIRRORED_SEARCHES = ("plain", "canonical")
 MIRRORED = "|mirrored"
 
 
-def _copy_search_vectors(thumbs: np.ndarray, search: str) -> np.ndarray:
+def _copy_search_vectors(thumbs: np.ndarray, search: str, hue_vectors: np.ndarray) -> np.ndarray:
     from quality_assets.pixel_view import canonical_search_vectors, polar_search_vectors, search_vectors
 
+    if search == "hue":
+        return hue_vectors
     if search == "polar":
         return polar_search_vectors(thumbs)
     vectors = search_vectors if search == "plain" else canonical_search_vectors
@@ -316,16 +320,21 @@ def _copy_candidates(conn, ids, thumbs, known, copy_k, seed, source, manifest_ve
     from quality_assets.distributed.knn import build_knn_graph_on_engine
     from quality_assets.knn import update_knn_rows
 
+    from quality_assets.issue_types.near_duplicate import hue_matrix
+    from quality_assets.pixel_view import hue_search_vectors
+
     rows = np.flatnonzero(known)
     known_ids, t = ids[rows], thumbs[rows]
     n = rows.size
+    manifest = run_query(conn, "manifest_for_scoring").set_index("sample_id")
+    hue_vectors, coloured = hue_search_vectors(hue_matrix(manifest["hue_histogram"].reindex(known_ids)))
     keys, positions, built = [], [], []
     for search in COPY_SEARCHES:
         started = time.perf_counter()
         view = f"pixel_copy_{search}_rows"
         mirrored = search in MIRRORED_SEARCHES
         k = min(2 * min(copy_k, n - 1), 2 * n - 1 if mirrored else n - 1)
-        x = _copy_search_vectors(t, search)
+        x = _copy_search_vectors(t, search, hue_vectors)
         nb = dist = None
         base = _graph_row(conn, view)
         if (base is not None and not pd.isna(base.edges_kept) and bool(base.edges_kept) and int(base.k) == k
@@ -351,8 +360,9 @@ def _copy_candidates(conn, ids, thumbs, known, copy_k, seed, source, manifest_ve
         keep = src != target.ravel()
         position = np.cumsum(keep.reshape(n, -1), axis=1).ravel()[keep]
         a, b = np.minimum(src[keep], target.ravel()[keep]), np.maximum(src[keep], target.ravel()[keep])
-        keys.append(a * n + b)
-        positions.append(position)
+        pair_ok = coloured[a] & coloured[b] if search == "hue" else np.ones(a.size, dtype=bool)
+        keys.append(a[pair_ok] * n + b[pair_ok])
+        positions.append(position[pair_ok])
     # As pixel_view.pixel_candidate_pairs: each pair once, at its best position in either search.
     key, position = np.concatenate(keys), np.concatenate(positions)
     order = np.lexsort((position, key))

@@ -22,6 +22,7 @@ from quality_assets.defs.definitions import ALL_ASSETS, ALL_CHECKS
 from quality_assets.defs.gates import GateThresholds
 from quality_assets.defs.resources import QualityStoreResource
 from quality_assets.ingest import ingest_drop
+from quality_assets.issue_types.near_duplicate import hue_matrix
 from quality_assets.pixel_view import copy_candidate_pairs
 from quality_assets.representation import (
     ModelOptions,
@@ -114,9 +115,11 @@ def test_a_drop_updates_the_graphs_and_scores_like_a_full_rebuild(two_drops, tmp
     query = "SELECT sample_id, neighbor_id, rank FROM knn_edges WHERE graph_version = ? ORDER BY ALL"
     with incremental.connect(read_only=True) as a, full.connect(read_only=True) as b:
         pairs_a, pairs_b = a.execute(query, [copy_version]).fetchall(), b.execute(query, [copy_version]).fetchall()
-        ids = sorted(run_query(b, "manifest_for_scoring").sample_id)
+        manifest = run_query(b, "manifest_for_scoring").sort_values("sample_id")
+        ids = manifest.sample_id.tolist()
         thumbs, known = load_thumbnails(b, ids)
-    i, j, position = copy_candidate_pairs(thumbs, known, 4, mirror=True)
+    i, j, position = copy_candidate_pairs(thumbs, known, 4, mirror=True,
+                                          hue_histograms=hue_matrix(manifest["hue_histogram"]))
     assert pairs_a == pairs_b == sorted(zip([ids[x] for x in i], [ids[x] for x in j], position.tolist()))
 
     assert updated_run.score_version == rebuilt_run.score_version and not updated_run.reused

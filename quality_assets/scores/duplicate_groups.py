@@ -10,6 +10,7 @@ import pandas as pd
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
+from quality_assets.imaging import COLOURED_MIN
 from quality_assets.scores import canonical_labels
 from quality_assets.scores.cutoff import per_sample_pair_cut
 
@@ -135,11 +136,10 @@ def unmirrored_evidence(pairs: pd.DataFrame, rows: np.ndarray, thumbnails: np.nd
 
 
 # Colour agreement of a flagged pair (hue histograms from ingest, imaging.hue_histogram):
-# an image with at least COLOURED_MIN of coloured pixels has colour; two coloured images agree
+# an image with at least imaging.COLOURED_MIN of coloured pixels has colour; two coloured images agree
 # when their hue distributions (over coloured pixels) differ by at most HUE_TV_MAX in total
 # variation. A copy keeps its hues under crops, flips, blur, JPEG and most of an overlay; a
 # recoloured variant (a red and a green arrow) moves them all.
-COLOURED_MIN = 0.01
 COLOURLESS_MAX = 0.002
 HUE_TV_MAX = 0.5
 

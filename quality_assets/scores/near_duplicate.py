@@ -210,6 +210,9 @@ def near_duplicate_pairs(
     embedding, L2-normalised) give thumbnail-only pairs their embedding distance.
     ``pixel_candidates`` (i, j, best 1-based position) are the thumbnail kNN pairs when the
     representation stage has stored them; without them they are searched here.
+    ``hue_histograms`` (the ingest hue histograms, [N, 1 + bins]) add the hue search to that
+    candidate search, register each image's hue-nearest pairs, and withhold the pixel evidence
+    from pairs whose colours disagree (``pair_evidence.pixel_evidence``).
     """
     if score_kind not in ("combined", "distance"):
         raise ValueError(f"score_kind must be 'combined' or 'distance', got {score_kind!r}")
@@ -277,7 +280,7 @@ def near_duplicate_pairs(
     if thumbnails is not None:
         keys, pair_d, rank_i, rank_j, flags, pixel_rank = _add_pixel_candidates(
             keys, pair_d, rank_i, rank_j, flags, n, thumbnails, thumbnail_known, vectors, mirror, pixel_k,
-            pixel_candidates)
+            pixel_candidates, hue_histograms)
     pi = keys // n
     pj = keys % n
     del keys
@@ -339,7 +342,7 @@ def near_duplicate_pairs(
 
 
 def _add_pixel_candidates(keys, pair_d, rank_i, rank_j, flags, n, thumbnails, known, vectors, mirror, pixel_k,
-                          candidates=None):
+                          candidates=None, hue_histograms=None):
     """Union the thumbnail kNN pairs into the candidate arrays (keys unique; returned sorted)."""
     thumbs = np.asarray(thumbnails)
     if len(thumbs) != n:
@@ -349,7 +352,7 @@ def _add_pixel_candidates(keys, pair_d, rank_i, rank_j, flags, n, thumbnails, kn
     keys, pair_d, rank_i, rank_j, flags = keys[order], pair_d[order], rank_i[order], rank_j[order], flags[order]
     pixel_rank = np.zeros(keys.size, dtype=np.int64)
     if candidates is None:
-        candidates = copy_candidate_pairs(thumbs, known, pixel_k, mirror=mirror)
+        candidates = copy_candidate_pairs(thumbs, known, pixel_k, mirror=mirror, hue_histograms=hue_histograms)
     a, b, position = (np.asarray(c, dtype=np.int64) for c in candidates)
     if a.size == 0:
         return keys, pair_d, rank_i, rank_j, flags, pixel_rank

