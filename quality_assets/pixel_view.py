@@ -245,9 +245,9 @@ def fill_to_background(thumbs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     than half the background (the thumbnail blends the fill's diagonal edge). The background is
     the median of the rest of the border. Only images whose remaining border is a light
     background (at least FILL_MIN_BORDER of it) change: on a black background (digits) the dark
-    region is the background itself. Both the filled and the untouched image are worth a look,
-    since a dark picture touching a light border looks the same (``registered_similarity`` takes
-    the better of the two).
+    region is the background itself. A dark part of the picture that touches a light border is
+    painted too, so a reader should look at both the painted and the untouched thumbnail
+    (``registered_similarity`` keeps the better of the two).
     """
     t = check_thumbnails(thumbs)
     n, s = t.shape[:2]
