@@ -236,6 +236,7 @@ def border_median(x: torch.Tensor) -> torch.Tensor:
 # in the thumbnail (a clip-art copy turned by 45 degrees has black triangles on 59% of its border).
 FILL_MAX = 10            # a thumbnail pixel this dark belongs to a fill (uint8; JPEG keeps black within it)
 FILL_MIN_BORDER = 0.25   # share of the border that must be background for the dark part to count as fill
+FILL_CHUNK = 65536
 
 
 def fill_to_background(thumbs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -253,6 +254,9 @@ def fill_to_background(thumbs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     n, s = t.shape[:2]
     if n == 0 or s < 3:
         return t.copy(), np.zeros(n, dtype=bool)
+    if n > FILL_CHUNK:  # the flood fill holds a few float copies of its batch
+        parts = [fill_to_background(t[start:start + FILL_CHUNK]) for start in range(0, n, FILL_CHUNK)]
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
     x = torch.from_numpy(t).float()
     dark = x <= FILL_MAX
     edge = torch.zeros(s, s, dtype=torch.bool)

@@ -252,3 +252,15 @@ def test_the_hue_search_leaves_colourless_images_alone(digits_with_turned_copies
     assert not coloured.any() and np.isfinite(vectors).all()
     with pytest.raises(ValueError, match="hue histograms"):
         pixel_candidate_pairs(thumbs, 8, hue_histograms=grey[:10])
+
+
+def test_black_fill_is_found_the_same_in_chunks(clip_art_with_copies, monkeypatch):
+    import quality_assets.pixel_view as pixel_view
+
+    thumbs = clip_art_with_copies[0]
+    whole = fill_to_background(thumbs)
+    monkeypatch.setattr(pixel_view, "FILL_CHUNK", 37)
+    chunked = fill_to_background(thumbs)
+    np.testing.assert_array_equal(whole[0], chunked[0])
+    np.testing.assert_array_equal(whole[1], chunked[1])
+    assert whole[1].any()
