@@ -9,11 +9,11 @@ LBL, `quality_lab.protocol.inject`; nothing else injected). The audit scores the
 as the service does (every issue type, on the lab's raw-pixel embedding and the pixel view: no
 model to train; or `--embedder dino`, the service's DINO trained on the data for
 `--dino-budget-s` seconds) and applies the default
-cleaning policy (val/test untouched). The label-error cut's contamination guess `alpha` must exceed
-the share of errors (SelfClean's cut models the clean bulk below the alpha quantile): at the
-default 0.1 and 10% flips the cut flags nothing (measured: 0 of 2,490 on MNIST, though the ranking
-holds 73% flips in its first 300), so the benchmark sets `--label-error-alpha 0.3`, as a user who
-expects up to 30% label noise would; `--label-error-alpha 0.1` shows the default. The CNN consumer (`quality_assets.consumer_cnn`, timm
+cleaning policy (val/test untouched). The label-error flags follow the service's default rule (a
+confident other label, `--label-error-flag-rule confident`). With `--label-error-flag-rule cut`,
+SelfClean's fraction cut flags instead, and its contamination guess `alpha` must exceed the share
+of errors: at 0.1 and 10% flips it flags nothing (measured: 0 of 2,490 on MNIST, though the
+ranking holds 73% flips in its first 300), hence `--label-error-alpha` (0.3). The CNN consumer (`quality_assets.consumer_cnn`, timm
 `test_resnet` from scratch at 32 px) is then trained on the raw and on the cleaned train split,
 per seed, and scored on the test split's ground-truth labels ("clean" eval), and on its given
 labels (raw = cleaned eval here, because the default policy never touches the test split).
@@ -110,7 +110,8 @@ def run_dataset(name: str, args: argparse.Namespace, out: Path) -> dict:
     flipped = data.truth[data.truth["issue_type"] == "label_error"]
     truth[flipped["index"].to_numpy()] = flipped["true_label"].to_numpy()
     t_audit = time.perf_counter()
-    score_config = ScoreConfig({"label_error": {"alpha": args.label_error_alpha}})
+    score_config = ScoreConfig({"label_error": {"flag_rule": args.label_error_flag_rule,
+                                                "alpha": args.label_error_alpha}})
     vectors = audit_vectors(data, args.embedder, seed=args.data_seed, dino_budget_s=args.dino_budget_s)
     policy = CleaningPolicy(unconfident_label_errors=args.unconfident_label_errors)
     split = audit_cleaned_split(data, policy, score_config, vectors)
@@ -132,7 +133,8 @@ def run_dataset(name: str, args: argparse.Namespace, out: Path) -> dict:
         "train_label_noise_after": float((pd.notna(cleaned) & (cleaned != truth))[is_train].sum()
                                          / max(1, pd.notna(cleaned)[is_train].sum())),
         "train_flagged_label_error": int(split["reason"].astype(str).str.startswith("label_error")[is_train].sum()),
-        "label_error_alpha": args.label_error_alpha, "embedder": args.embedder,
+        "label_error_flag_rule": args.label_error_flag_rule, "label_error_alpha": args.label_error_alpha,
+        "embedder": args.embedder,
         "unconfident_label_errors": args.unconfident_label_errors, "audit_seconds": round(audit_s, 1),
     }
     print(f"[{name}] audit: {json.dumps(audit)}", flush=True)
@@ -189,8 +191,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dino-budget-s", type=float, default=150.0, help="DINO training time (--embedder dino)")
     parser.add_argument("--unconfident-label-errors", choices=("drop", "keep"), default="drop",
                         help="the cleaning policy for flagged label errors without a confident suggestion")
+    parser.add_argument("--label-error-flag-rule", choices=("confident", "cut"), default="confident",
+                        help="the label-error flag: a confident other label (service default), or the fraction cut")
     parser.add_argument("--label-error-alpha", type=float, default=0.3,
-                        help="contamination guess of the label-error cut (service default 0.1)")
+                        help="contamination guess of the label-error cut, with --label-error-flag-rule cut "
+                             "(service default 0.1)")
     parser.add_argument("--out", type=Path, default=Path("/tmp/bench_consumer"))
     args = parser.parse_args(argv)
     results = [run_dataset(name, args, args.out) for name in args.datasets]

@@ -1,6 +1,9 @@
 """How many samples the label-error flags hold, against the truth, on benchmark-matrix cells.
 
-    python benchmarks/label_flags_cells.py CELL_DIR [CELL_DIR ...]
+    python benchmarks/label_flags_cells.py CELL_DIR [CELL_DIR ...] [--config JSON]
+
+--config: a score configuration (`ScoreConfig` sections), e.g. '{"label_error": {"flag_rule": "cut"}}'
+for SelfClean's fraction cut instead of the default flag (a confident other label).
 
 CELL_DIR is a cell's `contaminated` or `clean` folder kept by `python -m quality_lab.matrix
 --keep-images` (see `benchmarks/rescore_cell.py`, whose loader this uses: the cell's own DINO
@@ -11,6 +14,7 @@ the cut: how many samples the cleaned split would act on.
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from pathlib import Path
@@ -27,7 +31,13 @@ from quality_assets.scoring import ScoreConfig, compute_scores  # noqa: E402
 from quality_lab.bench.methods import thumbnails_for  # noqa: E402
 
 
-def main(cells: list[str]) -> int:
+def main(argv: list[str]) -> int:
+    config: dict = {}
+    if "--config" in argv:
+        at = argv.index("--config")
+        config = json.loads(argv[at + 1])
+        argv = argv[:at] + argv[at + 2:]
+    cells = argv
     if not cells:
         print(__doc__)
         return 2
@@ -37,7 +47,7 @@ def main(cells: list[str]) -> int:
         ids = data.manifest["sample_id"].to_numpy(dtype=object)
         v = np.ascontiguousarray(vectors, dtype=np.float32)
         started = time.perf_counter()
-        out = compute_scores(list(ids), build_knn_graph(v, k=16), data.manifest, ScoreConfig(), vectors=v,
+        out = compute_scores(list(ids), build_knn_graph(v, k=16), data.manifest, ScoreConfig(config), vectors=v,
                              thumbnails=thumbnails_for(data))
         rows = out.issue_rows[out.issue_rows.issue_type == "label_error"]
         position = pd.Series(np.arange(len(ids)), index=ids)

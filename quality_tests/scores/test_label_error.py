@@ -133,3 +133,13 @@ def test_property_scores_in_unit_interval(n: int, k: int, n_labels: int, seed: i
     conf = out["confidence"].to_numpy(dtype=float)
     ok = ~np.isnan(conf)
     assert np.all((conf[ok] > 0) & (conf[ok] <= 1 + 1e-12))
+
+
+def test_confidently_contradicted_needs_another_label_at_the_threshold():
+    from quality_assets.scores.label_error import confidently_contradicted
+
+    given = np.array(["a", "a", "a", "a", None, "b", "b"], dtype=object)
+    suggested = np.array(["b", "b", "a", None, "a", "a", "c"], dtype=object)
+    confidence = np.array([0.95, 0.5, 0.99, 0.99, 0.99, np.nan, 0.9])
+    np.testing.assert_array_equal(confidently_contradicted(given, suggested, confidence, 0.9),
+                                  [True, False, False, False, False, False, True])
