@@ -174,9 +174,7 @@ def pixel_candidate_pairs(thumbs: np.ndarray, k: int = 8, *, mirror: bool = True
         # Mirror-invariant already: no mirrored entries; as many neighbours as the others keep.
         parts.append(_graph_pairs(polar_search_vectors(t), n, min(n - 1, 2 * k), seed))
     if hue_histograms is not None:
-        hue_vectors, coloured = hue_search_vectors(hue_histograms)
-        if len(hue_vectors) != n:
-            raise ValueError(f"{len(hue_vectors)} hue histograms for {n} thumbnails")
+        hue_vectors, coloured = hue_search_vectors(hue_histograms, t)
         keys, position = _graph_pairs(hue_vectors, n, min(n - 1, 2 * k), seed)
         both = coloured[keys // n] & coloured[keys % n]
         parts.append((keys[both], position[both]))
@@ -237,6 +235,7 @@ def border_median(x: torch.Tensor) -> torch.Tensor:
 FILL_MAX = 10            # a thumbnail pixel this dark belongs to a fill (uint8; JPEG keeps black within it)
 FILL_MIN_BORDER = 0.25   # share of the border that must be background for the dark part to count as fill
 FILL_CHUNK = 65536
+HUE_SPREAD_DIM = 16      # colourless images in the hue search: their thumbnail's 4x4 means
 
 
 def fill_to_background(thumbs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -276,27 +275,39 @@ def fill_to_background(thumbs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return out.round().clamp(0, 255).to(torch.uint8).numpy(), changed.numpy()
 
 
-def hue_search_vectors(hue_histograms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(float32 [N, bins + 1] unit vectors, bool [N]: which images have colour enough to search).
+def hue_search_vectors(hue_histograms: np.ndarray, thumbs: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(float32 [N, bins + HUE_SPREAD_DIM] unit vectors, bool [N]: which images have colour enough to search).
 
     The ingest hue histograms ([achromatic share, hue-bin shares], ``imaging.hue_histogram``) of
     the coloured pixels only, square-rooted (cosine = the Bhattacharyya coefficient). Turns,
     flips, crops, blur, re-encoding and black fill leave them nearly unchanged by construction: on
     the SelfClean protocol's clip-art AUG copies (turned up to 180 degrees, 50-90% crops), 8 hue
     neighbours hold 92% of the sources (icons: 100%), where the polar vectors hold 20% (33%).
-    An image with less than COLOURED_MIN colour (or no histogram) gets the last axis alone: such
-    images meet only each other, and the candidate search drops their pairs.
+
+    An image with less than COLOURED_MIN colour (or no histogram) gets a vector orthogonal to every
+    coloured one, and the candidate search drops its pairs. With ``thumbs`` it is the thumbnail's
+    4x4 means, so that such images spread over the index: one shared vector put every grayscale
+    image in one inverted list, and the search went quadratic (100k grayscale images: 80 s against
+    4 s for coloured ones). Without thumbnails (distances only, no search) it is one fixed axis.
     """
     h = np.asarray(hue_histograms, dtype=np.float64)
     if h.ndim != 2 or h.shape[1] < 2:
         raise ValueError(f"hue histograms must be [N, 1 + bins], got shape {h.shape}")
+    bins = h.shape[1] - 1
     coloured_share = 1.0 - h[:, 0]
     coloured = np.isfinite(h).all(axis=1) & (coloured_share >= COLOURED_MIN)
-    out = np.zeros((len(h), h.shape[1]), dtype=np.float32)
+    out = np.zeros((len(h), bins + HUE_SPREAD_DIM), dtype=np.float32)
     hues = np.sqrt(np.clip(h[coloured, 1:], 0.0, None) / coloured_share[coloured, None])
     norm = np.linalg.norm(hues, axis=1, keepdims=True)
-    out[coloured, :-1] = hues / np.maximum(norm, 1e-12)
-    out[~coloured, -1] = 1.0
+    out[coloured, :bins] = hues / np.maximum(norm, 1e-12)
+    colourless = np.flatnonzero(~coloured)
+    if thumbs is not None and colourless.size:
+        t = check_thumbnails(thumbs)
+        if len(t) != len(h):
+            raise ValueError(f"{len(h)} hue histograms for {len(t)} thumbnails")
+        out[colourless, bins:] = search_vectors(t[colourless], size=int(math.isqrt(HUE_SPREAD_DIM)))
+    blank = colourless[np.linalg.norm(out[colourless], axis=1) < 0.5]
+    out[blank, bins] = 1.0
     return out, coloured
 
 

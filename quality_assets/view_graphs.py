@@ -327,7 +327,7 @@ def _copy_candidates(conn, ids, thumbs, known, copy_k, seed, source, manifest_ve
     known_ids, t = ids[rows], thumbs[rows]
     n = rows.size
     manifest = run_query(conn, "manifest_for_scoring").set_index("sample_id")
-    hue_vectors, coloured = hue_search_vectors(hue_matrix(manifest["hue_histogram"].reindex(known_ids)))
+    hue_vectors, coloured = hue_search_vectors(hue_matrix(manifest["hue_histogram"].reindex(known_ids)), t)
     keys, positions, built = [], [], []
     for search in COPY_SEARCHES:
         started = time.perf_counter()

@@ -264,3 +264,19 @@ def test_black_fill_is_found_the_same_in_chunks(clip_art_with_copies, monkeypatc
     np.testing.assert_array_equal(whole[0], chunked[0])
     np.testing.assert_array_equal(whole[1], chunked[1])
     assert whole[1].any()
+
+
+def test_colourless_images_spread_over_the_hue_index_apart_from_coloured_ones(clip_art_with_copies,
+                                                                              digits_with_turned_copies):
+    # One shared vector for every grayscale image put them all in one inverted list: a quadratic search.
+    digits = digits_with_turned_copies[0][:200]
+    thumbs, hues = clip_art_with_copies[0][:100], clip_art_with_copies[1][:100]
+    grey = np.zeros((len(digits), hues.shape[1]))
+    grey[:, 0] = 1.0
+    vectors, coloured = hue_search_vectors(np.vstack([hues, grey]), np.concatenate([thumbs, digits]))
+    assert coloured[:100].all() and not coloured[100:].any()
+    assert len(np.unique(vectors[100:].round(4), axis=0)) >= 190
+    np.testing.assert_allclose(vectors[:100] @ vectors[100:].T, 0.0, atol=1e-6)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    with pytest.raises(ValueError, match="hue histograms for"):
+        hue_search_vectors(grey, digits[:10])
