@@ -102,7 +102,7 @@ def _flag_rates(pairs: pd.DataFrame, flags: np.ndarray, splits: np.ndarray) -> d
 
 
 def run_baseline(data) -> tuple[pd.DataFrame, float]:
-    from quality_assets.issue_types.near_duplicate import hue_matrix
+    from quality_assets.imaging import hue_matrix
     from quality_assets.knn import build_knn_graph
     from quality_assets.scores.near_duplicate import near_duplicate_pairs
     from quality_lab.bench.methods import raw_pixel_vectors, thumbnails_for
@@ -126,7 +126,7 @@ def run_baseline(data) -> tuple[pd.DataFrame, float]:
 def baseline_flags(pairs: pd.DataFrame, data) -> np.ndarray:
     """The service's copy flags on the baseline's pairs, with its recoloured-pair rule (the
     mirrored-twin rule needs the verifier again and is left out: these flags are an upper bound)."""
-    from quality_assets.issue_types.near_duplicate import hue_matrix
+    from quality_assets.imaging import hue_matrix
     from quality_assets.scores.duplicate_groups import colour_disagrees, copy_flags
 
     hues = hue_matrix(data.manifest["hue_histogram"])

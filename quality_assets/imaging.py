@@ -506,3 +506,16 @@ class VerifiedFiles(Sequence):
             self.changed[self.sample_ids[index]] = exc
             data = _blank_png()
         return io.BytesIO(data)
+
+
+def hue_matrix(column: Sequence[Any]) -> np.ndarray:
+    """The manifest's `hue_histogram` column (lists) as [N, bins] floats, NaN rows where a sample has none (stores
+    written before the column existed)."""
+    present = [isinstance(v, (list, tuple, np.ndarray)) for v in column]
+    lengths = {len(v) for v, ok in zip(column, present) if ok}
+    width = max(lengths) if lengths else 1
+    out = np.full((len(column), width), np.nan)
+    for row, (value, ok) in enumerate(zip(column, present)):
+        if ok and len(value) == width:
+            out[row] = np.asarray(value, dtype=np.float64)
+    return out

@@ -268,9 +268,8 @@ def fill_to_background(thumbs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         fill = grown
     border, border_fill = x[:, edge], fill[:, edge]
     background = torch.nanmedian(torch.where(border_fill, torch.nan, border), dim=1).values
-    light = ((~border_fill).float().mean(1) >= FILL_MIN_BORDER) & (background > FILL_MAX) & fill.any((1, 2))
+    changed = ((~border_fill).float().mean(1) >= FILL_MIN_BORDER) & (background > FILL_MAX) & fill.any((1, 2))
     fill |= (F.max_pool2d(fill[:, None].float(), 3, 1, 1)[:, 0] > 0) & (x < background[:, None, None] / 2)
-    changed = light & fill.any((1, 2))
     out = torch.where(changed[:, None, None] & fill, background[:, None, None], x)
     return out.round().clamp(0, 255).to(torch.uint8).numpy(), changed.numpy()
 

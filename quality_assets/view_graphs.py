@@ -320,7 +320,7 @@ def _copy_candidates(conn, ids, thumbs, known, copy_k, seed, source, manifest_ve
     from quality_assets.distributed.knn import build_knn_graph_on_engine
     from quality_assets.knn import update_knn_rows
 
-    from quality_assets.issue_types.near_duplicate import hue_matrix
+    from quality_assets.imaging import hue_matrix
     from quality_assets.pixel_view import hue_search_vectors
 
     rows = np.flatnonzero(known)

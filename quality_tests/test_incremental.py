@@ -22,7 +22,7 @@ from quality_assets.defs.definitions import ALL_ASSETS, ALL_CHECKS
 from quality_assets.defs.gates import GateThresholds
 from quality_assets.defs.resources import QualityStoreResource
 from quality_assets.ingest import ingest_drop
-from quality_assets.issue_types.near_duplicate import hue_matrix
+from quality_assets.imaging import hue_matrix
 from quality_assets.pixel_view import copy_candidate_pairs
 from quality_assets.representation import (
     ModelOptions,

@@ -25,6 +25,7 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
+from quality_assets.imaging import hue_matrix
 from quality_assets.issue_types.base import (
     CleaningDecision, GateSpec, IssueResult, IssueType, ScoringInputs,
 )
@@ -130,19 +131,6 @@ class NearDuplicate(IssueType):
             return []
         return [CleaningDecision(non_representatives(frame) & mutable, "drop",
                                  "near_duplicate: not the group representative")]
-
-
-def hue_matrix(column: pd.Series) -> np.ndarray:
-    """The manifest's hue histograms as [N, bins] floats, NaN rows where a sample has none (stores
-    written before the column existed)."""
-    present = [isinstance(v, (list, tuple, np.ndarray)) for v in column]
-    lengths = {len(v) for v, ok in zip(column, present) if ok}
-    width = max(lengths) if lengths else 1
-    out = np.full((len(column), width), np.nan)
-    for row, (value, ok) in enumerate(zip(column, present)):
-        if ok and len(value) == width:
-            out[row] = np.asarray(value, dtype=np.float64)
-    return out
 
 
 def non_representatives(frame: pd.DataFrame) -> np.ndarray:

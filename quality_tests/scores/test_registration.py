@@ -280,3 +280,18 @@ def test_colourless_images_spread_over_the_hue_index_apart_from_coloured_ones(cl
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     with pytest.raises(ValueError, match="hue histograms for"):
         hue_search_vectors(grey, digits[:10])
+
+
+def test_black_fill_refuses_malformed_thumbnails_and_leaves_blank_ones_alone():
+    good = np.full((3, THUMBNAIL_SIZE, THUMBNAIL_SIZE), 255, np.uint8)
+    good[0] = 0        # all black: no light border, nothing is fill
+    good[2, :, :5] = 0  # a black bar on a white image: painted white
+    for bad in (good.astype(np.float32), good[:, :, :-1], good[0]):
+        with pytest.raises(ValueError, match="thumbnails must be uint8"):
+            fill_to_background(bad)
+    out, changed = fill_to_background(good)
+    assert changed.tolist() == [False, False, True]
+    np.testing.assert_array_equal(out[:2], good[:2])
+    assert out[2].min() == 255
+    empty, none = fill_to_background(good[:0])
+    assert empty.shape == (0, THUMBNAIL_SIZE, THUMBNAIL_SIZE) and none.size == 0
