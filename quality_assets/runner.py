@@ -169,6 +169,10 @@ def run_audit(
     prepare_environment(home)
     import dagster as dg
 
+    from quality_assets.view_graphs import clear_graph_cache
+
+    clear_graph_cache()  # graphs kept in memory serve one run only
+
     from quality_assets.defs.definitions import ALL_CHECKS, defs
 
     ops_config: dict = {}

@@ -12,6 +12,7 @@ daemon writes), instead of failing at once.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import time
@@ -98,8 +99,7 @@ class Store:
         conn = _connect_with_retry(self.db_path, read_only)
         try:
             if not read_only:
-                conn.execute(load_sql("schema"))
-                conn.execute(load_sql("views"))
+                apply_schema(conn)
             yield conn
         finally:
             conn.close()
@@ -145,6 +145,26 @@ def record_superseded(conn: duckdb.DuckDBPyConnection, rows) -> int:
     finally:
         conn.unregister("_superseded")
     return len(frame)
+
+
+def schema_digest() -> str:
+    """A hash of the schema and view definitions this code writes."""
+    return hashlib.sha256((load_sql("schema") + "\0" + load_sql("views")).encode()).hexdigest()[:16]
+
+
+def apply_schema(conn: duckdb.DuckDBPyConnection) -> None:
+    """Create or upgrade the tables and views, unless this database already has exactly this
+    schema: the DDL costs about as much as opening the file, and a run opens it dozens of times."""
+    digest = schema_digest()
+    try:
+        applied = conn.execute(load_sql("schema_digest")).fetchall()
+    except duckdb.CatalogException:  # a new database, or one from before the digest was kept
+        applied = []
+    if applied == [(digest,)]:
+        return
+    conn.execute(load_sql("schema"))
+    conn.execute(load_sql("views"))
+    run_query(conn, "record_schema_digest", digest=digest)
 
 
 def run_query(conn: duckdb.DuckDBPyConnection, name: str, **params: object) -> pd.DataFrame:

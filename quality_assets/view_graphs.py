@@ -15,9 +15,11 @@ is set and the graph is large (`distributed.knn`: the same graph, sharded). The 
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import duckdb
@@ -36,6 +38,59 @@ GRAPH_SQL = ("embeddings_for_model", "thumbnails_for_size", "manifest_for_scorin
 # Above this share of changed nodes (added + removed) a graph is rebuilt rather than updated: the
 # update searches the changed rows against every vector, which stops being cheaper than an index.
 INCREMENTAL_MAX_FRACTION = 0.25
+
+
+# The kNN graphs this process stored or read, by (database file, version): a version names its
+# content, so the scores take the graphs the knn_graph step has just written from memory instead of
+# reading their edges back (about 1 s a graph at 100k samples). `runner.run_audit` clears it when a
+# run starts, so no run leans on an earlier one's memory; small, and large graphs are not kept.
+_GRAPH_CACHE: OrderedDict = OrderedDict()
+GRAPH_CACHE_ENTRIES = 4
+GRAPH_CACHE_MAX_EDGES = 16_000_000
+
+
+def clear_graph_cache() -> None:
+    _GRAPH_CACHE.clear()
+
+
+def _database_of(conn: duckdb.DuckDBPyConnection) -> str:
+    return str(run_query(conn, "database_path").path[0])
+
+
+def _remember_graph(conn: duckdb.DuckDBPyConnection, record: "GraphRecord", ids, graph) -> None:
+    """Keep a graph just stored as `load_graph` would read it back: rows in sample_id order (the
+    edge query's order, so ids that are not strictly ascending are not kept), float32 distances,
+    the stored parameters; arrays read-only, since every reader shares them."""
+    from quality_assets.knn import KnnGraph
+
+    ids = list(ids)
+    if graph.neighbors.size > GRAPH_CACHE_MAX_EDGES or any(b <= a for a, b in zip(ids, ids[1:])):
+        return
+    neighbors = np.array(graph.neighbors, dtype=np.int64)
+    distances = np.array(graph.distances, dtype=np.float32)
+    neighbors.flags.writeable = distances.flags.writeable = False
+    params = json.loads(json.dumps(record.params, sort_keys=True, default=str))
+    kept = KnnGraph(neighbors=neighbors, distances=distances, index_kind=record.index_kind,
+                    recall_at_k=record.recall_at_k, params=params)
+    _cache_put((_database_of(conn), record.graph_version), (ids, kept, record.graph_version, record.model_version))
+
+
+def _cache_put(key: tuple[str, str], value: tuple) -> None:
+    _GRAPH_CACHE[key] = value
+    _GRAPH_CACHE.move_to_end(key)
+    while len(_GRAPH_CACHE) > GRAPH_CACHE_ENTRIES:
+        _GRAPH_CACHE.popitem(last=False)
+
+
+def _cached_graph(key: tuple[str, str]):
+    """A kept graph as load_graph returns it (the caller may change params and the id list)."""
+    from quality_assets.knn import KnnGraph
+
+    if key not in _GRAPH_CACHE:
+        return None
+    ids, graph, version, source = _GRAPH_CACHE[key]
+    return list(ids), KnnGraph(neighbors=graph.neighbors, distances=graph.distances, index_kind=graph.index_kind,
+                               recall_at_k=graph.recall_at_k, params=copy.deepcopy(graph.params)), version, source
 
 
 @dataclass
@@ -84,6 +139,7 @@ def _store_graph(conn: duckdb.DuckDBPyConnection, view: str, graph_version: str,
                  seconds: float, built: str = "full") -> GraphRecord:
     """Write one view's graph (edge rows: sample_id, neighbor_id, 1-based rank, distance), its
     knn_graphs row and its current mark in one short transaction. Older versions keep their edges."""
+    _GRAPH_CACHE.pop((_database_of(conn), graph_version), None)  # its edges are being replaced
     sample_ids, neighbor_ids = _id_column(sample_ids), _id_column(neighbor_ids)
     n_nodes = (len(np.unique(sample_ids.indices.to_numpy())) if view == "pixel_copy"
                else len(sample_ids) // max(k, 1))
@@ -175,9 +231,11 @@ def _knn_view(conn: duckdb.DuckDBPyConnection, view: str, graph_version: str, so
             kwargs["exact_limit"] = exact_limit
         graph = build_knn_graph_on_engine(vectors, k, address=ray_address(), **kwargs)
     seconds = time.perf_counter() - started
-    return _store_graph(conn, view, graph_version, source_version, manifest_version, *_knn_edges(ids, graph),
-                        k=graph.neighbors.shape[1], index_kind=graph.index_kind, recall_at_k=graph.recall_at_k,
-                        params={**graph.params, "inputs": inputs}, seconds=seconds, built=built)
+    record = _store_graph(conn, view, graph_version, source_version, manifest_version, *_knn_edges(ids, graph),
+                          k=graph.neighbors.shape[1], index_kind=graph.index_kind, recall_at_k=graph.recall_at_k,
+                          params={**graph.params, "inputs": inputs}, seconds=seconds, built=built)
+    _remember_graph(conn, record, ids, graph)
+    return record
 
 
 def build_graph(conn: duckdb.DuckDBPyConnection, model_version: str, k: int, *, exact_limit: int | None = None,
@@ -397,10 +455,12 @@ def build_property_view(conn: duckdb.DuckDBPyConnection, *, k: int = 16, reuse: 
     started = time.perf_counter()
     vectors = property_vectors(manifest)
     graph = property_graph(vectors, k)
-    return [_store_graph(conn, "properties", graph_version, source, manifest_version, *_knn_edges(ids, graph),
-                         k=graph.neighbors.shape[1], index_kind=graph.index_kind, recall_at_k=None,
-                         params={"dims": int(vectors.shape[1]), "inputs": inputs},
-                         seconds=time.perf_counter() - started)]
+    record = _store_graph(conn, "properties", graph_version, source, manifest_version, *_knn_edges(ids, graph),
+                          k=graph.neighbors.shape[1], index_kind=graph.index_kind, recall_at_k=None,
+                          params={"dims": int(vectors.shape[1]), "inputs": inputs},
+                          seconds=time.perf_counter() - started)
+    _remember_graph(conn, record, ids, graph)
+    return [record]
 
 
 def planned_view_versions(conn: duckdb.DuckDBPyConnection, manifest_version: str) -> tuple[str, str] | None:
@@ -447,6 +507,9 @@ def load_graph(conn: duckdb.DuckDBPyConnection, view: str = "ssl"):
     row = _graph_row(conn, view)
     if row is None:
         raise ValueError(f"no {view} kNN graph yet: materialize knn_graph first")
+    key = (_database_of(conn), str(row.graph_version))
+    if (kept := _cached_graph(key)) is not None:
+        return kept
     table = run_query_arrow(conn, "knn_edges_current", graph_version=row.graph_version)
     k = int(row.k)
     sample_col = table.column("sample_id").to_numpy(zero_copy_only=False)
@@ -462,7 +525,11 @@ def load_graph(conn: duckdb.DuckDBPyConnection, view: str = "ssl"):
                      index_kind=str(row.index_kind),
                      recall_at_k=None if pd.isna(row.recall_at_k) else float(row.recall_at_k),
                      params=json.loads(row.params_json or "{}"))
-    return sample_ids, graph, str(row.graph_version), str(row.model_version)
+    if graph.neighbors.size > GRAPH_CACHE_MAX_EDGES:
+        return sample_ids, graph, str(row.graph_version), str(row.model_version)
+    graph.neighbors.flags.writeable = graph.distances.flags.writeable = False
+    _cache_put(key, (sample_ids, graph, str(row.graph_version), str(row.model_version)))
+    return _cached_graph(key)
 
 
 def load_pixel_views(conn: duckdb.DuckDBPyConnection, sample_ids: list[str]):

@@ -147,6 +147,7 @@ def test_the_report_shows_the_newest_run_or_says_in_one_line_that_there_is_none(
 
 def test_a_store_from_before_the_consumer_tables_reads_as_none_and_upgrades_on_write(store, tmp_path):
     with store.connect() as conn:   # the tables as an older release left them: no consumer tables
+        conn.execute("DROP TABLE schema_state")
         conn.execute("DROP TABLE consumer_accuracies")
         conn.execute("DROP TABLE consumer_runs")
     # The report reads read-only, which applies no schema: the missing tables mean "no result".

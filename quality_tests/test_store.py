@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from quality_assets.store import Store, arrow_to_vectors, load_sql, run_query, vectors_to_arrow
+from quality_assets.store import Store, arrow_to_vectors, load_sql, run_query, schema_digest, vectors_to_arrow
 
 
 def test_schema_is_idempotent_and_creates_the_public_views(store):
@@ -13,6 +13,19 @@ def test_schema_is_idempotent_and_creates_the_public_views(store):
     assert {"raw_manifest", "rejected_samples", "issues", "duplicate_pairs", "cleaned_split"} <= first
     assert store.db_path.name == "quality.duckdb"
     assert store.artifacts_dir.is_dir()
+
+
+def test_a_store_with_another_schema_digest_is_brought_up_to_this_schema(store):
+    # What a new release sees on a database the previous one wrote: a different digest (here a
+    # view that release did not have) means the DDL runs again and the current digest is kept.
+    with store.connect() as conn:
+        conn.execute("DROP VIEW issues")
+        conn.execute("UPDATE schema_state SET digest = 'previous-release'")
+    with store.connect() as conn:
+        views = {row[0] for row in conn.execute("SELECT view_name FROM duckdb_views()").fetchall()}
+        digests = conn.execute("SELECT digest FROM schema_state").fetchall()
+    assert "issues" in views
+    assert digests == [(schema_digest(),)]
 
 
 def test_read_only_connect_on_a_missing_database_says_what_to_do(tmp_path):
@@ -50,6 +63,7 @@ def test_a_store_written_before_the_hue_histogram_gains_the_column(store):
     # and its samples read back with NULL (no colour evidence) instead of failing.
     store.db_path.parent.mkdir(parents=True, exist_ok=True)
     with store.connect() as conn:
+        conn.execute("DROP TABLE schema_state")  # older releases kept no schema digest
         conn.execute("DROP VIEW IF EXISTS issues")
         conn.execute("ALTER TABLE raw_manifest DROP COLUMN hue_histogram")
         conn.execute("INSERT INTO raw_manifest (sample_id, drop_id, path, split, ingested_at) "
@@ -65,6 +79,7 @@ def test_a_store_written_before_graph_versions_were_kept_gains_the_columns_and_r
     # connecting upgrades it; its graph stays the view's current one but is never reused.
     store.db_path.parent.mkdir(parents=True, exist_ok=True)
     with store.connect() as conn:
+        conn.execute("DROP TABLE schema_state")
         conn.execute("ALTER TABLE knn_graphs DROP COLUMN manifest_version")
         conn.execute("ALTER TABLE knn_graphs DROP COLUMN edges_kept")
         conn.execute("DROP TABLE current_graphs")

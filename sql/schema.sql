@@ -1,4 +1,5 @@
--- The store's schema. Applied idempotently on every connect by quality_assets.store.
+-- The store's schema. Idempotent; applied by quality_assets.store.apply_schema on a write connect
+-- when this file or views.sql changed since the database last saw them (schema_state, at the end).
 -- Paths are relative to the drop's data_root, posix form. Versions are content hashes.
 
 CREATE TABLE IF NOT EXISTS drops (
@@ -284,3 +285,9 @@ SELECT m.*, d.data_root
 FROM raw_manifest m
 JOIN drops d USING (drop_id)
 ANTI JOIN superseded_samples s USING (sample_id);
+
+-- The digest of this file and views.sql as last applied (quality_assets.store.apply_schema): a
+-- connection whose database already carries it skips the DDL above.
+CREATE TABLE IF NOT EXISTS schema_state (
+    digest VARCHAR NOT NULL
+);

@@ -67,17 +67,111 @@ def out_of_sample_probabilities(features: np.ndarray, codes: np.ndarray, n_class
     strata = np.where(counts[codes[free]] >= k, codes[free], -1)
     splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
     dealt = np.arange(free.size) if order_key is None else np.argsort(np.asarray(order_key)[free], kind="stable")
-    for train, held in splitter.split(x[free][dealt], strata[dealt]):
-        train, held = np.concatenate([free[dealt[train]], fixed]), free[dealt[held]]
-        present = np.unique(codes[train])
+    fold_of = np.full(n, -1, dtype=np.int64)  # anchors stay -1: in every fold's training data
+    for fold, (_, held) in enumerate(splitter.split(x[free][dealt], strata[dealt])):
+        fold_of[free[dealt[held]]] = fold
+    for fold, (present, classes) in enumerate(_fold_lda(x, codes, fold_of, k)):
+        held = np.flatnonzero(fold_of == fold)
         if present.size == 1:
             probs[np.ix_(held, present)] = 1.0
             continue
-        model = LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto")
-        model.fit(x[train], codes[train])
-        probs[np.ix_(held, model.classes_)] = model.predict_proba(x[held])
+        probs[np.ix_(held, present)] = classes.predict_proba(x[held])
     # Rows sum to 1 (classes absent from a fold's training data got 0).
     return probs / np.clip(probs.sum(1, keepdims=True), 1e-12, None)
+
+
+class _FoldLda:
+    """One fold's linear discriminant (sklearn's LinearDiscriminantAnalysis(solver="lsqr",
+    shrinkage="auto"), the same estimates) built from moments; predict_proba as sklearn's."""
+
+    def __init__(self, means: np.ndarray, covariance: np.ndarray, priors: np.ndarray) -> None:
+        from scipy import linalg
+
+        self.coef = linalg.lstsq(covariance, means.T)[0].T
+        self.intercept = -0.5 * np.diag(means @ self.coef.T) + np.log(priors)
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        from scipy.special import expit, softmax
+
+        if self.coef.shape[0] == 2:  # sklearn's binary model: one direction, a logistic
+            p = expit(x @ (self.coef[1] - self.coef[0]) + (self.intercept[1] - self.intercept[0]))
+            return np.stack([1 - p, p], axis=1)
+        return softmax(x @ self.coef.T + self.intercept, axis=1)
+
+
+def _moments(y: np.ndarray) -> list:
+    """[count, sum y, sum y^2, sum y y^T, sum y^2 y^T, sum y^2 (y^2)^T] of the rows of y: additive
+    over disjoint row sets, and all a class's shrunk covariance needs."""
+    y2 = y * y
+    return [y.shape[0], y.sum(0), y2.sum(0), y.T @ y, y2.T @ y, y2.T @ y2]
+
+
+def _shrunk_covariance(count: int, s1: np.ndarray, s2: np.ndarray, s11: np.ndarray, a: np.ndarray,
+                       s22: np.ndarray) -> np.ndarray:
+    """sklearn's `_cov(rows, shrinkage="auto")` from the rows' moments: the rows standardised
+    (StandardScaler's constant-feature rule), their Ledoit-Wolf shrunk covariance, scaled back."""
+    d = s1.size
+    n = float(count)
+    mean = s1 / n
+    var = np.maximum(s2 / n - mean * mean, 0.0)
+    eps = np.finfo(np.float64).eps
+    scale = np.sqrt(var)
+    scale[(var <= n * eps * var + (n * mean * eps) ** 2) | (scale < 10 * eps)] = 1.0
+    outer_scale = np.outer(scale, scale)
+    covariance = (s11 / n - np.outer(mean, mean)) / outer_scale
+    mu = np.trace(covariance) / d
+    shrinkage = 0.0
+    if d > 1:
+        # Ledoit-Wolf's beta needs sum_ij sum_rows z_i^2 z_j^2 of the standardised rows z: the
+        # fourth moments about this row set's mean, expanded into the raw moments.
+        m = mean
+        fourth = (s22 - 2 * a * m[None, :] - 2 * a.T * m[:, None] + np.outer(s2, m * m) + np.outer(m * m, s2)
+                  + 4 * np.outer(m, m) * s11 - 2 * np.outer(s1 * m, m * m) - 2 * np.outer(m * m, s1 * m)
+                  + n * np.outer(m * m, m * m))
+        weight = 1.0 / (scale * scale)
+        beta_ = float(weight @ fourth @ weight)
+        delta_ = float(np.sum(covariance * covariance))
+        beta = (beta_ / n - delta_) / (d * n)
+        delta = (delta_ - 2.0 * mu * np.trace(covariance) + d * mu * mu) / d
+        beta = min(beta, delta)
+        shrinkage = 0.0 if beta == 0 else beta / delta
+    shrunk = (1.0 - shrinkage) * covariance
+    shrunk.flat[:: d + 1] += shrinkage * mu
+    return shrunk * outer_scale
+
+
+def _fold_lda(x: np.ndarray, codes: np.ndarray, fold_of: np.ndarray, folds: int):
+    """Per fold: (classes in its training data, its _FoldLda or None) for the model trained on every
+    row outside the fold (fold_of -1: in every fold's training data).
+
+    The same models as fitting sklearn's LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto")
+    on each fold's training rows, but each class's moments are summed once per fold and a fold's
+    training moments are the total less its own: one pass over the data instead of folds - 1
+    (4-5x less arithmetic at 5 folds; the fits were most of a drop's confident learning)."""
+    d = x.shape[1]
+    n_train = np.array([int((fold_of != fold).sum()) for fold in range(folds)])
+    covariance = np.zeros((folds, d, d))
+    means: list[dict[int, np.ndarray]] = [{} for _ in range(folds)]
+    counts: list[dict[int, int]] = [{} for _ in range(folds)]
+    for c in np.unique(codes):
+        rows = np.flatnonzero(codes == c)
+        pivot = x[rows].mean(0)  # moments about the class mean: no cancellation in the variances
+        held = [_moments(x[rows[fold_of[rows] == fold]] - pivot) for fold in range(folds)]
+        total = _moments(x[rows] - pivot)
+        for fold in range(folds):
+            train = [t - h for t, h in zip(total, held[fold])]
+            if train[0] == 0:
+                continue
+            counts[fold][int(c)] = int(train[0])
+            means[fold][int(c)] = train[1] / train[0] + pivot
+            covariance[fold] += train[0] / n_train[fold] * _shrunk_covariance(*train)
+    for fold in range(folds):
+        present = np.array(sorted(counts[fold]), dtype=np.int64)
+        if present.size < 2:
+            yield present, None
+            continue
+        priors = np.array([counts[fold][c] for c in present], dtype=np.float64) / n_train[fold]
+        yield present, _FoldLda(np.stack([means[fold][c] for c in present]), covariance[fold], priors)
 
 
 @dataclass

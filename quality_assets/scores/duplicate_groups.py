@@ -97,9 +97,18 @@ def copy_flags(pairs: pd.DataFrame, n_samples: int, *, alpha: float = 0.1, q: fl
         _, cut = per_sample_pair_cut(np.where(unverified, score.to_numpy(float), np.nan), i, j, n_samples,
                                      alpha=alpha, q=q)
         flags |= cut
-    evidence = pairs["evidence"].astype(str)
-    flags |= evidence.str.contains("sha256", regex=False).to_numpy()
+    flags |= _evidence_names(pairs["evidence"], "sha256")
     return flags
+
+
+def _evidence_names(evidence: pd.Series, name: str) -> np.ndarray:
+    """bool per pair: its evidence string names `name`. A categorical column (as
+    `near_duplicate_pairs` writes it) is tested once per category, not once per pair: the string
+    copy of 3M pairs took 1.5 s at 100k samples."""
+    if isinstance(evidence.dtype, pd.CategoricalDtype):
+        named = np.array([name in str(category) for category in evidence.cat.categories] + [False])
+        return named[evidence.cat.codes.to_numpy()]  # code -1 (missing) reads the trailing False
+    return evidence.astype(str).str.contains(name, regex=False).to_numpy()
 
 
 def unmirrored_evidence(pairs: pd.DataFrame, rows: np.ndarray, thumbnails: np.ndarray, n: int,
@@ -152,14 +161,21 @@ def colour_disagrees(hue_histograms: np.ndarray, i: np.ndarray, j: np.ndarray) -
     when their hue distributions differ by more than ``HUE_TV_MAX``; two grey ones never do.
     """
     h = np.asarray(hue_histograms, dtype=np.float64)
-    a, b = h[np.asarray(i, dtype=np.int64)], h[np.asarray(j, dtype=np.int64)]
-    known = np.isfinite(a).all(axis=1) & np.isfinite(b).all(axis=1)
-    ca, cb = 1.0 - a[:, 0], 1.0 - b[:, 0]
+    i, j = np.asarray(i, dtype=np.int64), np.asarray(j, dtype=np.int64)
+    # Per image first, then per pair: only pairs of two coloured images need their histograms (a
+    # grayscale set has none; gathering every pair's histograms took 1.4 s for 3M pairs).
+    known_image = np.isfinite(h).all(axis=1)
+    coloured = 1.0 - h[:, 0]
+    known = known_image[i] & known_image[j]
+    ca, cb = coloured[i], coloured[j]
     one_colourless = (np.minimum(ca, cb) < COLOURLESS_MAX) & (np.maximum(ca, cb) >= COLOURED_MIN)
-    both = (ca >= COLOURED_MIN) & (cb >= COLOURED_MIN)
+    both = np.flatnonzero(known & (ca >= COLOURED_MIN) & (cb >= COLOURED_MIN))
     with np.errstate(invalid="ignore", divide="ignore"):
-        tv = 0.5 * np.abs(a[:, 1:] / ca[:, None] - b[:, 1:] / cb[:, None]).sum(axis=1)
-    return known & (one_colourless | (both & (tv > HUE_TV_MAX)))
+        hues = h[:, 1:] / coloured[:, None]
+        tv = 0.5 * np.abs(hues[i[both]] - hues[j[both]]).sum(axis=1)
+    recoloured = np.zeros(i.size, dtype=bool)
+    recoloured[both[tv > HUE_TV_MAX]] = True
+    return known & (one_colourless | recoloured)
 
 
 def sample_duplicate_scores(

@@ -1,6 +1,7 @@
 """Confident learning on out-of-fold probabilities finds flipped labels in separable classes."""
 
 import numpy as np
+import pytest
 
 from quality_assets.scores.confident_learning import (
     confident_learning, out_of_sample_probabilities, out_of_sample_tag_probabilities,
@@ -112,3 +113,29 @@ def test_folds_follow_the_content_keys_not_the_row_order():
     tags = out_of_sample_tag_probabilities(x, present, order_key=keys)
     np.testing.assert_allclose(out_of_sample_tag_probabilities(x[perm], present[perm], order_key=keys[perm]),
                                tags[perm], atol=1e-8)
+
+
+@pytest.mark.parametrize("classes", [2, 5])
+def test_the_fold_models_from_moments_are_sklearns_lda_on_each_folds_training_rows(classes):
+    import warnings
+
+    from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+
+    from quality_assets.scores.confident_learning import _fold_lda
+
+    rng = np.random.default_rng(classes)
+    x, y = _blobs(rng, n_per=60, classes=classes, dim=12)
+    x[:, 3] = 1.5                                   # constant everywhere
+    x[y == 1, 4] = -0.5                             # constant within one class
+    x[y == 0] = np.where(np.arange(12) < 6, x[y == 0], x[np.flatnonzero(y == 0)[0]])  # half the features repeat
+    folds = 4
+    fold_of = rng.integers(0, folds, y.size)
+    fold_of[rng.random(y.size) < 0.1] = -1          # anchors: in every fold's training rows
+    y[np.flatnonzero(fold_of == 2)[0]] = classes    # a class with one member, held out in fold 2
+    for fold, (present, model) in enumerate(_fold_lda(x, y, fold_of, folds)):
+        train, held = fold_of != fold, fold_of == fold
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            reference = LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto").fit(x[train], y[train])
+        assert list(present) == list(reference.classes_)
+        np.testing.assert_allclose(model.predict_proba(x[held]), reference.predict_proba(x[held]), atol=1e-9)
