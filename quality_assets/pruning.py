@@ -4,7 +4,8 @@ Every graph, score run and cleaned split version stays queryable by default (an 
 reuses them, `qaudit diff` compares them). Pruning deletes the rows of all but the newest `keep`
 versions of each (the current graph of each view always stays) and keeps their version rows, marked,
 so lineage still reads and a pruned version that comes back is computed again rather than reused.
-Stored pixel verdicts of an older verifier code are deleted too.
+Stored pixel verdicts of an older verifier code are deleted too, and so are the row files of the
+copy searches' pruned versions (`artifacts/copy_rows`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import duckdb
 
 from quality_assets.score_run import verifier_version
 from quality_assets.store import run_query
+from quality_assets.view_graphs import remove_copy_rows
 
 
 def prune_versions(conn: duckdb.DuckDBPyConnection, keep: int) -> dict[str, int]:
@@ -26,6 +28,8 @@ def prune_versions(conn: duckdb.DuckDBPyConnection, keep: int) -> dict[str, int]
     except Exception:
         conn.execute("ROLLBACK")
         raise
+    # The copy searches' rows are files (view_graphs): a pruned version's file goes after the commit.
+    remove_copy_rows(conn, run_query(conn, "pruned_copy_rows").graph_version)
     # Deleted rows free their blocks for reuse at the checkpoint; the file itself does not shrink.
     conn.execute("CHECKPOINT")
     return {name: int(counts[name]) for name in ("graphs", "score_runs", "splits")}

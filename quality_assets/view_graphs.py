@@ -18,9 +18,11 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import os
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
+from pathlib import Path
 
 import duckdb
 import numpy as np
@@ -136,13 +138,14 @@ def _reuse(conn: duckdb.DuckDBPyConnection, view: str, graph_version: str) -> Gr
 def _store_graph(conn: duckdb.DuckDBPyConnection, view: str, graph_version: str, source_version: str,
                  manifest_version: str, sample_ids: np.ndarray, neighbor_ids: np.ndarray, ranks: np.ndarray,
                  distances: np.ndarray, *, k: int, index_kind: str, recall_at_k: float | None, params: dict,
-                 seconds: float, built: str = "full") -> GraphRecord:
+                 seconds: float, built: str = "full", n_nodes: int | None = None) -> GraphRecord:
     """Write one view's graph (edge rows: sample_id, neighbor_id, 1-based rank, distance), its
     knn_graphs row and its current mark in one short transaction. Older versions keep their edges."""
     _GRAPH_CACHE.pop((_database_of(conn), graph_version), None)  # its edges are being replaced
     sample_ids, neighbor_ids = _id_column(sample_ids), _id_column(neighbor_ids)
-    n_nodes = (len(np.unique(sample_ids.indices.to_numpy())) if view == "pixel_copy"
-               else len(sample_ids) // max(k, 1))
+    if n_nodes is None:
+        n_nodes = (len(np.unique(sample_ids.indices.to_numpy())) if view == "pixel_copy"
+                   else len(sample_ids) // max(k, 1))
     params = {**params, "built": built}
     edges = pa.table({
         "sample_id": sample_ids,
@@ -350,24 +353,64 @@ def _copy_search_vectors(thumbs: np.ndarray, search: str, hue_vectors: np.ndarra
     return np.vstack([vectors(thumbs), vectors(thumbs, mirror=True)])
 
 
+def _copy_rows_file(conn: duckdb.DuckDBPyConnection, graph_version: str) -> Path:
+    """Where a copy search's rows live: the quality home's artifacts, beside the database."""
+    return Path(_database_of(conn)).parent / "artifacts" / "copy_rows" / f"{graph_version}.npz"
+
+
+def _write_copy_rows(conn: duckdb.DuckDBPyConnection, graph_version: str, ids: np.ndarray, neighbors: np.ndarray,
+                     distances: np.ndarray) -> None:
+    """A search's rows as arrays (written whole, then renamed into place: a crash leaves no half file).
+
+    The rows are the base of the next drop's update and nothing else reads them, so they are not
+    edge rows: writing and reading 2 x 1.6M edge rows took about 8 s of a 1% drop at 100k samples."""
+    path = _copy_rows_file(conn, graph_version)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f"{path.stem}.partial.npz")
+    np.savez(partial, ids=np.asarray(ids, dtype=str), neighbors=np.asarray(neighbors, dtype=np.int32),
+             distances=np.asarray(distances, dtype=np.float32))
+    os.replace(partial, path)
+
+
+def remove_copy_rows(conn: duckdb.DuckDBPyConnection, graph_versions) -> int:
+    """Delete the row files of these graph versions (pruned ones); returns how many were there."""
+    removed = 0
+    for version in graph_versions:
+        path = _copy_rows_file(conn, str(version))
+        if path.exists():
+            path.unlink()
+            removed += 1
+    return removed
+
+
 def _load_copy_rows(conn: duckdb.DuckDBPyConnection, row, ids: np.ndarray, mirrored: bool = True):
     """A stored search's rows as (old query positions, old base positions, neighbours, distances) in
-    the index space of `ids` (and, when `mirrored`, their mirrored entries after them); -1 where a sample left.
+    the index space of `ids` (and, when `mirrored`, their mirrored entries after them); -1 where a sample
+    left. None when the rows are gone (their file deleted): the search then runs in full.
 
-    The old base is the stored queries' samples, then their mirrored entries; ids are matched through
-    hash indexes (a sort of the 1.6M neighbour strings took 7 s at 100k samples)."""
-    table = run_query_arrow(conn, "knn_edges_current", graph_version=row.graph_version)
+    The old base is the stored queries' samples, then their mirrored entries. Rows written by an
+    earlier release sit in the edge table, their ids matched through hash indexes."""
     k = int(row.k)
-    sources = np.asarray(table.column("sample_id").to_numpy(zero_copy_only=False), dtype=object)[::k]
-    neighbors = np.asarray(table.column("neighbor_id").to_numpy(zero_copy_only=False), dtype=object)
+    path = _copy_rows_file(conn, str(row.graph_version))
+    if path.exists():
+        with np.load(path) as stored:
+            sources = stored["ids"].astype(object)
+            old_neighbors = stored["neighbors"].astype(np.int64)
+            distances = stored["distances"]
+    else:
+        table = run_query_arrow(conn, "knn_edges_current", graph_version=row.graph_version)
+        if table.num_rows == 0:
+            return None
+        sources = np.asarray(table.column("sample_id").to_numpy(zero_copy_only=False), dtype=object)[::k]
+        neighbors = np.asarray(table.column("neighbor_id").to_numpy(zero_copy_only=False), dtype=object)
+        names = np.concatenate([sources, sources + MIRRORED]) if mirrored else sources
+        old_neighbors = pd.Index(names).get_indexer(neighbors).reshape(-1, k)
+        distances = table.column("distance").to_numpy().astype(np.float32).reshape(-1, k)
+    n_names = sources.size * (2 if mirrored else 1)
+    old_neighbors = np.where(old_neighbors >= 0, old_neighbors, n_names)
     query_positions = pd.Index(np.asarray(ids, dtype=object)).get_indexer(sources)
-    n_old = sources.size
     blocks = [query_positions] + ([np.where(query_positions >= 0, query_positions + len(ids), -1)] if mirrored else [])
     base_positions = np.concatenate(blocks + [[-1]])  # the last entry stands for a neighbour outside the old base
-    names = np.concatenate([sources, sources + MIRRORED]) if mirrored else sources
-    old_neighbors = pd.Index(names).get_indexer(neighbors)
-    old_neighbors = np.where(old_neighbors >= 0, old_neighbors, len(names)).reshape(-1, k)
-    distances = table.column("distance").to_numpy().astype(np.float32).reshape(-1, k)
     return query_positions, base_positions, old_neighbors, distances
 
 
@@ -396,8 +439,9 @@ def _copy_candidates(conn, ids, thumbs, known, copy_k, seed, source, manifest_ve
         nb = dist = None
         base = _graph_row(conn, view)
         if (base is not None and not pd.isna(base.edges_kept) and bool(base.edges_kept) and int(base.k) == k
-                and json.loads(base.params_json or "{}").get("inputs") == inputs):
-            query_positions, base_positions, old_nb, old_d = _load_copy_rows(conn, base, known_ids, mirrored)
+                and json.loads(base.params_json or "{}").get("inputs") == inputs
+                and (old_rows := _load_copy_rows(conn, base, known_ids, mirrored)) is not None):
+            query_positions, base_positions, old_nb, old_d = old_rows
             n_changed = int((query_positions < 0).sum()) + n - int((query_positions >= 0).sum())
             if n_changed <= INCREMENTAL_MAX_FRACTION * n:
                 nb, dist, counts = update_knn_rows(old_nb, old_d, query_positions, base_positions, x, np.arange(n))
@@ -406,11 +450,11 @@ def _copy_candidates(conn, ids, thumbs, known, copy_k, seed, source, manifest_ve
             graph = build_knn_graph_on_engine(x, k, address=ray_address(), seed=seed, recall_sample=0)
             nb, dist = graph.neighbors[:n], graph.distances[:n]
             built.append("full")
-        names = np.concatenate([known_ids, known_ids + MIRRORED]) if mirrored else known_ids
-        _store_graph(conn, view, rows_versions[search], source, manifest_version,
-                     _ids_at(known_ids, np.repeat(np.arange(n), k)), _ids_at(names, nb.reshape(-1)), np.tile(np.arange(1, k + 1, dtype=np.int32), n), dist.reshape(-1),
-                     k=k, index_kind="rows", recall_at_k=None, params={"inputs": inputs},
-                     seconds=time.perf_counter() - started, built=built[-1])
+        _write_copy_rows(conn, rows_versions[search], known_ids, nb, dist)
+        _store_graph(conn, view, rows_versions[search], source, manifest_version, _ids_at(known_ids, []),
+                     _ids_at(known_ids, []), np.empty(0, np.int32), np.empty(0, np.float32), k=k,
+                     index_kind="rows", recall_at_k=None, params={"inputs": inputs, "rows": "artifact"},
+                     seconds=time.perf_counter() - started, built=built[-1], n_nodes=n)
         # As pixel_view._graph_pairs: a mirrored entry stands for its source image, a row's own
         # mirror image is skipped, the position counts the entries left.
         target = nb % n

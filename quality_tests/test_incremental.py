@@ -270,6 +270,12 @@ def test_prune_keeps_the_newest_versions_and_a_pruned_version_is_computed_again(
         assert kept[first[view].graph_version] is False and first[view].graph_version not in edges
         assert kept[later[view].graph_version] is True and edges[later[view].graph_version] > 0
     assert set(scores) == {later_run.score_version} and runs == {first_run.score_version, later_run.score_version}
+    # The copy searches' rows are files: the pruned versions' files are gone, the current ones stay.
+    with store.connect(read_only=True) as conn:
+        row_versions = dict(conn.execute("SELECT graph_version, edges_kept FROM knn_graphs "
+                                         "WHERE view LIKE 'pixel_copy_%_rows'").fetchall())
+    files = {path.stem for path in (store.artifacts_dir / "copy_rows").glob("*.npz")}
+    assert len(row_versions) == 8 and files == {v for v, kept in row_versions.items() if kept} and len(files) == 4
 
     # The first data again (the second drop's samples superseded): its pruned versions are rebuilt.
     with store.connect() as conn:
@@ -287,3 +293,50 @@ def test_prune_keeps_the_newest_versions_and_a_pruned_version_is_computed_again(
     with store.connect(read_only=True) as conn:
         assert conn.execute("SELECT count(*) FROM issue_scores WHERE score_version = ?",
                             [first_run.score_version]).fetchone()[0] == len(rerun.outputs.issue_rows)
+
+
+def test_the_copy_searches_rows_are_files_and_a_lost_file_means_a_full_search(two_drops, tmp_path):
+    data, vectors = two_drops
+    store = Store(tmp_path / "home")
+    _graphs_and_scores(store, data, vectors, ["d1"])
+    with store.connect(read_only=True) as conn:
+        current = dict(conn.execute("SELECT view, graph_version FROM current_graphs "
+                                    "WHERE view LIKE 'pixel_copy_%_rows'").fetchall())
+        edge_rows = conn.execute("SELECT count(*) FROM knn_edges WHERE graph_version IN "
+                                 "(SELECT graph_version FROM current_graphs WHERE view LIKE 'pixel_copy_%_rows')"
+                                 ).fetchone()[0]
+    files = sorted((store.artifacts_dir / "copy_rows").glob("*.npz"))
+    assert len(current) == 4 and sorted(path.stem for path in files) == sorted(current.values())
+    assert edge_rows == 0  # the rows are not edge rows
+    for path in files:
+        path.unlink()
+    later, run = _graphs_and_scores(store, data, vectors, ["d2"])
+    assert later["pixel_copy"].params["built"] == "full" and later["ssl"].built == "incremental"
+    assert run.n_issue_rows > 0
+
+
+def test_copy_search_rows_an_older_release_kept_as_edges_are_still_updated_from(two_drops, tmp_path):
+    from quality_assets.view_graphs import MIRRORED, MIRRORED_SEARCHES
+
+    data, vectors = two_drops
+    store = Store(tmp_path / "home")
+    _graphs_and_scores(store, data, vectors, ["d1"])
+    with store.connect() as conn:
+        current = dict(conn.execute("SELECT view, graph_version FROM current_graphs "
+                                    "WHERE view LIKE 'pixel_copy_%_rows'").fetchall())
+        for view, version in current.items():
+            path = store.artifacts_dir / "copy_rows" / f"{version}.npz"
+            with np.load(path) as rows:
+                ids, neighbors, distances = rows["ids"].astype(object), rows["neighbors"], rows["distances"]
+            mirrored = view.removeprefix("pixel_copy_").removesuffix("_rows") in MIRRORED_SEARCHES
+            names = np.concatenate([ids, ids + MIRRORED]) if mirrored else ids
+            n, k = neighbors.shape
+            edges = pd.DataFrame({"graph_version": version, "sample_id": np.repeat(ids, k),
+                                  "neighbor_id": names[neighbors.ravel()], "rank": np.tile(np.arange(1, k + 1), n),
+                                  "distance": distances.ravel()})
+            conn.register("_old_edges", edges)
+            conn.execute("INSERT INTO knn_edges SELECT * FROM _old_edges")
+            conn.unregister("_old_edges")
+            path.unlink()
+    later, _ = _graphs_and_scores(store, data, vectors, ["d2"])
+    assert later["pixel_copy"].params["built"] == "incremental"
