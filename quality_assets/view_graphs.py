@@ -284,6 +284,7 @@ def build_pixel_views(conn: duckdb.DuckDBPyConnection, *, k: int = 16, copy_k: i
     sample's bytes): a stored version is reused. The kNN graph, and the rows of the copy
     candidates' three searches, are updated incrementally like the SSL graph.
     """
+    from quality_assets.knn import pair_dot
     from quality_assets.pixel_view import search_vectors
 
     manifest_version, n_manifest = _manifest_state(conn)
@@ -317,7 +318,7 @@ def build_pixel_views(conn: duckdb.DuckDBPyConnection, *, k: int = 16, copy_k: i
         a, b, position, built = _copy_candidates(conn, ids, thumbs, known, copy_k, seed, source, manifest_version,
                                                  copy_inputs, rows_versions)
         vectors = search_vectors(thumbs)
-        distance = np.clip((1.0 - np.einsum("ij,ij->i", vectors[a], vectors[b])) / 2.0, 0.0, 1.0)
+        distance = np.clip((1.0 - pair_dot(vectors, a, b)) / 2.0, 0.0, 1.0)
         records[0] = _store_graph(conn, "pixel_copy", copy_version, source, manifest_version,
                                   _ids_at(ids, a), _ids_at(ids, b),
                                   position, distance, k=copy_k, index_kind="pairs", recall_at_k=None,

@@ -299,3 +299,16 @@ def test_update_rejects_a_mapping_that_does_not_fit() -> None:
         update_knn_graph(old, np.arange(80), x)
     with pytest.raises(ValueError, match="distinct rows"):
         update_knn_graph(old, np.zeros(90, dtype=np.int64), x)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_pair_dot_is_the_gathered_rows_dot_product_across_chunk_boundaries(dtype):
+    from quality_assets.knn import pair_dot
+
+    rng = np.random.default_rng(3)
+    vectors = rng.normal(size=(50, 24)).astype(dtype)
+    a, b = rng.integers(0, 50, 23), rng.integers(0, 50, 23)
+    expected = np.einsum("ij,ij->i", vectors[a], vectors[b])
+    got = pair_dot(vectors, a, b, chunk=7)
+    assert got.dtype == expected.dtype and np.array_equal(got, expected)
+    assert pair_dot(vectors, a[:0], b[:0]).shape == (0,)

@@ -52,7 +52,7 @@ import numpy as np
 import pandas as pd
 
 from quality_assets.imaging import hamming_distances as hamming64
-from quality_assets.knn import KnnGraph
+from quality_assets.knn import KnnGraph, pair_dot
 from quality_assets.pixel_view import copy_candidate_pairs
 from quality_assets.scores import canonical_labels
 # Flags, per-sample scores and groups live in duplicate_groups; they stay importable from here.
@@ -366,7 +366,7 @@ def _add_pixel_candidates(keys, pair_d, rank_i, rank_j, flags, n, thumbnails, kn
         ni, nj = new // n, new % n
         if vectors is not None:
             v = np.asarray(vectors, dtype=np.float32)
-            new_d = np.clip((1.0 - np.einsum("ij,ij->i", v[ni], v[nj])) / 2.0, 0.0, 1.0).astype(np.float64)
+            new_d = np.clip((1.0 - pair_dot(v, ni, nj)) / 2.0, 0.0, 1.0).astype(np.float64)
         else:
             new_d = np.full(new.size, np.nan)
         keys = np.concatenate([keys, new])

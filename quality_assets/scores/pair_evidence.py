@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.stats import rankdata
 
-from quality_assets.knn import KnnGraph
+from quality_assets.knn import KnnGraph, pair_dot
 from quality_assets.scores.duplicate_groups import colour_disagrees
 from quality_assets.scores.pixel_copies import ratio_to_next_best, verify_pairs
 from quality_assets.pixel_view import hue_search_vectors, polar_search_vectors
@@ -121,8 +121,7 @@ def _registered_evidence(thumbnails, pi, pj, n, verifiable, aligned_ratio, agree
                            "embedding_score": embedding_score[verifiable]}, CHEAP_FUSION_WEIGHTS)
     images = np.unique(np.concatenate([va, vb]))
     polar = polar_search_vectors(np.asarray(thumbnails)[images])
-    pa, pb = polar[np.searchsorted(images, va)], polar[np.searchsorted(images, vb)]
-    polar_distance = 1.0 - np.einsum("ij,ij->i", pa, pb)
+    polar_distance = 1.0 - pair_dot(polar, np.searchsorted(images, va), np.searchsorted(images, vb))
     # A pair's level: its best rank at either end by either order, within each order's quota.
     big = np.iinfo(np.int64).max
     by_polar, by_cheap = _rank_per_node(polar_distance, va, vb), _rank_per_node(cheap, va, vb)
@@ -133,7 +132,7 @@ def _registered_evidence(thumbnails, pi, pj, n, verifiable, aligned_ratio, agree
         hue_vectors, coloured = hue_search_vectors(np.asarray(hue_histograms)[images])
         ha, hb = np.searchsorted(images, va), np.searchsorted(images, vb)
         both = coloured[ha] & coloured[hb]
-        hue_distance[both] = 1.0 - np.einsum("ij,ij->i", hue_vectors[ha[both]], hue_vectors[hb[both]])
+        hue_distance[both] = 1.0 - pair_dot(hue_vectors, ha[both], hb[both])
         if both.any():
             by_hue = np.where(both, _rank_per_node(hue_distance, va, vb), big)
             level = np.minimum(level, np.where(by_hue <= REGISTER_HUE_PER_IMAGE, by_hue, big))
