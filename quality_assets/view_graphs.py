@@ -2,7 +2,9 @@
 copy-candidate pairs (from the thumbnails), the property view's graph (from the ingest statistics).
 
 Each graph is an edge table (`knn_edges`) with a row in `knn_graphs` whose `view` names it, and
-`current_graphs` names the one each view's scores read; every version keeps its edges. A version
+`current_graphs` names the one each view's scores read; every version keeps its edges. The copy
+searches' neighbour rows, which only the next update reads, are a file per version instead
+(`artifacts/copy_rows/`). A version
 is a hash of the graph's inputs (source version, active manifest, parameters, code version),
 computed before any work: a re-run that finds its version stored marks it current and returns.
 When samples were only added (or a few removed) under the same inputs, a kNN view (and the copy
