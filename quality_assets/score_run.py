@@ -22,7 +22,8 @@ from quality_assets.issue_types import View
 from quality_assets.pixel_view import THUMBNAIL_SIZE, search_vectors
 from quality_assets.property_view import property_vectors
 from quality_assets.representation import load_thumbnails, load_vectors
-from quality_assets.view_graphs import load_graph, load_pixel_views, load_view_graph, planned_view_versions
+from quality_assets.view_graphs import (load_graph, load_pixel_views, load_view_graph, manifest_for_scoring,
+                                        planned_view_versions)
 from quality_assets.scores.pixel_copies import VerifiedPairMemo
 from quality_assets.scoring import ScoreConfig, ScoreOutputs, compute_scores, summary_json
 from quality_assets.store import insert_df, run_query
@@ -73,7 +74,7 @@ def run_scores(conn: duckdb.DuckDBPyConnection, config: ScoreConfig, *, reuse: b
                             int(row.n_issue_rows), True)
 
     sample_ids, graph, graph_version, model_version = load_graph(conn)
-    manifest = run_query(conn, "manifest_for_scoring")
+    manifest = manifest_for_scoring(conn, manifest_version)
     if set(manifest.sample_id) != set(sample_ids):
         raise ValueError("the kNN graph does not cover the current manifest: materialize knn_graph first")
     vector_ids, vectors = load_vectors(conn, model_version)

@@ -71,3 +71,19 @@ def test_the_memory_is_per_database_file(graphs_stored, tmp_path):
     assert copied_version == original_version
     assert np.all(copied.distances == np.float32(0.75))
     assert not np.all(original.distances == np.float32(0.75))
+
+
+def test_the_manifest_kept_in_memory_follows_the_manifest_version(graphs_stored, tmp_path):
+    from quality_assets.store import run_query
+    from quality_assets.view_graphs import manifest_for_scoring
+
+    data = tmp_path / "data"
+    make_imagefolder(data / "drop2", {"train": {"a": 2, "c": 1}}, seed=6)
+    with graphs_stored.connect() as conn:
+        first = manifest_for_scoring(conn)
+        assert manifest_for_scoring(conn) is first  # the same version: read once
+        ingest_drop(conn, data, data / "drop2")
+        second = manifest_for_scoring(conn)
+        read = run_query(conn, "manifest_for_scoring")
+    assert len(first) == 32 and len(second) == 35
+    assert list(second.sample_id) == list(read.sample_id) and list(second.label) == list(read.label)

@@ -44,14 +44,17 @@ CHEAP_FUSION_WEIGHTS: dict[str, float] = {"aligned": 0.45, "agreement": 0.45, "e
 def _rank_per_node(score: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
     """Each pair's best 1-based rank by ascending score among the pairs of either end."""
     order = np.argsort(score, kind="stable")
-    ends = np.concatenate([i[order], j[order]])
-    pair = np.concatenate([order, order])
-    by_node = np.lexsort((np.r_[np.arange(order.size), np.arange(order.size)], ends))
-    ends, pair = ends[by_node], pair[by_node]
+    # Both ends of the t-th best pair at 2t and 2t + 1: one stable sort by node then keeps the score
+    # order within each node, and each pair's two ranks sit side by side again after it (a lexsort
+    # on node and t, then np.minimum.at, took twice as long on 3M pairs).
+    ends = np.stack([i[order], j[order]], axis=1).ravel()
+    by_node = np.argsort(ends, kind="stable")
+    ends = ends[by_node]
     start = np.r_[0, np.flatnonzero(ends[1:] != ends[:-1]) + 1]
-    rank = np.arange(ends.size) - np.repeat(start, np.diff(np.r_[start, ends.size])) + 1
-    best = np.full(score.size, np.iinfo(np.int64).max)
-    np.minimum.at(best, pair, rank)
+    rank = np.empty(ends.size, dtype=np.int64)
+    rank[by_node] = np.arange(ends.size) - np.repeat(start, np.diff(np.r_[start, ends.size])) + 1
+    best = np.empty(score.size, dtype=np.int64)
+    best[order] = rank.reshape(-1, 2).min(axis=1)
     return best
 
 
