@@ -22,6 +22,7 @@ import hashlib
 import json
 import os
 import time
+import zipfile
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -377,7 +378,9 @@ def _copy_search_vectors(thumbs: np.ndarray, search: str, hue_vectors: np.ndarra
 
 def _copy_rows_file(conn: duckdb.DuckDBPyConnection, graph_version: str) -> Path:
     """Where a copy search's rows live: the quality home's artifacts, beside the database."""
-    return Path(_database_of(conn)).parent / "artifacts" / "copy_rows" / f"{graph_version}.npz"
+    from quality_assets.store import Store
+
+    return Store(Path(_database_of(conn)).parent).artifacts_dir / "copy_rows" / f"{graph_version}.npz"
 
 
 def _write_copy_rows(conn: duckdb.DuckDBPyConnection, graph_version: str, ids: np.ndarray, neighbors: np.ndarray,
@@ -415,10 +418,15 @@ def _load_copy_rows(conn: duckdb.DuckDBPyConnection, row, ids: np.ndarray, mirro
     k = int(row.k)
     path = _copy_rows_file(conn, str(row.graph_version))
     if path.exists():
-        with np.load(path) as stored:
-            sources = stored["ids"].astype(object)
-            old_neighbors = stored["neighbors"].astype(np.int64)
-            distances = stored["distances"]
+        try:
+            with np.load(path) as stored:
+                sources = stored["ids"].astype(object)
+                old_neighbors = stored["neighbors"].astype(np.int64)
+                distances = stored["distances"]
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError):
+            return None  # a damaged file counts as lost: the search runs in full and writes it anew
+        if old_neighbors.shape != (sources.size, k) or distances.shape != (sources.size, k):
+            return None
     else:
         table = run_query_arrow(conn, "knn_edges_current", graph_version=row.graph_version)
         if table.num_rows == 0:

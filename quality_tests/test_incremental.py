@@ -295,7 +295,7 @@ def test_prune_keeps_the_newest_versions_and_a_pruned_version_is_computed_again(
                             [first_run.score_version]).fetchone()[0] == len(rerun.outputs.issue_rows)
 
 
-def test_the_copy_searches_rows_are_files_and_a_lost_file_means_a_full_search(two_drops, tmp_path):
+def test_the_copy_searches_rows_are_files_and_a_lost_or_damaged_file_means_a_full_search(two_drops, tmp_path):
     data, vectors = two_drops
     store = Store(tmp_path / "home")
     _graphs_and_scores(store, data, vectors, ["d1"])
@@ -308,8 +308,11 @@ def test_the_copy_searches_rows_are_files_and_a_lost_file_means_a_full_search(tw
     files = sorted((store.artifacts_dir / "copy_rows").glob("*.npz"))
     assert len(current) == 4 and sorted(path.stem for path in files) == sorted(current.values())
     assert edge_rows == 0  # the rows are not edge rows
-    for path in files:
-        path.unlink()
+    # Lost, truncated, not an npz at all, or arrays of the wrong shape: each counts as lost.
+    files[0].unlink()
+    files[1].write_bytes(files[1].read_bytes()[:100])
+    files[2].write_text("not an array file")
+    np.savez(files[3], ids=np.array(["a"]), neighbors=np.zeros((1, 1), np.int32), distances=np.zeros(1, np.float32))
     later, run = _graphs_and_scores(store, data, vectors, ["d2"])
     assert later["pixel_copy"].params["built"] == "full" and later["ssl"].built == "incremental"
     assert run.n_issue_rows > 0
