@@ -70,12 +70,12 @@ def out_of_sample_probabilities(features: np.ndarray, codes: np.ndarray, n_class
     fold_of = np.full(n, -1, dtype=np.int64)  # anchors stay -1: in every fold's training data
     for fold, (_, held) in enumerate(splitter.split(x[free][dealt], strata[dealt])):
         fold_of[free[dealt[held]]] = fold
-    for fold, (present, classes) in enumerate(_fold_lda(x, codes, fold_of, k)):
+    for fold, (present, model) in enumerate(_fold_lda(x, codes, fold_of, k)):
         held = np.flatnonzero(fold_of == fold)
         if present.size == 1:
             probs[np.ix_(held, present)] = 1.0
             continue
-        probs[np.ix_(held, present)] = classes.predict_proba(x[held])
+        probs[np.ix_(held, present)] = model.predict_proba(x[held])
     # Rows sum to 1 (classes absent from a fold's training data got 0).
     return probs / np.clip(probs.sum(1, keepdims=True), 1e-12, None)
 
@@ -157,7 +157,8 @@ def _fold_lda(x: np.ndarray, codes: np.ndarray, fold_of: np.ndarray, folds: int)
         rows = np.flatnonzero(codes == c)
         pivot = x[rows].mean(0)  # moments about the class mean: no cancellation in the variances
         held = [_moments(x[rows[fold_of[rows] == fold]] - pivot) for fold in range(folds)]
-        total = _moments(x[rows] - pivot)
+        anchors = _moments(x[rows[fold_of[rows] < 0]] - pivot)
+        total = [sum(parts) for parts in zip(anchors, *held)]  # every row once, no second pass
         for fold in range(folds):
             train = [t - h for t, h in zip(total, held[fold])]
             if train[0] == 0:
