@@ -315,7 +315,9 @@ def build_pixel_views(conn: duckdb.DuckDBPyConnection, *, k: int = 16, copy_k: i
     if n_manifest <= 8 or n_known < 2:
         return []
     source = f"thumbnails{THUMBNAIL_SIZE}:v{PIXEL_VIEW_VERSION}:{str(thumbnail_set.thumbnail_set_version)[:16]}"
-    copy_inputs = {"copy_k": copy_k, "mirror": True, "canonical": True, "seed": seed}
+    # The view's code version is an input: a drop reuses the stored rows' vectors as well as the rows.
+    copy_inputs = {"copy_k": copy_k, "mirror": True, "canonical": True, "seed": seed,
+                   "view": f"thumbnails{THUMBNAIL_SIZE}:v{PIXEL_VIEW_VERSION}"}
     copy_version = _graph_version("pixel_copy", source, manifest_version, copy_inputs)
     pixel_k = min(k, n_manifest - 1)
     pixel_inputs = {"view": f"thumbnails{THUMBNAIL_SIZE}:v{PIXEL_VIEW_VERSION}", "k": pixel_k,
@@ -365,15 +367,40 @@ MIRRORED_SEARCHES = ("plain", "canonical")
 MIRRORED = "|mirrored"
 
 
-def _copy_search_vectors(thumbs: np.ndarray, search: str, hue_vectors: np.ndarray) -> np.ndarray:
+def _copy_search_vectors(thumbs: np.ndarray, search: str, hue_vectors: np.ndarray,
+                         stored: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    """A search's index vectors (a mirrored search: the images', then their mirror images').
+
+    `stored` (positions in `thumbs` of the stored rows' images, -1 for one gone, and the stored
+    vectors in the same layout) supplies the vectors of the images it holds: each image's vector
+    is a function of its thumbnail alone (the same bits whatever batch computes it, tested), so a
+    drop computes only its new images' (at 100k samples the three searches took about 4 s a drop)."""
     from quality_assets.pixel_view import canonical_search_vectors, polar_search_vectors, search_vectors
 
     if search == "hue":
         return hue_vectors
     if search == "polar":
-        return polar_search_vectors(thumbs)
-    vectors = search_vectors if search == "plain" else canonical_search_vectors
-    return np.vstack([vectors(thumbs), vectors(thumbs, mirror=True)])
+        compute = polar_search_vectors
+    else:
+        vectors = search_vectors if search == "plain" else canonical_search_vectors
+        compute = lambda t: np.vstack([vectors(t), vectors(t, mirror=True)])  # noqa: E731
+    n = len(thumbs)
+    if stored is None:
+        return compute(thumbs)
+    positions, stored_vectors = stored
+    blocks = stored_vectors.shape[0] // max(positions.size, 1)
+    have = positions >= 0
+    missing = np.setdiff1d(np.arange(n), positions[have])
+    fresh = compute(thumbs[missing]) if missing.size else None
+    dim = stored_vectors.shape[1] if fresh is None else fresh.shape[1]
+    if fresh is not None and dim != stored_vectors.shape[1]:
+        return compute(thumbs)
+    out = np.empty((blocks * n, dim), dtype=np.float32)
+    for block in range(blocks):
+        out[block * n + positions[have]] = stored_vectors[block * positions.size + np.flatnonzero(have)]
+        if fresh is not None:
+            out[block * n + missing] = fresh[block * missing.size:(block + 1) * missing.size]
+    return out
 
 
 def _copy_rows_file(conn: duckdb.DuckDBPyConnection, graph_version: str) -> Path:
@@ -384,8 +411,9 @@ def _copy_rows_file(conn: duckdb.DuckDBPyConnection, graph_version: str) -> Path
 
 
 def _write_copy_rows(conn: duckdb.DuckDBPyConnection, graph_version: str, ids: np.ndarray, neighbors: np.ndarray,
-                     distances: np.ndarray) -> None:
-    """A search's rows as arrays (written whole, then renamed into place: a crash leaves no half file).
+                     distances: np.ndarray, vectors: np.ndarray) -> None:
+    """A search's rows and index vectors as arrays (written whole, then renamed into place: a crash
+    leaves no half file).
 
     The rows are the base of the next drop's update and nothing else reads them, so they are not
     edge rows: writing and reading 2 x 1.6M edge rows took about 8 s of a 1% drop at 100k samples."""
@@ -393,7 +421,7 @@ def _write_copy_rows(conn: duckdb.DuckDBPyConnection, graph_version: str, ids: n
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f"{path.stem}.partial.npz")
     np.savez(partial, ids=np.asarray(ids, dtype=str), neighbors=np.asarray(neighbors, dtype=np.int32),
-             distances=np.asarray(distances, dtype=np.float32))
+             distances=np.asarray(distances, dtype=np.float32), vectors=np.asarray(vectors, dtype=np.float32))
     os.replace(partial, path)
 
 
@@ -409,24 +437,29 @@ def remove_copy_rows(conn: duckdb.DuckDBPyConnection, graph_versions) -> int:
 
 
 def _load_copy_rows(conn: duckdb.DuckDBPyConnection, row, ids: np.ndarray, mirrored: bool = True):
-    """A stored search's rows as (old query positions, old base positions, neighbours, distances) in
-    the index space of `ids` (and, when `mirrored`, their mirrored entries after them); -1 where a sample
-    left. None when the rows are gone (their file deleted): the search then runs in full.
+    """A stored search's rows as (old query positions, old base positions, neighbours, distances,
+    vectors) in the index space of `ids` (and, when `mirrored`, their mirrored entries after them); -1
+    where a sample left. None when the rows are gone (their file deleted or damaged): the search then
+    runs in full. The vectors (the old base's, in its order) are None where the rows have none.
 
     The old base is the stored queries' samples, then their mirrored entries. Rows written by an
     earlier release sit in the edge table, their ids matched through hash indexes."""
     k = int(row.k)
     path = _copy_rows_file(conn, str(row.graph_version))
+    vectors = None
     if path.exists():
         try:
             with np.load(path) as stored:
                 sources = stored["ids"].astype(object)
                 old_neighbors = stored["neighbors"].astype(np.int64)
                 distances = stored["distances"]
+                vectors = stored["vectors"] if "vectors" in stored.files else None
         except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError):
             return None  # a damaged file counts as lost: the search runs in full and writes it anew
         if old_neighbors.shape != (sources.size, k) or distances.shape != (sources.size, k):
             return None
+        if vectors is not None and (vectors.ndim != 2 or vectors.shape[0] != sources.size * (2 if mirrored else 1)):
+            vectors = None
     else:
         table = run_query_arrow(conn, "knn_edges_current", graph_version=row.graph_version)
         if table.num_rows == 0:
@@ -441,7 +474,7 @@ def _load_copy_rows(conn: duckdb.DuckDBPyConnection, row, ids: np.ndarray, mirro
     query_positions = pd.Index(np.asarray(ids, dtype=object)).get_indexer(sources)
     blocks = [query_positions] + ([np.where(query_positions >= 0, query_positions + len(ids), -1)] if mirrored else [])
     base_positions = np.concatenate(blocks + [[-1]])  # the last entry stands for a neighbour outside the old base
-    return query_positions, base_positions, old_neighbors, distances
+    return query_positions, base_positions, old_neighbors, distances, vectors
 
 
 def _copy_candidates(conn, ids, thumbs, known, copy_k, seed, source, manifest_version, inputs, rows_versions):
@@ -465,22 +498,24 @@ def _copy_candidates(conn, ids, thumbs, known, copy_k, seed, source, manifest_ve
         view = f"pixel_copy_{search}_rows"
         mirrored = search in MIRRORED_SEARCHES
         k = min(2 * min(copy_k, n - 1), 2 * n - 1 if mirrored else n - 1)
-        x = _copy_search_vectors(t, search, hue_vectors)
-        nb = dist = None
+        nb = dist = x = None
         base = _graph_row(conn, view)
         if (base is not None and not pd.isna(base.edges_kept) and bool(base.edges_kept) and int(base.k) == k
                 and json.loads(base.params_json or "{}").get("inputs") == inputs
                 and (old_rows := _load_copy_rows(conn, base, known_ids, mirrored)) is not None):
-            query_positions, base_positions, old_nb, old_d = old_rows
+            query_positions, base_positions, old_nb, old_d, old_x = old_rows
             n_changed = int((query_positions < 0).sum()) + n - int((query_positions >= 0).sum())
             if n_changed <= INCREMENTAL_MAX_FRACTION * n:
+                x = _copy_search_vectors(t, search, hue_vectors,
+                                         None if old_x is None else (query_positions, old_x))
                 nb, dist, counts = update_knn_rows(old_nb, old_d, query_positions, base_positions, x, np.arange(n))
                 built.append("incremental")
         if nb is None:
+            x = _copy_search_vectors(t, search, hue_vectors)
             graph = build_knn_graph_on_engine(x, k, address=ray_address(), seed=seed, recall_sample=0)
             nb, dist = graph.neighbors[:n], graph.distances[:n]
             built.append("full")
-        _write_copy_rows(conn, rows_versions[search], known_ids, nb, dist)
+        _write_copy_rows(conn, rows_versions[search], known_ids, nb, dist, x)
         _store_graph(conn, view, rows_versions[search], source, manifest_version, _ids_at(known_ids, []),
                      _ids_at(known_ids, []), np.empty(0, np.int32), np.empty(0, np.float32), k=k,
                      index_kind="rows", recall_at_k=None, params={"inputs": inputs, "rows": "artifact"},

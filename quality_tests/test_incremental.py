@@ -343,3 +343,59 @@ def test_copy_search_rows_an_older_release_kept_as_edges_are_still_updated_from(
             path.unlink()
     later, _ = _graphs_and_scores(store, data, vectors, ["d2"])
     assert later["pixel_copy"].params["built"] == "incremental"
+
+
+def test_a_drop_reads_the_copy_searches_vectors_back_and_computes_only_its_new_images(
+        two_drops, tmp_path, monkeypatch):
+    import quality_assets.pixel_view as pixel_view
+    from quality_assets.view_graphs import MIRRORED_SEARCHES
+
+    data, vectors = two_drops
+    store = Store(tmp_path / "home")
+    _graphs_and_scores(store, data, vectors, ["d1"])
+    files = {path.stem: path for path in (store.artifacts_dir / "copy_rows").glob("*.npz")}
+    with store.connect(read_only=True) as conn:
+        current = dict(conn.execute("SELECT view, graph_version FROM current_graphs "
+                                    "WHERE view LIKE 'pixel_copy_%_rows'").fetchall())
+        plain = files[current["pixel_copy_plain_rows"]]
+        with np.load(plain) as rows:
+            ids = rows["ids"].tolist()
+            stored = rows["vectors"]
+        thumbs, _ = load_thumbnails(conn, ids)
+    # The stored vectors are the images', then their mirror images'.
+    assert np.array_equal(stored, np.vstack([pixel_view.search_vectors(thumbs),
+                                             pixel_view.search_vectors(thumbs, mirror=True)]))
+    # A file from before the vectors were kept: that search computes them all and writes them.
+    canonical = files[current["pixel_copy_canonical_rows"]]
+    with np.load(canonical) as rows:
+        np.savez(canonical, **{key: rows[key] for key in rows.files if key != "vectors"})
+
+    computed: dict[str, list[int]] = {}
+
+    def counting(name):
+        original = getattr(pixel_view, name)
+
+        def wrapper(t, *args, **kwargs):
+            computed.setdefault(name, []).append(len(t))
+            return original(t, *args, **kwargs)
+        return wrapper
+
+    for name in ("search_vectors", "canonical_search_vectors", "polar_search_vectors"):
+        monkeypatch.setattr(pixel_view, name, counting(name))
+    later, _ = _graphs_and_scores(store, data, vectors, ["d2"])
+    assert later["pixel_copy"].params["built"] == "incremental"
+    n_new, n_all = 5, len(ids) + 5
+    # Plain search: the 5 new images and their mirror images (the pixel kNN view and the pair
+    # distances still take every image's plain vector).
+    assert computed["search_vectors"].count(n_new) == 2
+    assert computed["canonical_search_vectors"] == [n_all, n_all]
+    # Polar: the copy search's new images; registration's vectors are the verified pairs' images.
+    assert n_new in computed["polar_search_vectors"]
+    with store.connect(read_only=True) as conn:
+        now = dict(conn.execute("SELECT view, graph_version FROM current_graphs "
+                                "WHERE view LIKE 'pixel_copy_%_rows'").fetchall())
+        for view, version in now.items():
+            with np.load(store.artifacts_dir / "copy_rows" / f"{version}.npz") as rows:
+                assert "vectors" in rows.files
+                n_blocks = 2 if view.removeprefix("pixel_copy_").removesuffix("_rows") in MIRRORED_SEARCHES else 1
+                assert rows["vectors"].shape[0] == n_blocks * n_all

@@ -1,0 +1,52 @@
+"""The pixel view's search vectors are a function of each thumbnail alone: a drop computes only its
+new images' vectors and reads the others back from the stored search rows (view_graphs), which is
+exact only if a vector has the same bits whatever batch computed it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from quality_assets.pixel_view import (
+    THUMBNAIL_SIZE,
+    canonical_search_vectors,
+    polar_search_vectors,
+    search_vectors,
+)
+
+
+def _thumbnails(n: int, seed: int = 0) -> np.ndarray:
+    """Blobs of random size and place on a random background, some flat (the fixed-direction case)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:THUMBNAIL_SIZE, :THUMBNAIL_SIZE]
+    thumbs = np.empty((n, THUMBNAIL_SIZE, THUMBNAIL_SIZE), dtype=np.uint8)
+    for i in range(n):
+        cy, cx, r = rng.uniform(4, THUMBNAIL_SIZE - 4, 2).tolist() + [rng.uniform(2, 9)]
+        blob = np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * r * r))
+        image = rng.uniform(0, 60) + rng.uniform(80, 195) * blob + rng.normal(0, 6, blob.shape)
+        thumbs[i] = np.clip(image, 0, 255).astype(np.uint8)
+    thumbs[::17] = rng.integers(0, 256)  # flat images
+    return thumbs
+
+
+@pytest.mark.parametrize("vectors", [
+    search_vectors,
+    lambda t: search_vectors(t, mirror=True),
+    canonical_search_vectors,
+    lambda t: canonical_search_vectors(t, mirror=True),
+    polar_search_vectors,
+], ids=["plain", "plain-mirrored", "canonical", "canonical-mirrored", "polar"])
+def test_a_vector_has_the_same_bits_whatever_batch_computes_it(vectors):
+    thumbs = _thumbnails(300)
+    whole = vectors(thumbs)
+    assert whole.dtype == np.float32 and np.isfinite(whole).all()
+    np.testing.assert_allclose(np.linalg.norm(whole, axis=1), 1.0, atol=1e-5)
+    # Split at an odd place, a few images on their own, and a shuffled batch.
+    split = np.vstack([vectors(thumbs[:211]), vectors(thumbs[211:])])
+    single = np.vstack([vectors(thumbs[i:i + 1]) for i in range(290, 300)])
+    order = np.random.default_rng(1).permutation(len(thumbs))
+    shuffled = np.empty_like(whole)
+    shuffled[order] = vectors(thumbs[order])
+    assert np.array_equal(whole, split)
+    assert np.array_equal(whole[290:], single)
+    assert np.array_equal(whole, shuffled)
