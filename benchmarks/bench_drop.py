@@ -132,8 +132,8 @@ def run_size(n: int, work: Path, embedder: str = "precomputed", repeats: int = 1
             else:
                 shutil.rmtree(home)
                 shutil.copytree(work / "home_after_full", home)
-        # Not the run's work: the copy's dirty pages written back, and garbage of the runs before,
-        # collected while the run is timed (2 shared cores: either added up to 1 s to a 10 s drop).
+        # Not the run's work, kept out of its time: writing back the copy's dirty pages, and
+        # collecting the garbage of the runs before.
         os.sync()
         gc.collect()
         t0, wall0 = time.perf_counter(), time.time()
