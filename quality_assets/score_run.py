@@ -23,7 +23,7 @@ from quality_assets.pixel_view import THUMBNAIL_SIZE, search_vectors
 from quality_assets.property_view import property_vectors
 from quality_assets.representation import load_thumbnails, load_vectors
 from quality_assets.view_graphs import (load_graph, load_pixel_views, load_view_graph, manifest_for_scoring,
-                                        planned_view_versions)
+                                        planned_view_versions, stored_search_vectors)
 from quality_assets.scores.pixel_copies import VerifiedPairMemo
 from quality_assets.scoring import ScoreConfig, ScoreOutputs, compute_scores, summary_json
 from quality_assets.store import insert_df, run_query
@@ -96,7 +96,8 @@ def run_scores(conn: duckdb.DuckDBPyConnection, config: ScoreConfig, *, reuse: b
                              thumbnails=thumbnails if thumbnail_known.any() else None,
                              thumbnail_known=thumbnail_known, pixel=pixel, properties=properties,
                              copy_candidates=copy_candidates,
-                             build_missing_views=False, pair_verifier=verifications)
+                             build_missing_views=False, pair_verifier=verifications,
+                             polar_vectors=stored_search_vectors(conn, "polar", sample_ids))
     outputs.summary.update(pairs_verified_now=verifications.n_verified, pair_verdicts_reused=verifications.n_reused,
                            pairs_registered_now=verifications.n_registered)
     score_version = _score_version(view_versions, manifest_version, config)

@@ -113,7 +113,8 @@ def compute_scores(sample_ids: list[str], graph: KnnGraph, manifest: pd.DataFram
                    thumbnails: np.ndarray | None = None, thumbnail_known: np.ndarray | None = None, *,
                    pixel: View | None = None, properties: View | None = None,
                    copy_candidates: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
-                   build_missing_views: bool = True, pair_verifier=None) -> ScoreOutputs:
+                   build_missing_views: bool = True, pair_verifier=None,
+                   polar_vectors: np.ndarray | None = None) -> ScoreOutputs:
     """Run every registered issue type. `manifest` rows, `vectors` and `thumbnails` must be aligned
     with `sample_ids` (the graph's node order).
 
@@ -123,6 +124,7 @@ def compute_scores(sample_ids: list[str], graph: KnnGraph, manifest: pd.DataFram
     `build_missing_views` is off (the service: its views are the representation stage's outputs).
     `pair_verifier`: what verifies candidate pairs on the thumbnails (default
     `scores.pixel_copies.verify_pairs`; the service passes a `VerifiedPairMemo` over earlier runs).
+    `polar_vectors`: the thumbnails' polar search vectors the copy search stored (NaN rows where none).
     """
     config = config or ScoreConfig()
     ids = np.asarray(sample_ids, dtype=object)
@@ -140,7 +142,8 @@ def compute_scores(sample_ids: list[str], graph: KnnGraph, manifest: pd.DataFram
     if properties is not None:
         views["properties"] = properties
     inputs = ScoringInputs(ids, manifest, views, thumbnails=thumbnails, thumbnail_known=thumbnail_known,
-                           copy_candidates=copy_candidates, pair_verifier=pair_verifier)
+                           copy_candidates=copy_candidates, pair_verifier=pair_verifier,
+                           polar_vectors=polar_vectors)
 
     found: dict[str, IssueResult] = {}
     rows, pair_frames, groups, confusions = [], [], [], []

@@ -292,6 +292,7 @@ def build_graph(conn: duckdb.DuckDBPyConnection, model_version: str, k: int, *, 
 
 # Bump when the pixel view's vectors or candidate search change: the stored graphs then rebuild.
 PIXEL_VIEW_VERSION = "2"  # 2: the hue search joins the copy candidates
+PIXEL_VIEW_CODE = f"thumbnails{THUMBNAIL_SIZE}:v{PIXEL_VIEW_VERSION}"
 
 
 def build_pixel_views(conn: duckdb.DuckDBPyConnection, *, k: int = 16, copy_k: int = 8, method: str = "auto",
@@ -314,13 +315,13 @@ def build_pixel_views(conn: duckdb.DuckDBPyConnection, *, k: int = 16, copy_k: i
     n_known = int(thumbnail_set.n_thumbnails)
     if n_manifest <= 8 or n_known < 2:
         return []
-    source = f"thumbnails{THUMBNAIL_SIZE}:v{PIXEL_VIEW_VERSION}:{str(thumbnail_set.thumbnail_set_version)[:16]}"
+    source = f"{PIXEL_VIEW_CODE}:{str(thumbnail_set.thumbnail_set_version)[:16]}"
     # The view's code version is an input: a drop reuses the stored rows' vectors as well as the rows.
     copy_inputs = {"copy_k": copy_k, "mirror": True, "canonical": True, "seed": seed,
-                   "view": f"thumbnails{THUMBNAIL_SIZE}:v{PIXEL_VIEW_VERSION}"}
+                   "view": PIXEL_VIEW_CODE}
     copy_version = _graph_version("pixel_copy", source, manifest_version, copy_inputs)
     pixel_k = min(k, n_manifest - 1)
-    pixel_inputs = {"view": f"thumbnails{THUMBNAIL_SIZE}:v{PIXEL_VIEW_VERSION}", "k": pixel_k,
+    pixel_inputs = {"view": PIXEL_VIEW_CODE, "k": pixel_k,
                     "index": _index_kind(method, n_manifest, None), "seed": seed}
     pixel_version = _graph_version("pixel", source, manifest_version, pixel_inputs)
     all_known = n_known == n_manifest
@@ -639,6 +640,23 @@ def load_graph(conn: duckdb.DuckDBPyConnection, view: str = "ssl"):
     graph.neighbors.flags.writeable = graph.distances.flags.writeable = False
     _cache_put(key, (sample_ids, graph, str(row.graph_version), str(row.model_version)))
     return _cached_graph(key)
+
+
+def stored_search_vectors(conn: duckdb.DuckDBPyConnection, search: str, sample_ids) -> np.ndarray | None:
+    """A copy search's vectors as its current rows file holds them, float32 [len(sample_ids), d]
+    (the images', not their mirror images'), NaN rows for samples it does not hold; None when there
+    is no such file or it was written by other view code."""
+    row = _graph_row(conn, f"pixel_copy_{search}_rows")
+    if row is None or json.loads(row.params_json or "{}").get("inputs", {}).get("view") != PIXEL_VIEW_CODE:
+        return None
+    stored = _load_copy_rows(conn, row, np.asarray(sample_ids, dtype=object), search in MIRRORED_SEARCHES)
+    if stored is None or stored[4] is None:
+        return None
+    query_positions, vectors = stored[0], stored[4]
+    out = np.full((len(sample_ids), vectors.shape[1]), np.nan, dtype=np.float32)
+    held = query_positions >= 0
+    out[query_positions[held]] = vectors[:query_positions.size][held]
+    return out
 
 
 def load_pixel_views(conn: duckdb.DuckDBPyConnection, sample_ids: list[str]):

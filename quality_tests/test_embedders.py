@@ -99,3 +99,16 @@ def test_timm_checkpoint_embedder_loads_local_weights_offline(image_root, tmp_pa
 def test_make_embedder_rejects_unknown_kind():
     with pytest.raises(ValueError, match="unknown embedder"):
         make_embedder("clip")
+
+
+@pytest.mark.parametrize("path", [
+    "a/b.png", "./a/b.png", "a//b.png", "a/./b.png", "a/b/.", "a/b/", ".", "./", "..", "../a.png",
+    "a/../b.png", "a/.b.png", "a/b..png", ".hidden/x.png", "/abs/a.png", "//net/a.png", "///a.png",
+    "a\\b.png", "a b/ü.png", "a/.", "./.", "a/./",
+])
+def test_a_precomputed_key_is_the_path_as_pathlib_normalises_it(path):
+    # The fast path for plain paths must give the keys Path(...).as_posix() gave before it.
+    expected = Path(path).as_posix()
+    expected = expected[2:] if expected.startswith("./") else expected
+    assert PrecomputedEmbedder._norm_key(path) == expected
+    assert PrecomputedEmbedder._norm_key(Path(path)) == expected

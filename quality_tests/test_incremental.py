@@ -34,7 +34,13 @@ from quality_assets.representation import (
 from quality_assets.score_run import build_cleaned_split, run_scores
 from quality_assets.scoring import ScoreConfig
 from quality_assets.store import Store, run_query, run_query_arrow
-from quality_assets.view_graphs import build_graph, build_pixel_views, build_property_view, load_graph
+from quality_assets.view_graphs import (
+    build_graph,
+    build_pixel_views,
+    build_property_view,
+    load_graph,
+    stored_search_vectors,
+)
 from quality_tests.imagefolders import make_imagefolder
 
 DROP1 = {"train": {"a": 40, "b": 40}, "test": {"a": 8, "b": 8}}
@@ -389,8 +395,8 @@ def test_a_drop_reads_the_copy_searches_vectors_back_and_computes_only_its_new_i
     # distances still take every image's plain vector).
     assert computed["search_vectors"].count(n_new) == 2
     assert computed["canonical_search_vectors"] == [n_all, n_all]
-    # Polar: the copy search's new images; registration's vectors are the verified pairs' images.
-    assert n_new in computed["polar_search_vectors"]
+    # Polar: the copy search's new images only; registration reads the stored ones.
+    assert computed["polar_search_vectors"] == [n_new]
     with store.connect(read_only=True) as conn:
         now = dict(conn.execute("SELECT view, graph_version FROM current_graphs "
                                 "WHERE view LIKE 'pixel_copy_%_rows'").fetchall())
@@ -399,3 +405,12 @@ def test_a_drop_reads_the_copy_searches_vectors_back_and_computes_only_its_new_i
                 assert "vectors" in rows.files
                 n_blocks = 2 if view.removeprefix("pixel_copy_").removesuffix("_rows") in MIRRORED_SEARCHES else 1
                 assert rows["vectors"].shape[0] == n_blocks * n_all
+        # What the scores read back: every sample's polar vector, as computed from its thumbnail,
+        # and NaN rows for a sample the rows do not hold.
+        ids_now = sorted(run_query(conn, "manifest_for_scoring").sample_id)
+        thumbs_now, known = load_thumbnails(conn, ids_now)
+        assert known.all()
+        polar = stored_search_vectors(conn, "polar", ids_now + ["not-a-sample"])
+    monkeypatch.undo()
+    assert np.array_equal(polar[:-1], pixel_view.polar_search_vectors(thumbs_now))
+    assert np.isnan(polar[-1]).all()

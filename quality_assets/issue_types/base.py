@@ -87,6 +87,8 @@ class ScoringInputs:
     thumbnails: np.ndarray | None = None
     thumbnail_known: np.ndarray | None = None
     copy_candidates: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+    # The thumbnails' polar search vectors as the copy search stored them (NaN rows: none stored).
+    polar_vectors: np.ndarray | None = None
     # Verifies candidate pairs on the thumbnails, `verify_pairs`' signature (None: verify_pairs).
     pair_verifier: Callable[..., tuple[np.ndarray, np.ndarray]] | None = None
 

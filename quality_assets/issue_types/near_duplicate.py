@@ -90,7 +90,7 @@ class NearDuplicate(IssueType):
             vectors=inputs.vectors, mirror=options.mirror_copies, pixel_k=options.pixel_k,
             max_verified_pairs=options.max_verified_pairs, max_registered_pairs=options.max_registered_pairs,
             pixel_candidates=inputs.copy_candidates if use_pixels else None,
-            hue_histograms=hues, verify=inputs.pair_verifier,
+            hue_histograms=hues, verify=inputs.pair_verifier, polar_vectors=inputs.polar_vectors,
         )
         # The cut is calibrated per sample, not per pair: contamination is a per-sample rate.
         flag = copy_flags(pairs, n, alpha=options.alpha, q=options.q)

@@ -180,6 +180,7 @@ def near_duplicate_pairs(
     pixel_candidates: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
     hue_histograms: np.ndarray | None = None,
     verify=None,
+    polar_vectors: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Candidate duplicate pairs, worst (lowest score) first.
 
@@ -309,7 +310,8 @@ def near_duplicate_pairs(
     if thumbnails is not None:
         pixel_columns = pixel_evidence(
             thumbnails, thumbnail_known, pi, pj, n, rank_i, rank_j, pixel_rank, score, mirror, max_verified_pairs,
-            hue_histograms=hue_histograms, verify=verify, register_budget=max_registered_pairs)
+            hue_histograms=hue_histograms, verify=verify, register_budget=max_registered_pairs,
+            polar_vectors=polar_vectors)
         pixel_columns["embedding_score"] = score
         score = fuse_p_values(pixel_columns, {**DEFAULT_FUSION_WEIGHTS, **(fusion_weights or {})})
         score[exact] = 0.0

@@ -66,7 +66,8 @@ def _geo_mean(terms: list[np.ndarray], weights: list[float]) -> np.ndarray:
 
 def pixel_evidence(thumbnails, known, pi, pj, n, rank_i, rank_j, pixel_rank, embedding_score, mirror,
                     budget, *, hue_histograms: np.ndarray | None = None, verify=None,
-                    register_budget: int | None = None) -> dict[str, np.ndarray]:
+                    register_budget: int | None = None,
+                    polar_vectors: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """The pixel verifiers and their ratios to the next best, per candidate pair (NaN: not verified).
 
     hue_histograms: the samples' ingest hue histograms, when the pixel view (grayscale thumbnails)
@@ -75,6 +76,9 @@ def pixel_evidence(thumbnails, known, pi, pj, n, rank_i, rank_j, pixel_rank, emb
     evidence (in clip art they outranked lightly cropped copies otherwise); the verifier columns
     and ratios stay as measured, so they still count as their neighbours' next best and in the
     flag cut's natural-neighbour fit (taking them out made copy-free clip art flag more).
+
+    polar_vectors: the thumbnails' ``polar_search_vectors`` [n, d] where already computed (the
+    representation stage stores them with its copy search; NaN rows where not): computed here otherwise.
     """
     known = np.ones(n, dtype=bool) if known is None else np.asarray(known, dtype=bool)
     verifiable = np.flatnonzero(known[pi] & known[pj])
@@ -99,7 +103,8 @@ def pixel_evidence(thumbnails, known, pi, pj, n, rank_i, rank_j, pixel_rank, emb
         agreement_ratio[verifiable] = ratio_to_next_best(ag, va, vb, n)
     registered, registered_ratio = _registered_evidence(
         thumbnails, pi, pj, n, verifiable, aligned_ratio, agreement_ratio, embedding_score, mirror,
-        getattr(verify, "register", None) or registered_similarity, register_budget, hue_histograms)
+        getattr(verify, "register", None) or registered_similarity, register_budget, hue_histograms,
+        polar_vectors)
     recoloured = np.zeros(pi.size, dtype=bool)
     if hue_histograms is not None and verifiable.size:
         recoloured[verifiable] = colour_disagrees(hue_histograms, pi[verifiable], pj[verifiable])
@@ -110,7 +115,8 @@ def pixel_evidence(thumbnails, known, pi, pj, n, rank_i, rank_j, pixel_rank, emb
 
 def _registered_evidence(thumbnails, pi, pj, n, verifiable, aligned_ratio, agreement_ratio, embedding_score,
                          mirror, register, budget: int | None = None,
-                         hue_histograms: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                         hue_histograms: np.ndarray | None = None,
+                         polar_vectors: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The registered dissimilarity (1 - correlation) / 2 and its ratio to the next best, for each
     image's best few pairs by polar distance, by the cheaper evidence and (both ends coloured) by
     hue; NaN elsewhere. Over the `budget`, every image's best pair (by any) comes first, then its
@@ -123,7 +129,9 @@ def _registered_evidence(thumbnails, pi, pj, n, verifiable, aligned_ratio, agree
     cheap = fuse_p_values({"aligned_ratio": aligned_ratio[verifiable], "agreement_ratio": agreement_ratio[verifiable],
                            "embedding_score": embedding_score[verifiable]}, CHEAP_FUSION_WEIGHTS)
     images = np.unique(np.concatenate([va, vb]))
-    polar = polar_search_vectors(np.asarray(thumbnails)[images])
+    polar = None if polar_vectors is None else np.asarray(polar_vectors)[images]
+    if polar is None or not np.isfinite(polar).all():
+        polar = polar_search_vectors(np.asarray(thumbnails)[images])
     polar_distance = 1.0 - pair_dot(polar, np.searchsorted(images, va), np.searchsorted(images, vb))
     # A pair's level: its best rank at either end by either order, within each order's quota.
     big = np.iinfo(np.int64).max
