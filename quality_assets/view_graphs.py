@@ -22,6 +22,7 @@ import hashlib
 import json
 import os
 import time
+import weakref
 import zipfile
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -77,8 +78,15 @@ def manifest_for_scoring(conn: duckdb.DuckDBPyConnection, manifest_version: str 
     return _MANIFEST_CACHE[key]
 
 
+# The database file of each open connection, asked once per connection (a run asks a few dozen
+# times); weak keys, so a connection's entry goes with it.
+_DATABASE_OF: "weakref.WeakKeyDictionary[duckdb.DuckDBPyConnection, str]" = weakref.WeakKeyDictionary()
+
+
 def _database_of(conn: duckdb.DuckDBPyConnection) -> str:
-    return str(run_query(conn, "database_path").path[0])
+    if (path := _DATABASE_OF.get(conn)) is None:
+        path = _DATABASE_OF[conn] = str(run_query(conn, "database_path").path[0])
+    return path
 
 
 def _remember_graph(conn: duckdb.DuckDBPyConnection, record: "GraphRecord", ids, graph) -> None:

@@ -1,4 +1,5 @@
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -87,3 +88,21 @@ def test_the_manifest_kept_in_memory_follows_the_manifest_version(graphs_stored,
         read = run_query(conn, "manifest_for_scoring")
     assert len(first) == 32 and len(second) == 35
     assert list(second.sample_id) == list(read.sample_id) and list(second.label) == list(read.label)
+
+
+def test_each_connection_knows_its_own_database_file_and_forgets_it_when_gone(graphs_stored, tmp_path):
+    import gc
+
+    from quality_assets.view_graphs import _DATABASE_OF, _database_of
+
+    other = Store(tmp_path / "other")
+    kept_before = len(_DATABASE_OF)  # the fixture's connection, still referenced by its frame
+    for _ in range(3):  # connections come and go; each one answers for its own file
+        with graphs_stored.connect(read_only=True) as a, other.connect() as b:
+            assert Path(_database_of(a)) == graphs_stored.db_path
+            assert Path(_database_of(b)) == other.db_path
+            assert Path(_database_of(a)) == graphs_stored.db_path  # asked again: the kept answer
+            assert a in _DATABASE_OF and b in _DATABASE_OF
+        del a, b
+        gc.collect()
+        assert len(_DATABASE_OF) == kept_before
