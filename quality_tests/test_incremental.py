@@ -414,3 +414,33 @@ def test_a_drop_reads_the_copy_searches_vectors_back_and_computes_only_its_new_i
     monkeypatch.undo()
     assert np.array_equal(polar[:-1], pixel_view.polar_search_vectors(thumbs_now))
     assert np.isnan(polar[-1]).all()
+
+
+def test_stored_vectors_of_the_wrong_shape_are_computed_again_and_the_candidates_stay_exact(two_drops, tmp_path):
+    data, vectors = two_drops
+    store = Store(tmp_path / "home")
+    _graphs_and_scores(store, data, vectors, ["d1"])
+    with store.connect(read_only=True) as conn:
+        current = dict(conn.execute("SELECT view, graph_version FROM current_graphs "
+                                    "WHERE view LIKE 'pixel_copy_%_rows'").fetchall())
+
+    def damage(view, bad_vectors):
+        path = store.artifacts_dir / "copy_rows" / f"{current[view]}.npz"
+        with np.load(path) as rows:
+            arrays = {key: rows[key] for key in rows.files}
+        np.savez(path, **{**arrays, "vectors": bad_vectors(arrays["vectors"])})
+
+    damage("pixel_copy_plain_rows", lambda v: v[:-3])                         # rows missing
+    damage("pixel_copy_canonical_rows", lambda v: np.ones((len(v), 5), np.float32))  # another width
+    damage("pixel_copy_polar_rows", lambda v: v.ravel())                      # not a matrix
+    later, _ = _graphs_and_scores(store, data, vectors, ["d2"])
+    assert later["pixel_copy"].params["built"] == "incremental"
+    query = "SELECT sample_id, neighbor_id, rank FROM knn_edges WHERE graph_version = ? ORDER BY ALL"
+    with store.connect(read_only=True) as conn:
+        pairs = conn.execute(query, [later["pixel_copy"].graph_version]).fetchall()
+        manifest = run_query(conn, "manifest_for_scoring").sort_values("sample_id")
+        ids = manifest.sample_id.tolist()
+        thumbs, known = load_thumbnails(conn, ids)
+    i, j, position = copy_candidate_pairs(thumbs, known, 4, mirror=True,
+                                          hue_histograms=hue_matrix(manifest["hue_histogram"]))
+    assert pairs == sorted(zip([ids[x] for x in i], [ids[x] for x in j], position.tolist()))
