@@ -346,11 +346,11 @@ def build_pixel_views(conn: duckdb.DuckDBPyConnection, *, k: int = 16, copy_k: i
         return records
     ids = np.asarray(sorted(manifest_for_scoring(conn, manifest_version).sample_id), dtype=object)
     thumbs, known = load_thumbnails(conn, list(ids))
+    vectors = search_vectors(thumbs)  # the pairs' distances and the pixel kNN view
     if records[0] is None:
         started = time.perf_counter()
         a, b, position, built = _copy_candidates(conn, ids, thumbs, known, copy_k, seed, source, manifest_version,
                                                  copy_inputs, rows_versions)
-        vectors = search_vectors(thumbs)
         distance = np.clip((1.0 - pair_dot(vectors, a, b)) / 2.0, 0.0, 1.0)
         records[0] = _store_graph(conn, "pixel_copy", copy_version, source, manifest_version,
                                   _ids_at(ids, a), _ids_at(ids, b),
@@ -359,7 +359,7 @@ def build_pixel_views(conn: duckdb.DuckDBPyConnection, *, k: int = 16, copy_k: i
                                   seconds=time.perf_counter() - started, built=built)
     if all_known and records[1] is None:
         records[1] = _knn_view(conn, "pixel", pixel_version, source, manifest_version, pixel_inputs, ids,
-                               search_vectors(thumbs), k=pixel_k, method=pixel_inputs["index"], seed=seed,
+                               vectors, k=pixel_k, method=pixel_inputs["index"], seed=seed,
                                recall_sample=0)
     return records
 
