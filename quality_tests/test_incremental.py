@@ -78,6 +78,22 @@ def _graphs_and_scores(store: Store, data: Path, vectors: Path, drops: list[str]
     return {r.view: r for r in records}, run
 
 
+def _copy_rows_versions(conn) -> dict[str, str]:
+    """The current graph version of each copy search's rows, by view."""
+    return dict(conn.execute("SELECT view, graph_version FROM current_graphs "
+                             "WHERE view LIKE 'pixel_copy_%_rows'").fetchall())
+
+
+def _fresh_copy_pairs(conn) -> list[tuple[str, str, int]]:
+    """(sample, neighbour, position) of the pixel view's own candidate search on the stored thumbnails."""
+    manifest = run_query(conn, "manifest_for_scoring").sort_values("sample_id")
+    ids = manifest.sample_id.tolist()
+    thumbs, known = load_thumbnails(conn, ids)
+    i, j, position = copy_candidate_pairs(thumbs, known, 4, mirror=True,
+                                          hue_histograms=hue_matrix(manifest["hue_histogram"]))
+    return sorted(zip([ids[x] for x in i], [ids[x] for x in j], position.tolist()))
+
+
 def _same_up_to_ties(a, b, atol=1e-5):
     np.testing.assert_allclose(a.distances, b.distances, atol=atol)
     for row in np.flatnonzero((a.neighbors != b.neighbors).any(axis=1)):
@@ -121,12 +137,8 @@ def test_a_drop_updates_the_graphs_and_scores_like_a_full_rebuild(two_drops, tmp
     query = "SELECT sample_id, neighbor_id, rank FROM knn_edges WHERE graph_version = ? ORDER BY ALL"
     with incremental.connect(read_only=True) as a, full.connect(read_only=True) as b:
         pairs_a, pairs_b = a.execute(query, [copy_version]).fetchall(), b.execute(query, [copy_version]).fetchall()
-        manifest = run_query(b, "manifest_for_scoring").sort_values("sample_id")
-        ids = manifest.sample_id.tolist()
-        thumbs, known = load_thumbnails(b, ids)
-    i, j, position = copy_candidate_pairs(thumbs, known, 4, mirror=True,
-                                          hue_histograms=hue_matrix(manifest["hue_histogram"]))
-    assert pairs_a == pairs_b == sorted(zip([ids[x] for x in i], [ids[x] for x in j], position.tolist()))
+        fresh = _fresh_copy_pairs(b)
+    assert pairs_a == pairs_b == fresh
 
     assert updated_run.score_version == rebuilt_run.score_version and not updated_run.reused
     # Pixel verdicts: the drop's run read back the first run's and verified only the pairs it
@@ -306,8 +318,7 @@ def test_the_copy_searches_rows_are_files_and_a_lost_or_damaged_file_means_a_ful
     store = Store(tmp_path / "home")
     _graphs_and_scores(store, data, vectors, ["d1"])
     with store.connect(read_only=True) as conn:
-        current = dict(conn.execute("SELECT view, graph_version FROM current_graphs "
-                                    "WHERE view LIKE 'pixel_copy_%_rows'").fetchall())
+        current = _copy_rows_versions(conn)
         edge_rows = conn.execute("SELECT count(*) FROM knn_edges WHERE graph_version IN "
                                  "(SELECT graph_version FROM current_graphs WHERE view LIKE 'pixel_copy_%_rows')"
                                  ).fetchone()[0]
@@ -331,8 +342,7 @@ def test_copy_search_rows_an_older_release_kept_as_edges_are_still_updated_from(
     store = Store(tmp_path / "home")
     _graphs_and_scores(store, data, vectors, ["d1"])
     with store.connect() as conn:
-        current = dict(conn.execute("SELECT view, graph_version FROM current_graphs "
-                                    "WHERE view LIKE 'pixel_copy_%_rows'").fetchall())
+        current = _copy_rows_versions(conn)
         for view, version in current.items():
             path = store.artifacts_dir / "copy_rows" / f"{version}.npz"
             with np.load(path) as rows:
@@ -361,8 +371,7 @@ def test_a_drop_reads_the_copy_searches_vectors_back_and_computes_only_its_new_i
     _graphs_and_scores(store, data, vectors, ["d1"])
     files = {path.stem: path for path in (store.artifacts_dir / "copy_rows").glob("*.npz")}
     with store.connect(read_only=True) as conn:
-        current = dict(conn.execute("SELECT view, graph_version FROM current_graphs "
-                                    "WHERE view LIKE 'pixel_copy_%_rows'").fetchall())
+        current = _copy_rows_versions(conn)
         plain = files[current["pixel_copy_plain_rows"]]
         with np.load(plain) as rows:
             ids = rows["ids"].tolist()
@@ -398,8 +407,7 @@ def test_a_drop_reads_the_copy_searches_vectors_back_and_computes_only_its_new_i
     # Polar: the copy search's new images only; registration reads the stored ones.
     assert computed["polar_search_vectors"] == [n_new]
     with store.connect(read_only=True) as conn:
-        now = dict(conn.execute("SELECT view, graph_version FROM current_graphs "
-                                "WHERE view LIKE 'pixel_copy_%_rows'").fetchall())
+        now = _copy_rows_versions(conn)
         for view, version in now.items():
             with np.load(store.artifacts_dir / "copy_rows" / f"{version}.npz") as rows:
                 assert "vectors" in rows.files
@@ -421,8 +429,7 @@ def test_stored_vectors_of_the_wrong_shape_are_computed_again_and_the_candidates
     store = Store(tmp_path / "home")
     _graphs_and_scores(store, data, vectors, ["d1"])
     with store.connect(read_only=True) as conn:
-        current = dict(conn.execute("SELECT view, graph_version FROM current_graphs "
-                                    "WHERE view LIKE 'pixel_copy_%_rows'").fetchall())
+        current = _copy_rows_versions(conn)
 
     def damage(view, bad_vectors):
         path = store.artifacts_dir / "copy_rows" / f"{current[view]}.npz"
@@ -438,9 +445,5 @@ def test_stored_vectors_of_the_wrong_shape_are_computed_again_and_the_candidates
     query = "SELECT sample_id, neighbor_id, rank FROM knn_edges WHERE graph_version = ? ORDER BY ALL"
     with store.connect(read_only=True) as conn:
         pairs = conn.execute(query, [later["pixel_copy"].graph_version]).fetchall()
-        manifest = run_query(conn, "manifest_for_scoring").sort_values("sample_id")
-        ids = manifest.sample_id.tolist()
-        thumbs, known = load_thumbnails(conn, ids)
-    i, j, position = copy_candidate_pairs(thumbs, known, 4, mirror=True,
-                                          hue_histograms=hue_matrix(manifest["hue_histogram"]))
-    assert pairs == sorted(zip([ids[x] for x in i], [ids[x] for x in j], position.tolist()))
+        fresh = _fresh_copy_pairs(conn)
+    assert pairs == fresh
