@@ -344,9 +344,10 @@ def _search_chunks(
     kind: str,
     progress: ProgressFn | None,
     chunk_rows: int,
+    queries: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     nb_out, d_out, short = search_rows(
-        index, x, 0, x.shape[0], k, kind, chunk_rows=chunk_rows, progress=progress
+        index, x, 0, x.shape[0] if queries is None else queries, k, kind, chunk_rows=chunk_rows, progress=progress
     )
     fill_short_rows(x, nb_out, d_out, short, k)
     return nb_out, d_out
@@ -443,6 +444,7 @@ def build_knn_graph(
     progress: ProgressFn | None = None,
     chunk_rows: int = _CHUNK_ROWS,
     search: SearchFn | None = None,
+    queries: int | None = None,
 ) -> KnnGraph:
     """k nearest other samples for every row of `vectors` (float32 [N, d], L2-normalised).
 
@@ -455,10 +457,18 @@ def build_knn_graph(
     search: where the search of every row runs once the index is built and tuned; None (the
         default) searches here. `distributed.knn` passes one that shards the rows over a Ray
         cluster; it must return what the in-process search returns.
+    queries: search only the first `queries` rows; the others are index entries only (an
+        image's mirrored or cropped stand-ins). The result then has `queries` rows whose
+        neighbour ids are positions among all N rows, the very rows the whole search gives them
+        (same index, same search parameter, same faiss query blocks), so it is no KnnGraph to
+        validate but the rows a copy search reads.
     """
     x = _check_vectors(vectors, k)
     n, d = x.shape
     k = int(k)
+    q = n if queries is None else int(queries)
+    if not 0 < q <= n:
+        raise ValueError(f"queries must be in [1, {n}], got {queries}")
     if method == "auto":
         method = "flat" if n <= exact_limit else "ivf"
     if method not in ("flat", "hnsw", "ivf"):
@@ -475,24 +485,27 @@ def build_knn_graph(
                 index.add(x)
                 if progress is not None:
                     progress("index", n, n)
-                nb, dist = _search_chunks(index, x, k, "ip", progress, chunk_rows)
+                nb, dist = _search_chunks(index, x, k, "ip", progress, chunk_rows, q)
                 del index
                 nb, dist = sort_rows(nb, dist)
             else:
                 if progress is not None:
                     progress("index", n, n)
                 nb, dist, params["search"] = search(None, x, k, chunk_rows, progress)
+                nb, dist = nb[:q], dist[:q]
             params["seconds"] = round(time.perf_counter() - t0, 3)
             return KnnGraph(nb, dist, "flat", None, params)
 
         rng = np.random.default_rng(seed)
         n_tune = min(n, _TUNE_QUERIES)
-        n_eval = min(n, max(0, int(recall_sample)))
+        n_eval = min(q, max(0, int(recall_sample)))
         picked = rng.permutation(n)
         tune_ids = np.sort(picked[:n_tune])
         # Disjoint from the tuning queries where N allows, so the reported recall is not the
         # number the parameter was chosen on.
-        eval_pool = picked[n_tune:] if n - n_tune >= n_eval else picked
+        in_rows = picked[picked < q]
+        untuned = in_rows[~np.isin(in_rows, tune_ids)]
+        eval_pool = untuned if untuned.size >= n_eval else in_rows
         eval_ids = np.sort(eval_pool[:n_eval])
 
         index, index_params = _build_index(x, method, seed, progress, chunk_rows)
@@ -504,12 +517,13 @@ def build_knn_graph(
         params["tuning"] = [{"value": v, "recall": round(r, 4)} for v, r in trace]
         t_search = time.perf_counter()
         if search is None:
-            nb, dist = _search_chunks(index, x, k, "l2", progress, chunk_rows)
+            nb, dist = _search_chunks(index, x, k, "l2", progress, chunk_rows, q)
             params["search_seconds"] = round(time.perf_counter() - t_search, 3)
             del index
             nb, dist = sort_rows(nb, dist)
         else:
             nb, dist, params["search"] = search(index, x, k, chunk_rows, progress)
+            nb, dist = nb[:q], dist[:q]
             params["search_seconds"] = round(time.perf_counter() - t_search, 3)
             del index
 

@@ -176,9 +176,9 @@ def polar_search_vectors(thumbs: np.ndarray) -> np.ndarray:
 
 def _graph_pairs(vectors: np.ndarray, n: int, k: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """(keys a * n + b, 1-based row position) of a kNN graph over n images' (stacked) vectors."""
-    graph = build_knn_graph(vectors, min(len(vectors) - 1, k), seed=seed, recall_sample=0)
-    # Rows of the originals only; a stacked (mirrored) entry stands for its source image.
-    nb = graph.neighbors[:n].astype(np.int64) % n
+    # Rows of the originals only; a stacked (mirrored or cropped) entry stands for its source image.
+    graph = build_knn_graph(vectors, min(len(vectors) - 1, k), seed=seed, recall_sample=0, queries=n)
+    nb = graph.neighbors.astype(np.int64) % n
     src = np.repeat(np.arange(n, dtype=np.int64), nb.shape[1])
     dst = nb.ravel()
     keep = src != dst

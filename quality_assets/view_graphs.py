@@ -537,8 +537,8 @@ def _copy_candidates(conn, ids, thumbs, known, copy_k, seed, source, manifest_ve
                 built.append("incremental")
         if nb is None:
             x = _copy_search_vectors(t, search, hue_vectors)
-            graph = build_knn_graph_on_engine(x, k, address=ray_address(), seed=seed, recall_sample=0)
-            nb, dist = graph.neighbors[:n], graph.distances[:n]
+            graph = build_knn_graph_on_engine(x, k, address=ray_address(), seed=seed, recall_sample=0, queries=n)
+            nb, dist = graph.neighbors, graph.distances
             built.append("full")
         _write_copy_rows(conn, rows_versions[search], known_ids, nb, dist, x)
         _store_graph(conn, view, rows_versions[search], source, manifest_version, _ids_at(known_ids, []),

@@ -171,6 +171,24 @@ def test_exact_knn_of_some_rows_equals_those_rows_of_the_flat_graph_byte_for_byt
     assert nb[650 - 512, :2].tolist() == [600, 700]
 
 
+@pytest.mark.parametrize("method", ["flat", "ivf"])
+def test_searching_only_the_first_rows_gives_those_rows_of_the_whole_search(method: str) -> None:
+    # The copy searches ask for their images' rows only; the mirrored and cropped entries after
+    # them are index entries. Same index, same search parameter, same faiss query blocks: same rows.
+    x, _ = clustered_vectors(3000, 16, n_clusters=15, spread=0.3, seed=4)
+    whole = build_knn_graph(x, 10, method=method, chunk_rows=256, recall_sample=200)
+    first = build_knn_graph(x, 10, method=method, chunk_rows=256, recall_sample=200, queries=700)
+    assert first.neighbors.shape == (700, 10)
+    np.testing.assert_array_equal(first.neighbors, whole.neighbors[:700])
+    np.testing.assert_array_equal(first.distances, whole.distances[:700])
+    assert first.neighbors.max() >= 700  # neighbours among every row, not only the searched ones
+    if method == "ivf":
+        assert first.params["nprobe"] == whole.params["nprobe"] and first.recall_at_k > 0.9
+    for bad in (0, 3001):
+        with pytest.raises(ValueError, match="queries must be"):
+            build_knn_graph(x, 10, method=method, queries=bad)
+
+
 def test_edges_roundtrip_and_csr() -> None:
     x, _ = clustered_vectors(120, 8, seed=10)
     g = build_knn_graph(x, 6)
