@@ -35,19 +35,24 @@ def _turned_copy(img: np.ndarray, angle: float, crop: tuple[int, int, int, int],
     return np.asarray(out)
 
 
-@pytest.fixture(scope="module")
-def digits_with_turned_copies():
+def _digits_with(copies_of) -> tuple[np.ndarray, set[tuple[int, int]]]:
+    """Thumbnails of 500 MNIST digits (150 of them "1"s: a crowd of natural twins) followed by the
+    copies `copies_of(base)` returns as (source position, copy image) pairs, and the true pairs."""
     images, labels = load_mnist_5k()
     rng = np.random.default_rng(5)
     ones = rng.choice(np.flatnonzero(labels == "1"), 150, replace=False)
     rest = rng.choice(np.flatnonzero(labels != "1"), 350, replace=False)
     base = [images[i] for i in np.concatenate([ones, rest])]
+    copies = copies_of(base)
+    thumbs = np.stack([_thumb(im) for im in base + [copy for _, copy in copies]])
+    return thumbs, {(source, len(base) + c) for c, (source, _) in enumerate(copies)}
+
+
+@pytest.fixture(scope="module")
+def digits_with_turned_copies():
     draws = [(7, 95.0, (6, 10, 104, 108), False), (200, 150.0, (14, 4, 100, 96), True),
              (333, 60.0, (0, 12, 96, 108), True), (470, 178.0, (10, 10, 102, 102), False)]
-    copies = [_turned_copy(base[s], a, c, m) for s, a, c, m in draws]
-    thumbs = np.stack([_thumb(im) for im in base + copies])
-    truth = {(s, len(base) + c) for c, (s, *_rest) in enumerate(draws)}
-    return thumbs, truth
+    return _digits_with(lambda base: [(s, _turned_copy(base[s], a, c, m)) for s, a, c, m in draws])
 
 
 def test_a_turned_mirrored_cropped_copy_registers_above_every_natural_twin(digits_with_turned_copies):
@@ -84,12 +89,16 @@ def test_polar_vectors_do_not_move_under_turns_and_mirrors():
     assert same.min() > np.sort(others)[-3], (same, np.sort(others)[-3:])
 
 
+def _candidates(thumbs: np.ndarray, **searches) -> set[tuple[int, int]]:
+    """pixel_candidate_pairs' pairs (k = 8) as a set of (smaller, larger) positions."""
+    a, b, _ = pixel_candidate_pairs(thumbs, 8, **searches)
+    return set(zip(np.minimum(a, b).tolist(), np.maximum(a, b).tolist()))
+
+
 def test_the_polar_search_brings_turned_copies_to_the_candidates(digits_with_turned_copies):
     thumbs, truth = digits_with_turned_copies
     n = len(thumbs)
-    keys = lambda a, b: set(zip(np.minimum(a, b).tolist(), np.maximum(a, b).tolist()))
-    without = keys(*pixel_candidate_pairs(thumbs, 8, polar=False)[:2])
-    with_polar = keys(*pixel_candidate_pairs(thumbs, 8, polar=True)[:2])
+    without, with_polar = _candidates(thumbs, polar=False), _candidates(thumbs, polar=True)
     assert truth <= with_polar
     assert without < with_polar and len(with_polar) <= len(without) + 16 * n
 
@@ -121,25 +130,16 @@ def _in_part_of_frame(img: np.ndarray, other: np.ndarray, corner: tuple[int, int
 
 @pytest.fixture(scope="module")
 def digits_in_part_of_frame():
-    """500 MNIST digits (150 of them "1"s) and 4 copies, each its source in another corner."""
-    images, labels = load_mnist_5k()
-    rng = np.random.default_rng(5)
-    ones = rng.choice(np.flatnonzero(labels == "1"), 150, replace=False)
-    rest = rng.choice(np.flatnonzero(labels != "1"), 350, replace=False)
-    base = [images[i] for i in np.concatenate([ones, rest])]
+    """The 500 digits and 4 copies, each its source in another corner."""
     draws = [(170, 410, (0, 0), 0.78), (220, 3, (1, 1), 0.8), (333, 120, (1, 0), 0.82), (480, 250, (0, 1), 0.79)]
-    copies = [_in_part_of_frame(base[s], base[o], corner, scale) for s, o, corner, scale in draws]
-    thumbs = np.stack([_thumb(im) for im in base + copies])
-    truth = {(s, len(base) + c) for c, (s, *_rest) in enumerate(draws)}
-    return thumbs, truth
+    return _digits_with(lambda base: [(s, _in_part_of_frame(base[s], base[o], corner, scale))
+                                      for s, o, corner, scale in draws])
 
 
 def test_the_crop_search_brings_copies_that_hold_their_source_in_part_of_the_frame(digits_in_part_of_frame):
     thumbs, truth = digits_in_part_of_frame
     n = len(thumbs)
-    keys = lambda a, b: set(zip(np.minimum(a, b).tolist(), np.maximum(a, b).tolist()))
-    without = keys(*pixel_candidate_pairs(thumbs, 8, crops=False)[:2])
-    with_crops = keys(*pixel_candidate_pairs(thumbs, 8, crops=True)[:2])
+    without, with_crops = _candidates(thumbs, crops=False), _candidates(thumbs, crops=True)
     assert truth <= with_crops
     assert len(truth - without) >= 2, truth - without  # the tiles move the other searches' frames
     assert without < with_crops and len(with_crops) <= len(without) + 2 * 8 * n
@@ -287,9 +287,7 @@ def test_a_copy_on_a_black_canvas_registers_above_every_other_drawing(clip_art_w
 
 def test_the_hue_search_brings_coloured_copies_whatever_their_geometry(clip_art_with_copies):
     thumbs, hues, turned_pairs, _ = clip_art_with_copies
-    keys = lambda a, b: set(zip(np.minimum(a, b).tolist(), np.maximum(a, b).tolist()))  # noqa: E731
-    without = keys(*pixel_candidate_pairs(thumbs, 8)[:2])
-    with_hue = keys(*pixel_candidate_pairs(thumbs, 8, hue_histograms=hues)[:2])
+    without, with_hue = _candidates(thumbs), _candidates(thumbs, hue_histograms=hues)
     assert turned_pairs <= with_hue
     assert not turned_pairs <= without and without < with_hue
     # End to end: the hue neighbours are registered, and the copies lead the ranking.
