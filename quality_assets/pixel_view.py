@@ -120,13 +120,13 @@ def crop_search_vectors(thumbs: np.ndarray, *, size: int = SEARCH_SIZE, whole: n
     out = np.empty((CROPS * n, size * size), dtype=np.float32)
     for start in range(0, n, 65536):
         x = torch.from_numpy(t[start:start + 65536]).float()[:, None] / 255.0
-        whole = torch.from_numpy(whole_vectors[start:start + 65536])
+        stand_in = torch.from_numpy(whole_vectors[start:start + 65536])
         for k, (y0, x0) in enumerate(corners):
             v = F.interpolate(x[:, :, y0:y0 + c, x0:x0 + c], size=(size, size), mode="area").flatten(1)
             v = v - v.mean(1, keepdim=True)
             norm = v.norm(dim=1, keepdim=True)
             flat = norm <= CROP_FLAT_RMS * size
-            v = torch.where(flat, whole, v / norm.clamp(min=1e-6))
+            v = torch.where(flat, stand_in, v / norm.clamp(min=1e-6))
             out[k * n + start:k * n + start + len(v)] = v.numpy()
     return out
 

@@ -462,8 +462,9 @@ def remove_copy_rows(conn: duckdb.DuckDBPyConnection, graph_versions) -> int:
 def _load_copy_rows(conn: duckdb.DuckDBPyConnection, row, ids: np.ndarray, blocks: int = 2):
     """A stored search's rows as (old query positions, old base positions, neighbours, distances,
     vectors) in the index space of `ids` (and, for a search of several `blocks`, their mirrored or
-    cropped entries after them, block by block); -1 where a sample left. None when the rows are gone (their file deleted or damaged): the search then
-    runs in full. The vectors (the old base's, in its order) are None where the rows have none.
+    cropped entries after them, block by block); -1 where a sample left. None when the rows are
+    gone (their file deleted or damaged): the search then runs in full. The vectors (the old
+    base's, in its order) are None where the rows have none.
 
     The old base is the stored queries' samples, then their other entries. Rows written by an
     earlier release sit in the edge table, their ids matched through hash indexes."""

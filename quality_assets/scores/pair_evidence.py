@@ -175,13 +175,12 @@ def _crop_distance(thumbs: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarr
     """1 - the best cosine between one end's crop (any of `crop_search_vectors`') and the other
     end's whole thumbnail, either way round, per pair (a, b: rows of `thumbs`)."""
     whole = search_vectors(thumbs)
-    crops = crop_search_vectors(thumbs, whole=whole)
+    entries = np.vstack([whole, crop_search_vectors(thumbs, whole=whole)])  # as the crop search's index
     n = len(thumbs)
     best = np.full(a.size, -1.0)
-    for c in range(CROPS):
-        block = crops[c * n:(c + 1) * n]
-        best = np.maximum(best, np.einsum("ij,ij->i", block[a], whole[b]))
-        best = np.maximum(best, np.einsum("ij,ij->i", whole[a], block[b]))
+    for c in range(1, CROPS + 1):
+        best = np.maximum(best, pair_dot(entries, c * n + a, b))
+        best = np.maximum(best, pair_dot(entries, a, c * n + b))
     return 1.0 - best
 
 
