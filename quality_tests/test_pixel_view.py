@@ -79,6 +79,8 @@ def test_every_crop_has_the_same_bits_whatever_batch_and_a_flat_crop_stands_in_a
     assert np.array_equal(crops[5, 3], whole[5])
     # A flat image's crops are all flat.
     assert all(np.array_equal(crops[17, c], whole[17]) for c in range(CROPS))
+    empty = crop_search_vectors(thumbs[:0])
+    assert empty.shape == (0, SEARCH_SIZE * SEARCH_SIZE) and empty.dtype == np.float32
     with pytest.raises(ValueError, match="whole must be"):
         crop_search_vectors(thumbs, whole=whole[:10])
     with pytest.raises(ValueError, match="thumbnails must be"):
