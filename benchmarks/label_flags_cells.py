@@ -1,6 +1,8 @@
 """How many samples the label-error flags hold, against the truth, on benchmark-matrix cells.
 
-    python benchmarks/label_flags_cells.py CELL_DIR [CELL_DIR ...] [--config JSON]
+    python benchmarks/label_flags_cells.py CELL_DIR [CELL_DIR ...] [--config JSON] [--issue-type T]
+
+--issue-type: another per-sample issue type's flags instead (`off_topic`); default `label_error`.
 
 --config: a score configuration (`ScoreConfig` sections), e.g. '{"label_error": {"flag_rule": "cut"}}'
 for SelfClean's fraction cut instead of the default flag (a confident other label).
@@ -37,6 +39,11 @@ def main(argv: list[str]) -> int:
         at = argv.index("--config")
         config = json.loads(argv[at + 1])
         argv = argv[:at] + argv[at + 2:]
+    issue_type = "label_error"
+    if "--issue-type" in argv:
+        at = argv.index("--issue-type")
+        issue_type = argv[at + 1]
+        argv = argv[:at] + argv[at + 2:]
     cells = argv
     if not cells:
         print(__doc__)
@@ -49,14 +56,15 @@ def main(argv: list[str]) -> int:
         started = time.perf_counter()
         out = compute_scores(list(ids), build_knn_graph(v, k=16), data.manifest, ScoreConfig(config), vectors=v,
                              thumbnails=thumbnails_for(data))
-        rows = out.issue_rows[out.issue_rows.issue_type == "label_error"]
+        rows = out.issue_rows[out.issue_rows.issue_type == issue_type]
         position = pd.Series(np.arange(len(ids)), index=ids)
         flagged = set(position.loc[rows[rows.is_issue.astype(bool)].sample_id].tolist())
         truth = data.truth
-        bad = set(truth[truth.issue_type == "label_error"]["index"].astype(int))
+        bad = set(truth[truth.issue_type == issue_type]["index"].astype(int)) if len(truth) else set()
         hits = len(flagged & bad)
         print(f"{root.parent.name}/{root.name}: n={len(ids)} injected={len(bad)} flagged={len(flagged)} "
-              f"precision={hits / max(1, len(flagged)):.2f} recall={hits / max(1, len(bad)):.2f} "
+              f"({len(flagged) / len(ids):.2%}) precision={hits / max(1, len(flagged)):.2f} "
+              f"recall={hits / max(1, len(bad)):.2f} "
               f"({time.perf_counter() - started:.0f} s)", flush=True)
     return 0
 

@@ -3,7 +3,9 @@
 import numpy as np
 import pandas as pd
 
+from quality_assets.knn import KnnGraph
 from quality_assets.property_view import property_graph, property_vectors
+from quality_assets.scores.merge_tree import group_join_heights, merge_tree_from_graph
 from quality_assets.scores.off_topic import fused_off_topic_scores, property_isolation
 
 
@@ -42,3 +44,37 @@ def test_a_batch_of_blurred_images_joins_late_in_the_property_view():
     learned[7] = 0.01
     fused = fused_off_topic_scores(learned, graph)
     assert set(np.argsort(fused, kind="stable")[:11]) == set(batch) | {7}
+
+
+def test_a_far_property_batch_outranks_a_weak_learned_views_tail():
+    # A learned view that sees nothing but noise still has a top ten; ranked, those ten sat level
+    # with the property view's far batch (rank fusion put 9 of the batch behind them). In spreads
+    # above each view's bulk, the batch is far out and the noise's tail is not.
+    rng = np.random.default_rng(3)
+    m = _manifest(400, rng)
+    batch = np.arange(390, 400)
+    m.loc[batch, "blur_score"] = rng.uniform(1.0, 5.0, batch.size)
+    m.loc[batch, "entropy"] = rng.normal(4.0, 0.1, batch.size)
+    graph = property_graph(property_vectors(m), k=8)
+    learned = 1.0 / (1.0 + np.exp(rng.normal(0.0, 1.0, 400)))
+    fused = fused_off_topic_scores(learned, graph)
+    assert set(np.argsort(fused, kind="stable")[:10]) == set(batch)
+    assert fused.shape == (400,) and ((fused > 0) & (fused < 1)).all()
+
+
+def test_property_isolation_reads_the_unsquashed_distances():
+    # The stored graph squashes d into d / (d + s); the isolation must equal the one computed on
+    # d / s itself, where a batch twice as far reads about log(2) more isolated, not about the same.
+    rng = np.random.default_rng(4)
+    m = _manifest(300, rng)
+    near, far = np.arange(290, 294), np.arange(294, 298)  # smaller than k: linked to the bulk in the graph
+    m.loc[near, "entropy"] = 1.8 + 20 * 0.2
+    m.loc[far, "entropy"] = 1.8 - 40 * 0.2  # the other side: the batches do not meet first
+    graph = property_graph(property_vectors(m), k=8)
+    d = graph.distances.astype(np.float64)
+    unsquashed = KnnGraph(neighbors=graph.neighbors, distances=(d / (1.0 - d)).astype(np.float32),
+                          index_kind="flat", recall_at_k=None)
+    tree = merge_tree_from_graph(unsquashed, None)
+    expected = np.log(np.maximum(h := group_join_heights(*tree, 32), 0.01 * np.median(h)) / np.median(h))
+    np.testing.assert_allclose(property_isolation(graph), expected, rtol=1e-4, atol=1e-4)
+    assert property_isolation(graph)[far].min() > property_isolation(graph)[near].max() + 0.3

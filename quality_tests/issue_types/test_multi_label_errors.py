@@ -34,7 +34,8 @@ def scored(tmp_path_factory):
 def _label_errors(scored) -> pd.DataFrame:
     drop, manifest, out = scored
     rows = out.issue_rows[out.issue_rows["issue_type"] == "label_error"].set_index("sample_id")
-    return rows.loc[manifest["sample_id"]].assign(path=drop.paths, label=manifest["label"].to_numpy()).set_index("path")
+    # Samples flagged off-topic have no label-error row (their labels are not judged): NaN here.
+    return rows.reindex(manifest["sample_id"]).assign(path=drop.paths, label=manifest["label"].to_numpy()).set_index("path")
 
 
 def test_the_csv_is_read_as_label_sets(scored):

@@ -17,6 +17,7 @@ from quality_assets.scores.off_topic import (
     mean_knn_distance_scores,
     off_topic_evidence,
     off_topic_scores,
+    robust_z,
 )
 
 from .dense_reference import (
@@ -281,3 +282,14 @@ def test_bad_pixel_view_input_is_rejected() -> None:
         off_topic_scores(graph, x, pixel_graph, bad)
     with pytest.raises(ValueError, match="group_size"):
         off_topic_scores(graph, x, pixel_graph, p, group_size=1)
+
+
+def test_robust_z_counts_spreads_above_the_bulk_and_survives_ties_and_nan() -> None:
+    x = np.concatenate([np.random.default_rng(0).normal(5.0, 2.0, 10_000), [25.0]])
+    z = robust_z(x)
+    assert abs(float(np.median(z))) < 1e-9 and 9.0 < z[-1] < 11.0  # (25 - 5) / 2
+    # Nearly all tied: the MAD is 0 and 5% of the standard deviation is the spread, not 0.
+    tied = np.array([0.0] * 99 + [3.0])
+    np.testing.assert_allclose(robust_z(tied), tied / (0.05 * tied.std()))
+    assert robust_z(np.array([np.nan, 1.0, 2.0, 3.0]))[0] == 0.0  # NaN reads as the median
+    assert not robust_z(np.full(5, 7.0)).any() and not robust_z(np.full(3, np.nan)).any()
