@@ -78,3 +78,21 @@ def test_property_isolation_reads_the_unsquashed_distances():
     expected = np.log(np.maximum(h := group_join_heights(*tree, 32), 0.01 * np.median(h)) / np.median(h))
     np.testing.assert_allclose(property_isolation(graph), expected, rtol=1e-4, atol=1e-4)
     assert property_isolation(graph)[far].min() > property_isolation(graph)[near].max() + 0.3
+
+
+def test_unusual_statistics_count_less_for_a_sample_the_learned_views_find_typical():
+    # Two property outliers equally far out; the learned views hold one deep in a dense
+    # neighbourhood (a large silhouette among its kind) and find the other ordinary.
+    rng = np.random.default_rng(5)
+    m = _manifest(400, rng)
+    held, ordinary = 398, 399
+    m.loc[[held, ordinary], "entropy"] = 1.8 + 30 * 0.2
+    m.loc[held, "edge_strength"], m.loc[ordinary, "edge_strength"] = 0.08, 0.08
+    graph = property_graph(property_vectors(m), k=8)
+    learned = 1.0 / (1.0 + np.exp(rng.normal(0.0, 1.0, 400)))
+    learned[ordinary] = 0.5                        # log-odds 0: about the median
+    learned[held] = 1.0 / (1.0 + np.exp(-3.0))     # log-odds -3: far more typical than the median
+    fused = fused_off_topic_scores(learned, graph)
+    order = list(np.argsort(fused, kind="stable"))
+    assert order[0] == ordinary and order.index(held) > 0
+    assert fused[held] > fused[ordinary]
