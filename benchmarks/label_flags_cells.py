@@ -2,7 +2,7 @@
 
     python benchmarks/label_flags_cells.py CELL_DIR [CELL_DIR ...] [--config JSON] [--issue-type T]
 
---issue-type: another per-sample issue type's flags instead (`off_topic`); default `label_error`.
+--issue-type: another per-sample issue type's flags instead (`off_topic`, `leakage`); default `label_error`.
 
 --config: a score configuration (`ScoreConfig` sections), e.g. '{"label_error": {"flag_rule": "cut"}}'
 for SelfClean's fraction cut instead of the default flag (a confident other label).
@@ -16,6 +16,7 @@ the cut: how many samples the cleaned split would act on.
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import time
@@ -32,22 +33,17 @@ from quality_assets.knn import build_knn_graph  # noqa: E402
 from quality_assets.scoring import ScoreConfig, compute_scores  # noqa: E402
 from quality_lab.bench.methods import thumbnails_for  # noqa: E402
 
+# Per-sample issue types whose injected samples the cells' ground truth lists.
+PER_SAMPLE_TYPES = ("label_error", "off_topic", "leakage")
+
 
 def main(argv: list[str]) -> int:
-    config: dict = {}
-    if "--config" in argv:
-        at = argv.index("--config")
-        config = json.loads(argv[at + 1])
-        argv = argv[:at] + argv[at + 2:]
-    issue_type = "label_error"
-    if "--issue-type" in argv:
-        at = argv.index("--issue-type")
-        issue_type = argv[at + 1]
-        argv = argv[:at] + argv[at + 2:]
-    cells = argv
-    if not cells:
-        print(__doc__)
-        return 2
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("cells", nargs="+", metavar="CELL_DIR")
+    parser.add_argument("--config", type=json.loads, default={}, help="a ScoreConfig as JSON")
+    parser.add_argument("--issue-type", default="label_error", choices=PER_SAMPLE_TYPES)
+    args = parser.parse_args(argv)
+    config, issue_type, cells = args.config, args.issue_type, args.cells
     for cell in cells:
         root = Path(cell)
         data, vectors = load_cell(root)
