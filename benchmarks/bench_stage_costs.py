@@ -41,9 +41,9 @@ with store.connect() as conn:
     t = time.perf_counter()
     for start in range(0, n, 4096):
         conn.execute("BEGIN TRANSACTION")
-        conn.register("_new_vectors", vectors_to_arrow(ids[start:start + 4096], vectors[start:start + 4096]))
+        conn.register("_new_rows", vectors_to_arrow(ids[start:start + 4096], vectors[start:start + 4096]))
         run_query(conn, "insert_embeddings", model_version="m")
-        conn.unregister("_new_vectors")
+        conn.unregister("_new_rows")
         conn.execute("COMMIT")
     dt = time.perf_counter() - t
 out["duckdb_vector_insert_rows_per_s_384d"] = round(n / dt, 1)

@@ -5,13 +5,15 @@ reuses them, `qaudit diff` compares them). Pruning deletes the rows of all but t
 versions of each (the current graph of each view always stays) and keeps their version rows, marked,
 so lineage still reads and a pruned version that comes back is computed again rather than reused.
 Stored pixel verdicts of an older verifier code are deleted too, and so are the row files of the
-copy searches' pruned versions (`artifacts/copy_rows`).
+copy searches' pruned versions (`artifacts/copy_rows`), and, with Parquet row storage, the shard
+files no version lists any more.
 """
 
 from __future__ import annotations
 
 import duckdb
 
+from quality_assets.row_shards import delete_keys, remove_unlisted_shards
 from quality_assets.score_run import verifier_version
 from quality_assets.store import run_query
 from quality_assets.view_graphs import remove_copy_rows
@@ -24,12 +26,15 @@ def prune_versions(conn: duckdb.DuckDBPyConnection, keep: int) -> dict[str, int]
     conn.execute("BEGIN TRANSACTION")
     try:
         counts = run_query(conn, "prune_versions", keep=int(keep), verifier_version=verifier_version()).iloc[0]
+        delete_keys(conn, "knn_edges", "_pruned_graphs")
         conn.execute("COMMIT")
     except Exception:
         conn.execute("ROLLBACK")
         raise
-    # The copy searches' rows are files (view_graphs): a pruned version's file goes after the commit.
+    # Files go after the commit: the copy searches' rows of a pruned version (view_graphs), and
+    # shard files no transaction lists any more (pruned or replaced edges, or a crashed write's).
     remove_copy_rows(conn, run_query(conn, "pruned_copy_rows").graph_version)
+    remove_unlisted_shards(conn)
     # Deleted rows free their blocks for reuse at the checkpoint; the file itself does not shrink.
     conn.execute("CHECKPOINT")
     return {name: int(counts[name]) for name in ("graphs", "score_runs", "splits")}

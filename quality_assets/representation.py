@@ -19,6 +19,7 @@ import pandas as pd
 import pyarrow as pa
 
 from quality_assets.pixel_view import THUMBNAIL_SIZE
+from quality_assets.row_shards import write_rows
 from quality_assets.store import (
     Store, arrow_to_vectors, fault_point, record_superseded, run_query, run_query_arrow, session,
     vectors_to_arrow,
@@ -275,11 +276,8 @@ def embed_missing(target: Store | duckdb.DuckDBPyConnection, store: Store, model
         with session(target) as conn:
             conn.execute("BEGIN TRANSACTION")
             try:
-                conn.register("_new_vectors", vectors_to_arrow(list(chunk.sample_id[keep]), vectors[keep]))
-                try:
-                    run_query(conn, "insert_embeddings", model_version=model.model_version)
-                finally:
-                    conn.unregister("_new_vectors")
+                write_rows(conn, "embeddings", model.model_version,
+                           vectors_to_arrow(list(chunk.sample_id[keep]), vectors[keep]))
                 record_superseded(conn, changed)
                 conn.execute("COMMIT")
             except BaseException:
@@ -373,11 +371,7 @@ def thumbnail_missing(target: Store | duckdb.DuckDBPyConnection, size: int = THU
             with session(target) as conn:
                 conn.execute("BEGIN TRANSACTION")
                 try:
-                    conn.register("_new_thumbnails", table)
-                    try:
-                        run_query(conn, "insert_thumbnails", size=size)
-                    finally:
-                        conn.unregister("_new_thumbnails")
+                    write_rows(conn, "thumbnails", size, table)
                     record_superseded(conn, changed)
                     conn.execute("COMMIT")
                 except BaseException:

@@ -3,6 +3,8 @@
 Layout of a quality home (`$QUALITY_HOME`, default `.quality_home` in the working directory):
     quality.duckdb        every table and the public views
     artifacts/            model checkpoints and other large binaries, referenced by content hash
+    shards/               with QUALITY_ROW_STORAGE=parquet: embeddings, thumbnails and kNN edges
+                          as Parquet files that views in quality.duckdb read (row_shards.py)
     dagster/              the Dagster instance (DAGSTER_HOME) used by the CLI and `make ui`
 
 DuckDB allows one writing process at a time. Dagster serialises writers with a pool of limit 1;
@@ -35,6 +37,10 @@ LOCK_RETRY_SECONDS = 60.0
 # Fault injection for the crash-safety tests: the process SIGKILLs itself at the named point (e.g.
 # "before:insert_knn_graph", "after:upsert_drop", "train:start"); "NAME@N" at its N-th passage.
 FAULT_ENV = "QUALITY_FAULT_POINT"
+# Row storage of the bulk tables: "duckdb" (tables in the file, a new home's default) or "parquet"
+# (shard files under <home>/shards read through views; quality_assets.row_shards).
+ROW_STORAGE_ENV = "QUALITY_ROW_STORAGE"
+ROW_STORAGES = ("duckdb", "parquet")
 _fault_passes: dict[str, int] = {}
 
 
@@ -76,10 +82,17 @@ def default_home() -> Path:
 class Store:
     """Paths of a quality home and connections to its database."""
 
-    def __init__(self, home: str | os.PathLike[str] | None = None) -> None:
+    def __init__(self, home: str | os.PathLike[str] | None = None, row_storage: str | None = None) -> None:
         self.home = Path(home).resolve() if home else default_home()
         self.db_path = self.home / DB_FILENAME
         self.artifacts_dir = self.home / "artifacts"
+        # How embeddings, thumbnails and kNN edges are kept (quality_assets.row_shards): None keeps
+        # the home's layout (a new home: tables in the DuckDB file); "parquet" or "duckdb" converts.
+        wanted = row_storage or os.environ.get(ROW_STORAGE_ENV) or None
+        if wanted is not None and wanted not in ROW_STORAGES:
+            raise ValueError(f"row storage must be one of {', '.join(ROW_STORAGES)}, got {wanted!r} "
+                             f"(from {ROW_STORAGE_ENV} or the store's row_storage)")
+        self.row_storage = wanted
 
     def __repr__(self) -> str:
         return f"Store({str(self.home)!r})"
@@ -98,11 +111,20 @@ class Store:
         self.ensure_layout()
         conn = _connect_with_retry(self.db_path, read_only)
         try:
+            self.configure(conn)
             if not read_only:
                 apply_schema(conn)
+                if self.row_storage is not None:
+                    from quality_assets.row_shards import ensure_row_storage
+
+                    ensure_row_storage(conn, self.row_storage)
             yield conn
         finally:
             conn.close()
+
+    def configure(self, conn: duckdb.DuckDBPyConnection) -> None:
+        """What every connection to this home needs: shard files' relative paths resolve in the home."""
+        conn.execute(load_sql("shards/search_path").replace("{home}", str(self.home).replace("'", "''")))
 
     def query(self, name: str, read_only: bool = True, **params: object) -> pd.DataFrame:
         """Run the named query from `sql/queries/` and return a DataFrame."""

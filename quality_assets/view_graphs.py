@@ -36,6 +36,7 @@ import pyarrow as pa
 from quality_assets.code_version import code_version
 from quality_assets.pixel_view import THUMBNAIL_SIZE
 from quality_assets.representation import load_thumbnails, load_vectors
+from quality_assets.row_shards import write_rows
 from quality_assets.store import run_query, run_query_arrow
 
 # A stage's version includes this: editing the graph code (or anything it imports) rebuilds the graphs.
@@ -185,9 +186,7 @@ def _store_graph(conn: duckdb.DuckDBPyConnection, view: str, graph_version: str,
     })
     conn.execute("BEGIN TRANSACTION")
     try:
-        conn.register("_new_edges", edges)
-        run_query(conn, "replace_knn_edges", graph_version=graph_version)
-        conn.unregister("_new_edges")
+        write_rows(conn, "knn_edges", graph_version, edges)
         run_query(conn, "insert_knn_graph", graph_version=graph_version, model_version=source_version,
                   n_nodes=n_nodes, k=k, index_kind=index_kind, recall_at_k=recall_at_k,
                   params_json=json.dumps(params, sort_keys=True, default=str), seconds=seconds, view=view,

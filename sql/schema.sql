@@ -279,6 +279,18 @@ CREATE TABLE IF NOT EXISTS consumer_accuracies (
     PRIMARY KEY (consumer_version, seed, train, eval)
 );
 
+-- Shard files of the bulk tables when the home keeps them as Parquet (quality_assets.row_shards):
+-- `embeddings`, `thumbnails` and `knn_edges` are then views over the files listed here. Path is
+-- relative to the home; shard_key is the model version, thumbnail size or graph version (NULL: the
+-- empty file that keeps a view's columns).
+CREATE TABLE IF NOT EXISTS row_shards (
+    table_name  VARCHAR NOT NULL,
+    shard_key   VARCHAR,
+    path        VARCHAR PRIMARY KEY,
+    n_rows      BIGINT,
+    created_at  TIMESTAMP NOT NULL
+);
+
 -- The samples every stage works on: the manifest without superseded rows, with each data root.
 CREATE OR REPLACE VIEW active_manifest AS
 SELECT m.*, d.data_root

@@ -110,6 +110,7 @@ class ReviewStore:
         # file in one process, and an apply run may hold the latter.
         conn = self._retry(lambda: duckdb.connect(str(self.store.db_path)), timeout_s)
         try:
+            self.store.configure(conn)
             yield conn
         finally:
             conn.close()

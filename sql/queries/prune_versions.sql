@@ -1,6 +1,8 @@
 -- Delete the rows of all but the $keep newest versions of each graph view (the current graph always
 -- stays), of the score runs and of the cleaned splits. The version rows stay (lineage: which graph a
--- score came from), marked so that a pruned version is computed again instead of reused.
+-- score came from), marked so that a pruned version is computed again instead of reused. The pruned
+-- graphs' edges are deleted next, from _pruned_graphs, by row_shards.delete_keys (rows here or
+-- shard files).
 CREATE OR REPLACE TEMP TABLE _pruned_graphs AS
 SELECT graph_version FROM (
     SELECT graph_version, row_number() OVER (PARTITION BY coalesce(view, 'ssl') ORDER BY created_at DESC) AS age
@@ -16,7 +18,6 @@ SELECT split_version FROM (
     SELECT split_version, row_number() OVER (ORDER BY created_at DESC) AS age
     FROM split_versions WHERE rows_pruned_at IS NULL)
 WHERE age > $keep;
-DELETE FROM knn_edges WHERE graph_version IN (SELECT graph_version FROM _pruned_graphs);
 UPDATE knn_graphs SET edges_kept = false WHERE graph_version IN (SELECT graph_version FROM _pruned_graphs);
 DELETE FROM issue_scores WHERE score_version IN (SELECT score_version FROM _pruned_scores);
 DELETE FROM pair_scores WHERE score_version IN (SELECT score_version FROM _pruned_scores);

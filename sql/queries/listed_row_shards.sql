@@ -1,0 +1,1 @@
+SELECT path FROM row_shards ORDER BY path;

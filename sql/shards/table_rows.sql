@@ -1,0 +1,1 @@
+SELECT * FROM {table} WHERE CAST({key} AS VARCHAR) = $shard_key
