@@ -19,7 +19,7 @@ import pandas as pd
 import pyarrow as pa
 
 from quality_assets.pixel_view import THUMBNAIL_SIZE
-from quality_assets.row_shards import write_rows
+from quality_assets.row_shards import adopt_shard, is_sharded, shard_folder, write_rows
 from quality_assets.store import (
     Store, arrow_to_vectors, fault_point, record_superseded, run_query, run_query_arrow, session,
     vectors_to_arrow,
@@ -267,27 +267,34 @@ def embed_missing(target: Store | duckdb.DuckDBPyConnection, store: Store, model
     with session(target) as conn:
         missing = run_query(conn, "samples_missing_embeddings", model_version=model.model_version)
         total = count(conn) if missing.empty else None
+        # With Parquet row storage, Ray workers write their vectors as shard files themselves.
+        shards_to = shard_folder("embeddings", model.model_version) if is_sharded(conn) else None
     started = time.perf_counter()
     done = 0
-    for listed, chunk, vectors, changed in _embedded_chunks(missing, model, store):
-        _check_vectors(vectors, len(chunk))
+    for part in _embedded_chunks(missing, model, store, shards_to):
+        chunk, changed = part.chunk, part.changed
+        if part.vectors is not None:
+            _check_vectors(part.vectors, len(chunk))
         fault_point("embed:chunk")
         keep = ~chunk.sample_id.isin(list(changed)).to_numpy()
         with session(target) as conn:
             conn.execute("BEGIN TRANSACTION")
             try:
-                write_rows(conn, "embeddings", model.model_version,
-                           vectors_to_arrow(list(chunk.sample_id[keep]), vectors[keep]))
+                if part.vectors is None:
+                    written = sum(adopt_shard(conn, "embeddings", model.model_version, f) for f in part.shard_files)
+                else:
+                    write_rows(conn, "embeddings", model.model_version,
+                               vectors_to_arrow(list(chunk.sample_id[keep]), part.vectors[keep]))
                 record_superseded(conn, changed)
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
-            if listed >= len(missing):
+            if part.listed >= len(missing):
                 total = count(conn)
-        done += int(keep.sum())
+        done += written if part.vectors is None else int(keep.sum())
         if progress:
-            progress(listed, len(missing))
+            progress(part.listed, len(missing))
     seconds = time.perf_counter() - started
     if total is None:
         with session(target) as conn:
@@ -295,9 +302,21 @@ def embed_missing(target: Store | duckdb.DuckDBPyConnection, store: Store, model
     return EmbedStats(model.model_version, done, total, seconds)
 
 
-def _embedded_chunks(missing: pd.DataFrame, model: ModelRecord, store: Store):
-    """(rows done so far, chunk, its vectors, changed samples) per chunk of `missing`: on the Ray
-    cluster QUALITY_RAY_ADDRESS names (quality_assets.distributed), else in this process."""
+@dataclass
+class EmbeddedChunk:
+    """A chunk of the samples to embed, done: its vectors, or the shard files workers wrote them to."""
+
+    listed: int  # rows of the work done so far, this chunk included
+    chunk: pd.DataFrame
+    vectors: np.ndarray | None
+    changed: dict  # sample_id -> imaging.SampleChanged: files whose bytes no longer match
+    shard_files: tuple[str, ...] = ()  # with vectors None: partial shard files, relative to the home
+
+
+def _embedded_chunks(missing: pd.DataFrame, model: ModelRecord, store: Store, shards_to: str | None = None):
+    """Each chunk of `missing`, embedded on the Ray cluster QUALITY_RAY_ADDRESS names
+    (quality_assets.distributed; its workers write shard files under `shards_to` when given), else
+    in this process."""
     from quality_assets.distributed.engine import ray_address
     from quality_assets.imaging import VerifiedFiles
 
@@ -305,7 +324,9 @@ def _embedded_chunks(missing: pd.DataFrame, model: ModelRecord, store: Store):
     if address and model.embedder_kind != "precomputed":  # precomputed is a lookup: nothing to spread
         from quality_assets.distributed.embedding import embed_on_ray
 
-        yield from embed_on_ray(address, missing, model.row, store.home, chunk_rows=EMBED_CHUNK)
+        for listed, chunk, vectors, changed, files in embed_on_ray(
+                address, missing, model.row, store.home, chunk_rows=EMBED_CHUNK, shards_to=shards_to):
+            yield EmbeddedChunk(listed, chunk, vectors, changed, files)
         return
     embedder = make_embedder_for(model.row, store)
     for start in range(0, len(missing), EMBED_CHUNK):
@@ -315,7 +336,7 @@ def _embedded_chunks(missing: pd.DataFrame, model: ModelRecord, store: Store):
             keys = list(chunk.path)
         else:
             keys = VerifiedFiles.from_frame(chunk, changed)
-        yield start + len(chunk), chunk, embedder.embed(keys), changed
+        yield EmbeddedChunk(start + len(chunk), chunk, embedder.embed(keys), changed)
 
 
 @dataclass

@@ -29,10 +29,12 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from quality_assets.store import ROW_STORAGES, fault_point, load_sql, run_query
 
 SHARDS_DIR = "shards"
+PARTIAL = ".partial"  # a shard file being written; listed (and read) only once renamed
 
 
 @dataclass(frozen=True)
@@ -116,6 +118,47 @@ def write_rows(conn: duckdb.DuckDBPyConnection, table: str, key: object, rows: p
     fault_point(f"after:{spec.insert_query}")
 
 
+def shard_folder(table: str, key: object) -> str:
+    """Where a table's shards of one key are, relative to the home (workers write theirs there)."""
+    return (Path(SHARDS_DIR) / table / _safe(str(key))).as_posix()
+
+
+def partial_name(folder: str) -> str:
+    """A new shard's name while it is being written: nothing lists or reads it until it is adopted."""
+    return f"{folder}/{uuid.uuid4().hex}.parquet{PARTIAL}"
+
+
+def adopt_shard(conn: duckdb.DuckDBPyConnection, table: str, key: object, partial: str) -> int:
+    """List a shard file another process wrote whole (a Ray worker, under `shard_folder` and
+    `partial_name`), inside the caller's transaction; returns its new rows.
+
+    The vectors never travel to this process: only when some of the file's samples are already
+    stored (a retried batch) are its other rows read and written again, as `write_rows` would.
+    """
+    spec = ROW_TABLES[table]
+    if spec.replaces or not is_sharded(conn):
+        raise ValueError(f"adopt_shard: {table} rows are added by key in a sharded home only")
+    home = home_of(conn)
+    source = home / partial
+    if not partial.endswith(PARTIAL) or not source.is_file():
+        raise FileNotFoundError(f"no worker shard file at {source}")
+    path = str(source).replace("'", "''")
+    fields = {"table": table, "key": spec.key, "path": path}
+    overlap = int(conn.execute(_template("adopt_overlap", **fields), {"shard_key": str(key)}).fetchone()[0])
+    if overlap:
+        written = _write_shard(conn, table, str(key), _template("adopt_new_rows", **fields), {"shard_key": str(key)})
+        source.unlink()
+        if written:
+            _point_view(conn, table)
+        return written
+    final = partial[: -len(PARTIAL)]
+    n_rows = pq.ParquetFile(source).metadata.num_rows
+    os.replace(source, home / final)
+    run_query(conn, "list_row_shard", table_name=table, shard_key=str(key), path=final, n_rows=n_rows)
+    _point_view(conn, table)
+    return n_rows
+
+
 def delete_keys(conn: duckdb.DuckDBPyConnection, table: str, keys_table: str) -> None:
     """Delete the rows of every key a temp table lists (its column named as the table's key), inside
     the caller's transaction. Shard files stay until `remove_unlisted_shards` (after the commit)."""
@@ -153,22 +196,23 @@ def _template(name: str, **identifiers: str) -> str:
 
 
 def _write_shard(conn: duckdb.DuckDBPyConnection, table: str, key: str | None, rows_sql: str,
-                 params: dict) -> bool:
-    """Write the query's rows as one shard file of `table` and list it; False (no file) when it has none."""
+                 params: dict) -> int:
+    """Write the query's rows as one shard file of `table` and list it; returns its rows (no file
+    when there are none, except the empty file that keeps a view's columns)."""
     home = home_of(conn)
     folder = Path(SHARDS_DIR) / table / _safe(key if key is not None else "_columns")
     (home / folder).mkdir(parents=True, exist_ok=True)
     relative = (folder / f"{uuid.uuid4().hex}.parquet").as_posix()
-    partial = home / (relative + ".partial")
+    partial = home / (relative + PARTIAL)
     statement = _template("write_shard", rows=rows_sql.strip().rstrip(";"), path=str(partial).replace("'", "''"))
     used = {name: value for name, value in params.items() if f"${name}" in statement}
     n_rows = int(conn.execute(statement, used).fetchone()[0])
     if n_rows == 0 and key is not None:
         partial.unlink(missing_ok=True)
-        return False
+        return 0
     os.replace(partial, home / relative)
     run_query(conn, "list_row_shard", table_name=table, shard_key=key, path=relative, n_rows=n_rows)
-    return True
+    return n_rows
 
 
 def _point_view(conn: duckdb.DuckDBPyConnection, table: str) -> None:

@@ -200,3 +200,56 @@ def test_an_unknown_row_storage_is_refused_by_name(value, tmp_path, monkeypatch)
     monkeypatch.setenv(ROW_STORAGE_ENV, value)
     with pytest.raises(ValueError, match=ROW_STORAGE_ENV):
         Store(tmp_path / "home")
+
+
+def _worker_shard(store: Store, model_version: str, ids: list[str], vectors: np.ndarray) -> str:
+    """A shard file as a Ray embedding actor writes it (distributed.embedding.EmbedActor)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from quality_assets.row_shards import partial_name, shard_folder
+
+    relative = partial_name(shard_folder("embeddings", model_version))
+    (store.home / relative).parent.mkdir(parents=True, exist_ok=True)
+    table = vectors_to_arrow(ids, vectors).add_column(1, "model_version", pa.array([model_version] * len(ids)))
+    pq.write_table(table, store.home / relative)
+    return relative
+
+
+def test_a_workers_shard_file_is_listed_as_written_and_a_retried_one_adds_only_its_new_rows(tmp_path):
+    from quality_assets.row_shards import adopt_shard
+
+    store = Store(tmp_path / "home", row_storage="parquet")
+    rng = np.random.default_rng(1)
+    vectors = rng.normal(size=(5, 4)).astype(np.float32)
+    first = _worker_shard(store, "m1", ["a", "b", "c"], vectors[:3])
+    retried = _worker_shard(store, "m1", ["c", "d", "e"], vectors[2:])
+    with store.connect() as conn:
+        conn.execute("BEGIN TRANSACTION")
+        assert adopt_shard(conn, "embeddings", "m1", first) == 3
+        conn.execute("COMMIT")
+        # The first file is listed as it is, under its final name: nothing was read or rewritten.
+        listed = conn.execute("SELECT path, n_rows FROM row_shards WHERE shard_key = 'm1'").fetchall()
+        assert listed == [(first.removesuffix(".partial"), 3)]
+        assert adopt_shard(conn, "embeddings", "m1", retried) == 2  # "c" is stored already
+        stored = conn.execute("SELECT sample_id, vector FROM embeddings ORDER BY sample_id").fetchall()
+    assert [sid for sid, _ in stored] == ["a", "b", "c", "d", "e"]
+    np.testing.assert_allclose(np.array([v for _, v in stored]), vectors, rtol=1e-6)
+    assert _shard_files(store) == _listed(store)  # the retried file's partial is gone
+
+
+def test_adopting_a_file_that_is_not_a_whole_worker_shard_is_refused(tmp_path):
+    from quality_assets.row_shards import adopt_shard
+
+    sharded, tables = Store(tmp_path / "shards", row_storage="parquet"), Store(tmp_path / "tables")
+    whole = _worker_shard(sharded, "m1", ["a"], np.ones((1, 4), np.float32))
+    with sharded.connect() as conn:
+        with pytest.raises(FileNotFoundError, match="no worker shard file"):
+            adopt_shard(conn, "embeddings", "m1", whole.removesuffix(".partial"))  # not a partial name
+        with pytest.raises(FileNotFoundError, match="no worker shard file"):
+            adopt_shard(conn, "embeddings", "m1", "shards/embeddings/m1/gone.parquet.partial")
+        with pytest.raises(ValueError, match="added by key"):
+            adopt_shard(conn, "knn_edges", "g1", whole)
+        assert conn.execute("SELECT count(*) FROM embeddings").fetchone()[0] == 0
+    with tables.connect() as conn, pytest.raises(ValueError, match="sharded home only"):
+        adopt_shard(conn, "embeddings", "m1", whole)

@@ -72,6 +72,43 @@ def test_ray_engine_embeds_the_same_vectors_and_supersedes_the_same_samples(ray_
     assert (again.n_embedded, again.n_total) == (0, 44)
 
 
+def test_with_parquet_row_storage_the_actors_write_the_vectors_as_shard_files(ray_cluster, tmp_path, monkeypatch):
+    from quality_assets.row_shards import SHARDS_DIR
+
+    data = tmp_path / "data"
+    paths = make_imagefolder(data / "drop1", {"train": {"a": 12, "b": 11}}, seed=6)
+    local = Store(tmp_path / "in_process")
+    with local.connect() as conn:
+        ingest_drop(conn, data, data / "drop1")
+        model = ensure_model(conn, local, TINY)
+    (data / "drop1" / paths[5]).write_bytes(b"\x89PNG\r\n not the ingested bytes")
+    shutil.copytree(local.home, tmp_path / "sharded")
+    sharded = Store(tmp_path / "sharded", row_storage="parquet")
+
+    monkeypatch.delenv(RAY_ADDRESS_ENV, raising=False)
+    in_process = embed_missing(local, local, model)
+    monkeypatch.setenv(RAY_ADDRESS_ENV, ray_cluster.address)
+    monkeypatch.setenv(RAY_BATCH_SIZE_ENV, "8")
+    distributed = embed_missing(sharded, sharded, model)
+
+    assert (distributed.n_embedded, distributed.n_total) == (in_process.n_embedded, in_process.n_total) == (22, 22)
+    with local.connect(read_only=True) as conn:
+        expected = dict(zip(*load_vectors(conn, model.model_version)))
+    with sharded.connect(read_only=True) as conn:
+        got = dict(zip(*load_vectors(conn, model.model_version)))
+        listed = conn.execute("SELECT path, n_rows FROM row_shards WHERE table_name = 'embeddings' "
+                              "AND shard_key IS NOT NULL").fetchall()
+    assert sorted(got) == sorted(expected)
+    np.testing.assert_allclose(np.stack([got[s] for s in sorted(got)]),
+                               np.stack([expected[s] for s in sorted(expected)]), atol=1e-5)
+    # One file per actor batch of at most 8 (23 rows: 3 batches), not one per driver chunk: the
+    # actors wrote them, the driver only listed them; the changed file's sample is in none.
+    assert len(listed) == 3 and sum(n for _, n in listed) == 22 and max(n for _, n in listed) <= 8
+    files = {p.relative_to(sharded.home).as_posix() for p in (sharded.home / SHARDS_DIR).rglob("*") if p.is_file()}
+    assert {path for path, _ in listed} < files and not any(f.endswith(".partial") for f in files)
+    assert _superseded(sharded) == _superseded(local) and len(_superseded(local)) == 1
+
+
 def test_ray_tasks_inspect_files_exactly_as_the_in_process_scan(ray_cluster, tmp_path):
     from quality_assets.distributed.ingest import inspect_on_ray
     from quality_assets.scan import _inspect_one
