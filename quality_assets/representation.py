@@ -122,11 +122,28 @@ def _data_image_size(manifest: pd.DataFrame) -> int:
     return int(np.median(long_side))
 
 
+def _train_dino_here_or_on_ray(images, config, store: Store, say: Progress):
+    """DINO trained on Ray Train when a cluster is configured and training there is asked for or
+    has GPUs (quality_assets.distributed.ssl_train), else in this process."""
+    from quality_assets.distributed.engine import connect, ray_address, train_plan
+    from quality_assets.ssl.dino import train_dino
+
+    address = ray_address()
+    plan = train_plan(connect(address)) if address else None
+    if plan is None:
+        return train_dino(images, config, progress=lambda info: say(_format_train_progress(info)))
+    from quality_assets.distributed.ssl_train import train_dino_on_ray
+
+    workers, use_gpu, cpus = plan
+    return train_dino_on_ray(address, images, config, workers=workers, use_gpu=use_gpu, cpus_per_worker=cpus,
+                             storage=store.artifacts_dir / "ray_train", say=say)
+
+
 def _ensure_dino(target, store: Store, options: ModelOptions, manifest_version: str, n_samples: int,
                  say: Progress) -> ModelRecord:
     from quality_assets.imaging import VerifiedFiles
     from quality_assets.ssl.data import decode_images, decode_ram_budget
-    from quality_assets.ssl.dino import save_checkpoint, train_dino
+    from quality_assets.ssl.dino import save_checkpoint
     from quality_assets.ssl.policy import SSL_CODE_VERSION, retrain_decision
 
     with session(target) as conn:
@@ -167,7 +184,7 @@ def _ensure_dino(target, store: Store, options: ModelOptions, manifest_version: 
         if n_samples == 0:
             raise ValueError("every sample changed since ingest: re-ingest the data")
     fault_point("train:start")
-    result = train_dino(images, config, progress=lambda info: say(_format_train_progress(info)))
+    result = _train_dino_here_or_on_ray(images, config, store, say)
     checkpoint_dir = store.artifacts_dir / "ssl"
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     staging = checkpoint_dir / f"staging-{time.time_ns()}.pt"

@@ -11,6 +11,12 @@ DEFAULT_BATCH_SIZE = 256
 RAY_KNN_SHARD_ROWS_ENV = "QUALITY_RAY_KNN_SHARD_ROWS"
 
 
+# DINO on Ray Train (`distributed.ssl_train`): workers, and CPUs per CPU worker. Unset: one worker
+# per GPU when the cluster has GPUs, else training stays in the run's process.
+RAY_TRAIN_WORKERS_ENV = "QUALITY_RAY_TRAIN_WORKERS"
+RAY_TRAIN_CPUS_ENV = "QUALITY_RAY_TRAIN_CPUS_PER_WORKER"
+
+
 def ray_address() -> str | None:
     """The Ray cluster to run on, or None for the in-process engine (the default)."""
     address = os.environ.get(RAY_ADDRESS_ENV, "").strip()
@@ -57,3 +63,14 @@ def actor_slots(ray, cpus_per_actor: float) -> tuple[int, bool]:
     if gpus:
         return gpus, True
     return max(1, int(resources.get("CPU", 1) // max(cpus_per_actor, 1e-9))), False
+
+
+def train_plan(ray) -> tuple[int, bool, int] | None:
+    """(workers, whether each gets a GPU, CPUs per CPU worker) for DINO on Ray Train, or None to
+    train in the run's process: asked for by QUALITY_RAY_TRAIN_WORKERS, or one worker per GPU."""
+    workers = _positive_int_setting(RAY_TRAIN_WORKERS_ENV)
+    cpus = _positive_int_setting(RAY_TRAIN_CPUS_ENV) or 1
+    gpus = int(ray.cluster_resources().get("GPU", 0))
+    if workers is None:
+        return (gpus, True, cpus) if gpus else None
+    return workers, gpus >= workers, cpus

@@ -58,6 +58,12 @@ def dino_cross_entropy(student_out: torch.Tensor, q: torch.Tensor, n_crops: int,
     return total / (2 * (n_crops - 1))
 
 
+def world_size() -> int:
+    """Workers of the data-parallel run this process belongs to (1 outside one)."""
+    dist = torch.distributed
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
 class DINOLoss(nn.Module):
     """Cross-entropy between the centred, sharpened teacher and the student over all view pairs (i != j).
 
@@ -95,5 +101,8 @@ class DINOLoss(nn.Module):
     @torch.no_grad()
     def _update_center(self, teacher_logits: torch.Tensor) -> None:
         batch_center = teacher_logits.mean(dim=0, keepdim=True)
+        if world_size() > 1:  # data-parallel: every worker keeps the centre of the global batch
+            torch.distributed.all_reduce(batch_center)
+            batch_center /= world_size()
         self.center.mul_(self.center_momentum).add_(batch_center, alpha=1 - self.center_momentum)
 

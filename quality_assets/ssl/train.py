@@ -13,6 +13,14 @@ bf16 autocast, optionally channels-last and `torch.compile`d.
 The trained artefact is the teacher backbone (the paper evaluates it; it is the smoother of the two).
 For BatchNorm backbones its running statistics are re-estimated on the clean images at the end:
 during training they came from augmented crops, which are not what gets embedded.
+
+Data-parallel (called inside an initialised `torch.distributed` process group of W > 1 workers, as
+Ray Train's `TorchTrainer` sets up: `quality_assets.distributed.ssl_train`): every worker holds the
+images and the same seeded networks; each step, worker r trains on its own slice of one shared
+permutation (`config.batch_size` images per worker, W x that per step, the learning rate scaled by
+the global batch), gradients are averaged by DDP, the teacher centre over the global batch, and the
+stop decisions (budget, stability, a non-finite loss) are agreed, so the teachers stay identical.
+With W = 1 nothing changes: the same steps, bit for bit.
 """
 
 from __future__ import annotations
@@ -32,7 +40,7 @@ from quality_assets.ssl.augment import AugmentParams, MultiCrop, normalize
 from quality_assets.ssl.backbones import recalibrate_batchnorm
 from quality_assets.ssl.config import DinoConfig, precision_autocast, resolve_device
 from quality_assets.ssl.data import DEFAULT_MEAN, DEFAULT_STD, ImageSource, as_source, is_grayscale
-from quality_assets.ssl.loss import DINOLoss, koleo_loss
+from quality_assets.ssl.loss import DINOLoss, koleo_loss, world_size
 from quality_assets.ssl.networks import MultiCropNet, build_networks
 
 ProgressFn = Callable[[dict[str, Any]], None]
@@ -150,7 +158,7 @@ def _train(
 ) -> DinoResult:
     n = len(images)
     parts = _build_parts(images, config, dev)
-    sched = _schedules(config, n)
+    sched = _schedules(config, n, world_size())
     data = images.to(dev)
     gen = torch.Generator(device=dev)
     gen.manual_seed(config.seed)
@@ -175,6 +183,10 @@ def _build_parts(images: ImageSource, config: DinoConfig, dev: torch.device) -> 
     if config.compile:
         run_student = torch.compile(student)
         run_teacher = torch.compile(teacher)
+    if world_size() > 1:  # gradients averaged over the workers as they are computed
+        from torch.nn.parallel import DistributedDataParallel
+
+        run_student = DistributedDataParallel(run_student, device_ids=[dev.index] if dev.type == "cuda" else None)
 
     bf16 = config.precision == "bf16" or (config.precision == "auto" and dev.type == "cuda")
     aug = MultiCrop(
@@ -216,9 +228,10 @@ def _param_groups(model: nn.Module) -> list[dict[str, Any]]:
     return [{"params": decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def _schedules(config: DinoConfig, n: int) -> _Schedules:
-    batch = min(config.batch_size, n)
-    steps_per_epoch = max(1, n // batch)  # drop the ragged last batch: keeps step shapes static
+def _schedules(config: DinoConfig, n: int, workers: int = 1) -> _Schedules:
+    # Per worker; a step trains on `workers` x `batch` images, and the lr follows that global batch.
+    batch = min(config.batch_size, max(1, n // workers))
+    steps_per_epoch = max(1, n // (batch * workers))  # drop the ragged last batch: keeps step shapes static
     total_steps = max(1, int(round(config.epochs * steps_per_epoch)))
     warm = int(round(config.warmup_epochs * steps_per_epoch))
     tt_warm = int(round(config.warmup_teacher_temp_epochs * steps_per_epoch))
@@ -226,7 +239,7 @@ def _schedules(config: DinoConfig, n: int) -> _Schedules:
         batch=batch,
         steps_per_epoch=steps_per_epoch,
         total_steps=total_steps,
-        lr=cosine_schedule(config.lr * batch / 256.0, config.min_lr, total_steps, warm),
+        lr=cosine_schedule(config.lr * batch * workers / 256.0, config.min_lr, total_steps, warm),
         weight_decay=cosine_schedule(config.weight_decay, config.weight_decay_end, total_steps),
         momentum=cosine_schedule(config.momentum_teacher, 1.0, total_steps),
         teacher_temp=np.concatenate([
@@ -243,6 +256,10 @@ def _run_loop(
 ) -> _LoopOutcome:
     n = len(data)
     batch, steps_per_epoch, total_steps = sched.batch, sched.steps_per_epoch, sched.total_steps
+    workers = world_size()
+    rank = torch.distributed.get_rank() if workers > 1 else 0
+    # The permutation is drawn from `gen` alike on every worker; their crops must differ.
+    crop_gen = gen if workers == 1 else torch.Generator(device=dev).manual_seed(config.seed + 7_919 * (rank + 1))
     loss_curve: list[float] = []
     epoch_losses: list[torch.Tensor] = []
     last_loss = float("nan")
@@ -259,22 +276,25 @@ def _run_loop(
         for i in range(steps_per_epoch):
             if step >= total_steps:
                 break
-            glob, loc = _crops(parts, config, data, perm[i * batch:(i + 1) * batch], gen)
+            first = (i * workers + rank) * batch
+            glob, loc = _crops(parts, config, data, perm[first:first + batch], crop_gen)
             loss = _optimisation_step(parts, config, dev, sched, step, glob, loc)
             _ema_update(parts, float(sched.momentum[step]))
             epoch_losses.append(loss.detach())
             step += 1
             if step % sync_every == 0 or step == total_steps:
-                last_loss = _checked_loss(loss, step)
-                if _budget_spent(config, t_start):
+                loss_now, budget_spent = _agreed(loss.detach(), _budget_spent(config, t_start), workers)
+                last_loss = _checked_loss(loss_now, step)
+                if budget_spent:
                     stopped = step < total_steps
                     break
                 reporter.step(step, last_loss, epoch_end=i == steps_per_epoch - 1)
         if epoch_losses:
-            loss_curve.append(float(torch.stack(epoch_losses).mean()))
+            loss_curve.append(float(_agreed(torch.stack(epoch_losses).mean(), False, workers)[0]))
             epoch_losses = []
         if monitor is not None and not stopped and step < total_steps:
             stable = monitor.check(parts.teacher.backbone, step / steps_per_epoch, dev)
+            stable = bool(_agreed(torch.zeros((), device=dev), stable, workers)[1])
 
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)
@@ -371,6 +391,16 @@ def _optimisation_step(
     return loss
 
 
+def _agreed(loss: torch.Tensor, flag: bool, workers: int) -> tuple[torch.Tensor, bool]:
+    """The loss averaged over the workers and the flag if any worker raised it (one all-reduce), so
+    every worker takes the same decision; as given for a single worker."""
+    if workers == 1:
+        return loss, flag
+    both = torch.stack([loss.float() / workers, torch.tensor(float(flag), device=loss.device)])
+    torch.distributed.all_reduce(both)
+    return both[0], bool(both[1] > 0)
+
+
 def _ema_update(parts: _Parts, momentum: float) -> None:
     """teacher <- momentum * teacher + (1 - momentum) * student."""
     with torch.no_grad():
@@ -409,7 +439,7 @@ class _ProgressReporter:
         self.progress({
             "step": step, "steps_total": self.sched.total_steps, "epoch": step / self.sched.steps_per_epoch,
             "loss": loss, "lr": float(self.sched.lr[step - 1]), "elapsed_s": elapsed,
-            "images_per_s": step * self.sched.batch / max(elapsed, 1e-9),
+            "images_per_s": step * self.sched.batch * world_size() / max(elapsed, 1e-9),
         })
 
 
@@ -427,7 +457,7 @@ def _finish(
     result = DinoResult(
         backbone=backbone, config=config, epochs_completed=step / sched.steps_per_epoch, steps=step,
         final_loss=float(final_loss), loss_curve=outcome.loss_curve,
-        images_per_s=step * sched.batch / max(loop_s, 1e-9),
+        images_per_s=step * sched.batch * world_size() / max(loop_s, 1e-9),
         stopped_by_budget=stopped, device=str(dev), seconds=time.monotonic() - t_start,
         n_samples_trained=len(images), grayscale_data=is_grayscale(images), batchnorm_recalibrated=recalibrated,
         stopped_as_stable=outcome.stopped_as_stable, stability=outcome.stability,

@@ -3,8 +3,8 @@
 import pytest
 
 from quality_assets.distributed.engine import (
-    DEFAULT_BATCH_SIZE, RAY_ADDRESS_ENV, RAY_BATCH_SIZE_ENV, RAY_KNN_SHARD_ROWS_ENV, batch_size, knn_shard_rows,
-    ray_address,
+    DEFAULT_BATCH_SIZE, RAY_ADDRESS_ENV, RAY_BATCH_SIZE_ENV, RAY_KNN_SHARD_ROWS_ENV, RAY_TRAIN_CPUS_ENV,
+    RAY_TRAIN_WORKERS_ENV, batch_size, knn_shard_rows, ray_address, train_plan,
 )
 
 
@@ -43,3 +43,32 @@ def test_knn_shard_size_unset_or_set(monkeypatch):
     assert knn_shard_rows() is None
     monkeypatch.setenv(RAY_KNN_SHARD_ROWS_ENV, " 50000 ")
     assert knn_shard_rows() == 50_000
+
+
+class _Cluster:
+    """What `train_plan` reads of a connected `ray` module: the cluster's resources."""
+
+    def __init__(self, **resources: float) -> None:
+        self.resources = resources
+
+    def cluster_resources(self) -> dict[str, float]:
+        return dict(self.resources)
+
+
+def test_dino_trains_on_ray_train_only_with_gpus_or_when_asked(monkeypatch):
+    monkeypatch.delenv(RAY_TRAIN_WORKERS_ENV, raising=False)
+    monkeypatch.delenv(RAY_TRAIN_CPUS_ENV, raising=False)
+    assert train_plan(_Cluster(CPU=64)) is None  # CPUs only: the run's process trains, as by default
+    assert train_plan(_Cluster(CPU=64, GPU=8)) == (8, True, 1)
+    monkeypatch.setenv(RAY_TRAIN_WORKERS_ENV, "4")
+    monkeypatch.setenv(RAY_TRAIN_CPUS_ENV, "8")
+    assert train_plan(_Cluster(CPU=64)) == (4, False, 8)
+    assert train_plan(_Cluster(CPU=64, GPU=2)) == (4, False, 8)  # fewer GPUs than workers: CPU workers
+
+
+@pytest.mark.parametrize("name", [RAY_TRAIN_WORKERS_ENV, RAY_TRAIN_CPUS_ENV])
+@pytest.mark.parametrize("value", ["0", "two", "-1"])
+def test_a_malformed_train_setting_is_refused_by_name(monkeypatch, name, value):
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValueError, match=name):
+        train_plan(_Cluster(CPU=2))
