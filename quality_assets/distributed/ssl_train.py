@@ -16,7 +16,9 @@ trains in the run's process, as by default.
 from __future__ import annotations
 
 import pickle
+import shutil
 import tempfile
+import uuid
 from pathlib import Path
 from typing import Any, Callable
 
@@ -96,6 +98,7 @@ def train_dino_on_ray(address: str, images, config: DinoConfig, *, workers: int,
     images = as_source(images)
     if workers < 1:
         raise ValueError(f"Ray Train needs at least one worker, got {workers}")
+    run_name = f"dino-{uuid.uuid4().hex[:12]}"
     device_config = config.to_dict()
     device_config["device"] = "cuda" if use_gpu else "cpu"
     say(f"training DINO on Ray Train: {workers} worker(s), {'a GPU' if use_gpu else f'{cpus_per_worker:g} CPU(s)'} each")
@@ -106,8 +109,20 @@ def train_dino_on_ray(address: str, images, config: DinoConfig, *, workers: int,
         scaling_config=ray.train.ScalingConfig(
             num_workers=workers, use_gpu=use_gpu,
             resources_per_worker=None if use_gpu else {"CPU": cpus_per_worker}),
-        run_config=ray.train.RunConfig(storage_path=str(storage), name="dino"),
+        run_config=ray.train.RunConfig(storage_path=str(storage), name=run_name),
     )
+    try:
+        result = _fitted_result(trainer)
+        # The workers ran the config with its device resolved; the model is the caller's config's
+        # (its hash keys the retrain policy), trained on `result.device`.
+        result.config = config
+        return result
+    finally:
+        # The result lives on in the caller's checkpoint file; Ray Train's copy would pile up per retrain.
+        shutil.rmtree(Path(storage) / run_name, ignore_errors=True)
+
+
+def _fitted_result(trainer):
     outcome = trainer.fit()
     if outcome.error is not None:
         raise RuntimeError(f"DINO training on Ray failed: {outcome.error}") from outcome.error

@@ -208,3 +208,49 @@ def test_a_knn_graph_searched_in_shards_on_ray_equals_the_in_process_graph(ray_c
     np.testing.assert_array_equal(switched.distances, in_process.distances)
     below = build_knn_graph_on_engine(x, 10, address=ray_cluster.address, min_rows=4001, **kwargs)
     assert "search" not in below.params
+
+
+def _issue_rows(home) -> "pd.DataFrame":
+    import duckdb
+
+    with duckdb.connect(str(home / "quality.duckdb"), read_only=True) as conn:
+        return conn.execute("SELECT path, issue_type, score, is_issue, suggested_label FROM issues "
+                            "ORDER BY issue_type, path").df()
+
+
+def test_an_audit_on_the_ray_engine_gives_the_in_process_issue_rows(ray_cluster, tmp_path, monkeypatch):
+    """The whole audit through Dagster, in process against on Ray (ingest, DINO on Ray Train,
+    embedding by Ray actors into Parquet shards): the same issue rows."""
+    from quality_assets.distributed.engine import RAY_TRAIN_WORKERS_ENV
+    from quality_assets.runner import run_audit
+    from quality_assets.store import ROW_STORAGE_ENV
+
+    data = tmp_path / "data"
+    paths = make_imagefolder(data, {"train": {"a": 30, "b": 30}, "test": {"a": 6, "b": 6}}, seed=8)
+    shutil.copyfile(data / paths[0], data / paths[0].replace(".png", "_copy.png"))  # an exact duplicate
+    model = {"epochs": 1, "batch_size": 8}  # epochs, not a time budget: both runs train the same steps
+    rows = {}
+    for engine in ("in_process", "ray"):
+        home = tmp_path / engine
+        monkeypatch.setenv("QUALITY_HOME", str(home))
+        monkeypatch.setenv("DAGSTER_HOME", str(home / "dagster"))
+        if engine == "ray":
+            monkeypatch.setenv(RAY_ADDRESS_ENV, ray_cluster.address)
+            monkeypatch.setenv(RAY_TRAIN_WORKERS_ENV, "1")
+            monkeypatch.setenv(ROW_STORAGE_ENV, "parquet")
+        outcome = run_audit(home, data, [], extra_op_config={"ssl_model": model}, log_level="ERROR",
+                            say=lambda _: None)
+        assert outcome.success, outcome.error
+        rows[engine] = _issue_rows(home)
+    here, on_ray = rows["in_process"], rows["ray"]
+    assert len(here) > 0 and set(here.issue_type) >= {"near_duplicate", "off_topic", "label_error", "leakage"}
+    assert here[["path", "issue_type"]].equals(on_ray[["path", "issue_type"]])
+    np.testing.assert_allclose(on_ray.score.to_numpy(), here.score.to_numpy(), atol=1e-4)
+    assert (on_ray.is_issue == here.is_issue).all()
+    assert (on_ray.suggested_label.fillna("") == here.suggested_label.fillna("")).all()
+    assert here.loc[here.issue_type == "near_duplicate"].is_issue.any()  # the duplicate is found by both
+    # The Ray run did go through the cluster: Ray Train's storage (its run's copy removed after the
+    # result was read), and vectors in shard files.
+    assert list((tmp_path / "ray" / "artifacts" / "ray_train").iterdir()) == []
+    assert not (tmp_path / "in_process" / "artifacts" / "ray_train").exists()
+    assert any((tmp_path / "ray" / "shards" / "embeddings").rglob("*.parquet"))
