@@ -6,14 +6,14 @@ versions of each (the current graph of each view always stays) and keeps their v
 so lineage still reads and a pruned version that comes back is computed again rather than reused.
 Stored pixel verdicts of an older verifier code are deleted too, and so are the row files of the
 copy searches' pruned versions (`artifacts/copy_rows`), and, with Parquet row storage, the shard
-files no version lists any more.
+files no version lists any more; the small shard files of each key are merged into few.
 """
 
 from __future__ import annotations
 
 import duckdb
 
-from quality_assets.row_shards import delete_keys, remove_unlisted_shards
+from quality_assets.row_shards import compact_shards, delete_keys, remove_unlisted_shards
 from quality_assets.score_run import verifier_version
 from quality_assets.store import run_query
 from quality_assets.view_graphs import remove_copy_rows
@@ -31,8 +31,16 @@ def prune_versions(conn: duckdb.DuckDBPyConnection, keep: int) -> dict[str, int]
     except Exception:
         conn.execute("ROLLBACK")
         raise
+    # Parquet row storage: each key's small shard files (one per written chunk) become few.
+    conn.execute("BEGIN TRANSACTION")
+    try:
+        compact_shards(conn)
+        conn.execute("COMMIT")
+    except Exception:
+        conn.execute("ROLLBACK")
+        raise
     # Files go after the commit: the copy searches' rows of a pruned version (view_graphs), and
-    # shard files no transaction lists any more (pruned or replaced edges, or a crashed write's).
+    # shard files no transaction lists any more (pruned, replaced or merged, or a crashed write's).
     remove_copy_rows(conn, run_query(conn, "pruned_copy_rows").graph_version)
     remove_unlisted_shards(conn)
     # Deleted rows free their blocks for reuse at the checkpoint; the file itself does not shrink.

@@ -35,6 +35,7 @@ from quality_assets.store import ROW_STORAGES, fault_point, load_sql, run_query
 
 SHARDS_DIR = "shards"
 PARTIAL = ".partial"  # a shard file being written; listed (and read) only once renamed
+COMPACT_ROWS = 1 << 20  # rows per file that `qaudit prune` merges a key's small shards up to
 
 
 @dataclass(frozen=True)
@@ -171,6 +172,35 @@ def delete_keys(conn: duckdb.DuckDBPyConnection, table: str, keys_table: str) ->
         run_query(conn, "unlist_row_shards", table_name=table, shard_key=key)
     if keys:
         _point_view(conn, table)
+
+
+def compact_shards(conn: duckdb.DuckDBPyConnection, target_rows: int = COMPACT_ROWS) -> int:
+    """Merge each key's small shard files (one per written chunk) into files of up to `target_rows`
+    rows, oldest first, inside the caller's transaction; returns how many files were merged away.
+    The merged files stay on disk, unlisted, until `remove_unlisted_shards` (after the commit)."""
+    if not is_sharded(conn):
+        return 0
+    shards = run_query(conn, "row_shards_by_key")
+    merged, touched = 0, set()
+    for (table, key), files in shards.groupby(["table_name", "shard_key"], sort=False):
+        groups, current, rows = [], [], 0
+        for path, n_rows in zip(files.path, files.n_rows):
+            if current and rows + int(n_rows) > target_rows:
+                groups.append(current)
+                current, rows = [], 0
+            current.append(path)
+            rows += int(n_rows)
+        groups.append(current)
+        for group in (g for g in groups if len(g) > 1):
+            listed = "[" + ", ".join("'" + path.replace("'", "''") + "'" for path in group) + "]"
+            _write_shard(conn, table, key, _template("merge_rows", files=listed), {})
+            for path in group:
+                run_query(conn, "unlist_row_shard", path=path)
+            merged += len(group)
+            touched.add(table)
+    for table in touched:
+        _point_view(conn, table)
+    return merged
 
 
 def remove_unlisted_shards(conn: duckdb.DuckDBPyConnection) -> int:

@@ -253,3 +253,31 @@ def test_adopting_a_file_that_is_not_a_whole_worker_shard_is_refused(tmp_path):
         assert conn.execute("SELECT count(*) FROM embeddings").fetchone()[0] == 0
     with tables.connect() as conn, pytest.raises(ValueError, match="sharded home only"):
         adopt_shard(conn, "embeddings", "m1", whole)
+
+
+def test_prune_merges_a_keys_small_shard_files_and_keeps_every_row(tmp_path):
+    from quality_assets.cli import main as qaudit
+    from quality_assets.row_shards import compact_shards
+
+    store = Store(tmp_path / "home", row_storage="parquet")
+    rng = np.random.default_rng(2)
+    vectors = rng.normal(size=(40, 4)).astype(np.float32)
+    with store.connect() as conn:
+        for start in range(0, 40, 8):  # five chunks of model m1, one of m2
+            write_rows(conn, "embeddings", "m1", vectors_to_arrow([f"s{i:02d}" for i in range(start, start + 8)],
+                                                                   vectors[start:start + 8]))
+        write_rows(conn, "embeddings", "m2", vectors_to_arrow(["s00"], vectors[:1]))
+    rows = _bulk_rows(store)
+    files_before = {f for f in _listed(store) if "/m1/" in f}
+    assert len(files_before) == 5
+    with store.connect() as conn:  # at most 16 rows a file: 8 + 8 | 8 + 8 | 8
+        conn.execute("BEGIN TRANSACTION")
+        assert compact_shards(conn, target_rows=16) == 4
+        conn.execute("COMMIT")
+        counts = sorted(n for (n,) in conn.execute(
+            "SELECT n_rows FROM row_shards WHERE shard_key = 'm1'").fetchall())
+    assert counts == [8, 16, 16] and _bulk_rows(store) == rows
+    assert qaudit(["prune", "--home", str(store.home), "--keep", "1"]) == 0  # the default: one file a key
+    m1 = {f for f in _listed(store) if "/m1/" in f}
+    assert len(m1) == 1 and not m1 & files_before and _bulk_rows(store) == rows
+    assert _shard_files(store) == _listed(store)  # the merged files are gone from disk
