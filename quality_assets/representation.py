@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,7 @@ from quality_assets.store import (
 )
 
 EMBED_CHUNK = 4096
+EMBED_DEVICE_ENV = "QUALITY_EMBED_DEVICE"
 Progress = Callable[[str], None]
 
 
@@ -242,15 +244,31 @@ def _register_file_model(conn, options: ModelOptions, kind: str, file: str, mani
     return ModelRecord(model_version, kind, True, "new file", row)
 
 
+def embed_device() -> str:
+    """Where the in-process embedding runs: $QUALITY_EMBED_DEVICE (`auto`, `cpu`, `cuda`, `cuda:N`);
+    `auto`, the default, is the GPU when this machine has one, else the CPU."""
+    import re
+
+    import torch
+
+    value = os.environ.get(EMBED_DEVICE_ENV, "").strip() or "auto"
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", value):
+        raise ValueError(f"{EMBED_DEVICE_ENV} must be auto, cpu, cuda or cuda:N, not {value!r}")
+    if value == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return value
+
+
 def make_embedder_for(row: dict[str, Any], store: Store, data_root_of: Callable[[], Path] | None = None):
     from quality_assets.embedders import PrecomputedEmbedder, SSLCheckpointEmbedder, TimmCheckpointEmbedder
 
     kind = row["embedder_kind"]
     if kind == "dino":
-        return SSLCheckpointEmbedder(store.home / row["checkpoint_path"])
+        return SSLCheckpointEmbedder(store.home / row["checkpoint_path"], device=embed_device())
     config = json.loads(row["config_json"])
     if kind == "timm_checkpoint":
-        return TimmCheckpointEmbedder(config["arch"], Path(config["file"]), config.get("image_size") or 224)
+        return TimmCheckpointEmbedder(config["arch"], Path(config["file"]), config.get("image_size") or 224,
+                                      device=embed_device())
     if kind == "precomputed":
         return PrecomputedEmbedder(Path(config["file"]))
     raise ValueError(f"unknown embedder kind {kind!r}")

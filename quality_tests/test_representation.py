@@ -57,3 +57,52 @@ def test_thumbnails_are_made_once_match_the_files_and_survive_a_missing_file(sto
     with Image.open(data / rel[ids[some]]) as im:
         expected = np.asarray(im.convert("L").resize((24, 24), Image.BILINEAR))
     assert np.array_equal(thumbs[some], expected)
+
+
+def _tiny_model(store, tmp_path):
+    data = tmp_path / "data"
+    make_imagefolder(data / "d1", {"train": {"a": 10, "b": 10}})
+    with store.connect() as conn:
+        ingest_drop(conn, data, data / "d1")
+        return ensure_model(conn, store, ModelOptions(epochs=1, batch_size=8))
+
+
+def test_the_embedding_runs_on_the_gpu_when_there_is_one_unless_told_otherwise(store, tmp_path, monkeypatch):
+    import pytest
+    import torch
+
+    from quality_assets.representation import EMBED_DEVICE_ENV, make_embedder_for
+
+    model = _tiny_model(store, tmp_path)
+    monkeypatch.delenv(EMBED_DEVICE_ENV, raising=False)
+    assert make_embedder_for(model.row, store).device == ("cuda" if torch.cuda.is_available() else "cpu")
+    monkeypatch.setenv(EMBED_DEVICE_ENV, "cpu")
+    assert make_embedder_for(model.row, store).device == "cpu"
+    for bad in ("gpu", "cuda:x", "tpu"):
+        monkeypatch.setenv(EMBED_DEVICE_ENV, bad)
+        with pytest.raises(ValueError, match=EMBED_DEVICE_ENV):
+            make_embedder_for(model.row, store)
+
+
+def test_vectors_embedded_on_the_gpu_are_the_cpus_within_mixed_precision(store, tmp_path, monkeypatch):
+    import numpy as np
+    import pytest
+    import torch
+
+    from quality_assets.representation import EMBED_DEVICE_ENV, load_vectors
+
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device (CI has none)")
+    model = _tiny_model(store, tmp_path)
+    monkeypatch.setenv(EMBED_DEVICE_ENV, "cuda")
+    embed_missing(store, store, model)
+    with store.connect(read_only=True) as conn:
+        ids, on_gpu = load_vectors(conn, model.model_version)
+    with store.connect() as conn:
+        conn.execute("DELETE FROM embeddings")
+    monkeypatch.setenv(EMBED_DEVICE_ENV, "cpu")
+    embed_missing(store, store, model)
+    with store.connect(read_only=True) as conn:
+        same_ids, on_cpu = load_vectors(conn, model.model_version)
+    assert ids == same_ids
+    assert np.abs((on_gpu * on_cpu).sum(axis=1) - 1).max() < 1e-2  # cosine to the CPU's vector

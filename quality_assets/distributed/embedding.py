@@ -36,7 +36,7 @@ class EmbedActor:
         torch.set_num_threads(max(1, torch_threads))
         self.home, self.model_version, self.shards_to = Path(home), model_row["model_version"], shards_to
         self.embedder = make_embedder_for(model_row, Store(home))
-        if device != "cpu" and hasattr(self.embedder, "device"):
+        if hasattr(self.embedder, "device"):  # the actor's own slot: its GPU, or the CPU
             self.embedder.device = device
 
     def __call__(self, batch: pd.DataFrame) -> dict[str, np.ndarray]:
