@@ -281,3 +281,16 @@ def test_prune_merges_a_keys_small_shard_files_and_keeps_every_row(tmp_path):
     m1 = {f for f in _listed(store) if "/m1/" in f}
     assert len(m1) == 1 and not m1 & files_before and _bulk_rows(store) == rows
     assert _shard_files(store) == _listed(store)  # the merged files are gone from disk
+
+
+def test_a_new_release_schema_leaves_a_sharded_home_sharded(tmp_path):
+    # A new release's DDL runs again (another schema digest): CREATE TABLE IF NOT EXISTS must not
+    # bring an empty table back over the views.
+    store = Store(tmp_path / "home", row_storage="parquet")
+    with store.connect() as conn:
+        write_rows(conn, "thumbnails", 24, _thumbnail_rows(["a", "b", "c"]))
+        conn.execute("UPDATE schema_state SET digest = 'previous-release'")
+    rows = _bulk_rows(store)
+    with Store(store.home).connect() as conn:
+        assert is_sharded(conn)
+    assert _kinds(store) == dict.fromkeys(BULK, "VIEW") and _bulk_rows(store) == rows and rows["thumbnails"]
