@@ -114,6 +114,8 @@ def _run_config_from_args(args: argparse.Namespace) -> dict:
         flags["ops"] = {"ssl_model": {"config": ssl}}
     if gates:
         flags["resources"] = {"gates": {"config": gates}}
+    if getattr(args, "row_storage", None):
+        flags.setdefault("resources", {})["store"] = {"config": {"row_storage": args.row_storage}}
     return merge_run_config(from_file, flags)
 
 
@@ -387,6 +389,10 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     audit.add_argument("--home", help="quality home (default $QUALITY_HOME or ./.quality_home)")
     audit.add_argument("--drop", action="append",
                        help="ingest only this sub-folder of DATA_DIR as a drop (repeatable)")
+    audit.add_argument("--row-storage", choices=["duckdb", "parquet"],
+                       help="keep embeddings, thumbnails and kNN edges as rows in the DuckDB file or as Parquet "
+                       "shards under HOME/shards (resources.store.config.row_storage; a home in the other "
+                       "layout is converted once; default: the home's layout, a new home's is duckdb)")
     _add_run_config_arguments(audit, gate_flags=bool(argv) and argv[0] == "audit")
     audit.set_defaults(func=cmd_audit)
 

@@ -37,16 +37,20 @@ def test_audit_export_review_round_trip(tmp_path):
     reviewed = _qaudit("review", target, "--issue", "label_error", "--decision", "relabel", "--label", "b",
                        "--note", "checked by hand", "--home", str(home), home=home)
     assert reviewed.returncode == 0, reviewed.stderr
-    again = _qaudit("audit", str(data), "--home", str(home), home=home)
+    # The second audit also moves the home to Parquet row storage: same data, the review still applies.
+    again = _qaudit("audit", str(data), "--home", str(home), "--row-storage", "parquet", home=home)
     assert again.returncode in (0, 3), again.stderr[-3000:]
     conn = duckdb.connect(str(home / "quality.duckdb"), read_only=True)
     try:
         row = conn.execute("SELECT action, label, reason FROM cleaned_split WHERE path = ?", [target]).fetchone()
         versions = conn.execute("SELECT count(*) FROM split_versions").fetchone()[0]
+        layout = conn.execute("SELECT table_type FROM information_schema.tables WHERE table_name = 'embeddings'"
+                              ).fetchone()[0]
     finally:
         conn.close()
     assert row[0] == "relabel" and row[1] == "b" and row[2].startswith("review:")
     assert versions == 2  # the older cleaned split stays queryable
+    assert layout == "VIEW" and any((home / "shards" / "embeddings").rglob("*.parquet"))
 
 
 def test_usage_errors_exit_with_code_2(tmp_path):
