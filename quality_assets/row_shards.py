@@ -53,6 +53,9 @@ ROW_TABLES = {
     "thumbnails": RowTable("thumbnails", "size", "insert_thumbnails"),
     "knn_edges": RowTable("knn_edges", "graph_version", "replace_knn_edges", replaces=True),
 }
+# A partial file younger than this may be a Ray worker's write in progress: prune leaves it.
+PARTIAL_GRACE_S = 3600.0
+
 
 def _database(conn: duckdb.DuckDBPyConnection) -> str:
     return str(run_query(conn, "database_path").path[0])
@@ -204,14 +207,19 @@ def compact_shards(conn: duckdb.DuckDBPyConnection, target_rows: int = COMPACT_R
 
 
 def remove_unlisted_shards(conn: duckdb.DuckDBPyConnection) -> int:
-    """Delete shard files that `row_shards` does not list (replaced, pruned, or left by a crash)."""
+    """Delete shard files that `row_shards` does not list (replaced, pruned, merged, or left by a
+    crash); a worker's partial file is left for an hour, as its write may still be going on."""
+    import time
+
     home = home_of(conn)
     root = home / SHARDS_DIR
     if not root.is_dir():
         return 0
     listed = set(run_query(conn, "listed_row_shards").path)
+    now = time.time()
     stale = [path.relative_to(home).as_posix() for path in root.rglob("*")
-             if path.is_file() and path.relative_to(home).as_posix() not in listed]
+             if path.is_file() and path.relative_to(home).as_posix() not in listed
+             and not (PARTIAL in path.name and now - path.stat().st_mtime < PARTIAL_GRACE_S)]
     _remove_files(home, stale)
     return len(stale)
 

@@ -294,3 +294,16 @@ def test_a_new_release_schema_leaves_a_sharded_home_sharded(tmp_path):
     with Store(store.home).connect() as conn:
         assert is_sharded(conn)
     assert _kinds(store) == dict.fromkeys(BULK, "VIEW") and _bulk_rows(store) == rows and rows["thumbnails"]
+
+
+def test_prune_leaves_a_workers_partial_file_in_progress_and_removes_an_old_one(tmp_path):
+    import time
+
+    store = Store(tmp_path / "home", row_storage="parquet")
+    in_progress = _worker_shard(store, "m1", ["a"], np.ones((1, 4), np.float32))
+    abandoned = _worker_shard(store, "m1", ["b"], np.ones((1, 4), np.float32))
+    old = time.time() - 2 * 3600
+    os.utime(store.home / abandoned, (old, old))
+    with store.connect() as conn:
+        assert remove_unlisted_shards(conn) == 1
+    assert (store.home / in_progress).is_file() and not (store.home / abandoned).exists()
