@@ -10,7 +10,6 @@ import pytest
 pytest.importorskip("ray")
 
 from quality_assets.distributed.engine import RAY_ADDRESS_ENV, RAY_BATCH_SIZE_ENV, RAY_KNN_SHARD_ROWS_ENV
-from quality_assets.distributed.local_cluster import local_ray_cluster
 from quality_assets.ingest import ingest_drop
 from quality_assets.representation import ModelOptions, embed_missing, ensure_model, load_vectors
 from quality_assets.store import Store
@@ -21,35 +20,29 @@ TINY = ModelOptions(epochs=1, batch_size=16, time_budget_s=20.0)
 pytestmark = pytest.mark.slow  # a Ray cluster takes 15-30 s to start on 2 busy cores
 
 
-@pytest.fixture(scope="module")
-def ray_cluster():
-    import ray
-
-    # One worker node with two CPUs: two model actors, so batches come back from both out of order.
-    with local_ray_cluster(n_workers=1, cpus_per_worker=2) as cluster:
-        try:
-            yield cluster
-        finally:
-            ray.shutdown()
-
-
 def _superseded(store: Store) -> list[tuple[str, str]]:
     with store.connect(read_only=True) as conn:
         return sorted(conn.execute("SELECT sample_id, reason FROM superseded_samples").fetchall())
 
 
-def test_ray_engine_embeds_the_same_vectors_and_supersedes_the_same_samples(ray_cluster, tmp_path, monkeypatch):
-    import ray
-
+def _model_and_a_copy_of_its_home(tmp_path, counts: dict, seed: int, changed: int, copy: str, **store_options):
+    """A home with ingested images and a trained model, one file changed after ingest, and a copy
+    of that home: (the home, its copy, the model)."""
     data = tmp_path / "data"
-    paths = make_imagefolder(data / "drop1", {"train": {"a": 24, "b": 21}}, seed=5)
+    paths = make_imagefolder(data / "drop1", {"train": counts}, seed=seed)
     local = Store(tmp_path / "in_process")
     with local.connect() as conn:
         ingest_drop(conn, data, data / "drop1")
         model = ensure_model(conn, local, TINY)
-    (data / "drop1" / paths[3]).write_bytes(b"\x89PNG\r\n not the ingested bytes")
-    shutil.copytree(local.home, tmp_path / "on_ray")
-    on_ray = Store(tmp_path / "on_ray")
+    (data / "drop1" / paths[changed]).write_bytes(b"\x89PNG\r\n not the ingested bytes")
+    shutil.copytree(local.home, tmp_path / copy)
+    return local, Store(tmp_path / copy, **store_options), model
+
+
+def test_ray_engine_embeds_the_same_vectors_and_supersedes_the_same_samples(ray_cluster, tmp_path, monkeypatch):
+    import ray
+
+    local, on_ray, model = _model_and_a_copy_of_its_home(tmp_path, {"a": 24, "b": 21}, 5, 3, "on_ray")
 
     monkeypatch.delenv(RAY_ADDRESS_ENV, raising=False)
     in_process = embed_missing(local, local, model)
@@ -75,15 +68,8 @@ def test_ray_engine_embeds_the_same_vectors_and_supersedes_the_same_samples(ray_
 def test_with_parquet_row_storage_the_actors_write_the_vectors_as_shard_files(ray_cluster, tmp_path, monkeypatch):
     from quality_assets.row_shards import SHARDS_DIR
 
-    data = tmp_path / "data"
-    paths = make_imagefolder(data / "drop1", {"train": {"a": 12, "b": 11}}, seed=6)
-    local = Store(tmp_path / "in_process")
-    with local.connect() as conn:
-        ingest_drop(conn, data, data / "drop1")
-        model = ensure_model(conn, local, TINY)
-    (data / "drop1" / paths[5]).write_bytes(b"\x89PNG\r\n not the ingested bytes")
-    shutil.copytree(local.home, tmp_path / "sharded")
-    sharded = Store(tmp_path / "sharded", row_storage="parquet")
+    local, sharded, model = _model_and_a_copy_of_its_home(tmp_path, {"a": 12, "b": 11}, 6, 5, "sharded",
+                                                          row_storage="parquet")
 
     monkeypatch.delenv(RAY_ADDRESS_ENV, raising=False)
     in_process = embed_missing(local, local, model)

@@ -9,7 +9,6 @@ import torch
 pytest.importorskip("ray")
 
 from quality_assets.distributed.engine import RAY_ADDRESS_ENV, RAY_TRAIN_WORKERS_ENV
-from quality_assets.distributed.local_cluster import local_ray_cluster
 from quality_assets.distributed.ssl_train import train_dino_on_ray
 from quality_assets.ingest import ingest_drop
 from quality_assets.representation import ModelOptions, embed_missing, ensure_model
@@ -19,17 +18,6 @@ from quality_tests.imagefolders import make_imagefolder
 from quality_tests.ssl.test_dino import shape_files, shape_images, tiny_config  # noqa: F401
 
 pytestmark = pytest.mark.slow  # a Ray cluster takes 15-30 s to start, a Ray Train run 15-20 s more
-
-
-@pytest.fixture(scope="module")
-def ray_cluster():
-    import ray
-
-    with local_ray_cluster(n_workers=1, cpus_per_worker=2) as cluster:
-        try:
-            yield cluster
-        finally:
-            ray.shutdown()
 
 
 def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
