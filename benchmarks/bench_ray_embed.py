@@ -123,19 +123,23 @@ def _in_process(store: Store, model, threads: int, batch_size: int, n_small: int
         torch.set_num_threads(previous)
 
 
-def _on_ray(store: Store, model, workers: int, batch_size: int, n_small: int) -> dict:
+def _on_ray(store: Store, model, workers: int, batch_size: int, n_small: int, shards: bool = False) -> dict:
     """The Ray engine's `embed_on_ray` (what `embed_missing` runs with QUALITY_RAY_ADDRESS set) on a
-    head plus `workers` one-CPU worker nodes."""
+    head plus `workers` one-CPU worker nodes; with `shards`, as in a home with Parquet row storage:
+    the actors write the vectors as shard files and only their names come back."""
     import ray
 
     from quality_assets.distributed.embedding import embed_on_ray
+    from quality_assets.row_shards import shard_folder
 
     missing = _missing(store, model)
+    shards_to = shard_folder("embeddings", f"bench-{workers}") if shards else None
 
     def timed(address: str, n: int) -> tuple[int, float]:
         started = time.perf_counter()
-        done = sum(len(chunk) for _, chunk, _, _ in embed_on_ray(
-            address, missing.iloc[:n], model.row, store.home, chunk_rows=4096, batch_size=batch_size))
+        done = sum(len(chunk) for _, chunk, *_ in embed_on_ray(
+            address, missing.iloc[:n], model.row, store.home, chunk_rows=4096, batch_size=batch_size,
+            shards_to=shards_to))
         return done, time.perf_counter() - started
 
     with local_ray_cluster(n_workers=workers, cpus_per_worker=1) as cluster:
@@ -152,6 +156,8 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=32, help="rows per batch, both engines")
     parser.add_argument("--json", type=Path, help="also write the rows here")
+    parser.add_argument("--shards", action="store_true",
+                        help="Ray actors write Parquet shard files (Parquet row storage) instead of returning vectors")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="bench_ray_embed_"))
@@ -161,7 +167,7 @@ def main() -> None:
         for cores in (1, 2):
             rows.append(_in_process(base, model, cores, args.batch_size, args.images // 4))
             print(json.dumps(rows[-1]), flush=True)
-            rows.append(_on_ray(base, model, cores, args.batch_size, args.images // 4))
+            rows.append(_on_ray(base, model, cores, args.batch_size, args.images // 4, args.shards))
             print(json.dumps(rows[-1]), flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
