@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import torch
 
 from quality_assets.pixel_view import THUMBNAIL_SIZE
 from quality_assets.row_shards import adopt_shard, is_sharded, shard_folder, write_rows
@@ -247,10 +249,6 @@ def _register_file_model(conn, options: ModelOptions, kind: str, file: str, mani
 def embed_device() -> str:
     """Where the in-process embedding runs: $QUALITY_EMBED_DEVICE (`auto`, `cpu`, `cuda`, `cuda:N`);
     `auto`, the default, is the GPU when this machine has one, else the CPU."""
-    import re
-
-    import torch
-
     value = os.environ.get(EMBED_DEVICE_ENV, "").strip() or "auto"
     if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", value):
         raise ValueError(f"{EMBED_DEVICE_ENV} must be auto, cpu, cuda or cuda:N, not {value!r}")

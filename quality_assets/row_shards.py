@@ -31,7 +31,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from quality_assets.store import ROW_STORAGES, fault_point, load_sql, run_query
+from quality_assets.store import check_row_storage, fault_point, load_sql, run_query
 
 SHARDS_DIR = "shards"
 PARTIAL = ".partial"  # a shard file being written; listed (and read) only once renamed
@@ -77,8 +77,7 @@ def row_storage(conn: duckdb.DuckDBPyConnection) -> str:
 
 def ensure_row_storage(conn: duckdb.DuckDBPyConnection, wanted: str | None) -> str:
     """Convert the home to the wanted layout when it has the other one; returns the layout it has."""
-    if wanted not in (None, *ROW_STORAGES):
-        raise ValueError(f"row storage must be one of {', '.join(ROW_STORAGES)}, got {wanted!r}")
+    wanted = check_row_storage(wanted)
     current = row_storage(conn)
     if wanted is None or wanted == current:
         return current
@@ -195,8 +194,7 @@ def compact_shards(conn: duckdb.DuckDBPyConnection, target_rows: int = COMPACT_R
             rows += int(n_rows)
         groups.append(current)
         for group in (g for g in groups if len(g) > 1):
-            listed = "[" + ", ".join("'" + path.replace("'", "''") + "'" for path in group) + "]"
-            _write_shard(conn, table, key, _template("merge_rows", files=listed), {})
+            _write_shard(conn, table, key, _template("merge_rows", files=_file_list(group)), {})
             for path in group:
                 run_query(conn, "unlist_row_shard", path=path)
             merged += len(group)
@@ -253,10 +251,14 @@ def _write_shard(conn: duckdb.DuckDBPyConnection, table: str, key: str | None, r
     return n_rows
 
 
+def _file_list(paths) -> str:
+    """Paths as a DuckDB list literal, for read_parquet in a view or a COPY."""
+    return "[" + ", ".join("'" + str(path).replace("'", "''") + "'" for path in paths) + "]"
+
+
 def _point_view(conn: duckdb.DuckDBPyConnection, table: str) -> None:
     files = run_query(conn, "row_shards_of_table", table_name=table).path.tolist()
-    listed = "[" + ", ".join("'" + path.replace("'", "''") + "'" for path in files) + "]"
-    conn.execute(_template(f"{table}_view", files=listed))
+    conn.execute(_template(f"{table}_view", files=_file_list(files)))
 
 
 def _table_to_shards(conn: duckdb.DuckDBPyConnection, table: RowTable) -> None:

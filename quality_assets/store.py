@@ -79,6 +79,14 @@ def default_home() -> Path:
     return Path(os.environ.get(HOME_ENV) or ".quality_home").resolve()
 
 
+def check_row_storage(value: str | None) -> str | None:
+    """A row storage name (None: keep the home's layout), or a ValueError naming where it is set."""
+    if value is not None and value not in ROW_STORAGES:
+        raise ValueError(f"row storage must be one of {', '.join(ROW_STORAGES)}, got {value!r} "
+                         f"(from {ROW_STORAGE_ENV} or the store's row_storage)")
+    return value
+
+
 class Store:
     """Paths of a quality home and connections to its database."""
 
@@ -88,11 +96,7 @@ class Store:
         self.artifacts_dir = self.home / "artifacts"
         # How embeddings, thumbnails and kNN edges are kept (quality_assets.row_shards): None keeps
         # the home's layout (a new home: tables in the DuckDB file); "parquet" or "duckdb" converts.
-        wanted = row_storage or os.environ.get(ROW_STORAGE_ENV) or None
-        if wanted is not None and wanted not in ROW_STORAGES:
-            raise ValueError(f"row storage must be one of {', '.join(ROW_STORAGES)}, got {wanted!r} "
-                             f"(from {ROW_STORAGE_ENV} or the store's row_storage)")
-        self.row_storage = wanted
+        self.row_storage = check_row_storage(row_storage or os.environ.get(ROW_STORAGE_ENV) or None)
 
     def __repr__(self) -> str:
         return f"Store({str(self.home)!r})"

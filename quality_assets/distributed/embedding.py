@@ -71,9 +71,8 @@ class EmbedActor:
         table = table.add_column(1, "model_version", pa.array([self.model_version] * len(ids), pa.string()))
         relative = partial_name(self.shards_to)
         (self.home / relative).parent.mkdir(parents=True, exist_ok=True)
-        writing = self.home / (relative + ".writing")
-        pq.write_table(table, writing)
-        writing.replace(self.home / relative)  # the driver adopts only whole files
+        # Whole once this returns: the driver learns the name only from the return value.
+        pq.write_table(table, self.home / relative)
         return relative
 
 

@@ -34,7 +34,7 @@ RESULT_FILE = "dino_result.pkl"
 def _images_for_workers(ray, images: ImageSource) -> dict[str, Any]:
     """How the workers get the images: the memory-mapped file by path, else the array by reference."""
     if isinstance(images, MemmapImages) and images.path is not None and Path(images.path).is_file():
-        return {"memmap": str(images.path), "rows": None if images._rows is None else images._rows.tolist()}
+        return {"memmap": str(images.path), "rows": None if images.rows is None else images.rows.tolist()}
     array = images.tensor.numpy() if isinstance(images, TensorImages) else images.take(slice(None)).numpy()
     return {"array": ray.put(np.ascontiguousarray(array))}
 

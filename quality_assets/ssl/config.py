@@ -103,6 +103,12 @@ class DinoConfig:
         return hashlib.sha256(blob).hexdigest()
 
 
+def world_size() -> int:
+    """Workers of the data-parallel run this process belongs to (1 outside one)."""
+    dist = torch.distributed
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
 def resolve_device(device: str) -> torch.device:
     """'auto' -> cuda when available, else cpu."""
     if device == "auto":

@@ -205,6 +205,11 @@ class MemmapImages(ImageSource):
         self.path = path
         self._rows = rows
 
+    @property
+    def rows(self) -> np.ndarray | None:
+        """The file's rows this source reads, in order (None: all of them)."""
+        return self._rows
+
     @classmethod
     def open(cls, path: str | Path) -> MemmapImages:
         return cls(np.load(path, mmap_mode="r", allow_pickle=False), Path(path))

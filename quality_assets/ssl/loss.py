@@ -11,6 +11,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from quality_assets.ssl.config import world_size
+
 
 @torch.no_grad()
 def sinkhorn_knopp(teacher_logits: torch.Tensor, temp: float, n_iters: int = 3) -> torch.Tensor:
@@ -56,12 +58,6 @@ def dino_cross_entropy(student_out: torch.Tensor, q: torch.Tensor, n_crops: int,
     targets = torch.cat([q.flip(0), (q[0] + q[1]).unsqueeze(0).expand(n_crops - 2, -1, -1)])
     total = -(targets * log_p).sum(dim=-1).mean(dim=-1).sum()
     return total / (2 * (n_crops - 1))
-
-
-def world_size() -> int:
-    """Workers of the data-parallel run this process belongs to (1 outside one)."""
-    dist = torch.distributed
-    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
 
 
 class DINOLoss(nn.Module):

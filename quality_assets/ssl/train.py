@@ -38,9 +38,9 @@ import torch.nn.functional as F
 
 from quality_assets.ssl.augment import AugmentParams, MultiCrop, normalize
 from quality_assets.ssl.backbones import recalibrate_batchnorm
-from quality_assets.ssl.config import DinoConfig, precision_autocast, resolve_device
+from quality_assets.ssl.config import DinoConfig, precision_autocast, resolve_device, world_size
 from quality_assets.ssl.data import DEFAULT_MEAN, DEFAULT_STD, ImageSource, as_source, is_grayscale
-from quality_assets.ssl.loss import DINOLoss, koleo_loss, world_size
+from quality_assets.ssl.loss import DINOLoss, koleo_loss
 from quality_assets.ssl.networks import MultiCropNet, build_networks
 
 ProgressFn = Callable[[dict[str, Any]], None]
