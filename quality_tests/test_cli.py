@@ -56,6 +56,11 @@ def test_audit_export_review_round_trip(tmp_path):
 def test_usage_errors_exit_with_code_2(tmp_path):
     missing = _qaudit("audit", str(tmp_path / "nope"), "--home", str(tmp_path / "home"), home=tmp_path / "home")
     assert missing.returncode == 2 and "not a folder" in missing.stderr
+    (tmp_path / "data").mkdir()
+    bad_storage = _qaudit("audit", str(tmp_path / "data"), "--home", str(tmp_path / "home"), "--row-storage", "s3",
+                          home=tmp_path / "home")
+    assert bad_storage.returncode == 2 and "--row-storage" in bad_storage.stderr
+    assert not (tmp_path / "home" / "quality.duckdb").exists()  # refused before anything ran
     bad_review = _qaudit("review", "x.png", "--decision", "relabel", "--home", str(tmp_path / "home"),
                          home=tmp_path / "home")
     assert bad_review.returncode == 2 and "--label" in bad_review.stderr

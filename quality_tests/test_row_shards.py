@@ -307,3 +307,13 @@ def test_prune_leaves_a_workers_partial_file_in_progress_and_removes_an_old_one(
     with store.connect() as conn:
         assert remove_unlisted_shards(conn) == 1
     assert (store.home / in_progress).is_file() and not (store.home / abandoned).exists()
+
+
+def test_a_shard_file_lost_from_disk_is_a_clear_error_naming_it(tmp_path):
+    store = Store(tmp_path / "home", row_storage="parquet")
+    with store.connect() as conn:
+        write_rows(conn, "embeddings", "m1", vectors_to_arrow(["a", "b"], np.ones((2, 4), np.float32)))
+    [lost] = [f for f in _listed(store) if "/m1/" in f]
+    (store.home / lost).unlink()
+    with store.connect(read_only=True) as conn, pytest.raises(duckdb.IOException, match=lost.split("/")[-1]):
+        conn.execute("SELECT count(*) FROM embeddings").fetchone()
