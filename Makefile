@@ -14,7 +14,7 @@ $(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	# The CPU torch first: anything later that asks for torch finds it satisfied.
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[test,cluster]'
+	$(BIN)/pip install -q -e '.[test,cluster,cloud]'
 	touch $@
 
 install: $(BIN)/.installed

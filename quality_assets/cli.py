@@ -18,6 +18,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from quality_assets.data_roots import is_remote, root_text
 from quality_assets.runner import (
     EXIT_OK, EXIT_USAGE, REPO_ROOT, AuditOutcome, RunConfigError, load_run_config_file, merge_run_config,
     prepare_environment, run_audit,
@@ -55,8 +56,13 @@ def _print_outcome(outcome: AuditOutcome) -> None:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    data_dir = Path(args.data_dir).resolve()
-    if not data_dir.is_dir():
+    # An object-store URL (s3://bucket/prefix, ...) is listed by the ingest, which says what is wrong.
+    try:
+        data_dir: Path | str = root_text(args.data_dir) if is_remote(args.data_dir) else Path(args.data_dir).resolve()
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    if isinstance(data_dir, Path) and not data_dir.is_dir():
         print(f"error: {data_dir} is not a folder", file=sys.stderr)
         return EXIT_USAGE
     try:
@@ -385,7 +391,8 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     audit = sub.add_parser("audit", help="ingest a folder and run the whole audit graph through Dagster")
-    audit.add_argument("data_dir", help="ImageFolder tree <split>/<label>/<file> or a folder with manifest.csv")
+    audit.add_argument("data_dir", help="ImageFolder tree <split>/<label>/<file> or a folder with manifest.csv; "
+                       "a local folder or an object-store URL (s3://bucket/prefix; QUALITY_STORAGE_OPTIONS)")
     audit.add_argument("--home", help="quality home (default $QUALITY_HOME or ./.quality_home)")
     audit.add_argument("--drop", action="append",
                        help="ingest only this sub-folder of DATA_DIR as a drop (repeatable)")

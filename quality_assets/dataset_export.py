@@ -35,6 +35,7 @@ from typing import Any
 
 import pandas as pd
 
+from quality_assets.data_roots import is_remote, join, read_object
 from quality_assets.store import Store, run_query
 
 FORMATS = ("imagefolder", "csv", "parquet")
@@ -166,7 +167,7 @@ def _write_imagefolder(rows: pd.DataFrame, out_dir: Path, link_mode: str) -> pd.
     used: set[str] = set()
     targets = []
     for row in rows.itertuples(index=False):
-        source = Path(row.data_root) / row.path
+        source = join(row.data_root, row.path)
         name = PurePosixPath(row.path).name
         rel = f"{row.split}/{_folder_name(str(row.label))}/{name}"
         if rel in used:  # the same file name in two drops or folders of one class
@@ -181,9 +182,15 @@ def _write_imagefolder(rows: pd.DataFrame, out_dir: Path, link_mode: str) -> pd.
     return frame
 
 
-def _place(source: Path, target: Path, link_mode: str) -> None:
+def _place(source: str, target: Path, link_mode: str) -> None:
+    if is_remote(source):
+        # An object cannot be linked to: the export gets a copy, written whole then renamed.
+        partial = target.with_name(target.name + ".partial")
+        partial.write_bytes(read_object(source))
+        partial.replace(target)
+        return
     if link_mode == "symlink":
-        target.symlink_to(source.resolve())
+        target.symlink_to(Path(source).resolve())
         return
     if link_mode == "hardlink":
         try:
@@ -197,7 +204,7 @@ def _place(source: Path, target: Path, link_mode: str) -> None:
 def _write_manifest(rows: pd.DataFrame, out_dir: Path, fmt: str) -> pd.DataFrame:
     frame = pd.DataFrame({
         # Absolute paths: the manifest lives apart from the images it lists.
-        "path": [str(Path(root) / path) for root, path in zip(rows["data_root"], rows["path"])],
+        "path": [join(root, path) for root, path in zip(rows["data_root"], rows["path"])],
         "label": rows["label"], "split": rows["split"], "sample_id": rows["sample_id"],
         "original_label": rows["original_label"], "action": rows["action"], "reason": rows["reason"],
         "source_path": rows["path"],

@@ -24,6 +24,8 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from quality_assets.data_roots import RemoteRoot, is_remote, object_of, relative_key
+
 __all__ = [
     "ALLOWED_FORMATS",
     "DEFAULT_MAX_BYTES",
@@ -169,11 +171,39 @@ def _read_limited(path: Path, max_bytes: int) -> bytes:
             data = handle.read(max_bytes + 1)
     except OSError as exc:
         raise ImageRejected("not_a_file", f"cannot read: {exc}") from None
+    return _checked_size(data, max_bytes)
+
+
+def _checked_size(data: bytes, max_bytes: int) -> bytes:
+    """`data` as read with one byte past the limit: rejected when empty or over the limit."""
     if not data:
         raise ImageRejected("empty_file", "file has 0 bytes")
     if len(data) > max_bytes:
         raise ImageRejected("file_too_large", f"more than {max_bytes} bytes")
     return data
+
+
+def _read_limited_remote(url: str, max_bytes: int) -> bytes:
+    """`_read_limited` for an object: its size from the listing, then one ranged read."""
+    bucket_root, key = object_of(url)
+    try:
+        entry = bucket_root.info(key)
+        if entry is None:
+            raise ImageRejected("missing_file", f"no such object: {url}")
+        size = int(entry.get("size") or 0)
+        if size == 0:
+            raise ImageRejected("empty_file", "file has 0 bytes")
+        if size > max_bytes:
+            raise ImageRejected("file_too_large", f"{size} bytes > limit {max_bytes}")
+        # One extra byte tells us whether the object grew past the limit after the listing.
+        data = bucket_root.read(key, limit=max_bytes + 1)
+    except ImageRejected:
+        raise
+    except FileNotFoundError:
+        raise ImageRejected("missing_file", f"no such object: {url}") from None
+    except Exception as exc:  # noqa: BLE001 - a store error on one object must not end the scan
+        raise ImageRejected("not_a_file", f"cannot read: {type(exc).__name__}: {exc}") from None
+    return _checked_size(data, max_bytes)
 
 
 def _decode_error(exc: BaseException) -> ImageRejected:
@@ -356,7 +386,7 @@ def _properties(rgb_small: Image.Image) -> dict[str, Any]:
 
 
 def inspect_image(
-    path: Path,
+    path: Path | str,
     *,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     max_bytes: int = DEFAULT_MAX_BYTES,
@@ -368,8 +398,7 @@ def inspect_image(
     are computed on `normalised_rgb` of a copy at most PROPERTY_MAX_SIDE px on its long side.
     `max_pixels` above PIL's own Image.MAX_IMAGE_PIXELS (~89 Mpx) is capped by PIL.
     """
-    path = Path(path)
-    data = _read_limited(path, max_bytes)
+    data = _read_limited_remote(path, max_bytes) if is_remote(path) else _read_limited(Path(path), max_bytes)
     file_sha256 = hashlib.sha256(data).hexdigest()
 
     try:
@@ -433,6 +462,8 @@ def read_verified(data_root: str | os.PathLike[str], path: str, file_sha256: str
     leak an outside file into a model, a thumbnail or a report), and the content must hash to the
     recorded sha256. `size`, the recorded byte count, rejects a grown file before reading it.
     """
+    if is_remote(str(data_root)):
+        return _read_verified_remote(str(data_root), path, file_sha256, size)
     root_real = os.path.realpath(data_root)
     real = os.path.realpath(os.path.join(root_real, path))
     if not real.startswith(root_real.rstrip(os.sep) + os.sep):
@@ -452,6 +483,27 @@ def read_verified(data_root: str | os.PathLike[str], path: str, file_sha256: str
             data = handle.read()
     except OSError as exc:
         raise SampleChanged("missing_on_read", f"{path}: cannot read: {exc}") from None
+    if hashlib.sha256(data).hexdigest() != file_sha256:
+        raise SampleChanged("changed_on_read", f"{path}: content differs from the ingested file")
+    return data
+
+
+def _read_verified_remote(data_root: str, path: str, file_sha256: str, size: int | None) -> bytes:
+    """`read_verified` for an object-store root: the same checks, with the listing's size."""
+    if relative_key(path) != path:
+        raise SampleChanged("escapes_root_on_read", f"{path} is not a clean path inside the data root")
+    root = RemoteRoot(data_root)
+    try:
+        # One request per object: a ranged read one byte past the recorded size shows a grown
+        # object without fetching all of it.
+        data = root.read(path, limit=None if size is None else size + 1)
+    except FileNotFoundError:
+        raise SampleChanged("missing_on_read", f"{path} no longer exists") from None
+    except Exception as exc:  # noqa: BLE001 - a store error: the sample cannot be verified now
+        raise SampleChanged("missing_on_read", f"{path}: cannot read: {type(exc).__name__}: {exc}") from None
+    if size is not None and len(data) != size:
+        shown = f"more than {size}" if len(data) > size else str(len(data))
+        raise SampleChanged("changed_on_read", f"{path} has {shown} bytes, {size} were ingested")
     if hashlib.sha256(data).hexdigest() != file_sha256:
         raise SampleChanged("changed_on_read", f"{path}: content differs from the ingested file")
     return data

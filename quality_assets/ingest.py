@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import duckdb
 import pandas as pd
 
+from quality_assets.data_roots import RemoteRoot, is_remote
 from quality_assets.scan import ACCEPTED_COLUMNS, ScanResult, printable, scan_drop
 from quality_assets.store import Store, fault_point, insert_df, record_superseded, run_query, session
 
@@ -39,19 +41,51 @@ class IngestSummary:
     nested: list["IngestSummary"] = field(default_factory=list)  # drops registered inside this one
 
 
-def drop_id_for(data_root: Path, drop_dir: Path) -> str:
+def drop_id_for(data_root: Path | str, drop_dir: Path | str) -> str:
     """A readable, stable id: the drop folder's name plus a short hash of its location."""
-    relative = drop_dir.resolve().relative_to(data_root.resolve()).as_posix()
-    name = drop_dir.resolve().name if relative != "." else data_root.resolve().name
+    root, relative, _ = _locate_drop(data_root, drop_dir)
+    return _drop_id(root, relative)
+
+
+def _drop_id(root: str, relative: str) -> str:
+    name = PurePosixPath(relative).name if relative != "." else PurePosixPath(root.split("://")[-1]).name
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", name)[:40] or "root"
-    location = f"{data_root.resolve().as_posix()}\0{relative}".encode("utf-8", "surrogateescape")
+    location = f"{root}\0{relative}".encode("utf-8", "surrogateescape")
     return f"{slug}-{hashlib.sha256(location).hexdigest()[:8]}"
+
+
+def _locate_drop(data_root: Path | str, drop_dir: Path | str) -> tuple[str, str, Callable[[str], bool]]:
+    """(the root as stored, the drop's posix path in it or ".", whether a folder in the root exists).
+
+    Raises FileNotFoundError / ValueError for a root or drop that is not a folder, or a drop
+    outside its root. The root may be an object-store URL (`data_roots`).
+    """
+    if is_remote(str(data_root)):
+        root = RemoteRoot(str(data_root))
+        rel = root.folder_in(str(drop_dir))
+        if not root.is_folder(""):
+            raise FileNotFoundError(f"data root {root.url} is not a folder (no objects under it)")
+        if not root.is_folder(rel):
+            raise FileNotFoundError(f"drop {root.url_of(rel)} is not a folder")
+        return root.url, rel or ".", root.is_folder
+    local_root = Path(data_root).resolve()
+    drop_path = Path(drop_dir)
+    if not drop_path.is_absolute():
+        drop_path = local_root / drop_path
+    drop_path = drop_path.resolve()
+    if not local_root.is_dir():
+        raise FileNotFoundError(f"data root {local_root} is not a folder")
+    if not drop_path.is_dir():
+        raise FileNotFoundError(f"drop {drop_path} is not a folder")
+    if not drop_path.is_relative_to(local_root):
+        raise ValueError(f"drop {drop_path} is outside the data root {local_root}")
+    return local_root.as_posix(), drop_path.relative_to(local_root).as_posix(), lambda rel: (local_root / rel).is_dir()
 
 
 def ingest_drop(
     target: Store | duckdb.DuckDBPyConnection,
-    data_root: Path,
-    drop_dir: Path,
+    data_root: Path | str,
+    drop_dir: Path | str,
     *,
     drop_id: str | None = None,
     max_pixels: int = 40_000_000,
@@ -63,53 +97,42 @@ def ingest_drop(
 
     `target` is a Store (a connection is opened only around the reads before the scan and the
     write after it, so other processes can read the database while files are decoded) or an
-    open connection.
+    open connection. `data_root` is a local folder or an object-store URL; `drop_dir` is inside it
+    (absolute, a URL, or relative to it).
 
     Drops registered earlier inside this one (e.g. `--drop d1`, then the whole root) are
     re-ingested as themselves, so a file keeps the drop, layout and sample it was given.
     """
-    data_root = Path(data_root).resolve()
-    drop_dir = Path(drop_dir)
-    if not drop_dir.is_absolute():
-        drop_dir = data_root / drop_dir
-    drop_dir = drop_dir.resolve()
-    if not data_root.is_dir():
-        raise FileNotFoundError(f"data root {data_root} is not a folder")
-    if not drop_dir.is_dir():
-        raise FileNotFoundError(f"drop {drop_dir} is not a folder")
-    if not drop_dir.is_relative_to(data_root):
-        raise ValueError(f"drop {drop_dir} is outside the data root {data_root}")
-    root_text = data_root.as_posix()
-    if printable(root_text) != root_text or printable(drop_dir.as_posix()) != drop_dir.as_posix():
-        raise ValueError(f"the data root and drop folder names must be valid UTF-8: {printable(drop_dir.as_posix())}")
-    drop_id = drop_id or drop_id_for(data_root, drop_dir)
-    drop_rel = drop_dir.relative_to(data_root).as_posix()
+    root_text_, drop_rel, folder_exists = _locate_drop(data_root, drop_dir)
+    if printable(root_text_) != root_text_ or printable(drop_rel) != drop_rel:
+        raise ValueError(f"the data root and drop folder names must be valid UTF-8: {printable(drop_rel)}")
+    drop_id = drop_id or _drop_id(root_text_, drop_rel)
 
     with session(target) as conn:
         registered = run_query(conn, "drop_root", drop_id=drop_id)
-        nested_rows = run_query(conn, "nested_drops", data_root=root_text, drop_dir=drop_rel)
-    if not registered.empty and Path(registered.data_root[0]) != data_root:
+        nested_rows = run_query(conn, "nested_drops", data_root=root_text_, drop_dir=drop_rel)
+    if not registered.empty and registered.data_root[0] != root_text_:
         raise ValueError(
-            f"drop {drop_id} was ingested from data root {registered.data_root[0]}, not {data_root}"
+            f"drop {drop_id} was ingested from data root {registered.data_root[0]}, not {root_text_}"
         )
     nested_summaries = []
     nested_dirs = []
     for nested_id, nested_dir in zip(nested_rows.drop_id, nested_rows.drop_dir):
-        if not (data_root / nested_dir).is_dir():
+        if not folder_exists(nested_dir):
             continue  # a nested drop that is gone keeps its samples; nothing here to re-scan
         # Drops nested in a nested drop are handled by its own call.
         if any(nested_dir.startswith(outer + "/") for outer in nested_dirs):
             continue
         nested_dirs.append(nested_dir)
         nested_summaries.append(ingest_drop(
-            target, data_root, data_root / nested_dir, drop_id=nested_id, max_pixels=max_pixels,
+            target, root_text_, nested_dir, drop_id=nested_id, max_pixels=max_pixels,
             max_bytes=max_bytes, workers=workers, progress=progress))
 
-    scan = scan_drop(data_root, drop_dir, drop_id, max_pixels=max_pixels, max_bytes=max_bytes,
+    scan = scan_drop(root_text_, drop_rel, drop_id, max_pixels=max_pixels, max_bytes=max_bytes,
                      workers=workers, progress=progress, nested_drops=tuple(nested_dirs))
     fault_point("ingest:scanned")
     with session(target) as conn:
-        plan = _write(conn, scan, drop_id, root_text, drop_rel)
+        plan = _write(conn, scan, drop_id, root_text_, drop_rel)
     rejected = scan.rejected
     by_reason = rejected.reason.value_counts().to_dict() if len(rejected) else {}
     return IngestSummary(

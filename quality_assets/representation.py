@@ -21,6 +21,7 @@ import pandas as pd
 import pyarrow as pa
 import torch
 
+from quality_assets.data_roots import is_remote, join
 from quality_assets.pixel_view import THUMBNAIL_SIZE
 from quality_assets.row_shards import adopt_shard, is_sharded, shard_folder, write_rows
 from quality_assets.store import (
@@ -72,7 +73,7 @@ def _sha256_file(path: Path) -> str:
 
 def manifest_paths(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     frame = run_query(conn, "manifest_with_roots")
-    frame["abs_path"] = [str(Path(root) / path) for root, path in zip(frame.data_root, frame.path)]
+    frame["abs_path"] = [join(root, path) for root, path in zip(frame.data_root, frame.path)]
     return frame
 
 
@@ -153,6 +154,9 @@ def _ensure_dino(target, store: Store, options: ModelOptions, manifest_version: 
     with session(target) as conn:
         manifest = manifest_paths(conn)
         previous = run_query(conn, "latest_model_of_kind", kind="dino")
+    # Trained in an order set by content and path, not by sample id (which hashes the data root in):
+    # the same files trained from a folder, a bucket or a moved copy give the same model.
+    manifest = manifest.sort_values(["file_sha256", "path", "sample_id"], kind="stable").reset_index(drop=True)
     config = _dino_config(options, manifest)
     # Read before anything is decided, so a malformed budget fails the same way whether or not
     # this run retrains.
@@ -402,6 +406,7 @@ def thumbnail_missing(target: Store | duckdb.DuckDBPyConnection, size: int = THU
     from concurrent.futures import ThreadPoolExecutor
 
     from quality_assets.imaging import VerifiedFiles
+    from quality_assets.ssl.data import OBJECT_READ_THREADS
 
     def count(conn) -> int:
         return int(run_query(conn, "count_thumbnails", size=size).n[0])
@@ -411,7 +416,9 @@ def thumbnail_missing(target: Store | duckdb.DuckDBPyConnection, size: int = THU
         total = count(conn) if missing.empty else None
     started = time.perf_counter()
     made = unreadable = 0
-    with ThreadPoolExecutor(max_workers=2) as pool:  # PIL releases the GIL while decoding
+    # PIL releases the GIL while decoding; objects in a store are network round trips, so more overlap.
+    threads = OBJECT_READ_THREADS if len(missing) and is_remote(missing.data_root.iloc[0]) else 2
+    with ThreadPoolExecutor(max_workers=threads) as pool:
         for start in range(0, len(missing), EMBED_CHUNK):
             chunk = missing.iloc[start:start + EMBED_CHUNK]
             changed: dict = {}

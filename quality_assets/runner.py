@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from quality_assets.data_roots import root_text
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 EXIT_OK = 0
@@ -147,7 +149,7 @@ class AuditOutcome:
 
 def run_audit(
     home: Path,
-    data_root: Path | None,
+    data_root: Path | str | None,
     drops: list[str] | None = None,
     *,
     extra_op_config: dict | None = None,
@@ -177,7 +179,7 @@ def run_audit(
 
     ops_config: dict = {}
     if data_root is not None:
-        ops_config["raw_manifest"] = {"config": {"data_root": str(Path(data_root).resolve())}}
+        ops_config["raw_manifest"] = {"config": {"data_root": root_text(data_root)}}
         if drops:
             ops_config["raw_manifest"]["config"]["drops"] = list(drops)
     for op_name, op_config in (extra_op_config or {}).items():

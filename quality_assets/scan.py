@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import os
 import stat
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path, PurePosixPath
@@ -21,6 +22,7 @@ from typing import Any
 
 import pandas as pd
 
+from quality_assets.data_roots import RemoteRoot, is_remote, relative_key
 from quality_assets.imaging import (
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_PIXELS,
@@ -48,6 +50,8 @@ MANIFEST_NAME = "manifest.csv"
 _TREE = "<split>/<label>/<file>"
 _SPLIT_LIST = ", ".join(SPLITS)
 _OUTSIDE = "symlink resolves outside data_root"
+# Objects read at once when a drop lives in an object store (each read is a round trip).
+REMOTE_READ_THREADS = 16
 
 ACCEPTED_COLUMNS = ("sample_id", "drop_id", "path", "label", "labels", "split", *INSPECT_KEYS)
 REJECTED_COLUMNS = ("drop_id", "path", "reason", "detail")
@@ -74,7 +78,7 @@ class ScanResult:
 @dataclass
 class _Candidate:
     path: str  # relative to data_root, posix
-    full_path: Path
+    full_path: Path | str  # a local path, or the object's URL
     split: str
     label: str | None
     labels: list[str]
@@ -126,7 +130,7 @@ class _Rejections:
 @dataclass
 class _FoundFile:
     rel_in_drop: tuple[str, ...]  # path parts below the drop dir, as found (link location)
-    full_path: Path
+    full_path: Path | str  # a local path, or the object's URL
     problem: tuple[str, str] | None  # (reason, detail) when the entry cannot be a sample
 
 
@@ -193,6 +197,40 @@ def _walk_drop(
     yield from walk(drop_abs, (), frozenset(), None)
 
 
+def _walk_remote(root: RemoteRoot, listing: dict[str, dict[str, Any]], drop_rel: str,
+                 exclude: tuple[str, ...]) -> list[_FoundFile]:
+    """The objects below the drop as `_walk_drop` reports files: sorted, hidden ones with a problem.
+
+    An object store has no symlinks to escape through; a key with a `..` or empty segment could
+    still be read as a path outside the drop, so it is rejected without being read. A hidden
+    folder is reported once, like a local one, and its objects are not scanned.
+    """
+    found: list[_FoundFile] = []
+    hidden_folders: set[tuple[str, ...]] = set()
+    prefix = f"{drop_rel}/" if drop_rel else ""
+    for rel in sorted(listing):
+        if not rel.startswith(prefix) or any(rel.startswith(f"{nested}/") for nested in exclude):
+            continue
+        parts = tuple(rel[len(prefix):].split("/"))
+        if parts[-1] == DROP_MARKER:
+            continue
+        if relative_key(rel) != rel:
+            found.append(_FoundFile(parts, f"{root.url}/{rel}",
+                                    ("path_escapes_root", "object key has an empty, '.' or '..' segment")))
+            continue
+        hidden_at = next((i for i, part in enumerate(parts[:-1]) if part.startswith(".")), None)
+        if hidden_at is not None:
+            folder = parts[:hidden_at + 1]
+            if folder not in hidden_folders:
+                hidden_folders.add(folder)
+                found.append(_FoundFile(folder, root.url_of(prefix + "/".join(folder)),
+                                        ("hidden_folder", "hidden folder: its files are not scanned")))
+            continue
+        problem = ("hidden_file", "hidden file (its name starts with '.')") if parts[-1].startswith(".") else None
+        found.append(_FoundFile(parts, root.url_of(rel), problem))
+    return found
+
+
 def _find_csv(drop_abs: Path) -> Path | None:
     if (drop_abs / MANIFEST_NAME).is_file():
         return drop_abs / MANIFEST_NAME
@@ -201,6 +239,16 @@ def _find_csv(drop_abs: Path) -> Path | None:
         for entry in sorted(drop_abs.iterdir())
         if not _is_ignored(entry.name) and entry.suffix.lower() == ".csv" and entry.is_file()
     ]
+    return csvs[0] if len(csvs) == 1 else None
+
+
+def _find_remote_csv(found: list[_FoundFile]) -> str | None:
+    """The drop's CSV manifest among the objects directly in it, chosen as `_find_csv` chooses."""
+    names = sorted(item.rel_in_drop[0] for item in found
+                   if len(item.rel_in_drop) == 1 and item.problem is None)
+    if MANIFEST_NAME in names:
+        return MANIFEST_NAME
+    csvs = [name for name in names if not _is_ignored(name) and name.lower().endswith(".csv")]
     return csvs[0] if len(csvs) == 1 else None
 
 
@@ -264,19 +312,50 @@ def _csv_row_path(raw_path: str, drop_rel: PurePosixPath) -> tuple[str | None, s
     return _join_rel(drop_rel, *inner), ""
 
 
+# (file location, None) when a CSV row's path names a file that can be a sample, else
+# (None, (reason, detail)).
+_Locate = Callable[[str, int], tuple["Path | str | None", "tuple[str, str] | None"]]
+
+
+def _local_locate(data_root: Path, root_real: str) -> _Locate:
+    def locate(path: str, line_no: int):
+        full = data_root / path
+        if not _is_within(os.path.realpath(full), root_real):
+            return None, ("path_escapes_root", f"line {line_no}: symlink resolves outside data_root")
+        try:
+            st = os.stat(full)
+        except FileNotFoundError:
+            return None, ("missing_file", f"line {line_no}: no such file")
+        except OSError as exc:
+            return None, ("not_a_file", f"line {line_no}: cannot stat: {exc}")
+        if not stat.S_ISREG(st.st_mode):
+            return None, ("not_a_file", f"line {line_no}: not a regular file")
+        return full, None
+
+    return locate
+
+
+def _remote_locate(root: RemoteRoot, listing: dict[str, dict[str, Any]]) -> _Locate:
+    def locate(path: str, line_no: int):
+        if path not in listing:
+            return None, ("missing_file", f"line {line_no}: no such object")
+        return root.url_of(path), None
+
+    return locate
+
+
 def _csv_candidates(
-    csv_path: Path,
+    csv_name: str,
+    read_text: Callable[[], str],
     drop_rel: PurePosixPath,
-    root_real: str,
-    data_root: Path,
+    locate: _Locate,
     rejections: _Rejections,
 ) -> tuple[list[_Candidate], set[str]]:
     """Rows of the CSV as candidates; also returns every path the CSV names (for coverage)."""
-    csv_rel = _join_rel(drop_rel, csv_path.name)
+    csv_rel = _join_rel(drop_rel, csv_name)
     named: set[str] = set()
     try:
-        with open(csv_path, newline="", encoding="utf-8-sig") as handle:
-            rows = list(csv.reader(handle))
+        rows = list(csv.reader(io.StringIO(read_text(), newline="")))
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         rejections.add(csv_rel, "bad_csv", f"unreadable CSV: {type(exc).__name__}: {exc}")
         return [], named
@@ -319,7 +398,7 @@ def _csv_candidates(
             continue
         if path in named:
             rejections.add(
-                path, "duplicate_path", f"line {line_no}: path already listed earlier in {csv_path.name}"
+                path, "duplicate_path", f"line {line_no}: path already listed earlier in {csv_name}"
             )
             continue
         named.add(path)
@@ -337,22 +416,9 @@ def _csv_candidates(
             rejections.add(path, "missing_label", f"line {line_no}: {split} row without a label")
             continue
 
-        full = data_root / path
-        if not _is_within(os.path.realpath(full), root_real):
-            rejections.add(
-                path, "path_escapes_root", f"line {line_no}: symlink resolves outside data_root"
-            )
-            continue
-        try:
-            st = os.stat(full)
-        except FileNotFoundError:
-            rejections.add(path, "missing_file", f"line {line_no}: no such file")
-            continue
-        except OSError as exc:
-            rejections.add(path, "not_a_file", f"line {line_no}: cannot stat: {exc}")
-            continue
-        if not stat.S_ISREG(st.st_mode):
-            rejections.add(path, "not_a_file", f"line {line_no}: not a regular file")
+        full, problem = locate(path, line_no)
+        if problem is not None:
+            rejections.add(path, *problem)
             continue
         label = "|".join(labels) if labels else None
         candidates.append(_Candidate(path, full, split, label, labels))
@@ -363,7 +429,7 @@ def _inspect_one(args: tuple[str, int, int]) -> tuple[bool, Any, str]:
     """Pool-friendly wrapper: returns (ok, properties or reason, detail); never raises."""
     full_path, max_pixels, max_bytes = args
     try:
-        return True, inspect_image(Path(full_path), max_pixels=max_pixels, max_bytes=max_bytes), ""
+        return True, inspect_image(full_path, max_pixels=max_pixels, max_bytes=max_bytes), ""
     except ImageRejected as exc:
         return False, exc.reason, exc.detail
     except Exception as exc:  # noqa: BLE001 - one bad file must not end the scan
@@ -390,6 +456,15 @@ def _inspect_all(
     results: list[tuple[bool, Any, str]] = []
     if progress is not None:
         progress(0, total)
+    if total >= 2 and is_remote(jobs[0][0]):
+        # Objects: each read is a network round trip, so threads overlap them (PIL decodes with
+        # the GIL released); processes would add little but start-up cost.
+        with ThreadPoolExecutor(max_workers=max(workers, REMOTE_READ_THREADS)) as threads:
+            for outcome in threads.map(_inspect_one, jobs):
+                results.append(outcome)
+                if progress is not None:
+                    progress(len(results), total)
+        return results
     if workers <= 1 or total < 2:
         outcomes: Iterator[tuple[bool, Any, str]] = map(_inspect_one, jobs)
         for outcome in outcomes:
@@ -447,9 +522,47 @@ def _resolve_drop(data_root: Path, drop_dir: Path) -> tuple[str, Path, PurePosix
     return root_real, Path(root_real) / rel, drop_rel
 
 
+# What a scan needs of where the drop lives: the root's identity, the drop's path in it, the files
+# found, the CSV manifest (name, reader; reader None when it must not be read) and how a CSV row's
+# path is checked.
+_DropView = tuple[str, PurePosixPath, list[_FoundFile], "tuple[str, Callable[[], str] | None] | None", _Locate]
+
+
+def _local_drop(data_root: Path, drop_dir: Path, nested_drops: tuple[str, ...]) -> _DropView:
+    root_real, drop_abs, drop_rel = _resolve_drop(data_root, drop_dir)
+    exclude = frozenset(os.path.realpath(Path(root_real) / nested) for nested in nested_drops)
+    found = list(_walk_drop(drop_abs, root_real, exclude))
+    csv_path = _find_csv(drop_abs)
+    csv_source = None
+    if csv_path is not None:
+        inside = _is_within(os.path.realpath(csv_path), root_real)
+
+        def read_text() -> str:
+            with open(csv_path, newline="", encoding="utf-8-sig") as handle:
+                return handle.read()
+
+        csv_source = (csv_path.name, read_text if inside else None)
+    return root_real, drop_rel, found, csv_source, _local_locate(Path(root_real), root_real)
+
+
+def _remote_drop(data_root: str, drop_dir: str, nested_drops: tuple[str, ...]) -> _DropView:
+    root = RemoteRoot(data_root)
+    rel = root.folder_in(drop_dir)
+    if not root.is_folder(rel):
+        raise FileNotFoundError(f"drop_dir is not a folder: {root.url_of(rel)}")
+    listing = root.files_under(rel)
+    found = _walk_remote(root, listing, rel, tuple(relative_key(n) or n for n in nested_drops))
+    csv_name = _find_remote_csv(found)
+    csv_source = None
+    if csv_name is not None:
+        csv_rel = f"{rel}/{csv_name}" if rel else csv_name
+        csv_source = (csv_name, lambda: root.read(csv_rel).decode("utf-8-sig"))
+    return root.url, PurePosixPath(rel or "."), found, csv_source, _remote_locate(root, listing)
+
+
 def scan_drop(
-    data_root: Path,
-    drop_dir: Path,
+    data_root: Path | str,
+    drop_dir: Path | str,
     drop_id: str,
     *,
     max_pixels: int = DEFAULT_MAX_PIXELS,
@@ -461,28 +574,29 @@ def scan_drop(
     """Scan one drop into accepted sample rows and rejected rows (see module docstring).
 
     `drop_dir` is data_root itself or a folder inside it (absolute, or relative to data_root).
+    `data_root` may be an object-store URL (`data_roots`); `drop_dir` is then relative to it or a
+    URL inside it.
     `nested_drops` (folders relative to data_root) are drops of their own inside this one: they
     are left out here, so each file is judged by the drop it was registered with.
     Raises ValueError / FileNotFoundError only for a bad data_root or drop_dir argument; every
     problem with the drop's content becomes a rejected row. `progress(done, total)` is called
     as images are inspected.
     """
-    root_real, drop_abs, drop_rel = _resolve_drop(Path(data_root), Path(drop_dir))
+    if is_remote(str(data_root)):
+        root_id, drop_rel, found, csv_source, locate = _remote_drop(str(data_root), str(drop_dir), nested_drops)
+    else:
+        root_id, drop_rel, found, csv_source, locate = _local_drop(Path(data_root), Path(drop_dir), nested_drops)
     rejections = _Rejections(drop_id)
-    exclude = frozenset(os.path.realpath(Path(root_real) / nested) for nested in nested_drops)
-    found = list(_walk_drop(drop_abs, root_real, exclude))
 
-    csv_path = _find_csv(drop_abs)
-    if csv_path is None:
+    if csv_source is None:
         layout = "imagefolder"
         candidates = _imagefolder_candidates(found, drop_rel, rejections)
     else:
         layout = "csv"
-        manifest_rel = _join_rel(drop_rel, csv_path.name)
-        if _is_within(os.path.realpath(csv_path), root_real):
-            candidates, named = _csv_candidates(
-                csv_path, drop_rel, root_real, Path(root_real), rejections
-            )
+        csv_name, read_text = csv_source
+        manifest_rel = _join_rel(drop_rel, csv_name)
+        if read_text is not None:
+            candidates, named = _csv_candidates(csv_name, read_text, drop_rel, locate, rejections)
         else:
             # Never read it: its content would leak into rejected rows.
             rejections.add(
@@ -502,7 +616,7 @@ def scan_drop(
             if item.problem is not None:
                 rejections.add(path, *item.problem)
             else:
-                rejections.add(path, "not_in_manifest", f"file is not listed in {csv_path.name}")
+                rejections.add(path, "not_in_manifest", f"file is not listed in {csv_name}")
 
     candidates.sort(key=lambda c: c.path)
     outcomes = _inspect_all(candidates, max_pixels, max_bytes, workers, progress)
@@ -512,7 +626,7 @@ def scan_drop(
             rejections.add(candidate.path, payload, detail)
             continue
         row: dict[str, Any] = {
-            "sample_id": make_sample_id(payload["file_sha256"], candidate.path, root_real),
+            "sample_id": make_sample_id(payload["file_sha256"], candidate.path, root_id),
             "drop_id": drop_id,
             "path": candidate.path,
             "label": candidate.label,

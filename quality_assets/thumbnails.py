@@ -14,6 +14,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from quality_assets.data_roots import RemoteRoot, is_remote, relative_key
 from quality_assets.imaging import SampleChanged, normalised_rgb, read_verified
 
 _GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"}
@@ -29,12 +30,15 @@ def _inside(data_root: str | Path, path: str) -> Path | None:
 def thumbnail_png(data_root: str | Path, path: str, size: int = 48, file_sha256: str | None = None) -> bytes | None:
     """PNG bytes of the image at data_root/path fitted into size x size, or None if unreadable,
     outside the data root, or (with `file_sha256`) no longer the ingested bytes."""
-    real = _inside(data_root, path)
-    if real is None:
+    remote = is_remote(str(data_root))
+    real = None if remote else _inside(data_root, path)
+    if real is None and (not remote or relative_key(path) != path):
         return None
     try:
         if file_sha256:
             opened = Image.open(io.BytesIO(read_verified(data_root, path, file_sha256)))
+        elif remote:
+            opened = Image.open(io.BytesIO(RemoteRoot(str(data_root)).read(path)))
         else:
             opened = Image.open(real)
         with opened as source:

@@ -41,3 +41,29 @@ def store(quality_home):
 def dagster_instance():
     with dg.instance_for_test() as instance:
         yield instance
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint():
+    """moto's S3 server on 127.0.0.1 for the whole session (quality_lab/object_store.py)."""
+    pytest.importorskip("s3fs")
+    pytest.importorskip("moto.server")
+    from quality_lab.object_store import start_s3_server
+
+    server, endpoint = start_s3_server()
+    yield endpoint
+    server.stop()
+
+
+@pytest.fixture
+def s3_bucket(s3_endpoint, monkeypatch, request):
+    """A fresh, empty bucket as an `s3://` URL, with QUALITY_STORAGE_OPTIONS pointing at the server."""
+    import uuid
+
+    from quality_assets.data_roots import STORAGE_OPTIONS_ENV
+    from quality_lab.object_store import s3
+
+    monkeypatch.setenv(STORAGE_OPTIONS_ENV, s3_endpoint.storage_options)
+    name = f"test-{uuid.uuid4().hex[:12]}"
+    s3().mkdir(name)
+    return f"s3://{name}"

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 import duckdb
 import pandas as pd
 
+from quality_assets.data_roots import is_remote, join, relative_key
 from quality_assets.scores.ontology import OntologyInsights, ontology_insights
 from quality_assets.store import Store, run_query
 
@@ -184,8 +185,9 @@ class ReviewStore:
         frame = self.read("app_sample_by_path", path=path)
         return None if frame.empty else str(frame["sample_id"].iloc[0])
 
-    def image_file(self, sample_id: str) -> Path | None:
-        """The sample's file, only if it lies inside its data root after resolving symlinks."""
+    def image_file(self, sample_id: str) -> Path | str | None:
+        """The sample's file, only if it lies inside its data root after resolving symlinks (its URL
+        when the root is an object store)."""
         sample = self.sample(sample_id)
         if sample is None:
             return None
@@ -274,8 +276,15 @@ class ReviewStore:
         return self.record(decisions)
 
 
-def resolve_inside(data_root: str | Path, path: str) -> Path:
-    """data_root/path resolved; raises ImageOutsideRoot when it escapes the root (`..`, symlinks)."""
+def resolve_inside(data_root: str | Path, path: str) -> Path | str:
+    """data_root/path resolved; raises ImageOutsideRoot when it escapes the root (`..`, symlinks).
+
+    For an object-store root, the object's URL (an object store has no symlinks; a `..` or empty
+    segment is refused the same way)."""
+    if is_remote(str(data_root)):
+        if relative_key(path) != path:
+            raise ImageOutsideRoot(f"{path} resolves outside its data root")
+        return join(str(data_root), path)
     root = Path(data_root).resolve()
     target = (root / path).resolve()
     if not target.is_relative_to(root):

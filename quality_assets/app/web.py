@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import hmac
 import math
+import mimetypes
 import os
 import re
 import threading
@@ -40,6 +41,7 @@ from quality_assets.app.review import (
     StoreBusy,
 )
 from quality_assets.app.runs import ApplyRuns
+from quality_assets.data_roots import read_object
 from quality_assets.dataset_export import FORMATS, LINK_MODES, NoCleanedSplit, export_dataset
 from quality_assets.report.data import records as _records
 from quality_assets.report.render import fmt
@@ -243,9 +245,17 @@ class ReviewApp:
             path = self.review.image_file(request.path_params["sample_id"])
         except ImageOutsideRoot as error:
             return PlainError(str(error), 403)
+        headers = {"Cache-Control": "private, max-age=3600"}
+        if isinstance(path, str):  # an object in an object store
+            try:
+                data = read_object(path)
+            except OSError:
+                return PlainError("no such image", 404)
+            return Response(data, media_type=mimetypes.guess_type(path)[0] or "application/octet-stream",
+                            headers=headers)
         if path is None or not path.is_file():
             return PlainError("no such image", 404)
-        return FileResponse(path, headers={"Cache-Control": "private, max-age=3600"})
+        return FileResponse(path, headers=headers)
 
     def thumb(self, request: Request) -> Response:
         try:
@@ -256,7 +266,11 @@ class ReviewApp:
             path = self.review.image_file(request.path_params["sample_id"])
         except ImageOutsideRoot as error:
             return PlainError(str(error), 403)
-        png = thumbnail_png(path.parent, path.name, size) if path is not None else None
+        if isinstance(path, str):  # an object's URL: its "folder" is the root the name is read under
+            folder, name = path.rsplit("/", 1)
+            png = thumbnail_png(folder, name, size)
+        else:
+            png = thumbnail_png(path.parent, path.name, size) if path is not None else None
         if png is None:
             return PlainError("no preview", 404)
         return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})

@@ -49,8 +49,14 @@ def connect(address: str):
     """
     import ray
 
+    from quality_assets.data_roots import STORAGE_OPTIONS_ENV
+
     if not ray.is_initialized():
-        ray.init(address=address, log_to_driver=False, logging_level="WARNING")
+        # Workers read images from the same object store as the driver: its fsspec options go with
+        # the job (credentials the nodes hold themselves, e.g. an instance role, need nothing).
+        forwarded = {name: os.environ[name] for name in (STORAGE_OPTIONS_ENV,) if name in os.environ}
+        ray.init(address=address, log_to_driver=False, logging_level="WARNING",
+                 runtime_env={"env_vars": forwarded} if forwarded else None)
         ray.data.DataContext.get_current().enable_progress_bars = False
     return ray
 

@@ -35,7 +35,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import fsspec
 import numpy as np
@@ -43,6 +43,7 @@ import PIL
 import torch
 from PIL import Image, ImageOps
 
+from quality_assets.data_roots import is_remote
 from quality_assets.imaging import VerifiedFiles, normalised_rgb
 
 # Mean/std used for every backbone here. The models are trained from scratch, so the exact values
@@ -51,6 +52,8 @@ DEFAULT_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
 DEFAULT_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 
 DECODE_RAM_ENV = "QUALITY_DECODE_RAM_BYTES"
+# Images decoded at once when they are read from an object store (`reads_objects`).
+OBJECT_READ_THREADS = 16
 # Without a known RAM size (no sysconf, e.g. Windows) assume a small laptop's share.
 _FALLBACK_BUDGET = 4 << 30
 # Part of the decoder's identity in the cache key: bump when `_decode` changes the pixels it returns,
@@ -60,6 +63,14 @@ _DECODER_VERSION = 1
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
 _SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*(KiB|MiB|GiB|TiB)?$")
 _UNITS = {None: 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40}
+
+
+def reads_objects(paths: Sequence[Any]) -> bool:
+    """Whether `paths` are read from an object store (fsspec URLs, or verified files under one)."""
+    if len(paths) == 0:
+        return False
+    first = paths.roots[0] if isinstance(paths, VerifiedFiles) else paths[0]
+    return is_remote(first)
 
 
 def is_url(path: object) -> bool:
@@ -123,6 +134,9 @@ def _decode_into(buf: np.ndarray, paths: Sequence, size: int, channels: int,
     if n == 0:
         return
     chunk = 256
+    if reads_objects(paths):
+        # Each image is a network round trip: many small tasks in flight hide the latency.
+        num_workers, chunk = max(num_workers, OBJECT_READ_THREADS), 8
 
     def work(start: int) -> int:
         stop = min(start + chunk, n)

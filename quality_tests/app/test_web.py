@@ -87,6 +87,32 @@ def test_images_outside_the_data_root_are_refused(small_home: dict[str, Any], tm
         assert _request(base + "/image/..%2F..%2Fetc%2Fpasswd")[0] == 404
 
 
+def test_images_of_a_bucket_root_are_served_from_the_bucket(tmp_path: Path, s3_bucket: str) -> None:
+    from quality_assets.ingest import ingest_drop
+    from quality_assets.store import Store
+    from quality_assets.thumbnails import thumbnail_png
+    from quality_tests.imagefolders import make_imagefolder
+    from quality_lab.object_store import s3, upload_tree
+
+    make_imagefolder(tmp_path / "data", {"train": {"cat": 2}}, marker=True)
+    upload_tree(tmp_path / "data", f"{s3_bucket}/data")
+    store = Store(tmp_path / "home")
+    ingest_drop(store, f"{s3_bucket}/data", ".")
+    with store.connect(read_only=True) as conn:
+        samples = conn.execute("SELECT sample_id, path FROM raw_manifest ORDER BY path").fetchall()
+    with running_app(store.home) as base:
+        (first, first_path), (second, second_path) = samples
+        status, headers, body = _request(base + f"/image/{first}")
+        assert status == 200 and headers["content-type"] == "image/png"
+        assert body == (tmp_path / "data" / first_path).read_bytes()
+        status, headers, body = _request(base + f"/thumb/{first}?s=64")
+        assert status == 200 and headers["content-type"] == "image/png"
+        assert body == thumbnail_png(tmp_path / "data", first_path, 64)  # as from the same file on disk
+        s3().rm_file(f"{s3_bucket}/data/{second_path}".split("://")[1])
+        assert _request(base + f"/image/{second}")[0] == 404
+        assert _request(base + f"/thumb/{second}")[0] == 404
+
+
 def _paths(info: dict[str, Any]) -> list[str]:
     with info["store"].connect(read_only=True) as conn:
         order = dict(conn.execute("SELECT sample_id, path FROM raw_manifest").fetchall())

@@ -1,7 +1,5 @@
 """New data drops start an ingest run; declarative automation updates everything downstream."""
 
-from pathlib import Path
-
 import dagster as dg
 
 from quality_assets.defs.automation.stale_runs import reap_stale_runs
@@ -27,7 +25,7 @@ def new_drop_sensor(context: dg.SensorEvaluationContext, store: QualityStoreReso
     # A killed run would keep the duckdb pool slot and the one run slot for good; every tick
     # fails runs whose process is gone so queued drops and automation runs can proceed.
     reap_stale_runs(context.instance, context.log.warning)
-    drops_dir = Path(store.drops_folder())
+    drops_dir = store.drops_folder()  # a local folder or an object-store URL
     cursor = DropCursor.parse(context.cursor)
     ready = find_new_drops(drops_dir, cursor)
     if not ready:
@@ -36,7 +34,7 @@ def new_drop_sensor(context: dg.SensorEvaluationContext, store: QualityStoreReso
     for drop in ready:
         requests.append(dg.RunRequest(
             run_key=drop.run_key,
-            run_config={"ops": {"raw_manifest": {"config": {"data_root": str(drops_dir), "drops": [drop.name]}}}},
+            run_config={"ops": {"raw_manifest": {"config": {"data_root": drops_dir, "drops": [drop.name]}}}},
             tags={"quality/drop": drop.name},
         ))
         cursor.seen[drop.name] = drop.fingerprint

@@ -4,7 +4,6 @@
 import math
 import time
 from dataclasses import asdict
-from pathlib import Path
 
 import dagster as dg
 
@@ -17,7 +16,7 @@ from quality_assets.store import run_query
 class IngestConfig(dg.Config):
     """Which drops to ingest. No data_root: nothing new, the existing manifest is re-validated."""
 
-    data_root: str = ""
+    data_root: str = ""  # a local folder, or an object-store URL such as s3://bucket/prefix
     drops: list[str] = []  # folders relative to data_root; empty = data_root itself is the drop
     max_pixels: int = 40_000_000
     max_bytes: int = 256 * 2**20
@@ -37,11 +36,10 @@ def raw_manifest(
     quality_store = store.store()
     summaries = []
     if config.data_root:
-        data_root = Path(config.data_root).resolve()
         for drop in config.drops or ["."]:
             # The store, not an open connection: files are decoded with the database unlocked.
             summary = ingest_drop(
-                quality_store, data_root, data_root / drop, max_pixels=config.max_pixels,
+                quality_store, config.data_root, drop, max_pixels=config.max_pixels,
                 max_bytes=config.max_bytes, workers=config.workers,
                 progress=_log_progress(context, drop),
             )
