@@ -26,6 +26,10 @@ duplicate vectors, do not count as misses).
 Memory stays O(N k) on top of the index: queries are searched in chunks, and every result row
 is reduced to k columns before the next chunk.
 
+The exact search runs on a GPU when this machine has one (``QUALITY_KNN_DEVICE``: ``auto``, the
+default, ``cpu``, ``cuda``, ``cuda:N``): faiss-cpu has no GPU index, so the same inner products are a
+torch matmul and top-k there (`TorchFlatIP`), rows sorted by (distance, id) as on the CPU.
+
 The search of every row, once the index is built and tuned, can run elsewhere (``search``):
 `quality_assets.distributed.knn` shards the rows over a Ray cluster on the same index and returns
 the same rows.
@@ -34,6 +38,8 @@ the same rows.
 from __future__ import annotations
 
 import math
+import os
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
@@ -41,6 +47,7 @@ from typing import Any, Callable, Optional
 import faiss
 import numpy as np
 import scipy.sparse as sp
+import torch
 
 __all__ = [
     "DEFAULT_EXACT_LIMIT",
@@ -60,6 +67,9 @@ __all__ = [
 # ~17 at 50k); IVF at 100k takes 6 CPU-s with recall 0.988. Below this exact is cheap enough
 # that an approximate graph is not worth its recall loss.
 DEFAULT_EXACT_LIMIT = 50_000
+KNN_DEVICE_ENV = "QUALITY_KNN_DEVICE"
+# Similarities held at once by the torch search: a block of queries against every row.
+_TORCH_BLOCK_ELEMENTS = 1 << 28
 DEFAULT_RECALL_TARGET = 0.95
 _NORM_TOLERANCE = 1e-3
 _CHUNK_ROWS = 16_384
@@ -281,6 +291,49 @@ def exact_knn(
     return nb_out, d_out
 
 
+def knn_device() -> str:
+    """Where the exact search runs: $QUALITY_KNN_DEVICE (`auto`, `cpu`, `cuda`, `cuda:N`); `auto`, the
+    default, is the GPU when torch sees one, else the CPU (faiss)."""
+    value = os.environ.get(KNN_DEVICE_ENV, "").strip() or "auto"
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", value):
+        raise ValueError(f"{KNN_DEVICE_ENV} must be auto, cpu, cuda or cuda:N, not {value!r}")
+    if value == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return value
+
+
+class TorchFlatIP:
+    """Exact inner-product search in torch on `device`: what `faiss.IndexFlatIP.search` returns
+    (similarities descending, their row ids), for a GPU that faiss-cpu cannot use."""
+
+    def __init__(self, x: np.ndarray, device: str) -> None:
+        self.device = torch.device(device)
+        self.x = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(self.device)
+        self.ntotal = int(x.shape[0])
+
+    def search(self, queries: np.ndarray, kk: int) -> tuple[np.ndarray, np.ndarray]:
+        m = queries.shape[0]
+        sims_out = np.empty((m, kk), dtype=np.float32)
+        ids_out = np.empty((m, kk), dtype=np.int64)
+        block = max(1, _TORCH_BLOCK_ELEMENTS // max(1, self.ntotal))
+        with torch.no_grad():
+            for lo in range(0, m, block):
+                q = torch.from_numpy(np.ascontiguousarray(queries[lo:lo + block], dtype=np.float32)).to(self.device)
+                top = torch.topk(q @ self.x.T, kk, dim=1)
+                sims_out[lo:lo + block] = top.values.cpu().numpy()
+                ids_out[lo:lo + block] = top.indices.cpu().numpy()
+        return sims_out, ids_out
+
+
+def _flat_index(x: np.ndarray, device: str):
+    """The exact index for `x`: faiss on the CPU, torch on a GPU."""
+    if device == "cpu":
+        index = faiss.IndexFlatIP(x.shape[1])
+        index.add(x)
+        return index
+    return TorchFlatIP(x, device)
+
+
 def _recall(
     approx_nb: np.ndarray, approx_d: np.ndarray, exact_d: np.ndarray
 ) -> float:
@@ -481,14 +534,15 @@ def build_knn_graph(
         params: dict[str, Any] = {"method": method, "k": k, "n": n, "dim": d, "seed": seed}
         if method == "flat":
             if search is None:
-                index = faiss.IndexFlatIP(d)
-                index.add(x)
+                params["device"] = device = knn_device()
+                index = _flat_index(x, device)
                 if progress is not None:
                     progress("index", n, n)
                 nb, dist = _search_chunks(index, x, k, "ip", progress, chunk_rows, q)
                 del index
                 nb, dist = sort_rows(nb, dist)
             else:
+                params["device"] = "cpu"  # the shards' exact search is faiss's, wherever it runs
                 if progress is not None:
                     progress("index", n, n)
                 nb, dist, params["search"] = search(None, x, k, chunk_rows, progress)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import faiss
 import numpy as np
 import pytest
+import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -330,3 +331,50 @@ def test_pair_dot_is_the_gathered_rows_dot_product_across_chunk_boundaries(dtype
     got = pair_dot(vectors, a, b, chunk=7)
     assert got.dtype == expected.dtype and np.array_equal(got, expected)
     assert pair_dot(vectors, a[:0], b[:0]).shape == (0,)
+
+
+def test_the_torch_search_returns_the_faiss_flat_graph(monkeypatch):
+    """The GPU path's search (a torch matmul and top-k) run on the CPU: the very graph faiss gives."""
+    from quality_assets.knn import KNN_DEVICE_ENV, TorchFlatIP, build_knn_graph
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(700, 24)).astype(np.float32)
+    x[5] = x[9]  # an exact duplicate: a tie at distance 0
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    monkeypatch.setenv(KNN_DEVICE_ENV, "cpu")
+    on_faiss = build_knn_graph(x, 10, method="flat")
+    assert on_faiss.params["device"] == "cpu"
+    monkeypatch.setattr("quality_assets.knn._flat_index", lambda v, device: TorchFlatIP(v, "cpu"))
+    monkeypatch.setattr("quality_assets.knn._TORCH_BLOCK_ELEMENTS", 700 * 64)  # several query blocks
+    on_torch = build_knn_graph(x, 10, method="flat")
+    np.testing.assert_array_equal(on_torch.neighbors, on_faiss.neighbors)
+    np.testing.assert_allclose(on_torch.distances, on_faiss.distances, atol=1e-6)
+    assert on_faiss.neighbors[5, 0] == 9 and on_faiss.neighbors[9, 0] == 5
+
+
+def test_the_knn_device_setting_is_checked(monkeypatch):
+    from quality_assets.knn import KNN_DEVICE_ENV, knn_device
+
+    monkeypatch.setenv(KNN_DEVICE_ENV, "gpu")
+    with pytest.raises(ValueError, match=KNN_DEVICE_ENV):
+        knn_device()
+    monkeypatch.setenv(KNN_DEVICE_ENV, "cuda:1")
+    assert knn_device() == "cuda:1"
+    monkeypatch.delenv(KNN_DEVICE_ENV)
+    assert knn_device() == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (CI has none)")
+def test_on_a_gpu_the_exact_graph_is_the_cpu_graph(monkeypatch):
+    from quality_assets.knn import KNN_DEVICE_ENV, build_knn_graph
+
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(5000, 64)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    monkeypatch.setenv(KNN_DEVICE_ENV, "cpu")
+    on_cpu = build_knn_graph(x, 16, method="flat")
+    monkeypatch.setenv(KNN_DEVICE_ENV, "cuda")
+    on_gpu = build_knn_graph(x, 16, method="flat")
+    assert on_gpu.params["device"] == "cuda"
+    assert (on_gpu.neighbors == on_cpu.neighbors).mean() > 0.999  # float sums differ in the last bit
+    np.testing.assert_allclose(on_gpu.distances, on_cpu.distances, atol=1e-5)
