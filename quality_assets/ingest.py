@@ -103,17 +103,17 @@ def ingest_drop(
     Drops registered earlier inside this one (e.g. `--drop d1`, then the whole root) are
     re-ingested as themselves, so a file keeps the drop, layout and sample it was given.
     """
-    root_text_, drop_rel, folder_exists = _locate_drop(data_root, drop_dir)
-    if printable(root_text_) != root_text_ or printable(drop_rel) != drop_rel:
+    stored_root, drop_rel, folder_exists = _locate_drop(data_root, drop_dir)
+    if printable(stored_root) != stored_root or printable(drop_rel) != drop_rel:
         raise ValueError(f"the data root and drop folder names must be valid UTF-8: {printable(drop_rel)}")
-    drop_id = drop_id or _drop_id(root_text_, drop_rel)
+    drop_id = drop_id or _drop_id(stored_root, drop_rel)
 
     with session(target) as conn:
         registered = run_query(conn, "drop_root", drop_id=drop_id)
-        nested_rows = run_query(conn, "nested_drops", data_root=root_text_, drop_dir=drop_rel)
-    if not registered.empty and registered.data_root[0] != root_text_:
+        nested_rows = run_query(conn, "nested_drops", data_root=stored_root, drop_dir=drop_rel)
+    if not registered.empty and registered.data_root[0] != stored_root:
         raise ValueError(
-            f"drop {drop_id} was ingested from data root {registered.data_root[0]}, not {root_text_}"
+            f"drop {drop_id} was ingested from data root {registered.data_root[0]}, not {stored_root}"
         )
     nested_summaries = []
     nested_dirs = []
@@ -125,14 +125,14 @@ def ingest_drop(
             continue
         nested_dirs.append(nested_dir)
         nested_summaries.append(ingest_drop(
-            target, root_text_, nested_dir, drop_id=nested_id, max_pixels=max_pixels,
+            target, stored_root, nested_dir, drop_id=nested_id, max_pixels=max_pixels,
             max_bytes=max_bytes, workers=workers, progress=progress))
 
-    scan = scan_drop(root_text_, drop_rel, drop_id, max_pixels=max_pixels, max_bytes=max_bytes,
+    scan = scan_drop(stored_root, drop_rel, drop_id, max_pixels=max_pixels, max_bytes=max_bytes,
                      workers=workers, progress=progress, nested_drops=tuple(nested_dirs))
     fault_point("ingest:scanned")
     with session(target) as conn:
-        plan = _write(conn, scan, drop_id, root_text_, drop_rel)
+        plan = _write(conn, scan, drop_id, stored_root, drop_rel)
     rejected = scan.rejected
     by_reason = rejected.reason.value_counts().to_dict() if len(rejected) else {}
     return IngestSummary(
