@@ -184,7 +184,8 @@ def _checked_size(data: bytes, max_bytes: int) -> bytes:
 
 
 def _read_limited_remote(url: str, max_bytes: int) -> bytes:
-    """`_read_limited` for an object: its size from the listing, then one ranged read."""
+    """`_read_limited` for an object: its size (one metadata request, so an oversized object is never
+    downloaded), then one ranged read."""
     bucket_root, key = object_of(url)
     try:
         entry = bucket_root.info(key)
@@ -489,7 +490,7 @@ def read_verified(data_root: str | os.PathLike[str], path: str, file_sha256: str
 
 
 def _read_verified_remote(data_root: str, path: str, file_sha256: str, size: int | None) -> bytes:
-    """`read_verified` for an object-store root: the same checks, with the listing's size."""
+    """`read_verified` for an object-store root: the same checks, by one ranged read."""
     if relative_key(path) != path:
         raise SampleChanged("escapes_root_on_read", f"{path} is not a clean path inside the data root")
     root = RemoteRoot(data_root)
