@@ -184,22 +184,12 @@ def _checked_size(data: bytes, max_bytes: int) -> bytes:
 
 
 def _read_limited_remote(url: str, max_bytes: int) -> bytes:
-    """`_read_limited` for an object: its size (one metadata request, so an oversized object is never
-    downloaded), then one ranged read."""
+    """`_read_limited` for an object: one ranged read, one byte past the limit. The scan has already
+    rejected objects whose listed size is 0 or over the limit, so none is downloaded only to be
+    rejected; one that grew since the listing is cut at the limit and rejected here."""
     bucket_root, key = object_of(url)
     try:
-        entry = bucket_root.info(key)
-        if entry is None:
-            raise ImageRejected("missing_file", f"no such object: {url}")
-        size = int(entry.get("size") or 0)
-        if size == 0:
-            raise ImageRejected("empty_file", "file has 0 bytes")
-        if size > max_bytes:
-            raise ImageRejected("file_too_large", f"{size} bytes > limit {max_bytes}")
-        # One extra byte tells us whether the object grew past the limit after the listing.
         data = bucket_root.read(key, limit=max_bytes + 1)
-    except ImageRejected:
-        raise
     except FileNotFoundError:
         raise ImageRejected("missing_file", f"no such object: {url}") from None
     except Exception as exc:  # noqa: BLE001 - a store error on one object must not end the scan

@@ -523,9 +523,10 @@ def _resolve_drop(data_root: Path, drop_dir: Path) -> tuple[str, Path, PurePosix
 
 
 # What a scan needs of where the drop lives: the root's identity, the drop's path in it, the files
-# found, the CSV manifest (name, reader; reader None when it must not be read) and how a CSV row's
-# path is checked.
-_DropView = tuple[str, PurePosixPath, list[_FoundFile], "tuple[str, Callable[[], str] | None] | None", _Locate]
+# found, the CSV manifest (name, reader; reader None when it must not be read), how a CSV row's
+# path is checked, and an object store's listing (None for a folder).
+_DropView = tuple[str, PurePosixPath, list[_FoundFile], "tuple[str, Callable[[], str] | None] | None", _Locate,
+                  "dict[str, dict[str, Any]] | None"]
 
 
 def _local_drop(data_root: Path, drop_dir: Path, nested_drops: tuple[str, ...]) -> _DropView:
@@ -542,7 +543,7 @@ def _local_drop(data_root: Path, drop_dir: Path, nested_drops: tuple[str, ...]) 
                 return handle.read()
 
         csv_source = (csv_path.name, read_text if inside else None)
-    return root_real, drop_rel, found, csv_source, _local_locate(Path(root_real), root_real)
+    return root_real, drop_rel, found, csv_source, _local_locate(Path(root_real), root_real), None
 
 
 def _remote_drop(data_root: str, drop_dir: str, nested_drops: tuple[str, ...]) -> _DropView:
@@ -557,7 +558,24 @@ def _remote_drop(data_root: str, drop_dir: str, nested_drops: tuple[str, ...]) -
     if csv_name is not None:
         csv_rel = f"{rel}/{csv_name}" if rel else csv_name
         csv_source = (csv_name, lambda: root.read(csv_rel).decode("utf-8-sig"))
-    return root.url, PurePosixPath(rel or "."), found, csv_source, _remote_locate(root, listing)
+    return root.url, PurePosixPath(rel or "."), found, csv_source, _remote_locate(root, listing), listing
+
+
+def _sized_by_listing(candidates: list[_Candidate], listing: dict[str, dict[str, Any]], max_bytes: int,
+                      rejections: _Rejections) -> list[_Candidate]:
+    """The candidates whose listed size can be a sample; the others rejected as `_read_limited` would
+    reject them. The listing already holds every object's size, so the read that inspects an object
+    is its only request."""
+    kept = []
+    for candidate in candidates:
+        size = int(listing[candidate.path].get("size") or 0)
+        if size == 0:
+            rejections.add(candidate.path, "empty_file", "file has 0 bytes")
+        elif size > max_bytes:
+            rejections.add(candidate.path, "file_too_large", f"{size} bytes > limit {max_bytes}")
+        else:
+            kept.append(candidate)
+    return kept
 
 
 def scan_drop(
@@ -583,9 +601,10 @@ def scan_drop(
     as images are inspected.
     """
     if is_remote(str(data_root)):
-        root_id, drop_rel, found, csv_source, locate = _remote_drop(str(data_root), str(drop_dir), nested_drops)
+        view = _remote_drop(str(data_root), str(drop_dir), nested_drops)
     else:
-        root_id, drop_rel, found, csv_source, locate = _local_drop(Path(data_root), Path(drop_dir), nested_drops)
+        view = _local_drop(Path(data_root), Path(drop_dir), nested_drops)
+    root_id, drop_rel, found, csv_source, locate, listing = view
     rejections = _Rejections(drop_id)
 
     if csv_source is None:
@@ -619,6 +638,8 @@ def scan_drop(
                 rejections.add(path, "not_in_manifest", f"file is not listed in {csv_name}")
 
     candidates.sort(key=lambda c: c.path)
+    if listing is not None:
+        candidates = _sized_by_listing(candidates, listing, max_bytes, rejections)
     outcomes = _inspect_all(candidates, max_pixels, max_bytes, workers, progress)
     accepted: list[dict[str, Any]] = []
     for candidate, (ok, payload, detail) in zip(candidates, outcomes):

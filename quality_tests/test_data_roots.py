@@ -91,6 +91,20 @@ def test_an_s3_drop_scans_exactly_as_the_same_tree_on_disk(tmp_path: Path, s3_bu
     for disk_frame, bucket_frame in zip(_without_ids(on_disk), _without_ids(in_bucket)):
         pd.testing.assert_frame_equal(disk_frame, bucket_frame)
     assert DROP_MARKER not in " ".join(in_bucket.accepted.path)
+    # The size limit, decided from the listing without reading the object, as on disk from stat().
+    small_disk = scan_drop(local, local, "d", max_bytes=1500)
+    small_bucket = scan_drop(f"{s3_bucket}/data", ".", "d", max_bytes=1500)
+    assert (small_bucket.rejected.reason == "file_too_large").sum() >= 3
+    for disk_frame, bucket_frame in zip(_without_ids(small_disk), _without_ids(small_bucket)):
+        pd.testing.assert_frame_equal(disk_frame, bucket_frame)
+    # An object that grew past the limit after the listing is cut at the limit, not downloaded whole.
+    from quality_assets.imaging import ImageRejected, inspect_image
+
+    with pytest.raises(ImageRejected, match="more than 100 bytes"):
+        inspect_image(f"{s3_bucket}/data/{small_disk.accepted.path.iloc[0]}", max_bytes=100)
+    with pytest.raises(ImageRejected) as gone:
+        inspect_image(f"{s3_bucket}/data/train/cat/no-such.png")
+    assert gone.value.reason == "missing_file"
     # The root is part of a sample's identity: same bytes and path, another root, another sample.
     assert not set(on_disk.accepted.sample_id) & set(in_bucket.accepted.sample_id)
 
