@@ -38,8 +38,6 @@ the same rows.
 from __future__ import annotations
 
 import math
-import os
-import re
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
@@ -48,6 +46,8 @@ import faiss
 import numpy as np
 import scipy.sparse as sp
 import torch
+
+from quality_assets.ssl.config import device_setting
 
 __all__ = [
     "DEFAULT_EXACT_LIMIT",
@@ -294,12 +294,7 @@ def exact_knn(
 def knn_device() -> str:
     """Where the exact search runs: $QUALITY_KNN_DEVICE (`auto`, `cpu`, `cuda`, `cuda:N`); `auto`, the
     default, is the GPU when torch sees one, else the CPU (faiss)."""
-    value = os.environ.get(KNN_DEVICE_ENV, "").strip() or "auto"
-    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", value):
-        raise ValueError(f"{KNN_DEVICE_ENV} must be auto, cpu, cuda or cuda:N, not {value!r}")
-    if value == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return value
+    return device_setting(KNN_DEVICE_ENV)
 
 
 class TorchFlatIP:

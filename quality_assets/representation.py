@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -253,12 +251,9 @@ def _register_file_model(conn, options: ModelOptions, kind: str, file: str, mani
 def embed_device() -> str:
     """Where the in-process embedding runs: $QUALITY_EMBED_DEVICE (`auto`, `cpu`, `cuda`, `cuda:N`);
     `auto`, the default, is the GPU when this machine has one, else the CPU."""
-    value = os.environ.get(EMBED_DEVICE_ENV, "").strip() or "auto"
-    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", value):
-        raise ValueError(f"{EMBED_DEVICE_ENV} must be auto, cpu, cuda or cuda:N, not {value!r}")
-    if value == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return value
+    from quality_assets.ssl.config import device_setting
+
+    return device_setting(EMBED_DEVICE_ENV)
 
 
 def make_embedder_for(row: dict[str, Any], store: Store, data_root_of: Callable[[], Path] | None = None):

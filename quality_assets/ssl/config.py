@@ -7,6 +7,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -107,6 +109,17 @@ def world_size() -> int:
     """Workers of the data-parallel run this process belongs to (1 outside one)."""
     dist = torch.distributed
     return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def device_setting(env_name: str) -> str:
+    """A device from the environment variable `env_name`: `auto` (the default: CUDA when torch sees
+    it, else the CPU), `cpu`, `cuda` or `cuda:N`; anything else is refused by the variable's name."""
+    value = os.environ.get(env_name, "").strip() or "auto"
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", value):
+        raise ValueError(f"{env_name} must be auto, cpu, cuda or cuda:N, not {value!r}")
+    if value == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return value
 
 
 def resolve_device(device: str) -> torch.device:
