@@ -50,7 +50,8 @@ def s3_endpoint():
     pytest.importorskip("moto.server")
     from quality_lab.object_store import start_s3_server
 
-    server, endpoint = start_s3_server()
+    # In a process of its own: no server threads (werkzeug, moto's imports) inside the test process.
+    server, endpoint = start_s3_server(own_process=True)
     yield endpoint
     server.stop()
 
