@@ -94,7 +94,7 @@ def test_the_flag_is_a_confident_other_label_and_holds_on_clean_digits():
     assert hits >= 0.4 * len(flips) and hits >= 0.85 * found.is_issue.sum(), (hits, found.is_issue.sum())
     # Every flag is a suggestion of another label at the default confidence.
     flagged = found.is_issue
-    assert (found.confidence[flagged] >= 0.9).all()
+    assert (found.confidence[flagged] >= t.Options().flag_confidence).all()
     assert (found.suggested[flagged] != noisy.manifest["label"].to_numpy()[flagged]).all()
     # The fraction cut, whose contamination guess sits below these 5% flips, finds far fewer.
     cut = t.score(noisy, t.Options(flag_rule="cut"), {})

@@ -87,7 +87,7 @@ def test_anchored_labels_back_every_fold_and_are_never_flagged():
     flipped = y.copy()
     flipped[0] = 2
     again = confident_learning(x, flipped, 4, anchor=anchor)
-    assert again.is_issue[0] and int(np.argmin(again.quality)) == 0
+    assert int(np.argmin(again.quality)) == 0 and int(again.pred_probs[0].argmax()) == y[0]
 
 
 def test_folds_follow_the_content_keys_not_the_row_order():
