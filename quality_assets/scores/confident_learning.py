@@ -46,9 +46,11 @@ __all__ = ["ConfidentLearning", "MultiLabelConfidentLearning", "confident_learni
 
 # Folds by dataset size: 5 is cleanlab's recommendation; past 200k samples 3 folds lose little.
 _FOLDS_SMALL, _FOLDS_LARGE, _LARGE = 5, 3, 200_000
-# Training rows per fold model. A fold of the benchmark matrix's 3,000-image cells trains on all of
-# its rows; at 100k a fold model costs seconds to fit and its support vectors bound prediction.
-MAX_TRAIN_ROWS = 4000
+# Training rows per kernel model. A fit costs about the square of its rows (Platt scaling fits it six
+# times) and a prediction the number of support vectors, a large share of the rows on overlapping
+# classes. A fold of the benchmark matrix's 3,000-image cells trains on all of its ~2,500 rows;
+# larger sets train on a per-class share of that many (benchmarks/bench_confident_learning.py).
+MAX_TRAIN_ROWS = 2500
 # Rows predicted per task: libsvm predicts without the GIL, so chunks run on every core.
 _PREDICT_CHUNK = 4096
 _PREDICT_THREADS = 4
@@ -56,7 +58,8 @@ _PREDICT_THREADS = 4
 
 def out_of_sample_probabilities(features: np.ndarray, codes: np.ndarray, n_classes: int, *,
                                 folds: int | None = None, seed: int = 0,
-                                anchor: np.ndarray | None = None, order_key: np.ndarray | None = None) -> np.ndarray:
+                                anchor: np.ndarray | None = None, order_key: np.ndarray | None = None,
+                                kernel: bool = True) -> np.ndarray:
     """[n, n_classes] probabilities, each row from a model fitted without that row.
 
     `codes` in 0..n_classes-1. Classes with fewer members than folds are still predicted (their
@@ -66,14 +69,15 @@ def out_of_sample_probabilities(features: np.ndarray, codes: np.ndarray, n_class
     `order_key` (one sortable key per row, e.g. the file's sha256): folds are dealt, and training
     rows fed, in key order, not row order, so the same images give the same probabilities wherever
     they sit (the service's row order follows sample ids, which hash the data root: a moved dataset
-    got other folds).
+    got other folds). `kernel=False`: the linear model alone (what `benchmarks/bench_confident_learning.py`
+    compares against).
     """
     return _out_of_fold(_standardise(features, seed), codes, n_classes, folds=folds, seed=seed, anchor=anchor,
-                        order_key=order_key)
+                        order_key=order_key, kernel=kernel)
 
 
 def _out_of_fold(x: np.ndarray, codes: np.ndarray, n_classes: int, *, folds: int | None, seed: int,
-                 anchor: np.ndarray | None, order_key: np.ndarray | None) -> np.ndarray:
+                 anchor: np.ndarray | None, order_key: np.ndarray | None, kernel: bool = True) -> np.ndarray:
     """:func:`out_of_sample_probabilities` on standardised features."""
     codes = np.asarray(codes)
     n = len(codes)
@@ -99,13 +103,16 @@ def _out_of_fold(x: np.ndarray, codes: np.ndarray, n_classes: int, *, folds: int
         if present.size == 1:
             probs[np.ix_(held, present)] = 1.0
             continue
+        if not kernel:
+            probs[np.ix_(held, present)] = linear.predict_proba(x[held])
+            continue
         train = _training_rows(np.flatnonzero(fold_of != fold), codes, anchored, rank)
-        kernel = _fit_kernel(x[train], codes[train], seed)
+        machine = _fit_kernel(x[train], codes[train], seed)
         # The two models' probabilities, averaged over the classes either knows (a capped kernel
         # training set can miss a class the linear model saw).
         fold_probs = np.zeros((held.size, n_classes))
         fold_probs[:, present] = 0.5 * linear.predict_proba(x[held])
-        fold_probs[:, kernel.classes_] += 0.5 * _predict(kernel, x[held])
+        fold_probs[:, machine.classes_] += 0.5 * _predict(machine, x[held])
         probs[held] = fold_probs
     # Rows sum to 1 (classes absent from a fold's training data got 0).
     return probs / np.clip(probs.sum(1, keepdims=True), 1e-12, None)
@@ -216,27 +223,30 @@ def _content_rank(n: int, order_key: np.ndarray | None) -> np.ndarray:
 
 
 def _training_rows(rows: np.ndarray, codes: np.ndarray, anchored: np.ndarray, rank: np.ndarray) -> np.ndarray:
-    """A fold's training rows in content order: all of them up to MAX_TRAIN_ROWS, else every anchor
-    and, per class, the first rows in content order up to its share of the rest (at least 10, so a
-    rare class keeps a boundary)."""
+    """A fold's training rows for the kernel model, in content order: all of them up to
+    MAX_TRAIN_ROWS; else anchors (the label book) first, up to half of it, then the other rows, each
+    part a per-class share (`_first_per_class`)."""
     rows = rows[np.argsort(rank[rows], kind="stable")]
     if rows.size <= MAX_TRAIN_ROWS:
         return rows
-    keep = anchored[rows].copy()
-    room = max(MAX_TRAIN_ROWS - int(keep.sum()), 0)
-    free = rows[~keep]
-    classes, per_class = np.unique(codes[free], return_counts=True)
-    quota = np.maximum(np.floor(room * per_class / max(free.size, 1)), 10).astype(np.int64)
-    seen = {int(c): 0 for c in classes}
-    quota_of = dict(zip(classes.tolist(), quota.tolist()))
-    for i, row in enumerate(rows):
-        if keep[i]:
-            continue
-        c = int(codes[row])
-        if seen[c] < quota_of[c]:
-            seen[c] += 1
-            keep[i] = True
-    return rows[keep]
+    anchors = _first_per_class(rows[anchored[rows]], codes, MAX_TRAIN_ROWS // 2)
+    others = _first_per_class(rows[~anchored[rows]], codes, MAX_TRAIN_ROWS - anchors.size)
+    kept = np.concatenate([anchors, others])
+    return kept[np.argsort(rank[kept], kind="stable")]
+
+
+def _first_per_class(rows: np.ndarray, codes: np.ndarray, budget: int) -> np.ndarray:
+    """Of `rows` (content order), per class the first ones up to the class's share of `budget`, at
+    least 10 so a rare class keeps a boundary."""
+    if rows.size <= budget:
+        return rows
+    classes, per_class = np.unique(codes[rows], return_counts=True)
+    quota = np.maximum(np.floor(budget * per_class / rows.size), 10).astype(np.int64)
+    of_class = np.searchsorted(classes, codes[rows])
+    by_class = np.argsort(of_class, kind="stable")
+    place = np.empty(rows.size, dtype=np.int64)   # each row's position among its class's rows
+    place[by_class] = np.arange(rows.size) - np.repeat(np.cumsum(per_class) - per_class, per_class)
+    return rows[place < quota[of_class]]
 
 
 def _fit_kernel(x: np.ndarray, y: np.ndarray, seed: int) -> SVC:
@@ -265,16 +275,18 @@ class ConfidentLearning:
 
 
 def confident_learning(features: np.ndarray, codes: np.ndarray, n_classes: int, *, seed: int = 0,
-                       anchor: np.ndarray | None = None, order_key: np.ndarray | None = None) -> ConfidentLearning:
+                       anchor: np.ndarray | None = None, order_key: np.ndarray | None = None,
+                       kernel: bool = True) -> ConfidentLearning:
     """Out-of-sample probabilities and cleanlab's label quality and issues for labelled samples;
-    `anchor` rows (clean labels) anchor every fold and are never flagged; `order_key`: see
+    `anchor` rows (clean labels) anchor every fold and are never flagged; `order_key`, `kernel`: see
     :func:`out_of_sample_probabilities`."""
     from cleanlab.filter import find_label_issues
     from cleanlab.rank import get_label_quality_scores
 
     codes = np.asarray(codes)
     anchored = np.zeros(len(codes), dtype=bool) if anchor is None else np.asarray(anchor, dtype=bool)
-    probs = out_of_sample_probabilities(features, codes, n_classes, seed=seed, anchor=anchored, order_key=order_key)
+    probs = out_of_sample_probabilities(features, codes, n_classes, seed=seed, anchor=anchored, order_key=order_key,
+                                        kernel=kernel)
     quality = get_label_quality_scores(codes, probs, method="self_confidence")
     issues = np.zeros(len(codes), dtype=bool)
     free = np.flatnonzero(~anchored)

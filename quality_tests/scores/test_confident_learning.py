@@ -139,3 +139,52 @@ def test_the_fold_models_from_moments_are_sklearns_lda_on_each_folds_training_ro
             reference = LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto").fit(x[train], y[train])
         assert list(present) == list(reference.classes_)
         np.testing.assert_allclose(model.predict_proba(x[held]), reference.predict_proba(x[held]), atol=1e-9)
+
+
+def test_the_kernel_model_finds_flips_in_classes_no_line_separates():
+    # Two classes on concentric rings: no linear model tells them apart, so its out-of-fold
+    # probabilities are near the priors everywhere and the flips hide among the clean labels; the
+    # kernel model's make them the lowest quality.
+    rng = np.random.default_rng(7)
+    n = 400
+    y = np.repeat([0, 1], n // 2)
+    angle = rng.uniform(0, 2 * np.pi, n)
+    radius = np.where(y == 0, 1.0, 3.0) + rng.normal(0, 0.2, n)
+    x = np.stack([radius * np.cos(angle), radius * np.sin(angle)], axis=1)
+    x = np.hstack([x, rng.normal(0, 0.05, (n, 4))])
+    given = y.copy()
+    flipped = rng.choice(n, 12, replace=False)
+    given[flipped] = 1 - given[flipped]
+    linear = out_of_sample_probabilities(x, given, 2, kernel=False)
+    both = out_of_sample_probabilities(x, given, 2)
+    assert (linear.argmax(1) == y).mean() < 0.7
+    assert (both.argmax(1) == y).mean() > 0.95
+    worst = set(np.argsort(both[np.arange(n), given])[:12])
+    assert len(worst & set(flipped)) >= 11
+
+
+def test_a_capped_kernel_training_set_keeps_every_class_the_label_book_and_the_content_order(monkeypatch):
+    from quality_assets.scores import confident_learning as cl
+
+    monkeypatch.setattr(cl, "MAX_TRAIN_ROWS", 100)
+    rng = np.random.default_rng(8)
+    n = 1000
+    codes = rng.choice(4, n, p=[0.6, 0.3, 0.09, 0.01])
+    anchored = rng.random(n) < 0.02
+    keys = rng.permutation(n)
+    rows = np.flatnonzero(rng.random(n) < 0.8)
+    kept = cl._training_rows(rows, codes, anchored, keys)
+    assert set(kept) <= set(rows) and kept.size <= 100 + 4 * 10
+    assert (np.diff(keys[kept]) > 0).all()                          # content order
+    assert anchored[kept].sum() == anchored[rows].sum()             # the label book first
+    assert set(codes[kept]) == set(codes[rows])                     # the rare class keeps members
+    # The same rows in another order give the same choice: it follows the content keys.
+    again = cl._training_rows(rows[rng.permutation(rows.size)], codes, anchored, keys)
+    np.testing.assert_array_equal(np.sort(again), np.sort(kept))
+    # With the cap binding, flips still get the lowest quality.
+    x, y = _blobs(rng, n_per=120, classes=4)
+    given = y.copy()
+    flipped = rng.choice(len(y), 12, replace=False)
+    given[flipped] = (y[flipped] + 1) % 4
+    learned = confident_learning(x, given, 4)
+    assert len(set(np.argsort(learned.quality)[:12]) & set(flipped)) >= 11
