@@ -522,11 +522,17 @@ def _resolve_drop(data_root: Path, drop_dir: Path) -> tuple[str, Path, PurePosix
     return root_real, Path(root_real) / rel, drop_rel
 
 
-# What a scan needs of where the drop lives: the root's identity, the drop's path in it, the files
-# found, the CSV manifest (name, reader; reader None when it must not be read), how a CSV row's
-# path is checked, and an object store's listing (None for a folder).
-_DropView = tuple[str, PurePosixPath, list[_FoundFile], "tuple[str, Callable[[], str] | None] | None", _Locate,
-                  "dict[str, dict[str, Any]] | None"]
+@dataclass(frozen=True)
+class _DropView:
+    """What a scan needs of where the drop lives, for a folder or an object store alike."""
+
+    root_id: str                     # the root's identity: its real path, or its canonical URL
+    drop_rel: PurePosixPath          # the drop's path in the root
+    found: list[_FoundFile]          # the files found in the drop
+    # The CSV manifest: (name, reader); the reader is None when the file must not be read.
+    csv_source: tuple[str, Callable[[], str] | None] | None
+    locate: _Locate                  # how a CSV row's path is checked
+    listing: dict[str, dict[str, Any]] | None = None   # an object store's listing (sizes); None for a folder
 
 
 def _local_drop(data_root: Path, drop_dir: Path, nested_drops: tuple[str, ...]) -> _DropView:
@@ -543,7 +549,7 @@ def _local_drop(data_root: Path, drop_dir: Path, nested_drops: tuple[str, ...]) 
                 return handle.read()
 
         csv_source = (csv_path.name, read_text if inside else None)
-    return root_real, drop_rel, found, csv_source, _local_locate(Path(root_real), root_real), None
+    return _DropView(root_real, drop_rel, found, csv_source, _local_locate(Path(root_real), root_real))
 
 
 def _remote_drop(data_root: str, drop_dir: str, nested_drops: tuple[str, ...]) -> _DropView:
@@ -558,7 +564,7 @@ def _remote_drop(data_root: str, drop_dir: str, nested_drops: tuple[str, ...]) -
     if csv_name is not None:
         csv_rel = f"{rel}/{csv_name}" if rel else csv_name
         csv_source = (csv_name, lambda: root.read(csv_rel).decode("utf-8-sig"))
-    return root.url, PurePosixPath(rel or "."), found, csv_source, _remote_locate(root, listing), listing
+    return _DropView(root.url, PurePosixPath(rel or "."), found, csv_source, _remote_locate(root, listing), listing)
 
 
 def _sized_by_listing(candidates: list[_Candidate], listing: dict[str, dict[str, Any]], max_bytes: int,
@@ -604,7 +610,8 @@ def scan_drop(
         view = _remote_drop(str(data_root), str(drop_dir), nested_drops)
     else:
         view = _local_drop(Path(data_root), Path(drop_dir), nested_drops)
-    root_id, drop_rel, found, csv_source, locate, listing = view
+    root_id, drop_rel, found, csv_source, locate, listing = (
+        view.root_id, view.drop_rel, view.found, view.csv_source, view.locate, view.listing)
     rejections = _Rejections(drop_id)
 
     if csv_source is None:
