@@ -1,12 +1,14 @@
-"""Diagnosis: how much of a matrix cell's near-duplicate AP is lost to the source's own near
-duplicates. The protocol's ground truth lists only the copies it injected, so every pair of the
-source that is itself a near duplicate, ranked above a true copy, counts as a false positive.
+"""Diagnosis: how much of a matrix cell's near-duplicate and leakage AP is lost to the source's own
+near duplicates. The protocol's ground truth lists only the copies it injected, so every pair of the
+source that is itself a near duplicate, ranked above a true copy, counts as a false positive, and so
+does every eval image whose source duplicate landed in train (a real leak the truth does not list).
 
 Source near duplicates: pairs of images the protocol did not inject whose 32 x 32 grey thumbnails
 differ by at most RMS T (default 0.03 of the grey range) under the best of the 8 dihedral
 transforms, computed over every pair, independently of every detector. Prints their count, the
-service's near-duplicate pair AP as the protocol counts it, and the same AP with those pairs left
-out of the ranking (neither hits nor misses).
+service's near-duplicate pair AP and leakage AP as the protocol counts them, and the same APs with
+those pairs, and the eval images with a source duplicate in train, left out of the rankings
+(neither hits nor misses).
 
     .venv/bin/python benchmarks/diagnose_source_duplicates.py CELL/contaminated [T]
 
@@ -54,7 +56,8 @@ def main(argv: list[str]) -> int:
     injected[truth["index"]] = True
     injected[truth.loc[truth.partner_index >= 0, "partner_index"]] = True
     upper = np.triu_indices(n, 1)
-    source = (dihedral_rms(data.images)[upper] <= threshold) & ~injected[upper[0]] & ~injected[upper[1]]
+    rms = dihedral_rms(data.images)
+    source = (rms[upper] <= threshold) & ~injected[upper[0]] & ~injected[upper[1]]
     source_keys = upper[0][source] * n + upper[1][source]
     in_pairs = np.union1d(upper[0][source], upper[1][source]).size
     print(f"{root.parent.name}: {source_keys.size} source near-duplicate pairs at RMS <= {threshold} "
@@ -73,6 +76,19 @@ def main(argv: list[str]) -> int:
     print(f"  near-duplicate pair AP, protocol: {ranking_metrics(hits, positive.size)['AP']:.3f}")
     print(f"  without the source near-duplicate pairs: {ranking_metrics(hits[~dropped], positive.size)['AP']:.3f} "
           f"({int(dropped.sum())} listed pairs left out, {int(dropped[:50].sum())} of them in the top 50)")
+
+    leaks = truth[truth.issue_type == "leakage"]
+    train = (data.splits == "train") & ~injected
+    source_leak = ~injected & (data.splits != "train") & (rms[:, train] <= threshold).any(1)
+    order = np.asarray(rankings["leakage"])
+    leak_other = np.zeros(n, bool)
+    leak_other[truth.loc[truth.issue_type != "leakage", "index"]] = True
+    order = order[~leak_other[order]]
+    hits = np.isin(order, leaks["index"])
+    dropped = source_leak[order]
+    print(f"  leakage AP, protocol: {ranking_metrics(hits, len(leaks))['AP']:.3f}")
+    print(f"  without the {int(source_leak.sum())} eval images with a source duplicate in train: "
+          f"{ranking_metrics(hits[~dropped], len(leaks))['AP']:.3f} ({int(dropped[:30].sum())} of them in the top 30)")
     return 0
 
 
