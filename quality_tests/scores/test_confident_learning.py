@@ -87,6 +87,8 @@ def test_anchored_labels_back_every_fold_and_are_never_flagged():
     flipped = y.copy()
     flipped[0] = 2
     again = confident_learning(x, flipped, 4, anchor=anchor)
+    # It ranks first and its probabilities name its class. (cleanlab's own flag, a per-class mean
+    # threshold, can miss it here: the kernel model's Platt-scaled probabilities are not extreme.)
     assert int(np.argmin(again.quality)) == 0 and int(again.pred_probs[0].argmax()) == y[0]
 
 
