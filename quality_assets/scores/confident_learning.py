@@ -40,6 +40,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 from sklearn.model_selection import StratifiedKFold
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
@@ -110,12 +111,17 @@ def _out_of_fold(x: np.ndarray, codes: np.ndarray, n_classes: int, *, folds: int
             probs[np.ix_(held, present)] = linear.predict_proba(x[held])
             continue
         train = _training_rows(np.flatnonzero(fold_of != fold), codes, anchored, rank)
-        machine = _fit_kernel(x[train], codes[train], seed)
+        # libsvm's calibration depends on the classes' numbering, and callers number classes in row
+        # order: the kernel model numbers them as the content order first meets them.
+        met = pd.unique(codes[train])
+        numbering = np.zeros(n_classes, dtype=np.int64)
+        numbering[met] = np.arange(met.size)
+        machine = _fit_kernel(x[train], numbering[codes[train]], seed)
         # The two models' probabilities, averaged over the classes either knows (a capped kernel
         # training set can miss a class the linear model saw).
         fold_probs = np.zeros((held.size, n_classes))
         fold_probs[:, present] = 0.5 * linear.predict_proba(x[held])
-        fold_probs[:, machine.classes_] += 0.5 * _predict(machine, x[held])
+        fold_probs[:, met[machine.classes_]] += 0.5 * _predict(machine, x[held])
         probs[held] = fold_probs
     # Rows sum to 1 (classes absent from a fold's training data got 0).
     return probs / np.clip(probs.sum(1, keepdims=True), 1e-12, None)

@@ -109,6 +109,11 @@ def test_folds_follow_the_content_keys_not_the_row_order():
                            out_of_sample_probabilities(x, given, 3)[perm], atol=1e-6)
     cl = confident_learning(x[perm], given[perm], 3, order_key=keys[perm])
     np.testing.assert_allclose(cl.pred_probs, keyed[perm], atol=1e-8)
+    # Callers number the classes as their rows meet them (pd.factorize), so a moved dataset also gets
+    # another numbering: the probabilities follow the classes, not their numbers.
+    renumber = np.array([2, 0, 1])
+    renumbered = out_of_sample_probabilities(x[perm], renumber[given[perm]], 3, order_key=keys[perm])
+    np.testing.assert_allclose(renumbered[:, renumber], keyed[perm], atol=1e-8)
 
     # Multi-label: each tag's folds too.
     present = np.stack([given == 0, given != 2], axis=1)
