@@ -41,7 +41,6 @@ def main() -> None:
     p.add_argument("--dim", type=int, default=320)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
-    rows = []
     for n in args.sizes:
         x, given, flipped = synthetic(n, args.classes, args.dim, args.seed)
         keys = np.asarray([f"{i:012d}" for i in np.random.default_rng(1).permutation(n)])
@@ -52,7 +51,6 @@ def main() -> None:
             out[f"{name}_s"] = round(time.perf_counter() - started, 2)
             out[f"{name}_ap"] = round(float(average_precision_score(flipped, -learned.quality)), 4)
         out["ratio"] = round(out["linear+kernel_s"] / out["linear_s"], 2)
-        rows.append(out)
         print(json.dumps(out), flush=True)
 
 
