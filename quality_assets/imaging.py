@@ -152,6 +152,16 @@ def _dhash(gray: Image.Image) -> int:
     return _bits_to_int64(pixels[:, 1:] > pixels[:, :-1])
 
 
+def size_rejection(size: int, max_bytes: int) -> ImageRejected | None:
+    """Why a file of `size` bytes (from stat() or an object listing) cannot be a sample, before it is
+    read; None when its size is acceptable."""
+    if size == 0:
+        return ImageRejected("empty_file", "file has 0 bytes")
+    if size > max_bytes:
+        return ImageRejected("file_too_large", f"{size} bytes > limit {max_bytes}")
+    return None
+
+
 def _read_limited(path: Path, max_bytes: int) -> bytes:
     try:
         st = path.stat()
@@ -161,10 +171,9 @@ def _read_limited(path: Path, max_bytes: int) -> bytes:
         raise ImageRejected("not_a_file", f"cannot stat: {exc}") from None
     if not stat.S_ISREG(st.st_mode):
         raise ImageRejected("not_a_file", "not a regular file")
-    if st.st_size == 0:
-        raise ImageRejected("empty_file", "file has 0 bytes")
-    if st.st_size > max_bytes:
-        raise ImageRejected("file_too_large", f"{st.st_size} bytes > limit {max_bytes}")
+    rejected = size_rejection(st.st_size, max_bytes)
+    if rejected is not None:
+        raise rejected
     try:
         with open(path, "rb") as handle:
             # One extra byte tells us whether the file grew past the limit after stat().

@@ -22,6 +22,7 @@ import torch
 from quality_assets.data_roots import is_remote, join
 from quality_assets.pixel_view import THUMBNAIL_SIZE
 from quality_assets.row_shards import adopt_shard, is_sharded, shard_folder, write_rows
+from quality_assets.ssl.config import device_setting
 from quality_assets.store import (
     Store, arrow_to_vectors, fault_point, record_superseded, run_query, run_query_arrow, session,
     vectors_to_arrow,
@@ -251,8 +252,6 @@ def _register_file_model(conn, options: ModelOptions, kind: str, file: str, mani
 def embed_device() -> str:
     """Where the in-process embedding runs: $QUALITY_EMBED_DEVICE (`auto`, `cpu`, `cuda`, `cuda:N`);
     `auto`, the default, is the GPU when this machine has one, else the CPU."""
-    from quality_assets.ssl.config import device_setting
-
     return device_setting(EMBED_DEVICE_ENV)
 
 

@@ -29,6 +29,7 @@ from quality_assets.imaging import (
     INSPECT_KEYS,
     ImageRejected,
     inspect_image,
+    size_rejection,
 )
 from quality_assets.splits import EVAL_SPLITS, KNOWN_SPLITS, LABELLED_SPLITS
 
@@ -574,13 +575,11 @@ def _sized_by_listing(candidates: list[_Candidate], listing: dict[str, dict[str,
     is its only request."""
     kept = []
     for candidate in candidates:
-        size = int(listing[candidate.path].get("size") or 0)
-        if size == 0:
-            rejections.add(candidate.path, "empty_file", "file has 0 bytes")
-        elif size > max_bytes:
-            rejections.add(candidate.path, "file_too_large", f"{size} bytes > limit {max_bytes}")
-        else:
+        rejected = size_rejection(int(listing[candidate.path].get("size") or 0), max_bytes)
+        if rejected is None:
             kept.append(candidate)
+        else:
+            rejections.add(candidate.path, rejected.reason, rejected.detail)
     return kept
 
 
