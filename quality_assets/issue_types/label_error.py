@@ -176,7 +176,12 @@ def _leave_out(rows: np.ndarray, score: np.ndarray, suggested: np.ndarray, confi
 
 
 def _content_keys(inputs: ScoringInputs) -> np.ndarray | None:
-    """The samples' file sha256 (what confident learning deals its folds by), when the manifest has it."""
+    """The samples' file sha256 and path (what confident learning deals its folds by), when the
+    manifest has them. The path breaks ties between identical files, which would otherwise follow
+    row order (sample ids, which hash the data root)."""
     if "file_sha256" not in inputs.manifest.columns:
         return None
-    return inputs.manifest["file_sha256"].to_numpy(dtype=object).astype(str)
+    sha = inputs.manifest["file_sha256"].to_numpy(dtype=object).astype(str)
+    if "path" not in inputs.manifest.columns:
+        return sha
+    return np.char.add(np.char.add(sha, "\x00"), inputs.manifest["path"].to_numpy(dtype=object).astype(str))
