@@ -27,8 +27,14 @@ existing cell is kept unless ``--force``, so the command resumes where it stoppe
    split is leaked (thirds exact / JPEG / cropped), embedded with the clean set's model, scored,
    and the 5% leakage gate is evaluated on that.
 
+Every method's near-duplicate and leakage rankings are measured by two truths: the protocol's, and
+the protocol's without the source's own duplicates (:mod:`quality_lab.source_duplicates`: pictures
+the source held twice, which the protocol does not list; rows with ``truth`` =
+``without_source_duplicates``, tables at the end of ``matrix.md``).
+
 ``--reuse EARLIER_OUT`` takes each cell's DINO checkpoints and peer rows from an earlier run of the
-same cells (the generators are deterministic per seed), to re-measure a scoring change in minutes;
+same cells (the generators are deterministic per seed), to re-measure a scoring change in minutes
+(peer rows without the second truth are measured again);
 ``clean.csv`` then names the checkpoint in ``ssl_reused_from``. ``--keep-images`` keeps the PNG
 trees for ``benchmarks/rescore_cell.py``.
 
@@ -54,9 +60,10 @@ from PIL import Image
 
 from quality_lab.bench.data import MARKER, BenchData
 from quality_lab.bench.methods import MethodResult, selfclean_rankings, ssl_and_random_vectors, thumbnails_for
-from quality_lab.bench.metrics import _random_rows, evaluate_method
+from quality_lab.bench.metrics import WITHOUT_SOURCE_DUPLICATES, _random_rows, evaluate_method
 from quality_lab.datasets import DATASETS, DatasetUnavailable, foreign_photos, load_dataset
 from quality_lab.protocol import ProtocolRates, inject, inject_leakage, leak_count_for_rate
+from quality_lab.source_duplicates import source_duplicates
 
 Progress = Callable[[str], None]
 DEFAULT_DATASETS: tuple[str, ...] = ("mnist", "animal_mnist", "openclipart", "oxygen_icons")
@@ -332,12 +339,17 @@ def run_cell(name: str, seed: int, out: Path, *, n_samples: int, peers: Sequence
     contaminated_rates = {key: float(summary.get(key, float("nan"))) for key in ("near_duplicate_rate", "leakage_rate")}
     skipped: dict[str, str] = {}
     earlier_peers = reused["rows"][~reused["rows"]["method"].isin(OWN_METHODS)] if reused else None
+    if earlier_peers is not None and WITHOUT_SOURCE_DUPLICATES not in set(earlier_peers.get("truth", ())):
+        earlier_peers = None   # rows from before the second truth: the peers run again to be measured by it
     if earlier_peers is None or earlier_peers.empty:
         results += _peer_results(data, peers, seed, say, skipped)
+    excluded = source_duplicates(data.images, data.splits, data.truth)
+    say(f"[{name} s{seed}] the source's own duplicates (second truth): {excluded.n_pairs} pairs, "
+        f"{excluded.eval_images.size} eval images with a twin in train")
     rows = []
     for r in results:
-        rows += evaluate_method(r, data)
-    rows += _random_rows(data)
+        rows += evaluate_method(r, data) + evaluate_method(r, data, excluded)
+    rows += _random_rows(data) + _random_rows(data, excluded)
     frame = pd.DataFrame(rows)
     frame.insert(1, "seed", seed)
     if earlier_peers is not None and not earlier_peers.empty:

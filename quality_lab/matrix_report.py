@@ -13,6 +13,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from quality_lab.bench.metrics import PROTOCOL_TRUTH, SOURCE_DUPLICATE_ISSUE_TYPES, WITHOUT_SOURCE_DUPLICATES
+from quality_lab.source_duplicates import SOURCE_DUPLICATE_RMS
+
 ISSUE_ORDER = ("off_topic", "near_duplicate", "label_error", "leakage")
 METHOD_ORDER = (
     ("ours", "service"), ("cleanlab", "raw_pca64"), ("cleanlab", "imagenet_effnet_lite0_pca64"),
@@ -180,6 +183,8 @@ def write_report(out: Path, *, command: str = "", unavailable: dict[str, str] | 
     if not frames:
         return pd.DataFrame(), pd.DataFrame()
     frame = pd.concat(frames, ignore_index=True)
+    # Cells from before the second truth hold the protocol's rows only.
+    frame["truth"] = frame["truth"].fillna(PROTOCOL_TRUTH) if "truth" in frame.columns else PROTOCOL_TRUTH
     clean = pd.DataFrame(clean_rows)
     frame.to_csv(out / "results.csv", index=False, lineterminator="\n", float_format="%.6g")
     clean.to_csv(out / "clean.csv", index=False, lineterminator="\n", float_format="%.6g")
@@ -192,7 +197,28 @@ def write_report(out: Path, *, command: str = "", unavailable: dict[str, str] | 
                 for ds in _datasets(frame)) + "."]
     for name, why in {**skipped, **(unavailable or {})}.items():
         head.append(f"Skipped {name}: {why}.")
-    (out / "matrix.md").write_text("\n".join(head) + "\n\n" + summary_markdown(frame, clean, full=True))
-    (out / "summary.md").write_text(summary_markdown(frame, clean, full=False))
+    protocol = frame[frame.truth == PROTOCOL_TRUTH]
+    second = source_duplicate_markdown(frame[frame.truth == WITHOUT_SOURCE_DUPLICATES])
+    (out / "matrix.md").write_text("\n".join(head) + "\n\n" + summary_markdown(protocol, clean, full=True) + second)
+    (out / "summary.md").write_text(summary_markdown(protocol, clean, full=False) + second)
     return frame, clean
+
+
+def source_duplicate_markdown(frame: pd.DataFrame) -> str:
+    """The near-duplicate and leakage tables again, by the truth without the source's own
+    duplicates (:mod:`quality_lab.source_duplicates`); empty when no cell has it."""
+    if frame.empty:
+        return ""
+    datasets = _datasets(frame)
+    parts = ["\n## The same rankings without the source's own duplicates\n",
+             "Pairs showing a picture the source held twice (grey 32 px thumbnails at most RMS "
+             f"{SOURCE_DUPLICATE_RMS} apart under the best dihedral transform; an injected copy stands for its "
+             "source), and eval images with such a twin in train, are left out as neither hits nor misses, for "
+             "every method alike. The injected copies and leaks all still count.\n",
+             "**AP, mean over datasets**\n\n" + headline_table(frame, "AP") + "\n"]
+    for it in SOURCE_DUPLICATE_ISSUE_TYPES:
+        table = _issue_table(frame, it, "all", "AP", datasets)
+        if table:
+            parts.append(f"**{it}: AP** without the source's own duplicates, mean ± sd over seeds\n\n{table}\n")
+    return "\n".join(parts)
 

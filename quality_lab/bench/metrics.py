@@ -15,6 +15,7 @@ from quality_assets.splits import EVAL_SPLITS
 from quality_lab.bench.data import ISSUE_TYPES, BenchData
 from quality_lab.bench.methods import MethodResult
 from quality_lab.evaluation import ranking_metrics
+from quality_lab.source_duplicates import SourceDuplicates
 
 
 def _recall_at(hits: np.ndarray, n_pos: int, k: int) -> float:
@@ -77,8 +78,12 @@ def _positions(truth: pd.DataFrame, n: int, column: str, value: str) -> tuple[np
     return pos, other & ~pos
 
 
-def _hits(ranking: Any, data: BenchData, issue_type: str, column: str, value: str) -> tuple[np.ndarray, int, int]:
-    """(hits of the kept ranking, number of positives, universe size after exclusions)."""
+def _hits(ranking: Any, data: BenchData, issue_type: str, column: str, value: str,
+          excluded: SourceDuplicates | None = None) -> tuple[np.ndarray, int, int]:
+    """(hits of the kept ranking, number of positives, universe size after exclusions).
+
+    ``excluded``: the source's own duplicates, left out as neither hits nor misses (pairs for
+    near duplicates, eval images for leakage)."""
     n = data.n
     positive, other = _positions(data.truth, n, column, value)
     if issue_type == "near_duplicate":
@@ -89,13 +94,22 @@ def _hits(ranking: Any, data: BenchData, issue_type: str, column: str, value: st
         keep = ~(other[a] | other[b])
         keys = np.minimum(a[keep], b[keep]) * n + np.maximum(a[keep], b[keep])
         m = n - int(other.sum())
-        return np.isin(keys, pos_keys), int(pos_keys.size), m * (m - 1) // 2
+        universe = m * (m - 1) // 2
+        if excluded is not None:
+            dropped = excluded.pair_keys[~(other[excluded.pair_keys // n] | other[excluded.pair_keys % n])]
+            keys = keys[~np.isin(keys, dropped)]
+            universe -= int(dropped.size)
+        return np.isin(keys, pos_keys), int(pos_keys.size), universe
     order = np.asarray(ranking, dtype=np.int64)
-    kept = order[~other[order]]
+    drop = other.copy()
+    if excluded is not None and issue_type == "leakage":
+        drop[excluded.eval_images] = True
+        drop &= ~positive
+    kept = order[~drop[order]]
     if issue_type == "leakage":
-        universe = np.isin(data.splits, EVAL_SPLITS) & ~other
+        universe = np.isin(data.splits, EVAL_SPLITS) & ~drop
     else:
-        universe = ~other
+        universe = ~drop
     return positive[kept], int(positive.sum()), int(universe.sum())
 
 
@@ -121,29 +135,43 @@ def _targets(data: BenchData, issue_type: str) -> list[tuple[str, str, str]]:
     return out
 
 
-def evaluate_method(result: MethodResult, data: BenchData) -> list[dict[str, Any]]:
+PROTOCOL_TRUTH = "protocol"
+WITHOUT_SOURCE_DUPLICATES = "without_source_duplicates"
+# The issue types the source's own duplicates touch; the others read the same either way.
+SOURCE_DUPLICATE_ISSUE_TYPES = ("near_duplicate", "leakage")
+
+
+def evaluate_method(result: MethodResult, data: BenchData,
+                    excluded: SourceDuplicates | None = None) -> list[dict[str, Any]]:
+    """Metric rows of one method. With ``excluded``, the rows of the ``without_source_duplicates``
+    truth (near duplicates and leakage only); without, the protocol's."""
     rows = []
-    for issue_type in ISSUE_TYPES:
+    issue_types = SOURCE_DUPLICATE_ISSUE_TYPES if excluded is not None else ISSUE_TYPES
+    for issue_type in issue_types:
         ranking = result.rankings.get(issue_type)
         if ranking is None:
             continue
         for kind, column, value in _targets(data, issue_type):
-            hits, n_pos, n_universe = _hits(ranking, data, issue_type, column, value)
+            hits, n_pos, n_universe = _hits(ranking, data, issue_type, column, value, excluded)
             rows.append({
                 "dataset": data.name, "method": result.method, "features": result.features,
+                "truth": PROTOCOL_TRUTH if excluded is None else WITHOUT_SOURCE_DUPLICATES,
                 "issue_type": issue_type, "kind": kind, **_metrics(hits, n_pos, n_universe),
                 "seconds": round(result.seconds, 2),
             })
     return rows
 
 
-def _random_rows(data: BenchData) -> list[dict[str, Any]]:
+def _random_rows(data: BenchData, excluded: SourceDuplicates | None = None) -> list[dict[str, Any]]:
     rows = []
-    for issue_type in ISSUE_TYPES:
+    issue_types = SOURCE_DUPLICATE_ISSUE_TYPES if excluded is not None else ISSUE_TYPES
+    for issue_type in issue_types:
         for kind, column, value in _targets(data, issue_type):
             empty = (np.zeros(0, np.int64), np.zeros(0, np.int64)) if issue_type == "near_duplicate" \
                 else np.zeros(0, np.int64)
-            _, n_pos, n_universe = _hits(empty, data, issue_type, column, value)
-            rows.append({"dataset": data.name, "method": "random", "features": "-", "issue_type": issue_type,
-                         "kind": kind, **random_baseline(n_pos, n_universe), "seconds": 0.0})
+            _, n_pos, n_universe = _hits(empty, data, issue_type, column, value, excluded)
+            rows.append({"dataset": data.name, "method": "random", "features": "-",
+                         "truth": PROTOCOL_TRUTH if excluded is None else WITHOUT_SOURCE_DUPLICATES,
+                         "issue_type": issue_type, "kind": kind, **random_baseline(n_pos, n_universe),
+                         "seconds": 0.0})
     return rows

@@ -55,6 +55,17 @@ def test_clean_data_rates_and_gate_are_recorded(quick_run):
     assert cell["clean"]["dataset"] == "mnist"
 
 
+def test_copy_rankings_are_also_measured_without_the_sources_own_duplicates(quick_run):
+    out, frame, _, messages = quick_run
+    second = frame[frame.truth == "without_source_duplicates"]
+    assert set(second.issue_type) == {"near_duplicate", "leakage"}
+    # every method that ranks copies is measured by both truths
+    for method in set(frame[frame.issue_type == "near_duplicate"].method):
+        assert (second.method == method).any()
+    assert any("the source's own duplicates" in m for m in messages)
+    assert "without the source's own duplicates" in (out / "matrix.md").read_text()
+
+
 def test_exact_leaks_are_found(quick_run):
     _, frame, _, _ = quick_run
     exact = frame[(frame.method == "ours") & (frame.kind == "LEAK-exact")]
