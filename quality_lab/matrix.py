@@ -38,6 +38,9 @@ same cells (the generators are deterministic per seed), to re-measure a scoring 
 ``clean.csv`` then names the checkpoint in ``ssl_reused_from``. ``--keep-images`` keeps the PNG
 trees for ``benchmarks/rescore_cell.py``.
 
+Each method's rankings are kept in ``OUT/work/CELL/rankings/`` (:func:`load_rankings`), so a later
+truth can measure every method without running it again.
+
 ``OUT/results.csv`` (every metric row), ``OUT/clean.csv`` (the clean-data rates) and
 ``OUT/matrix.md`` (the tables, :mod:`quality_lab.matrix_report`) are rewritten after each cell.
 """
@@ -277,6 +280,34 @@ def _peer_results(data: BenchData, peers: Sequence[str], seed: int, say: Progres
     return results
 
 
+def _rankings_file(folder: Path, method: str, features: str) -> Path:
+    return Path(folder) / f"{method}__{features.replace('/', '_')}.npz"
+
+
+def save_rankings(result: MethodResult, folder: Path) -> Path:
+    """A method's rankings of one cell, so a later truth can measure them without running the
+    method again (:func:`load_rankings`); near duplicates as their two position columns."""
+    folder.mkdir(parents=True, exist_ok=True)
+    arrays: dict[str, np.ndarray] = {}
+    for issue_type, ranking in result.rankings.items():
+        if issue_type == "near_duplicate":
+            arrays["near_duplicate_a"], arrays["near_duplicate_b"] = (np.asarray(x, dtype=np.int64) for x in ranking)
+        else:
+            arrays[issue_type] = np.asarray(ranking, dtype=np.int64)
+    path = _rankings_file(folder, result.method, result.features)
+    np.savez_compressed(path, **arrays)
+    return path
+
+
+def load_rankings(folder: Path, method: str, features: str) -> MethodResult:
+    """The rankings :func:`save_rankings` wrote, as a result :func:`evaluate_method` measures."""
+    with np.load(_rankings_file(folder, method, features)) as stored:
+        rankings: dict[str, Any] = {k: stored[k] for k in stored.files if not k.startswith("near_duplicate_")}
+        if "near_duplicate_a" in stored.files:
+            rankings["near_duplicate"] = (stored["near_duplicate_a"], stored["near_duplicate_b"])
+    return MethodResult(method, features, rankings, 0.0)
+
+
 def _reused_cell(reuse: Path | None, name: str, seed: int) -> dict[str, Any] | None:
     """The same cell of an earlier matrix run (``--reuse``): its clean-data row and metric rows."""
     if reuse is None:
@@ -349,6 +380,7 @@ def run_cell(name: str, seed: int, out: Path, *, n_samples: int, peers: Sequence
     rows = []
     for r in results:
         rows += evaluate_method(r, data) + evaluate_method(r, data, excluded)
+        save_rankings(r, work / "rankings")
     rows += _random_rows(data) + _random_rows(data, excluded)
     frame = pd.DataFrame(rows)
     frame.insert(1, "seed", seed)

@@ -66,6 +66,25 @@ def test_copy_rankings_are_also_measured_without_the_sources_own_duplicates(quic
     assert "without the source's own duplicates" in (out / "matrix.md").read_text()
 
 
+def test_stored_rankings_measure_the_same_as_the_run(quick_run):
+    from quality_lab.bench.data import BenchData
+    from quality_lab.bench.metrics import evaluate_method
+
+    out, frame, _, _ = quick_run
+    cell = out / "work" / "mnist-s0"
+    stored = matrix.load_rankings(cell / "rankings", "ours", "service")
+    assert set(stored.rankings) == {"off_topic", "label_error", "leakage", "near_duplicate"}
+    truth = pd.read_csv(cell / "contaminated" / "ground_truth.csv", keep_default_na=False)
+    ours = frame[(frame.method == "ours") & (frame.truth == "protocol")].set_index(["issue_type", "kind"])
+    # Only the positions matter to the metrics: a bench frame with the run's splits and truth.
+    images = sorted((cell / "contaminated" / "images").rglob("*.png"), key=lambda p: int(p.stem.rsplit("_", 1)[1]))
+    splits = np.array([p.relative_to(cell / "contaminated" / "images").parts[0] for p in images])
+    data = BenchData("mnist", cell, cell, np.array([str(p) for p in images], dtype=object), [], np.array([]),
+                     splits, truth, pd.DataFrame())
+    again = pd.DataFrame(evaluate_method(stored, data)).set_index(["issue_type", "kind"])
+    assert np.allclose(again["AP"], ours.loc[again.index, "AP"])
+
+
 def test_exact_leaks_are_found(quick_run):
     _, frame, _, _ = quick_run
     exact = frame[(frame.method == "ours") & (frame.kind == "LEAK-exact")]
