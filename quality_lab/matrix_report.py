@@ -221,4 +221,3 @@ def source_duplicate_markdown(frame: pd.DataFrame) -> str:
         if table:
             parts.append(f"**{it}: AP** without the source's own duplicates, mean ± sd over seeds\n\n{table}\n")
     return "\n".join(parts)
-

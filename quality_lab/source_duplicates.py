@@ -29,8 +29,8 @@ from quality_assets.splits import EVAL_SPLITS
 
 __all__ = ["SOURCE_DUPLICATE_RMS", "SourceDuplicates", "dihedral_twin_pairs", "source_duplicates"]
 
-# A JPEG copy at quality 75 of clip art lands at RMS 0.01-0.02, a natural twin of MNIST at 0.08 and
-# more; 0.03 keeps pictures the eye calls the same (the matrix doc's figures list the counts).
+# The colour sets' repeats of one picture sit at RMS 0.000-0.009; MNIST's own images (mnist s0)
+# make no pair at 0.03 and their first natural twins at 0.05 (docs/benchmarks/matrix.md).
 SOURCE_DUPLICATE_RMS = 0.03
 THUMBNAIL_SIDE = 32
 
