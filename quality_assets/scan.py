@@ -183,7 +183,10 @@ def _walk_drop(
                 if real in exclude:
                     continue
                 if name.startswith("."):
-                    yield _FoundFile(rel, full, ("hidden_folder", "hidden folder: its files are not scanned"))
+                    # Not scanned either way; a name that cannot be read is reported as such first,
+                    # as for files.
+                    yield _FoundFile(rel, full, ("undecodable_name", undecodable) if undecodable
+                                     else ("hidden_folder", "hidden folder: its files are not scanned"))
                 else:
                     yield from walk(full, rel, ancestors, undecodable)
             elif not stat.S_ISREG(st.st_mode):
