@@ -38,8 +38,9 @@ same cells (the generators are deterministic per seed), to re-measure a scoring 
 ``clean.csv`` then names the checkpoint in ``ssl_reused_from``. ``--keep-images`` keeps the PNG
 trees for ``benchmarks/rescore_cell.py``.
 
-Each method's rankings are kept in ``OUT/work/CELL/rankings/`` (:func:`load_rankings`), so a later
-truth can measure every method without running it again.
+The rankings of each method a cell runs are kept in ``OUT/work/CELL/rankings/`` (:func:`load_rankings`),
+so a later truth can measure them without running the method again (peer rows taken with ``--reuse``
+bring no rankings).
 
 ``OUT/results.csv`` (every metric row), ``OUT/clean.csv`` (the clean-data rates) and
 ``OUT/matrix.md`` (the tables, :mod:`quality_lab.matrix_report`) are rewritten after each cell.
@@ -66,7 +67,7 @@ from quality_lab.bench.methods import MethodResult, selfclean_rankings, ssl_and_
 from quality_lab.bench.metrics import WITHOUT_SOURCE_DUPLICATES, _random_rows, evaluate_method
 from quality_lab.datasets import DATASETS, DatasetUnavailable, foreign_photos, load_dataset
 from quality_lab.protocol import ProtocolRates, inject, inject_leakage, leak_count_for_rate
-from quality_lab.source_duplicates import source_duplicates
+from quality_lab.source_duplicates import pairs_within, source_duplicates
 
 Progress = Callable[[str], None]
 DEFAULT_DATASETS: tuple[str, ...] = ("mnist", "animal_mnist", "openclipart", "oxygen_icons")
@@ -147,7 +148,6 @@ SOURCE_REPEAT_RMS = 8.0
 
 def source_repeat_groups(images: Sequence[np.ndarray], rms: float = SOURCE_REPEAT_RMS) -> np.ndarray:
     """Group id per image of the same pictures (see ``SOURCE_REPEAT_RMS``), -1 where none."""
-    import faiss
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
@@ -155,16 +155,11 @@ def source_repeat_groups(images: Sequence[np.ndarray], rms: float = SOURCE_REPEA
     groups = np.full(n, -1, dtype=np.int64)
     if n < 2 or len({im.shape for im in images}) != 1:
         return groups
-    x = np.ascontiguousarray(np.stack([np.asarray(im, dtype=np.float32).reshape(-1) for im in images]))
-    index = faiss.IndexFlatL2(x.shape[1])
-    index.add(x)
-    lims, _, found = index.range_search(x, float(rms) ** 2 * x.shape[1])
-    rows = np.repeat(np.arange(n), np.diff(lims).astype(np.int64))
-    found = found.astype(np.int64)
-    keep = rows != found
-    if not keep.any():
+    x = np.stack([np.asarray(im, dtype=np.float32).reshape(-1) for im in images])
+    a, b = pairs_within(x, [x], rms)
+    if not a.size:
         return groups
-    graph = coo_matrix((np.ones(int(keep.sum())), (rows[keep], found[keep])), shape=(n, n))
+    graph = coo_matrix((np.ones(a.size), (a, b)), shape=(n, n))
     _, component = connected_components(graph, directed=False)
     sizes = np.bincount(component)
     in_group = sizes[component] > 1

@@ -27,7 +27,7 @@ from PIL import Image
 
 from quality_assets.splits import EVAL_SPLITS
 
-__all__ = ["SOURCE_DUPLICATE_RMS", "SourceDuplicates", "dihedral_twin_pairs", "source_duplicates"]
+__all__ = ["SOURCE_DUPLICATE_RMS", "SourceDuplicates", "dihedral_twin_pairs", "pairs_within", "source_duplicates"]
 
 # The colour sets' repeats of one picture sit at RMS 0.000-0.009; MNIST's own images (mnist s0)
 # make no pair at 0.03 and their first natural twins at 0.05 (docs/benchmarks/matrix.md).
@@ -53,32 +53,41 @@ def _grey_thumbnails(images: Sequence[np.ndarray], side: int) -> np.ndarray:
                                 np.float32) / 255.0 for im in images])
 
 
-def dihedral_twin_pairs(images: Sequence[np.ndarray], rms: float = SOURCE_DUPLICATE_RMS,
-                        side: int = THUMBNAIL_SIDE) -> tuple[np.ndarray, np.ndarray]:
-    """(a, b) with a < b: every pair whose grey thumbnails differ by at most ``rms`` under the best
-    of the 8 dihedral transforms."""
+def pairs_within(base: np.ndarray, variants: Sequence[np.ndarray], rms: float) -> tuple[np.ndarray, np.ndarray]:
+    """(a, b) with a < b: every pair whose rows differ by at most RMS ``rms`` (per value), row ``a``
+    of ``base`` against row ``b`` of any of ``variants`` (transformed copies of ``base``, [n, d]
+    each), by one faiss range search per variant."""
     import faiss
 
-    n = len(images)
+    n = len(base)
     if n < 2:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    thumbs = _grey_thumbnails(images, side)
-    base = np.ascontiguousarray(thumbs.reshape(n, -1))
+    base = np.ascontiguousarray(base, dtype=np.float32)
     index = faiss.IndexFlatL2(base.shape[1])
     index.add(base)
     radius = float(rms) ** 2 * base.shape[1]
     found_a, found_b = [], []
-    for k in range(8):
-        moved = np.rot90(thumbs, k % 4, axes=(1, 2))
-        moved = moved[:, :, ::-1] if k >= 4 else moved
-        lims, _, hits = index.range_search(np.ascontiguousarray(moved.reshape(n, -1)), radius)
-        rows = np.repeat(np.arange(n, dtype=np.int64), np.diff(lims).astype(np.int64))
-        found_a.append(rows)
+    for variant in variants:
+        lims, _, hits = index.range_search(np.ascontiguousarray(variant, dtype=np.float32), radius)
+        found_a.append(np.repeat(np.arange(n, dtype=np.int64), np.diff(lims).astype(np.int64)))
         found_b.append(hits.astype(np.int64))
     a, b = np.concatenate(found_a), np.concatenate(found_b)
     keep = a != b
     keys = np.unique(np.minimum(a[keep], b[keep]) * n + np.maximum(a[keep], b[keep]))
     return keys // n, keys % n
+
+
+def dihedral_twin_pairs(images: Sequence[np.ndarray], rms: float = SOURCE_DUPLICATE_RMS,
+                        side: int = THUMBNAIL_SIDE) -> tuple[np.ndarray, np.ndarray]:
+    """(a, b) with a < b: every pair whose grey thumbnails differ by at most ``rms`` under the best
+    of the 8 dihedral transforms."""
+    n = len(images)
+    if n < 2:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    thumbs = _grey_thumbnails(images, side)
+    turned = [np.rot90(thumbs, k % 4, axes=(1, 2)) for k in range(8)]
+    moved = [(t[:, :, ::-1] if k >= 4 else t).reshape(n, -1) for k, t in enumerate(turned)]
+    return pairs_within(thumbs.reshape(n, -1), moved, rms)
 
 
 def source_duplicates(images: Sequence[np.ndarray], splits: np.ndarray, truth: pd.DataFrame,

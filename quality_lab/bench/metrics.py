@@ -141,13 +141,20 @@ WITHOUT_SOURCE_DUPLICATES = "without_source_duplicates"
 SOURCE_DUPLICATE_ISSUE_TYPES = ("near_duplicate", "leakage")
 
 
+def _issue_types(excluded: SourceDuplicates | None) -> tuple[str, ...]:
+    return SOURCE_DUPLICATE_ISSUE_TYPES if excluded is not None else ISSUE_TYPES
+
+
+def _truth(excluded: SourceDuplicates | None) -> str:
+    return PROTOCOL_TRUTH if excluded is None else WITHOUT_SOURCE_DUPLICATES
+
+
 def evaluate_method(result: MethodResult, data: BenchData,
                     excluded: SourceDuplicates | None = None) -> list[dict[str, Any]]:
     """Metric rows of one method. With ``excluded``, the rows of the ``without_source_duplicates``
     truth (near duplicates and leakage only); without, the protocol's."""
     rows = []
-    issue_types = SOURCE_DUPLICATE_ISSUE_TYPES if excluded is not None else ISSUE_TYPES
-    for issue_type in issue_types:
+    for issue_type in _issue_types(excluded):
         ranking = result.rankings.get(issue_type)
         if ranking is None:
             continue
@@ -155,8 +162,8 @@ def evaluate_method(result: MethodResult, data: BenchData,
             hits, n_pos, n_universe = _hits(ranking, data, issue_type, column, value, excluded)
             rows.append({
                 "dataset": data.name, "method": result.method, "features": result.features,
-                "truth": PROTOCOL_TRUTH if excluded is None else WITHOUT_SOURCE_DUPLICATES,
-                "issue_type": issue_type, "kind": kind, **_metrics(hits, n_pos, n_universe),
+                "truth": _truth(excluded), "issue_type": issue_type, "kind": kind,
+                **_metrics(hits, n_pos, n_universe),
                 "seconds": round(result.seconds, 2),
             })
     return rows
@@ -164,14 +171,12 @@ def evaluate_method(result: MethodResult, data: BenchData,
 
 def _random_rows(data: BenchData, excluded: SourceDuplicates | None = None) -> list[dict[str, Any]]:
     rows = []
-    issue_types = SOURCE_DUPLICATE_ISSUE_TYPES if excluded is not None else ISSUE_TYPES
-    for issue_type in issue_types:
+    for issue_type in _issue_types(excluded):
         for kind, column, value in _targets(data, issue_type):
             empty = (np.zeros(0, np.int64), np.zeros(0, np.int64)) if issue_type == "near_duplicate" \
                 else np.zeros(0, np.int64)
             _, n_pos, n_universe = _hits(empty, data, issue_type, column, value, excluded)
             rows.append({"dataset": data.name, "method": "random", "features": "-",
-                         "truth": PROTOCOL_TRUTH if excluded is None else WITHOUT_SOURCE_DUPLICATES,
-                         "issue_type": issue_type, "kind": kind, **random_baseline(n_pos, n_universe),
-                         "seconds": 0.0})
+                         "truth": _truth(excluded), "issue_type": issue_type, "kind": kind,
+                         **random_baseline(n_pos, n_universe), "seconds": 0.0})
     return rows

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from PIL import Image
 
 from quality_lab.bench.data import BenchData
 from quality_lab.bench.methods import MethodResult
@@ -83,3 +84,20 @@ def test_a_real_duplicate_ranked_first_no_longer_counts_against_a_method():
     second = second.set_index(["issue_type", "kind"])["AP"]
     assert protocol[("near_duplicate", "all")] == 0.5 and second[("near_duplicate", "all")] == 1.0
     assert protocol[("leakage", "all")] == 0.5 and second[("leakage", "all")] == 1.0
+
+
+def test_any_image_shape_or_mode_is_compared_and_tiny_sets_pair_nothing():
+    pics = _pictures(3, seed=5)
+    grey = np.asarray(pics[0].mean(axis=2), dtype=np.uint8)                        # 2-D grey
+    rgba = np.dstack([pics[1], np.full(pics[1].shape[:2], 255, np.uint8)])         # 4 channels
+    # A smooth picture and the same drawing at twice the size (noise does not survive resampling).
+    coarse = Image.fromarray(np.random.default_rng(6).integers(0, 256, (6, 6, 3), dtype=np.uint8))
+    pics[2] = np.asarray(coarse.resize((32, 32), Image.BILINEAR))
+    larger = np.asarray(coarse.resize((64, 64), Image.BILINEAR))
+    images = pics + [grey, rgba, larger, np.zeros((1, 1), np.uint8)]
+    a, b = dihedral_twin_pairs(images)
+    # The RGBA and the doubled copy are their pictures; the grey one is pics[0] without its colour.
+    assert {(1, 4), (2, 5)} <= set(zip(a.tolist(), b.tolist()))
+    assert 6 not in set(a.tolist()) | set(b.tolist())
+    assert [x.size for x in dihedral_twin_pairs(pics[:1])] == [0, 0]
+    assert [x.size for x in dihedral_twin_pairs([])] == [0, 0]
