@@ -7,16 +7,20 @@ K-fold cross-validation so every sample's probabilities come from models that ne
 probabilities averaged:
 - linear discriminant analysis with Ledoit-Wolf shrinkage (closed form from per-fold class
   moments, linear in N);
-- an RBF-kernel support vector machine (libsvm through sklearn's `SVC`, Platt-scaled,
-  pairwise-coupled probabilities), for classes that no hyperplane separates.
+- an RBF-kernel support vector machine (libsvm through sklearn's `SVC`; its one-against-one
+  decision values Platt-scaled on the other folds' held-out values and pairwise-coupled, as libsvm's
+  `probability` option does with an inner cross-validation), for classes that no hyperplane
+  separates.
 On the benchmark matrix's cells (DINO trained on each cell's data, two views) the average ranked
 the protocol's label errors better than LDA alone on 7 of 9 cells: label-error AP 0.921 / 0.923 ->
 0.971 / 0.971 (MNIST), 0.768 / 0.844 -> 0.885 / 0.931 (Animal-MNIST), 0.266 / 0.305 -> 0.364 /
 0.296 (clip art), 0.258 / 0.480 / 0.305 -> 0.383 / 0.402 / 0.371 (icons); docs/benchmarks/matrix.md.
 The kernel model alone did about as well there but worse where few of many features carry the
-classes (quality_tests: wide features), which LDA's shrinkage handles. libsvm's pairwise-coupled
+classes (quality_tests: wide features), which LDA's shrinkage handles. Pairwise-coupled
 probabilities matter: the same machine calibrated one-vs-rest (`CalibratedClassifierCV`, sigmoid
-or temperature) ranked worse than LDA. A kernel model trains on at most `MAX_TRAIN_ROWS` rows of its
+or temperature) ranked worse than LDA. Calibrating on the outer folds instead of libsvm's inner
+cross-validation ranks as well (mean AP of the fused score on 9 captured cells 0.620 against 0.621)
+at a fifth of the time (docs/BENCHMARKS.md, "Incremental drops"). A kernel model trains on at most `MAX_TRAIN_ROWS` rows of its
 fold (its fit costs about the square of its rows, its predictions the number of support vectors):
 beyond that, a per-class share in content order. cleanlab turns the probabilities into per-sample
 label quality (`cleanlab.rank.get_label_quality_scores`) and issue flags
@@ -35,12 +39,12 @@ multi_label=True)` for the flags) read the per-tag probabilities.
 
 from __future__ import annotations
 
-import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy.special import expit
 from sklearn.model_selection import StratifiedKFold
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
@@ -50,14 +54,12 @@ __all__ = ["ConfidentLearning", "MultiLabelConfidentLearning", "confident_learni
 
 # Folds by dataset size: 5 is cleanlab's recommendation; past 200k samples 3 folds lose little.
 _FOLDS_SMALL, _FOLDS_LARGE, _LARGE = 5, 3, 200_000
-# Training rows per kernel model. A fit costs about the square of its rows (Platt scaling fits it six
-# times) and a prediction the number of support vectors, a large share of the rows on overlapping
-# classes. A fold of the benchmark matrix's 3,000-image cells trains on all of its ~2,500 rows;
+# Training rows per kernel model. A fit costs about the square of its rows and a prediction the
+# number of support vectors, a large share of the rows on overlapping classes. A fold of the benchmark matrix's 3,000-image cells trains on all of its ~2,500 rows;
 # larger sets train on a per-class share of that many (benchmarks/bench_confident_learning.py).
 MAX_TRAIN_ROWS = 2500
-# Rows predicted per task: libsvm predicts without the GIL, so chunks run on every core.
-_PREDICT_CHUNK = 4096
-_PREDICT_THREADS = 4
+# Folds fitted at once: libsvm fits and predicts without the GIL.
+_KERNEL_THREADS = 4
 
 
 def out_of_sample_probabilities(features: np.ndarray, codes: np.ndarray, n_classes: int, *,
@@ -102,27 +104,20 @@ def _out_of_fold(x: np.ndarray, codes: np.ndarray, n_classes: int, *, folds: int
     fold_of = np.full(n, -1, dtype=np.int64)  # anchors stay -1: in every fold's training data
     for fold, (_, held) in enumerate(splitter.split(x[free][dealt], strata[dealt])):
         fold_of[free[dealt[held]]] = fold
+    machines = []  # (held rows, the fold's training classes) per fold with a kernel model
     for fold, (present, linear) in enumerate(_fold_lda(x, codes, fold_of, k)):
         held = np.flatnonzero(fold_of == fold)
         if present.size == 1:
             probs[np.ix_(held, present)] = 1.0
             continue
-        if not kernel:
-            probs[np.ix_(held, present)] = linear.predict_proba(x[held])
-            continue
-        train = _training_rows(np.flatnonzero(fold_of != fold), codes, anchored, rank)
-        # libsvm's calibration depends on the classes' numbering, and callers number classes in row
-        # order: the kernel model numbers them as the content order first meets them.
-        met = pd.unique(codes[train])
-        numbering = np.zeros(n_classes, dtype=np.int64)
-        numbering[met] = np.arange(met.size)
-        machine = _fit_kernel(x[train], numbering[codes[train]], seed)
-        # The two models' probabilities, averaged over the classes either knows (a capped kernel
-        # training set can miss a class the linear model saw).
-        fold_probs = np.zeros((held.size, n_classes))
-        fold_probs[:, present] = 0.5 * linear.predict_proba(x[held])
-        fold_probs[:, met[machine.classes_]] += 0.5 * _predict(machine, x[held])
-        probs[held] = fold_probs
+        # Each model's share; with the kernel model, the two are averaged over the classes either
+        # knows (a capped kernel training set can miss a class the linear model saw).
+        probs[np.ix_(held, present)] = (0.5 if kernel else 1.0) * linear.predict_proba(x[held])
+        if kernel:
+            machines.append((held, _training_rows(np.flatnonzero(fold_of != fold), codes, anchored, rank)))
+    if machines:
+        for held, met, kernel_probs in _kernel_probabilities(x, codes, machines):
+            probs[np.ix_(held, met)] += 0.5 * kernel_probs
     # Rows sum to 1 (classes absent from a fold's training data got 0).
     return probs / np.clip(probs.sum(1, keepdims=True), 1e-12, None)
 
@@ -258,22 +253,114 @@ def _first_per_class(rows: np.ndarray, codes: np.ndarray, budget: int) -> np.nda
     return rows[place < quota[of_class]]
 
 
-def _fit_kernel(x: np.ndarray, y: np.ndarray, seed: int) -> SVC:
-    """libsvm's RBF machine with Platt-scaled, pairwise-coupled probabilities. Its `probability`
-    option is deprecated in scikit-learn 1.9 in favour of one-vs-rest calibration, which ranked label
-    errors worse here (module doc); scikit-learn is pinned below its removal (1.11)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        return SVC(C=1.0, kernel="rbf", gamma="scale", probability=True, random_state=seed,
-                   cache_size=500).fit(x, y)
+def _kernel_probabilities(x: np.ndarray, codes: np.ndarray, folds: list[tuple[np.ndarray, np.ndarray]]):
+    """Per fold (held rows, training rows): (held rows, the classes its kernel model knows, [held,
+    classes] probabilities). The models are libsvm's RBF machines; their one-against-one decision
+    values become probabilities as libsvm's `probability` option makes them (Platt 1999: a sigmoid
+    per class pair; Wu, Lin and Weng 2004: pairwise coupling), but each pair's sigmoid is fitted on
+    the other folds' held-out decision values, where libsvm cross-validates every model five times
+    more (its fits cost 4-5x as much). Fitting draws no random numbers, so the folds fit in threads
+    (libsvm releases the GIL) and give the same models in any order. scikit-learn deprecates the
+    `probability` option (1.9) for one-vs-rest calibration, which ranked label errors worse here."""
+    workers = min(len(folds), _KERNEL_THREADS)
+    with ThreadPoolExecutor(workers) as pool:
+        decided = list(pool.map(lambda fold: _fold_decisions(x, codes, *fold), folds))
+    sigmoids = _pair_sigmoids(codes, [held for held, _ in folds], decided)
+    for fold, ((held, _), (met, pairs, values)) in enumerate(zip(folds, decided)):
+        if met.size == 1:
+            yield held, met, np.ones((held.size, 1))
+            continue
+        slope_intercept = np.array([sigmoids[fold, int(i), int(j)] for i, j in pairs])
+        win = expit(-(values * slope_intercept[:, 0] + slope_intercept[:, 1]))  # P(first of pair | pair)
+        yield held, met, _couple(win, met, pairs)
 
 
-def _predict(model: SVC, x: np.ndarray) -> np.ndarray:
-    chunks = [x[i:i + _PREDICT_CHUNK] for i in range(0, len(x), _PREDICT_CHUNK)]
-    if len(chunks) <= 1:
-        return model.predict_proba(x)
-    with ThreadPoolExecutor(_PREDICT_THREADS) as pool:
-        return np.concatenate(list(pool.map(model.predict_proba, chunks)))
+def _fold_decisions(x: np.ndarray, codes: np.ndarray, held: np.ndarray, train: np.ndarray):
+    """One fold's kernel machine: (the classes it knows, [P, 2] class pairs i < j, [held, P]
+    decision values, positive towards the pair's first class)."""
+    # libsvm's solution depends a little on the classes' numbering, and callers number classes in row
+    # order: the machine numbers them as the content order first meets them.
+    met = pd.unique(codes[train])
+    if met.size == 1:
+        return met, np.zeros((0, 2), dtype=np.int64), np.zeros((held.size, 0))
+    numbering = np.zeros(int(codes.max()) + 1, dtype=np.int64)
+    numbering[met] = np.arange(met.size)
+    machine = SVC(C=1.0, kernel="rbf", gamma="scale", decision_function_shape="ovo",
+                  cache_size=500).fit(x[train], numbering[codes[train]])
+    values = machine.decision_function(x[held])
+    first, second = np.triu_indices(met.size, 1)  # sklearn's one-against-one column order
+    if met.size == 2:
+        values = -values.reshape(-1, 1)  # sklearn's binary machine: positive towards the second class
+    pairs = np.stack([met[first], met[second]], axis=1)
+    swapped = pairs[:, 0] > pairs[:, 1]
+    values[:, swapped] *= -1.0
+    pairs[swapped] = pairs[swapped][:, ::-1]
+    return met, pairs, values
+
+
+def _pair_sigmoids(codes: np.ndarray, held: list[np.ndarray], decided: list) -> dict:
+    """{(fold, i, j): (A, B)}: Platt's sigmoid P(i | i or j, f) = 1 / (1 + exp(A f + B)) for each
+    fold's class pair, fitted on the decision values the other folds' machines gave their held rows of
+    class i or j (the fold's own rows when no other fold has any)."""
+    evidence: dict = {}  # (i, j) -> [(fold, values, is_first)]
+    for fold, (rows, (_, pairs, values)) in enumerate(zip(held, decided)):
+        labels = codes[rows]
+        for column, (i, j) in enumerate(pairs):
+            mine = (labels == i) | (labels == j)
+            evidence.setdefault((int(i), int(j)), []).append((fold, values[mine, column], labels[mine] == i))
+    sigmoids = {}
+    for (i, j), parts in evidence.items():
+        for fold, _, _ in parts:
+            others = [part for part in parts if part[0] != fold and part[1].size]
+            chosen = others or parts
+            sigmoids[fold, i, j] = _platt(np.concatenate([part[1] for part in chosen]),
+                                          np.concatenate([part[2] for part in chosen]))
+    return sigmoids
+
+
+def _platt(values: np.ndarray, positive: np.ndarray) -> tuple[float, float]:
+    """Platt's (A, B) by maximum likelihood on his smoothed targets, as libsvm's `sigmoid_train`;
+    (-1, 0), the plain logistic, without data."""
+    from scipy.optimize import minimize
+
+    if values.size == 0:
+        return -1.0, 0.0
+    n_pos = float(positive.sum())
+    n_neg = float(positive.size - n_pos)
+    target = np.where(positive, (n_pos + 1.0) / (n_pos + 2.0), 1.0 / (n_neg + 2.0))
+
+    def loss(params: np.ndarray) -> tuple[float, np.ndarray]:
+        z = params[0] * values + params[1]
+        gap = target - expit(-z)  # d loss / dz, with P = expit(-z)
+        return float(np.sum(np.logaddexp(0.0, z) - (1.0 - target) * z)), np.array([gap @ values, gap.sum()])
+
+    start = np.array([0.0, np.log((n_neg + 1.0) / (n_pos + 1.0))])
+    fitted = minimize(loss, start, jac=True, method="L-BFGS-B")
+    return float(fitted.x[0]), float(fitted.x[1])
+
+
+def _couple(win: np.ndarray, met: np.ndarray, pairs: np.ndarray) -> np.ndarray:
+    """[n, classes] probabilities from [n, P] pairwise ones (P(first | pair)), by Wu, Lin and Weng's
+    second method (libsvm's `multiclass_probability`): p minimising sum_i sum_{j != i} (r_ji p_i -
+    r_ij p_j)^2 with sum p = 1, solved exactly per row. Classes follow `met`."""
+    m = met.size
+    place = np.zeros(int(met.max()) + 1, dtype=np.int64)
+    place[met] = np.arange(m)
+    first, second = place[pairs[:, 0]], place[pairs[:, 1]]
+    r = np.zeros((win.shape[0], m, m))
+    clipped = np.clip(win, 1e-7, 1 - 1e-7)
+    r[:, first, second] = clipped
+    r[:, second, first] = 1.0 - clipped
+    system = np.zeros((win.shape[0], m + 1, m + 1))
+    system[:, :m, :m] = -r.transpose(0, 2, 1) * r   # Q_tj = -r_jt r_tj off the diagonal
+    diagonal = np.arange(m)
+    system[:, diagonal, diagonal] = (r * r).sum(1)  # Q_tt = sum_j r_jt^2 (r_tt = 0)
+    system[:, :m, m] = 1.0
+    system[:, m, :m] = 1.0
+    rhs = np.zeros((win.shape[0], m + 1))
+    rhs[:, m] = 1.0
+    p = np.clip(np.linalg.solve(system, rhs[..., None])[:, :m, 0], 0.0, None)
+    return p / np.clip(p.sum(1, keepdims=True), 1e-12, None)
 
 
 @dataclass

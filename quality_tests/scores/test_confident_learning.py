@@ -195,3 +195,58 @@ def test_a_capped_kernel_training_set_keeps_every_class_the_label_book_and_the_c
     given[flipped] = (y[flipped] + 1) % 4
     learned = confident_learning(x, given, 4)
     assert len(set(np.argsort(learned.quality)[:12]) & set(flipped)) >= 11
+
+
+def test_pairwise_coupling_recovers_the_probabilities_its_pairs_came_from():
+    from quality_assets.scores.confident_learning import _couple
+
+    rng = np.random.default_rng(9)
+    truth = rng.dirichlet(np.ones(4), size=50)
+    met = np.array([7, 2, 5, 0])                      # the fold's classes, in its own order
+    pairs = np.array([(i, j) for a, i in enumerate(met) for j in met[a + 1:]])
+    pairs = np.sort(pairs, axis=1)
+    column = {c: k for k, c in enumerate(met)}
+    first = truth[:, [column[i] for i in pairs[:, 0]]]
+    second = truth[:, [column[j] for j in pairs[:, 1]]]
+    # Consistent pairwise probabilities r_ij = p_i / (p_i + p_j): the coupling gives p back.
+    np.testing.assert_allclose(_couple(first / (first + second), met, pairs), truth, atol=1e-6)
+    # Inconsistent ones still give a distribution.
+    noisy = _couple(rng.uniform(0, 1, first.shape), met, pairs)
+    assert (noisy >= 0).all() and np.allclose(noisy.sum(1), 1.0)
+
+
+def test_platt_recovers_a_known_sigmoid():
+    from scipy.special import expit
+
+    from quality_assets.scores.confident_learning import _platt
+
+    rng = np.random.default_rng(10)
+    values = rng.normal(0, 2, 20_000)
+    positive = rng.random(values.size) < expit(-(-1.5 * values + 0.4))
+    slope, intercept = _platt(values, positive)
+    assert abs(slope + 1.5) < 0.1 and abs(intercept - 0.4) < 0.1
+    assert _platt(values[:0], positive[:0]) == (-1.0, 0.0)
+
+
+def test_the_kernel_probabilities_are_the_same_in_threads_and_close_to_libsvms_own():
+    # The folds' machines fit in threads; nothing they do draws random numbers, so repeated runs
+    # give identical probabilities. libsvm's `probability` option (inner cross-validation) gives
+    # nearly the same ones.
+    from sklearn.svm import SVC
+
+    from quality_assets.scores import confident_learning as cl
+
+    rng = np.random.default_rng(11)
+    x, y = _blobs(rng, n_per=80, classes=4, dim=6)
+    x += rng.normal(0, 2.5, x.shape)                 # overlapping classes: probabilities away from 0 and 1
+    xs = cl._standardise(x)
+    train, held = np.arange(0, len(y), 2), np.arange(1, len(y), 2)
+    runs = [list(cl._kernel_probabilities(xs, y, [(held, train), (train, held)])) for _ in range(3)]
+    for again in runs[1:]:
+        for (h1, m1, p1), (h2, m2, p2) in zip(runs[0], again):
+            np.testing.assert_array_equal(p1, p2)
+    held_rows, met, ours = runs[0][0]
+    reference = SVC(probability=True, random_state=0).fit(xs[train], y[train]).predict_proba(xs[held_rows])
+    ours = ours[:, np.argsort(met)]
+    assert (ours.argmax(1) == reference.argmax(1)).mean() > 0.9
+    assert np.abs(ours - reference).mean() < 0.08
