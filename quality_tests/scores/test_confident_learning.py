@@ -250,3 +250,22 @@ def test_the_kernel_probabilities_are_the_same_in_threads_and_close_to_libsvms_o
     ours = ours[:, np.argsort(met)]
     assert (ours.argmax(1) == reference.argmax(1)).mean() > 0.9
     assert np.abs(ours - reference).mean() < 0.08
+
+
+@pytest.mark.parametrize("classes", [2, 3, 6])
+def test_the_blocked_kernel_decision_values_are_libsvms(classes, monkeypatch):
+    from sklearn.svm import SVC
+
+    from quality_assets.scores import confident_learning as cl
+
+    monkeypatch.setattr(cl, "_KERNEL_BLOCK", 70)     # several blocks, the last one short
+    rng = np.random.default_rng(classes)
+    x = rng.normal(size=(900, 40))
+    y = rng.integers(0, classes, 900)
+    x[:, 0] += y
+    gamma = 1.0 / (40 * x[:600].var())
+    machine = SVC(gamma=gamma, decision_function_shape="ovo").fit(x[:600], y[:600])
+    reference = machine.decision_function(x[600:])
+    if classes == 2:                                 # sklearn's sign: positive towards the second class
+        reference = -reference.reshape(-1, 1)
+    np.testing.assert_allclose(cl._decision_values(machine, gamma, x[600:]), reference, atol=1e-9)
