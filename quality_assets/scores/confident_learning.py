@@ -80,13 +80,20 @@ def out_of_sample_probabilities(features: np.ndarray, codes: np.ndarray, n_class
     got other folds). `kernel=False`: the linear model alone (what `benchmarks/bench_confident_learning.py`
     compares against).
     """
-    return _out_of_fold(_standardise(features, seed), codes, n_classes, folds=folds, seed=seed, anchor=anchor,
-                        order_key=order_key, kernel=kernel)
+    # Everything runs on the rows in content order, so the same images give bit-identical inputs
+    # wherever they sit: the scaler's sums (and a projection's) follow row order in their last bits,
+    # and libsvm's solver can take another path on a difference that small.
+    order = _content_order(len(codes), order_key)
+    anchor = None if anchor is None else np.asarray(anchor)[order]
+    probs = np.empty((len(codes), n_classes))
+    probs[order] = _out_of_fold(_standardise(np.asarray(features)[order], seed), np.asarray(codes)[order], n_classes,
+                                folds=folds, seed=seed, anchor=anchor, kernel=kernel)
+    return probs
 
 
 def _out_of_fold(x: np.ndarray, codes: np.ndarray, n_classes: int, *, folds: int | None, seed: int,
-                 anchor: np.ndarray | None, order_key: np.ndarray | None, kernel: bool = True) -> np.ndarray:
-    """:func:`out_of_sample_probabilities` on standardised features."""
+                 anchor: np.ndarray | None, kernel: bool = True) -> np.ndarray:
+    """:func:`out_of_sample_probabilities` on standardised features, the rows in content order."""
     codes = np.asarray(codes)
     n = len(codes)
     anchored = np.zeros(n, dtype=bool) if anchor is None else np.asarray(anchor, dtype=bool)
@@ -101,11 +108,9 @@ def _out_of_fold(x: np.ndarray, codes: np.ndarray, n_classes: int, *, folds: int
     # Stratify on classes that can be split; lone members of tiny classes fall in any fold.
     strata = np.where(counts[codes[free]] >= k, codes[free], -1)
     splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
-    rank = _content_rank(n, order_key)
-    dealt = np.argsort(rank[free], kind="stable")
     fold_of = np.full(n, -1, dtype=np.int64)  # anchors stay -1: in every fold's training data
-    for fold, (_, held) in enumerate(splitter.split(x[free][dealt], strata[dealt])):
-        fold_of[free[dealt[held]]] = fold
+    for fold, (_, held) in enumerate(splitter.split(x[free], strata)):
+        fold_of[free[held]] = fold
     machines = []  # (held rows, the fold's training classes) per fold with a kernel model
     for fold, (present, linear) in enumerate(_fold_lda(x, codes, fold_of, k)):
         held = np.flatnonzero(fold_of == fold)
@@ -116,7 +121,7 @@ def _out_of_fold(x: np.ndarray, codes: np.ndarray, n_classes: int, *, folds: int
         # knows (a capped kernel training set can miss a class the linear model saw).
         probs[np.ix_(held, present)] = (0.5 if kernel else 1.0) * linear.predict_proba(x[held])
         if kernel:
-            machines.append((held, _training_rows(np.flatnonzero(fold_of != fold), codes, anchored, rank)))
+            machines.append((held, _training_rows(np.flatnonzero(fold_of != fold), codes, anchored, np.arange(n))))
     if machines:
         for held, met, kernel_probs in _kernel_probabilities(x, codes, machines):
             probs[np.ix_(held, met)] += 0.5 * kernel_probs
@@ -219,13 +224,9 @@ def _fold_lda(x: np.ndarray, codes: np.ndarray, fold_of: np.ndarray, folds: int)
         yield present, _FoldLda(np.stack([means[fold][c] for c in present]), covariance[fold], priors)
 
 
-def _content_rank(n: int, order_key: np.ndarray | None) -> np.ndarray:
-    """Each row's position in content order (row order without keys)."""
-    if order_key is None:
-        return np.arange(n)
-    rank = np.empty(n, dtype=np.int64)
-    rank[np.argsort(np.asarray(order_key), kind="stable")] = np.arange(n)
-    return rank
+def _content_order(n: int, order_key: np.ndarray | None) -> np.ndarray:
+    """The rows in content order (row order without keys)."""
+    return np.arange(n) if order_key is None else np.argsort(np.asarray(order_key), kind="stable")
 
 
 def _training_rows(rows: np.ndarray, codes: np.ndarray, anchored: np.ndarray, rank: np.ndarray) -> np.ndarray:
@@ -287,10 +288,13 @@ def _fold_decisions(x: np.ndarray, codes: np.ndarray, held: np.ndarray, train: n
         return met, np.zeros((0, 2), dtype=np.int64), np.zeros((held.size, 0))
     numbering = np.zeros(int(codes.max()) + 1, dtype=np.int64)
     numbering[met] = np.arange(met.size)
-    gamma = 1.0 / (x.shape[1] * max(float(x[train].var()), 1e-12))  # sklearn's gamma="scale"
-    machine = SVC(C=1.0, kernel="rbf", gamma=gamma, decision_function_shape="ovo",
-                  cache_size=500).fit(x[train], numbering[codes[train]])
-    values = _decision_values(machine, gamma, x[held])
+    rows = x[train]
+    gamma = 1.0 / (x.shape[1] * max(float(rows.var()), 1e-12))  # sklearn's gamma="scale"
+    # libsvm's RBF machine on its kernel matrix, computed by matrix products (the same solution, in
+    # about half the time: libsvm evaluates its kernel one pair at a time).
+    machine = SVC(C=1.0, kernel="precomputed", decision_function_shape="ovo",
+                  cache_size=500).fit(_rbf_kernel(rows, rows, gamma), numbering[codes[train]])
+    values = _decision_values(machine, rows[machine.support_], gamma, x[held])
     first, second = np.triu_indices(met.size, 1)  # sklearn's one-against-one column order
     pairs = np.stack([met[first], met[second]], axis=1)
     swapped = pairs[:, 0] > pairs[:, 1]
@@ -299,19 +303,22 @@ def _fold_decisions(x: np.ndarray, codes: np.ndarray, held: np.ndarray, train: n
     return met, pairs, values
 
 
-def _decision_values(machine: SVC, gamma: float, x: np.ndarray) -> np.ndarray:
-    """[n, P] one-against-one decision values of a fitted RBF machine, positive towards the pair's
-    first class (libsvm's `svm_predict_values`). libsvm evaluates the kernel one row at a time; here
-    it is blocks of matrix products, 5-10x faster on wide features."""
-    vectors = machine.support_vectors_
+def _rbf_kernel(a: np.ndarray, b: np.ndarray, gamma: float) -> np.ndarray:
+    """exp(-gamma |a_i - b_j|^2), [len(a), len(b)]."""
+    distance = np.einsum("ij,ij->i", a, a)[:, None] + np.einsum("ij,ij->i", b, b)[None, :] - 2.0 * (a @ b.T)
+    return np.exp(-gamma * np.clip(distance, 0.0, None))
+
+
+def _decision_values(machine: SVC, vectors: np.ndarray, gamma: float, x: np.ndarray) -> np.ndarray:
+    """[n, P] one-against-one decision values of a fitted RBF machine (`vectors`: its support
+    vectors, in `machine.support_` order), positive towards the pair's first class (libsvm's
+    `svm_predict_values`), the kernel in blocks of matrix products (libsvm evaluates it one pair at
+    a time, 5-10x slower on wide features)."""
     start = np.concatenate([[0], np.cumsum(machine.n_support_)])
     first, second = np.triu_indices(machine.n_support_.size, 1)
-    squared = np.einsum("ij,ij->i", vectors, vectors)
     out = np.empty((x.shape[0], first.size))
     for lo in range(0, x.shape[0], _KERNEL_BLOCK):
-        block = x[lo:lo + _KERNEL_BLOCK]
-        distance = np.einsum("ij,ij->i", block, block)[:, None] + squared[None, :] - 2.0 * block @ vectors.T
-        kernel = np.exp(-gamma * np.clip(distance, 0.0, None))
+        kernel = _rbf_kernel(x[lo:lo + _KERNEL_BLOCK], vectors, gamma)
         for pair, (i, j) in enumerate(zip(first, second)):
             of_i, of_j = slice(start[i], start[i + 1]), slice(start[j], start[j + 1])
             out[lo:lo + _KERNEL_BLOCK, pair] = (kernel[:, of_i] @ machine.dual_coef_[j - 1, of_i]
@@ -448,16 +455,17 @@ def out_of_sample_tag_probabilities(features: np.ndarray, present: np.ndarray, *
     without that sample (`present`: [n, T] bool). A tag every sample carries (or none does) gets
     that constant; a tag with fewer members than folds is split as far as it goes. `order_key`: the
     folds are dealt in this order (see :func:`out_of_sample_probabilities`)."""
-    x = _standardise(features, seed)
     present = np.asarray(present, dtype=bool)
     n, n_tags = present.shape
+    order = _content_order(n, order_key)  # see `out_of_sample_probabilities`
+    x = _standardise(np.asarray(features)[order], seed)
     probs = np.zeros((n, n_tags))
     for t in range(n_tags):
-        y = present[:, t].astype(np.int64)
+        y = present[order, t].astype(np.int64)
         if y.min() == y.max():
             probs[:, t] = float(y[0])
             continue
-        probs[:, t] = _out_of_fold(x, y, 2, folds=folds, seed=seed + t, anchor=None, order_key=order_key)[:, 1]
+        probs[order, t] = _out_of_fold(x, y, 2, folds=folds, seed=seed + t, anchor=None)[:, 1]
     return np.clip(probs, 0.0, 1.0)
 
 

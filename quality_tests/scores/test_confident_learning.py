@@ -103,7 +103,7 @@ def test_folds_follow_the_content_keys_not_the_row_order():
     perm = rng.permutation(len(y))
     keyed = out_of_sample_probabilities(x, given, 3, order_key=keys)
     moved = out_of_sample_probabilities(x[perm], given[perm], 3, order_key=keys[perm])
-    np.testing.assert_allclose(moved, keyed[perm], atol=1e-8)
+    np.testing.assert_array_equal(moved, keyed[perm])  # bit for bit: the same inputs in content order
     # Without the keys the folds follow the rows, and some probabilities change.
     assert not np.allclose(out_of_sample_probabilities(x[perm], given[perm], 3),
                            out_of_sample_probabilities(x, given, 3)[perm], atol=1e-6)
@@ -268,4 +268,11 @@ def test_the_blocked_kernel_decision_values_are_libsvms(classes, monkeypatch):
     reference = machine.decision_function(x[600:])
     if classes == 2:                                 # sklearn's sign: positive towards the second class
         reference = -reference.reshape(-1, 1)
-    np.testing.assert_allclose(cl._decision_values(machine, gamma, x[600:]), reference, atol=1e-9)
+    np.testing.assert_allclose(cl._decision_values(machine, machine.support_vectors_, gamma, x[600:]), reference,
+                               atol=1e-9)
+    # The machine on its precomputed kernel matrix is the same machine.
+    on_gram = SVC(kernel="precomputed", decision_function_shape="ovo").fit(
+        cl._rbf_kernel(x[:600], x[:600], gamma), y[:600])
+    np.testing.assert_array_equal(on_gram.support_, machine.support_)
+    np.testing.assert_allclose(cl._decision_values(on_gram, x[on_gram.support_], gamma, x[600:]), reference,
+                               atol=1e-6)
