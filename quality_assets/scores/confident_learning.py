@@ -350,24 +350,41 @@ def _pair_sigmoids(codes: np.ndarray, held: list[np.ndarray], decided: list) -> 
 
 
 def _platt(values: np.ndarray, positive: np.ndarray) -> tuple[float, float]:
-    """Platt's (A, B) by maximum likelihood on his smoothed targets, as libsvm's `sigmoid_train`;
-    (-1, 0), the plain logistic, without data."""
-    from scipy.optimize import minimize
-
+    """Platt's (A, B) by maximum likelihood on his smoothed targets: libsvm's `sigmoid_train`
+    (Newton's method with a backtracking line search, Lin, Lin and Weng 2007); (-1, 0), the plain
+    logistic, without data."""
     if values.size == 0:
         return -1.0, 0.0
     n_pos = float(positive.sum())
     n_neg = float(positive.size - n_pos)
     target = np.where(positive, (n_pos + 1.0) / (n_pos + 2.0), 1.0 / (n_neg + 2.0))
 
-    def loss(params: np.ndarray) -> tuple[float, np.ndarray]:
-        z = params[0] * values + params[1]
-        gap = target - expit(-z)  # d loss / dz, with P = expit(-z)
-        return float(np.sum(np.logaddexp(0.0, z) - (1.0 - target) * z)), np.array([gap @ values, gap.sum()])
+    def loss(slope: float, intercept: float) -> float:
+        z = slope * values + intercept
+        return float(np.sum(np.logaddexp(0.0, z) - (1.0 - target) * z))
 
-    start = np.array([0.0, np.log((n_neg + 1.0) / (n_pos + 1.0))])
-    fitted = minimize(loss, start, jac=True, method="L-BFGS-B")
-    return float(fitted.x[0]), float(fitted.x[1])
+    slope, intercept = 0.0, float(np.log((n_neg + 1.0) / (n_pos + 1.0)))
+    current = loss(slope, intercept)
+    for _ in range(100):
+        p = expit(-(slope * values + intercept))   # P(positive); d loss / dz = target - p
+        gap, weight = target - p, p * (1.0 - p)
+        g1, g2 = float(gap @ values), float(gap.sum())
+        if abs(g1) < 1e-5 and abs(g2) < 1e-5:
+            break
+        h11, h22, h21 = float(weight @ (values * values)) + 1e-12, float(weight.sum()) + 1e-12, float(weight @ values)
+        det = h11 * h22 - h21 * h21
+        d_slope, d_intercept = -(h22 * g1 - h21 * g2) / det, -(-h21 * g1 + h11 * g2) / det
+        descent = g1 * d_slope + g2 * d_intercept
+        step = 1.0
+        while step >= 1e-10:
+            trial = loss(slope + step * d_slope, intercept + step * d_intercept)
+            if trial < current + 1e-4 * step * descent:
+                slope, intercept, current = slope + step * d_slope, intercept + step * d_intercept, trial
+                break
+            step /= 2.0
+        else:
+            break  # no step lowers the loss: at the optimum up to rounding
+    return slope, intercept
 
 
 def _couple(win: np.ndarray, met: np.ndarray, pairs: np.ndarray) -> np.ndarray:
