@@ -20,9 +20,9 @@ classes (quality_tests: wide features), which LDA's shrinkage handles. Pairwise-
 probabilities matter: the same machine calibrated one-vs-rest (`CalibratedClassifierCV`, sigmoid
 or temperature) ranked worse than LDA. Calibrating on the outer folds instead of libsvm's inner
 cross-validation ranks as well (mean AP of the fused score on 9 captured cells 0.620 against 0.621)
-at a fifth of the time (docs/BENCHMARKS.md, "Incremental drops"). A kernel model trains on at most `MAX_TRAIN_ROWS` rows of its
-fold (its fit costs about the square of its rows, its predictions the number of support vectors):
-beyond that, a per-class share in content order. cleanlab turns the probabilities into per-sample
+in a ninth of the time (docs/benchmarks/matrix.md, "Update 2026-12-02 (3)"). A kernel model trains
+on at most `MAX_TRAIN_ROWS` rows of its fold (its fit costs about the square of its rows, its
+predictions the number of support vectors): beyond that, a per-class share in content order. cleanlab turns the probabilities into per-sample
 label quality (`cleanlab.rank.get_label_quality_scores`) and issue flags
 (`cleanlab.filter.find_label_issues`); we do not re-implement either.
 
@@ -55,8 +55,9 @@ __all__ = ["ConfidentLearning", "MultiLabelConfidentLearning", "confident_learni
 # Folds by dataset size: 5 is cleanlab's recommendation; past 200k samples 3 folds lose little.
 _FOLDS_SMALL, _FOLDS_LARGE, _LARGE = 5, 3, 200_000
 # Training rows per kernel model. A fit costs about the square of its rows and a prediction the
-# number of support vectors, a large share of the rows on overlapping classes. A fold of the benchmark matrix's 3,000-image cells trains on all of its ~2,500 rows;
-# larger sets train on a per-class share of that many (benchmarks/bench_confident_learning.py).
+# number of support vectors, a large share of the rows on overlapping classes. A fold of the
+# benchmark matrix's 3,000-image cells trains on all of its ~2,500 rows; larger sets train on a
+# per-class share of that many (benchmarks/bench_confident_learning.py).
 MAX_TRAIN_ROWS = 2500
 # Folds fitted at once: libsvm fits and predicts without the GIL.
 _KERNEL_THREADS = 4
@@ -111,7 +112,7 @@ def _out_of_fold(x: np.ndarray, codes: np.ndarray, n_classes: int, *, folds: int
     fold_of = np.full(n, -1, dtype=np.int64)  # anchors stay -1: in every fold's training data
     for fold, (_, held) in enumerate(splitter.split(x[free], strata)):
         fold_of[free[held]] = fold
-    machines = []  # (held rows, the fold's training classes) per fold with a kernel model
+    machines = []  # (held rows, training rows) per fold with a kernel model
     for fold, (present, linear) in enumerate(_fold_lda(x, codes, fold_of, k)):
         held = np.flatnonzero(fold_of == fold)
         if present.size == 1:
