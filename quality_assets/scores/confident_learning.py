@@ -166,7 +166,12 @@ def _shrunk_covariance(count: int, s1: np.ndarray, s2: np.ndarray, s11: np.ndarr
     var = np.maximum(s2 / n - mean * mean, 0.0)
     eps = np.finfo(np.float64).eps
     scale = np.sqrt(var)
-    scale[(var <= n * eps * var + (n * mean * eps) ** 2) | (scale < 10 * eps)] = 1.0
+    # StandardScaler's rule for a constant feature, and one for the moments: a variance within the
+    # rounding of s2 / n - mean^2 (about n eps of the sum of squares) is a constant feature too, not
+    # a tiny spread to divide by (a feature constant over a fold's rows of a class but not at the
+    # class mean, where the moments are taken, gave 1e-19 and a covariance of eigenvalue -4e11).
+    constant = (var <= n * eps * var + (n * mean * eps) ** 2) | (scale < 10 * eps) | (var <= eps * s2)
+    scale[constant] = 1.0
     outer_scale = np.outer(scale, scale)
     covariance = (s11 / n - np.outer(mean, mean)) / outer_scale
     mu = np.trace(covariance) / d

@@ -138,6 +138,13 @@ def test_the_fold_models_from_moments_are_sklearns_lda_on_each_folds_training_ro
     folds = 4
     fold_of = rng.integers(0, folds, y.size)
     fold_of[rng.random(y.size) < 0.1] = -1          # anchors: in every fold's training rows
+    # Constant within one class but for one member held out in fold 1: in fold 1's training rows the
+    # feature is constant, at a distance from the moments' pivot (the whole class's mean), so its
+    # variance from the moments is rounding noise, not zero (DINO features have such dead
+    # dimensions; this noise once blew a fold's covariance up to eigenvalues of -4e11).
+    ones = np.flatnonzero(y == 1)
+    x[ones, 5] = 0.3
+    x[ones[fold_of[ones] == 1][0], 5] = 2.0
     y[np.flatnonzero(fold_of == 2)[0]] = classes    # a class with one member, held out in fold 2
     for fold, (present, model) in enumerate(_fold_lda(x, y, fold_of, folds)):
         train, held = fold_of != fold, fold_of == fold
