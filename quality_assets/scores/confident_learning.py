@@ -19,8 +19,8 @@ The kernel model alone did about as well there but worse where few of many featu
 classes (quality_tests: wide features), which LDA's shrinkage handles. Pairwise-coupled
 probabilities matter: the same machine calibrated one-vs-rest (`CalibratedClassifierCV`, sigmoid
 or temperature) ranked worse than LDA. Calibrating on the outer folds instead of libsvm's inner
-cross-validation ranks as well (mean AP of the fused score on 9 captured cells 0.620 against 0.621)
-in a ninth of the time (docs/benchmarks/matrix.md, "Update 2026-12-02 (3)"). A kernel model trains
+cross-validation ranks as well (mean AP of the fused score on the matrix's 12 cells 0.655 against
+0.656) in a ninth of the time (docs/benchmarks/matrix.md, "Update 2026-12-02 (3)"). A kernel model trains
 on at most `MAX_TRAIN_ROWS` rows of its fold (its fit costs about the square of its rows, its
 predictions the number of support vectors): beyond that, a per-class share in content order. cleanlab turns the probabilities into per-sample
 label quality (`cleanlab.rank.get_label_quality_scores`) and issue flags
