@@ -20,10 +20,11 @@ classes (quality_tests: wide features), which LDA's shrinkage handles. Pairwise-
 probabilities matter: the same machine calibrated one-vs-rest (`CalibratedClassifierCV`, sigmoid
 or temperature) ranked worse than LDA. Calibrating on the outer folds instead of libsvm's inner
 cross-validation ranks as well (mean AP of the fused score on the matrix's 12 cells 0.655 against
-0.656) in a ninth of the time (docs/benchmarks/matrix.md, "Update 2026-12-02 (3)"). A kernel model trains
-on at most `MAX_TRAIN_ROWS` rows of its fold (its fit costs about the square of its rows, its
-predictions the number of support vectors): beyond that, a per-class share in content order. cleanlab turns the probabilities into per-sample
-label quality (`cleanlab.rank.get_label_quality_scores`) and issue flags
+0.656) in a ninth of the time (docs/benchmarks/matrix.md, "Update 2026-12-02 (3)"). A kernel
+model trains on at most `MAX_TRAIN_ROWS` rows of its fold (its fit costs about the square of its
+rows, its predictions the number of support vectors): beyond that, a per-class share in content
+order. cleanlab turns the probabilities into per-sample label quality
+(`cleanlab.rank.get_label_quality_scores`) and issue flags
 (`cleanlab.filter.find_label_issues`); we do not re-implement either.
 
 Anchors (`anchor`, the `trusted` split's samples): labels known to be clean. They sit in every
@@ -61,8 +62,9 @@ _FOLDS_SMALL, _FOLDS_LARGE, _LARGE = 5, 3, 200_000
 MAX_TRAIN_ROWS = 2500
 # Folds fitted at once: libsvm fits and predicts without the GIL.
 _KERNEL_THREADS = 4
-# Rows per block of kernel values when predicting (a block holds rows x support vectors floats).
-_KERNEL_BLOCK = 4096
+# Bytes per block of rows when predicting: a block holds its kernel values (rows x support vectors)
+# and its pairwise probabilities (rows x classes^2).
+_BLOCK_BYTES = 16 * 2 ** 20
 
 
 def out_of_sample_probabilities(features: np.ndarray, codes: np.ndarray, n_classes: int, *,
@@ -270,89 +272,141 @@ def _kernel_probabilities(x: np.ndarray, codes: np.ndarray, folds: list[tuple[np
     the other folds' held-out decision values, where libsvm cross-validates every model five times
     more (its fits cost 4-5x as much). Fitting draws no random numbers, so the folds fit in threads
     (libsvm releases the GIL) and give the same models in any order. scikit-learn deprecates the
-    `probability` option (1.9) for one-vs-rest calibration, which ranked label errors worse here."""
+    `probability` option (1.9) for one-vs-rest calibration, which ranked label errors worse here.
+    Decision values are computed in blocks of rows, twice (for the sigmoids' evidence, then for the
+    probabilities), never held for a whole fold: with C classes a row has C (C - 1) / 2 of them."""
     workers = min(len(folds), _KERNEL_THREADS)
     with ThreadPoolExecutor(workers) as pool:
-        decided = list(pool.map(lambda fold: _fold_decisions(x, codes, *fold), folds))
-    sigmoids = _pair_sigmoids(codes, [held for held, _ in folds], decided)
-    for fold, ((held, _), (met, pairs, values)) in enumerate(zip(folds, decided)):
+        machines = list(pool.map(lambda fold: _FoldMachine.fit(x, codes, fold[1]), folds))
+        evidence = list(pool.map(lambda k: machines[k].pair_evidence(x, codes, folds[k][0]), range(len(folds))))
+        sigmoids = _pair_sigmoids(machines, evidence)
+        probs = list(pool.map(lambda k: machines[k].probabilities(x[folds[k][0]], sigmoids[k]), range(len(folds))))
+    for (held, _), machine, fold_probs in zip(folds, machines, probs):
+        yield held, machine.met, fold_probs
+
+
+@dataclass
+class _FoldMachine:
+    """One fold's kernel machine: the classes it knows (`met`, its numbering), its [P, 2] class
+    pairs i < j (original codes), and libsvm's model on its kernel matrix (None with one class)."""
+
+    met: np.ndarray
+    pairs: np.ndarray
+    machine: SVC | None = None
+    vectors: np.ndarray | None = None    # its support vectors, in `machine.support_` order
+    gamma: float = 1.0
+    swapped: np.ndarray | None = None    # pairs whose libsvm order is (j, i)
+
+    @classmethod
+    def fit(cls, x: np.ndarray, codes: np.ndarray, train: np.ndarray) -> "_FoldMachine":
+        # libsvm's solution depends a little on the classes' numbering, and callers number classes
+        # in row order: the machine numbers them as the content order first meets them.
+        met = pd.unique(codes[train])
         if met.size == 1:
-            yield held, met, np.ones((held.size, 1))
-            continue
-        slope_intercept = np.array([sigmoids[fold, int(i), int(j)] for i, j in pairs])
-        win = expit(-(values * slope_intercept[:, 0] + slope_intercept[:, 1]))  # P(first of pair | pair)
-        yield held, met, _couple(win, met, pairs)
+            return cls(met, np.zeros((0, 2), dtype=np.int64))
+        numbering = np.zeros(int(codes.max()) + 1, dtype=np.int64)
+        numbering[met] = np.arange(met.size)
+        rows = x[train]
+        gamma = 1.0 / (x.shape[1] * max(float(rows.var()), 1e-12))  # sklearn's gamma="scale"
+        # libsvm's RBF machine on its kernel matrix, computed by matrix products (the same solution,
+        # in about half the time: libsvm evaluates its kernel one pair at a time).
+        machine = SVC(C=1.0, kernel="precomputed", decision_function_shape="ovo",
+                      cache_size=500).fit(_rbf_kernel(rows, rows, gamma), numbering[codes[train]])
+        first, second = np.triu_indices(met.size, 1)  # sklearn's one-against-one column order
+        pairs = np.stack([met[first], met[second]], axis=1)
+        swapped = pairs[:, 0] > pairs[:, 1]
+        pairs[swapped] = pairs[swapped][:, ::-1]
+        return cls(met, pairs, machine, rows[machine.support_], gamma, swapped)
 
+    def decisions(self, x: np.ndarray):
+        """([lo, hi) rows of x, [hi - lo, P] decision values positive towards the pair's first class),
+        block by block."""
+        m = self.met.size
+        step = int(np.clip(_BLOCK_BYTES // (8 * max(len(self.vectors), (m + 1) ** 2, 1)), 16, 4096))
+        for lo in range(0, x.shape[0], step):
+            values = _decision_values(self.machine, self.vectors, self.gamma, x[lo:lo + step])
+            values[:, self.swapped] *= -1.0
+            yield lo, min(lo + step, x.shape[0]), values
 
-def _fold_decisions(x: np.ndarray, codes: np.ndarray, held: np.ndarray, train: np.ndarray):
-    """One fold's kernel machine: (the classes it knows, [P, 2] class pairs i < j, [held, P]
-    decision values, positive towards the pair's first class)."""
-    # libsvm's solution depends a little on the classes' numbering, and callers number classes in row
-    # order: the machine numbers them as the content order first meets them.
-    met = pd.unique(codes[train])
-    if met.size == 1:
-        return met, np.zeros((0, 2), dtype=np.int64), np.zeros((held.size, 0))
-    numbering = np.zeros(int(codes.max()) + 1, dtype=np.int64)
-    numbering[met] = np.arange(met.size)
-    rows = x[train]
-    gamma = 1.0 / (x.shape[1] * max(float(rows.var()), 1e-12))  # sklearn's gamma="scale"
-    # libsvm's RBF machine on its kernel matrix, computed by matrix products (the same solution, in
-    # about half the time: libsvm evaluates its kernel one pair at a time).
-    machine = SVC(C=1.0, kernel="precomputed", decision_function_shape="ovo",
-                  cache_size=500).fit(_rbf_kernel(rows, rows, gamma), numbering[codes[train]])
-    values = _decision_values(machine, rows[machine.support_], gamma, x[held])
-    first, second = np.triu_indices(met.size, 1)  # sklearn's one-against-one column order
-    pairs = np.stack([met[first], met[second]], axis=1)
-    swapped = pairs[:, 0] > pairs[:, 1]
-    values[:, swapped] *= -1.0
-    pairs[swapped] = pairs[swapped][:, ::-1]
-    return met, pairs, values
+    def pair_evidence(self, x: np.ndarray, codes: np.ndarray, held: np.ndarray) -> dict:
+        """{(i, j): (decision values, is class i)} of the held rows labelled i or j, per pair."""
+        if self.machine is None:
+            return {}
+        at_pair, values, first = [], [], []
+        for lo, hi, block in self.decisions(x[held]):
+            labels = codes[held[lo:hi]]
+            row, pair = np.nonzero((labels[:, None] == self.pairs[None, :, 0])
+                                   | (labels[:, None] == self.pairs[None, :, 1]))
+            at_pair.append(pair)
+            values.append(block[row, pair])
+            first.append(labels[row] == self.pairs[pair, 0])
+        at_pair, values, first = np.concatenate(at_pair), np.concatenate(values), np.concatenate(first)
+        by_pair = np.argsort(at_pair, kind="stable")
+        bounds = np.searchsorted(at_pair[by_pair], np.arange(len(self.pairs) + 1))
+        return {(int(i), int(j)): (values[by_pair[bounds[k]:bounds[k + 1]]], first[by_pair[bounds[k]:bounds[k + 1]]])
+                for k, (i, j) in enumerate(self.pairs)}
+
+    def probabilities(self, x: np.ndarray, sigmoids: np.ndarray) -> np.ndarray:
+        """[n, met] coupled probabilities; `sigmoids`: [P, 2] Platt's (A, B) per pair."""
+        if self.machine is None:
+            return np.ones((x.shape[0], 1))
+        out = np.empty((x.shape[0], self.met.size))
+        for lo, hi, values in self.decisions(x):
+            win = expit(-(values * sigmoids[:, 0] + sigmoids[:, 1]))  # P(first of pair | pair)
+            out[lo:hi] = _couple(win, self.met, self.pairs)
+        return out
 
 
 def _rbf_kernel(a: np.ndarray, b: np.ndarray, gamma: float) -> np.ndarray:
-    """exp(-gamma |a_i - b_j|^2), [len(a), len(b)]."""
-    distance = np.einsum("ij,ij->i", a, a)[:, None] + np.einsum("ij,ij->i", b, b)[None, :] - 2.0 * (a @ b.T)
-    return np.exp(-gamma * np.clip(distance, 0.0, None))
+    """exp(-gamma |a_i - b_j|^2), [len(a), len(b)], in one array (in place: a fold's kernel matrix is
+    the largest array confident learning makes)."""
+    out = a @ b.T
+    out *= -2.0
+    out += np.einsum("ij,ij->i", a, a)[:, None]
+    out += np.einsum("ij,ij->i", b, b)[None, :]
+    np.maximum(out, 0.0, out=out)
+    out *= -gamma
+    return np.exp(out, out=out)
 
 
 def _decision_values(machine: SVC, vectors: np.ndarray, gamma: float, x: np.ndarray) -> np.ndarray:
     """[n, P] one-against-one decision values of a fitted RBF machine (`vectors`: its support
-    vectors, in `machine.support_` order), positive towards the pair's first class (libsvm's
-    `svm_predict_values`), the kernel in blocks of matrix products (libsvm evaluates it one pair at
-    a time, 5-10x slower on wide features)."""
+    vectors, in `machine.support_` order), positive towards the pair's first class in the machine's
+    numbering (libsvm's `svm_predict_values`), from matrix products: per class i, its support
+    vectors' kernel values times their coefficients against every other class (libsvm evaluates the
+    kernel one pair of vectors at a time, 5-10x slower on wide features)."""
     start = np.concatenate([[0], np.cumsum(machine.n_support_)])
-    first, second = np.triu_indices(machine.n_support_.size, 1)
-    out = np.empty((x.shape[0], first.size))
-    for lo in range(0, x.shape[0], _KERNEL_BLOCK):
-        kernel = _rbf_kernel(x[lo:lo + _KERNEL_BLOCK], vectors, gamma)
-        for pair, (i, j) in enumerate(zip(first, second)):
-            of_i, of_j = slice(start[i], start[i + 1]), slice(start[j], start[j + 1])
-            out[lo:lo + _KERNEL_BLOCK, pair] = (kernel[:, of_i] @ machine.dual_coef_[j - 1, of_i]
-                                                + kernel[:, of_j] @ machine.dual_coef_[i, of_j])
-    if first.size == 1:
+    m = machine.n_support_.size
+    first, second = np.triu_indices(m, 1)
+    kernel = _rbf_kernel(x, vectors, gamma)
+    # share[:, i, j']: class i's support vectors against the j'-th other class (libsvm's sv_coef rows).
+    share = np.stack([kernel[:, start[i]:start[i + 1]] @ machine.dual_coef_[:, start[i]:start[i + 1]].T
+                      for i in range(m)], axis=1)
+    out = share[:, first, second - 1] + share[:, second, first]
+    if m == 2:
         # sklearn flips a binary machine's coefficients and intercept (positive towards the second class).
         return -(out + machine.intercept_)
     return out + machine.intercept_
 
 
-def _pair_sigmoids(codes: np.ndarray, held: list[np.ndarray], decided: list) -> dict:
-    """{(fold, i, j): (A, B)}: Platt's sigmoid P(i | i or j, f) = 1 / (1 + exp(A f + B)) for each
-    fold's class pair, fitted on the decision values the other folds' machines gave their held rows of
-    class i or j (the fold's own rows when no other fold has any)."""
-    evidence: dict = {}  # (i, j) -> [(fold, values, is_first)]
-    for fold, (rows, (_, pairs, values)) in enumerate(zip(held, decided)):
-        labels = codes[rows]
-        for column, (i, j) in enumerate(pairs):
-            mine = (labels == i) | (labels == j)
-            evidence.setdefault((int(i), int(j)), []).append((fold, values[mine, column], labels[mine] == i))
-    sigmoids = {}
-    for (i, j), parts in evidence.items():
-        for fold, _, _ in parts:
-            others = [part for part in parts if part[0] != fold and part[1].size]
-            chosen = others or parts
-            sigmoids[fold, i, j] = _platt(np.concatenate([part[1] for part in chosen]),
-                                          np.concatenate([part[2] for part in chosen]))
-    return sigmoids
+def _pair_sigmoids(machines: list[_FoldMachine], evidence: list[dict]) -> list[np.ndarray]:
+    """Per fold, [P, 2] Platt's (A, B) of P(i | i or j, f) = 1 / (1 + exp(A f + B)) for each of its
+    machine's class pairs, fitted on the decision values the other folds' machines gave their held
+    rows of class i or j (the fold's own rows when no other fold has any)."""
+    out = []
+    for fold, machine in enumerate(machines):
+        fitted = np.empty((len(machine.pairs), 2))
+        for k, (i, j) in enumerate(machine.pairs):
+            key = (int(i), int(j))
+            others = [found[key] for other, found in enumerate(evidence)
+                      if other != fold and key in found and found[key][0].size]
+            chosen = others or ([evidence[fold][key]] if key in evidence[fold] else [])
+            if not chosen:
+                fitted[k] = (-1.0, 0.0)
+                continue
+            fitted[k] = _platt(np.concatenate([c[0] for c in chosen]), np.concatenate([c[1] for c in chosen]))
+        out.append(fitted)
+    return out
 
 
 def _platt(values: np.ndarray, positive: np.ndarray) -> tuple[float, float]:

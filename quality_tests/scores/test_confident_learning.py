@@ -260,12 +260,11 @@ def test_the_kernel_probabilities_are_the_same_in_threads_and_close_to_libsvms_o
 
 
 @pytest.mark.parametrize("classes", [2, 3, 6])
-def test_the_blocked_kernel_decision_values_are_libsvms(classes, monkeypatch):
+def test_the_kernel_decision_values_from_matrix_products_are_libsvms(classes):
     from sklearn.svm import SVC
 
     from quality_assets.scores import confident_learning as cl
 
-    monkeypatch.setattr(cl, "_KERNEL_BLOCK", 70)     # several blocks, the last one short
     rng = np.random.default_rng(classes)
     x = rng.normal(size=(900, 40))
     y = rng.integers(0, classes, 900)
@@ -283,3 +282,18 @@ def test_the_blocked_kernel_decision_values_are_libsvms(classes, monkeypatch):
     np.testing.assert_array_equal(on_gram.support_, machine.support_)
     np.testing.assert_allclose(cl._decision_values(on_gram, x[on_gram.support_], gamma, x[600:]), reference,
                                atol=1e-6)
+
+
+def test_the_probabilities_do_not_depend_on_the_block_size(monkeypatch):
+    # Decision values are computed block by block, never for a whole fold at once (with C classes a
+    # row has C (C - 1) / 2 of them): blocks of 16 rows give the same probabilities as one block.
+    from quality_assets.scores import confident_learning as cl
+
+    rng = np.random.default_rng(12)
+    x, y = _blobs(rng, n_per=50, classes=5, dim=6)
+    x += rng.normal(0, 2.0, x.shape)
+    given = y.copy()
+    given[rng.choice(len(y), 10, replace=False)] = (y[:10] + 1) % 5
+    whole = out_of_sample_probabilities(x, given, 5)
+    monkeypatch.setattr(cl, "_BLOCK_BYTES", 1)       # the smallest block: 16 rows
+    np.testing.assert_allclose(out_of_sample_probabilities(x, given, 5), whole, atol=1e-12)
