@@ -4,15 +4,18 @@ the service's (320 dimensions: the SSL embedding and the pixel view).
 
 Each class is a mixture of sub-clusters (so no line separates the classes), 5% of the labels are
 flipped to another class; both variants see the same data and folds. Prints seconds per variant,
-their ratio, and each variant's label-quality AP on the flips.
+their ratio, each variant's label-quality AP on the flips, and the process's peak resident memory
+after each variant (the kernel variant runs second, so its figure is the run's peak).
 
     .venv/bin/python benchmarks/bench_confident_learning.py --sizes 10000 100000 --classes 10
+    .venv/bin/python benchmarks/bench_confident_learning.py --sizes 10000 50000 --classes 100
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import resource
 import time
 
 import numpy as np
@@ -50,6 +53,7 @@ def main() -> None:
             learned = confident_learning(x, given, args.classes, order_key=keys, kernel=kernel)
             out[f"{name}_s"] = round(time.perf_counter() - started, 2)
             out[f"{name}_ap"] = round(float(average_precision_score(flipped, -learned.quality)), 4)
+            out[f"{name}_peak_rss_gb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20, 2)
         out["ratio"] = round(out["linear+kernel_s"] / out["linear_s"], 2)
         print(json.dumps(out), flush=True)
 

@@ -60,7 +60,7 @@ _FOLDS_SMALL, _FOLDS_LARGE, _LARGE = 5, 3, 200_000
 # benchmark matrix's 3,000-image cells trains on all of its ~2,500 rows; larger sets train on a
 # per-class share of that many (benchmarks/bench_confident_learning.py).
 MAX_TRAIN_ROWS = 2500
-# Folds fitted at once: libsvm fits and predicts without the GIL.
+# Folds fitted at once: libsvm fits without the GIL.
 _KERNEL_THREADS = 4
 # Bytes per block of rows when predicting: a block holds its kernel values (rows x support vectors)
 # and its pairwise probabilities (rows x classes^2).
@@ -275,14 +275,15 @@ def _kernel_probabilities(x: np.ndarray, codes: np.ndarray, folds: list[tuple[np
     `probability` option (1.9) for one-vs-rest calibration, which ranked label errors worse here.
     Decision values are computed in blocks of rows, twice (for the sigmoids' evidence, then for the
     probabilities), never held for a whole fold: with C classes a row has C (C - 1) / 2 of them."""
-    workers = min(len(folds), _KERNEL_THREADS)
-    with ThreadPoolExecutor(workers) as pool:
+    # Only the fits run in threads: libsvm's solver is single-threaded, while the decision values
+    # are BLAS products that use every core already (threads there oversubscribe them: 100 classes
+    # at 50k took 48 s with four threads, 35 s with one).
+    with ThreadPoolExecutor(min(len(folds), _KERNEL_THREADS)) as pool:
         machines = list(pool.map(lambda fold: _FoldMachine.fit(x, codes, fold[1]), folds))
-        evidence = list(pool.map(lambda k: machines[k].pair_evidence(x, codes, folds[k][0]), range(len(folds))))
-        sigmoids = _pair_sigmoids(machines, evidence)
-        probs = list(pool.map(lambda k: machines[k].probabilities(x[folds[k][0]], sigmoids[k]), range(len(folds))))
-    for (held, _), machine, fold_probs in zip(folds, machines, probs):
-        yield held, machine.met, fold_probs
+    evidence = [machine.pair_evidence(x, codes, held) for machine, (held, _) in zip(machines, folds)]
+    sigmoids = _pair_sigmoids(machines, evidence)
+    for (held, _), machine, fold_sigmoids in zip(folds, machines, sigmoids):
+        yield held, machine.met, machine.probabilities(x[held], fold_sigmoids)
 
 
 @dataclass
