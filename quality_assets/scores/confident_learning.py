@@ -46,6 +46,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from scipy.special import expit
+from sklearn.metrics.pairwise import rbf_kernel
 from sklearn.model_selection import StratifiedKFold
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
@@ -62,7 +63,7 @@ _FOLDS_SMALL, _FOLDS_LARGE, _LARGE = 5, 3, 200_000
 MAX_TRAIN_ROWS = 2500
 # Folds fitted at once: libsvm fits without the GIL.
 _KERNEL_THREADS = 4
-# Bytes per block of rows when predicting: a block holds its kernel values (rows x support vectors)
+# Bytes per block of rows when predicting: a block holds its kernel values (rows x training rows)
 # and its pairwise probabilities (rows x classes^2).
 _BLOCK_BYTES = 16 * 2 ** 20
 
@@ -294,7 +295,7 @@ class _FoldMachine:
     met: np.ndarray
     pairs: np.ndarray
     machine: SVC | None = None
-    vectors: np.ndarray | None = None    # its support vectors, in `machine.support_` order
+    rows: np.ndarray | None = None       # its training rows (the kernel's second side)
     gamma: float = 1.0
     swapped: np.ndarray | None = None    # pairs whose libsvm order is (j, i)
 
@@ -310,22 +311,25 @@ class _FoldMachine:
         rows = x[train]
         gamma = 1.0 / (x.shape[1] * max(float(rows.var()), 1e-12))  # sklearn's gamma="scale"
         # libsvm's RBF machine on its kernel matrix, computed by matrix products (the same solution,
-        # in about half the time: libsvm evaluates its kernel one pair at a time).
+        # in about half the time: libsvm evaluates its kernel one pair of rows at a time, and so
+        # would its predictions, 5-10x slower on wide features).
         machine = SVC(C=1.0, kernel="precomputed", decision_function_shape="ovo",
-                      cache_size=500).fit(_rbf_kernel(rows, rows, gamma), numbering[codes[train]])
+                      cache_size=500).fit(rbf_kernel(rows, gamma=gamma), numbering[codes[train]])
         first, second = np.triu_indices(met.size, 1)  # sklearn's one-against-one column order
         pairs = np.stack([met[first], met[second]], axis=1)
         swapped = pairs[:, 0] > pairs[:, 1]
         pairs[swapped] = pairs[swapped][:, ::-1]
-        return cls(met, pairs, machine, rows[machine.support_], gamma, swapped)
+        return cls(met, pairs, machine, rows, gamma, swapped)
 
     def decisions(self, x: np.ndarray):
         """([lo, hi) rows of x, [hi - lo, P] decision values positive towards the pair's first class),
         block by block."""
         m = self.met.size
-        step = int(np.clip(_BLOCK_BYTES // (8 * max(len(self.vectors), (m + 1) ** 2, 1)), 16, 4096))
+        step = int(np.clip(_BLOCK_BYTES // (8 * max(len(self.rows), (m + 1) ** 2, 1)), 16, 4096))
         for lo in range(0, x.shape[0], step):
-            values = _decision_values(self.machine, self.vectors, self.gamma, x[lo:lo + step])
+            values = self.machine.decision_function(rbf_kernel(x[lo:lo + step], self.rows, gamma=self.gamma))
+            if m == 2:
+                values = -values.reshape(-1, 1)  # sklearn's binary machine: positive towards the second class
             values[:, self.swapped] *= -1.0
             yield lo, min(lo + step, x.shape[0]), values
 
@@ -356,38 +360,6 @@ class _FoldMachine:
             win = expit(-(values * sigmoids[:, 0] + sigmoids[:, 1]))  # P(first of pair | pair)
             out[lo:hi] = _couple(win, self.met, self.pairs)
         return out
-
-
-def _rbf_kernel(a: np.ndarray, b: np.ndarray, gamma: float) -> np.ndarray:
-    """exp(-gamma |a_i - b_j|^2), [len(a), len(b)], in one array (in place: a fold's kernel matrix is
-    the largest array confident learning makes)."""
-    out = a @ b.T
-    out *= -2.0
-    out += np.einsum("ij,ij->i", a, a)[:, None]
-    out += np.einsum("ij,ij->i", b, b)[None, :]
-    np.maximum(out, 0.0, out=out)
-    out *= -gamma
-    return np.exp(out, out=out)
-
-
-def _decision_values(machine: SVC, vectors: np.ndarray, gamma: float, x: np.ndarray) -> np.ndarray:
-    """[n, P] one-against-one decision values of a fitted RBF machine (`vectors`: its support
-    vectors, in `machine.support_` order), positive towards the pair's first class in the machine's
-    numbering (libsvm's `svm_predict_values`), from matrix products: per class i, its support
-    vectors' kernel values times their coefficients against every other class (libsvm evaluates the
-    kernel one pair of vectors at a time, 5-10x slower on wide features)."""
-    start = np.concatenate([[0], np.cumsum(machine.n_support_)])
-    m = machine.n_support_.size
-    first, second = np.triu_indices(m, 1)
-    kernel = _rbf_kernel(x, vectors, gamma)
-    # share[:, i, j']: class i's support vectors against the j'-th other class (libsvm's sv_coef rows).
-    share = np.stack([kernel[:, start[i]:start[i + 1]] @ machine.dual_coef_[:, start[i]:start[i + 1]].T
-                      for i in range(m)], axis=1)
-    out = share[:, first, second - 1] + share[:, second, first]
-    if m == 2:
-        # sklearn flips a binary machine's coefficients and intercept (positive towards the second class).
-        return -(out + machine.intercept_)
-    return out + machine.intercept_
 
 
 def _pair_sigmoids(machines: list[_FoldMachine], evidence: list[dict]) -> list[np.ndarray]:

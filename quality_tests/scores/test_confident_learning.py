@@ -260,7 +260,10 @@ def test_the_kernel_probabilities_are_the_same_in_threads_and_close_to_libsvms_o
 
 
 @pytest.mark.parametrize("classes", [2, 3, 6])
-def test_the_kernel_decision_values_from_matrix_products_are_libsvms(classes):
+def test_the_machine_on_its_kernel_matrix_is_libsvms_rbf_machine(classes):
+    # The fold's machine is fitted on a kernel matrix from matrix products and predicts from kernel
+    # blocks: the same support vectors and decision values as libsvm's own RBF machine, with the sign
+    # the pair order asks for (positive towards the pair's first class).
     from sklearn.svm import SVC
 
     from quality_assets.scores import confident_learning as cl
@@ -268,20 +271,19 @@ def test_the_kernel_decision_values_from_matrix_products_are_libsvms(classes):
     rng = np.random.default_rng(classes)
     x = rng.normal(size=(900, 40))
     y = rng.integers(0, classes, 900)
+    y[:classes] = np.arange(classes)                 # met in code order: the machine's numbering is libsvm's
     x[:, 0] += y
-    gamma = 1.0 / (40 * x[:600].var())
-    machine = SVC(gamma=gamma, decision_function_shape="ovo").fit(x[:600], y[:600])
-    reference = machine.decision_function(x[600:])
+    fold = cl._FoldMachine.fit(x, y, np.arange(600))
+    reference = SVC(gamma=fold.gamma, decision_function_shape="ovo").fit(x[:600], y[:600])
+    np.testing.assert_array_equal(fold.machine.support_, reference.support_)
+    expected = reference.decision_function(x[600:])
     if classes == 2:                                 # sklearn's sign: positive towards the second class
-        reference = -reference.reshape(-1, 1)
-    np.testing.assert_allclose(cl._decision_values(machine, machine.support_vectors_, gamma, x[600:]), reference,
-                               atol=1e-9)
-    # The machine on its precomputed kernel matrix is the same machine.
-    on_gram = SVC(kernel="precomputed", decision_function_shape="ovo").fit(
-        cl._rbf_kernel(x[:600], x[:600], gamma), y[:600])
-    np.testing.assert_array_equal(on_gram.support_, machine.support_)
-    np.testing.assert_allclose(cl._decision_values(on_gram, x[on_gram.support_], gamma, x[600:]), reference,
-                               atol=1e-6)
+        expected = -expected.reshape(-1, 1)
+    column = {(int(i), int(j)): k for k, (i, j) in enumerate(zip(*np.triu_indices(classes, 1)))}
+    values = np.concatenate([v for _, _, v in fold.decisions(x[600:])])
+    assert values.shape == (300, len(column))
+    for k, (i, j) in enumerate(fold.pairs):
+        np.testing.assert_allclose(values[:, k], expected[:, column[(int(i), int(j))]], atol=1e-6)
 
 
 def test_the_probabilities_do_not_depend_on_the_block_size(monkeypatch):
