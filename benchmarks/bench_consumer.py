@@ -111,7 +111,8 @@ def run_dataset(name: str, args: argparse.Namespace, out: Path) -> dict:
     truth[flipped["index"].to_numpy()] = flipped["true_label"].to_numpy()
     t_audit = time.perf_counter()
     score_config = ScoreConfig({"label_error": {"flag_rule": args.label_error_flag_rule,
-                                                "alpha": args.label_error_alpha}})
+                                                "alpha": args.label_error_alpha,
+                                                "correct_for_label_noise": not args.raw_confidence}})
     vectors = audit_vectors(data, args.embedder, seed=args.data_seed, dino_budget_s=args.dino_budget_s)
     policy = CleaningPolicy(unconfident_label_errors=args.unconfident_label_errors)
     split = audit_cleaned_split(data, policy, score_config, vectors)
@@ -134,6 +135,7 @@ def run_dataset(name: str, args: argparse.Namespace, out: Path) -> dict:
                                          / max(1, pd.notna(cleaned)[is_train].sum())),
         "train_flagged_label_error": int(split["reason"].astype(str).str.startswith("label_error")[is_train].sum()),
         "label_error_flag_rule": args.label_error_flag_rule, "label_error_alpha": args.label_error_alpha,
+        "label_error_raw_confidence": args.raw_confidence,
         "embedder": args.embedder,
         "unconfident_label_errors": args.unconfident_label_errors, "audit_seconds": round(audit_s, 1),
     }
@@ -196,6 +198,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--label-error-alpha", type=float, default=0.3,
                         help="contamination guess of the label-error cut, with --label-error-flag-rule cut "
                              "(service default 0.1)")
+    parser.add_argument("--raw-confidence", action="store_true",
+                        help="flag on the raw posterior, not on the one corrected for the label noise it implies")
     parser.add_argument("--out", type=Path, default=Path("/tmp/bench_consumer"))
     args = parser.parse_args(argv)
     results = [run_dataset(name, args, args.out) for name in args.datasets]

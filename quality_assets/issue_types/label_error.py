@@ -27,7 +27,8 @@ from quality_assets.issue_types.registry import register
 from quality_assets.scores import canonical_labels
 from quality_assets.scores.confident_learning import confident_learning
 from quality_assets.scores.label_error import (
-    class_confusion, confidently_contradicted, knn_vote_shares, label_error_scores,
+    class_confusion, confidently_contradicted, knn_vote_shares, label_error_scores, label_noise_ceiling,
+    noise_corrected_confidence,
 )
 from quality_assets.scores.multi_label import is_multi_label, multi_label_errors, tag_confusion
 from quality_assets.splits import TRUSTED_SPLITS
@@ -50,6 +51,9 @@ class LabelErrorOptions(Cutoff):
     # 0.85 with the linear + kernel classifier flags about what 0.9 flagged with LDA alone, more
     # precisely (matrix cells and raw MNIST digits: docs/benchmarks/matrix.md, "Update 2026-12-02").
     flag_confidence: float = 0.85
+    # Read the confidence against the ceiling the clearest samples reach, which label noise lowers
+    # (`scores.label_error.noise_corrected_confidence`); off: the raw averaged posterior.
+    correct_for_label_noise: bool = True
     seed: int = 0
 
 
@@ -113,6 +117,9 @@ class LabelError(IssueType):
         if options.skip_off_topic:
             _leave_off_topic_out(found, score, suggested, confidence)
         _leave_out(np.isin(inputs.splits, TRUSTED_SPLITS), score, suggested, confidence)
+        ceiling = label_noise_ceiling(confidence)
+        if options.correct_for_label_noise:
+            confidence = noise_corrected_confidence(confidence, ceiling, len(classes))
         if options.flag_rule == "confident":
             flag = confidently_contradicted(given, suggested, confidence, options.flag_confidence) & np.isfinite(score)
         else:
@@ -120,7 +127,8 @@ class LabelError(IssueType):
         confusion = class_confusion(canon[labelled], suggested[labelled], flag[labelled])
         rate = float(flag[labelled].mean()) if labelled.any() else 0.0
         return IssueResult(score=score, is_issue=flag, suggested=suggested, confidence=confidence,
-                           confusion=confusion, summary={"label_error_rate": rate})
+                           confusion=confusion,
+                           summary={"label_error_rate": rate, "label_noise_ceiling": round(ceiling, 4)})
 
     def _score_tags(self, inputs: ScoringInputs, options: LabelErrorOptions,
                     found: Mapping[str, IssueResult]) -> IssueResult:

@@ -103,6 +103,21 @@ def test_the_flag_is_a_confident_other_label_and_holds_on_clean_digits():
     assert t.score(clean, t.Options(), {}).is_issue.mean() <= 0.005
 
 
+def test_the_flag_reads_the_evidence_against_the_ceiling_that_label_noise_lowers():
+    # 20% of the labels flipped: evidence learned from them tops out near 0.8 for any digit, so a
+    # fixed 0.85 on the raw posterior finds few flips (21 of 300 when this test was written).
+    _, noisy, flips = _digits_with_flips(n_flips=300)
+    t = get_issue_type("label_error")
+    corrected = t.score(noisy, t.Options(), {})
+    raw = t.score(noisy, t.Options(correct_for_label_noise=False), {})
+    assert 0.75 <= corrected.summary["label_noise_ceiling"] <= 0.9
+    hits, raw_hits = int(corrected.is_issue[flips].sum()), int(raw.is_issue[flips].sum())
+    assert hits >= 2 * raw_hits and hits >= 0.25 * len(flips), (hits, raw_hits)
+    assert hits >= 0.9 * corrected.is_issue.sum(), (hits, corrected.is_issue.sum())
+    # The suggestions are the same: the correction only rescales the confidence.
+    assert (corrected.suggested == raw.suggested).all()
+
+
 def test_flag_options_are_checked_by_name():
     inputs, _ = _inputs(np.random.default_rng(0))
     t = get_issue_type("label_error")

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from quality_assets.knn import build_knn_graph
-from quality_assets.scores.label_error import class_confusion, label_error_scores
+from quality_assets.scores.label_error import (
+    class_confusion, label_error_scores, label_noise_ceiling, noise_corrected_confidence,
+)
 
 from .dense_reference import (
     clustered_vectors,
@@ -143,3 +146,28 @@ def test_confidently_contradicted_needs_another_label_at_the_threshold():
     confidence = np.array([0.95, 0.5, 0.99, 0.99, 0.99, np.nan, 0.9])
     np.testing.assert_array_equal(confidently_contradicted(given, suggested, confidence, 0.9),
                                   [True, False, False, False, False, False, True])
+
+
+def test_the_noise_correction_inverts_a_uniform_label_noise_channel():
+    rng = np.random.default_rng(0)
+    k, noise = 10, 0.2
+    clean = rng.dirichlet(np.full(k, 0.3), size=500)
+    clean[:50] = np.eye(k)[rng.integers(0, k, 50)]     # unambiguous samples reach the ceiling
+    noisy = (1 - noise) * clean + noise * (1 - clean) / (k - 1)
+    confidence = noisy.max(1)
+    ceiling = label_noise_ceiling(confidence, quantile=1.0)
+    assert ceiling == pytest.approx(1 - noise)
+    np.testing.assert_allclose(noise_corrected_confidence(confidence, ceiling, k), clean.max(1), atol=1e-12)
+    # No noise: nothing changes; NaN stays NaN; the order is kept.
+    np.testing.assert_allclose(noise_corrected_confidence(clean.max(1), 1.0, k), clean.max(1))
+    assert np.isnan(noise_corrected_confidence(np.array([np.nan]), 0.8, k)).all()
+    corrected = noise_corrected_confidence(confidence, 0.7, k)
+    assert (np.diff(corrected[np.argsort(confidence)]) >= 0).all()
+
+
+def test_the_noise_correction_is_capped_when_the_evidence_is_unsure_everywhere():
+    # A ceiling of 0.3 with 2 classes would mean labels worse than coin flips; the cap keeps the
+    # implied noise at a quarter, so an unsure 0.6 does not become certain.
+    assert noise_corrected_confidence(np.array([0.6]), 0.3, 2)[0] == pytest.approx((0.6 - 0.25) / 0.5)
+    assert label_noise_ceiling(np.array([np.nan, np.nan])) == 1.0
+    assert label_noise_ceiling(np.array([0.2, 0.4, np.nan]), quantile=1.0) == pytest.approx(0.4)
