@@ -7,7 +7,7 @@ CELL_DIR is a cell's `contaminated` folder as `quality_lab.matrix` writes it (`i
 `ground_truth.csv`, `ssl_checkpoint.pt`). The matrix deletes `images/` when a full-size cell ends;
 copy the folder while the cell runs (or run a quick matrix) to keep it. Vectors and the inspected
 manifest are cached in CELL_DIR. Prints AP / AUROC / recall at the number injected per issue type
-and kind, as the matrix's metrics compute them.
+and kind, as the matrix's metrics compute them, and the label-error flag's precision and recall.
 """
 
 from __future__ import annotations
@@ -69,11 +69,26 @@ def main(argv: list[str]) -> int:
     thumbs = thumbnails_for(data)
     for config in configs:
         started = time.perf_counter()
-        rankings, _, _ = selfclean_rankings(vectors, data.manifest, k=16, config=ScoreConfig(json.loads(config)),
-                                            thumbnails=thumbs)
+        rankings, extra, _ = selfclean_rankings(vectors, data.manifest, k=16, config=ScoreConfig(json.loads(config)),
+                                                thumbnails=thumbs)
         rows = pd.DataFrame(evaluate_method(MethodResult("ours", config, rankings, 0.0), data))
         print(f"{root.name} {config} ({time.perf_counter() - started:.1f} s)")
-        print(rows[list(COLUMNS)].to_string(index=False))
+        if len(rows):   # a clean cell has nothing to rank
+            print(rows[list(COLUMNS)].to_string(index=False))
+        print(label_error_flags(extra["flags"].get("label_error", np.empty(0, np.int64)), data))
+
+
+def label_error_flags(flagged: np.ndarray, data: BenchData) -> str:
+    """The label-error flag against the injected flips (LBL, LBLC): how many, how precise, how
+    complete, and the share of the other samples it flags (on a clean cell: all of them)."""
+    truth = data.truth[data.truth["issue_type"] == "label_error"]["index"].to_numpy(dtype=np.int64)
+    flips = np.zeros(data.n, dtype=bool)
+    flips[truth] = True
+    hit = flips[flagged]
+    precision = f"{hit.mean():.3f}" if flagged.size else "-"
+    recall = f"{hit.sum() / flips.sum():.3f}" if flips.any() else "-"
+    return (f"label_error flags: {flagged.size} ({flagged.size / data.n:.2%}), precision {precision}, recall "
+            f"{recall}, other samples flagged {(~hit).sum() / max(1, (~flips).sum()):.2%}")
     return 0
 
 

@@ -146,6 +146,9 @@ def selfclean_rankings(
         "off_topic_lad": np.argsort(lad_scores(graph, vectors), kind="stable").astype(np.int64),
         "near_duplicate_distance": (a[by_distance], b[by_distance]),
         "summary": getattr(out, "summary", {}),
+        # The positions each issue type flags (its `is_issue`), for flag precision and recall.
+        "flags": {t: pos.loc[g.loc[g["is_issue"].astype(bool), "sample_id"].to_numpy()].to_numpy()
+                  for t, g in rows.groupby("issue_type")},
     }
     return rankings, extra, graph
 
