@@ -76,6 +76,7 @@ def main(argv: list[str]) -> int:
         if len(rows):   # a clean cell has nothing to rank
             print(rows[list(COLUMNS)].to_string(index=False))
         print(label_error_flags(extra["flags"].get("label_error", np.empty(0, np.int64)), data))
+    return 0
 
 
 def label_error_flags(flagged: np.ndarray, data: BenchData) -> str:
@@ -89,7 +90,6 @@ def label_error_flags(flagged: np.ndarray, data: BenchData) -> str:
     recall = f"{hit.sum() / flips.sum():.3f}" if flips.any() else "-"
     return (f"label_error flags: {flagged.size} ({flagged.size / data.n:.2%}), precision {precision}, recall "
             f"{recall}, other samples flagged {(~hit).sum() / max(1, (~flips).sum()):.2%}")
-    return 0
 
 
 if __name__ == "__main__":
