@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import pkgutil
+import typing
 from typing import Any, Iterator, Mapping
 
 from quality_assets.issue_types.base import IssueType
@@ -106,7 +107,25 @@ def options_from_dict(values: Mapping[str, Mapping[str, Any]] | None = None) -> 
         unknown = set(given) - known
         if unknown:
             raise ValueError(f"unknown option(s) for issue type {t.name!r}: {sorted(unknown)}; known: {sorted(known)}")
+        _check_option_types(t, given)
         out[t.name] = t.Options(**given)
     if values:
         raise ValueError(f"options for unknown issue type(s): {sorted(values)}")
     return out
+
+
+# What each scalar option type accepts; a bool is never a number here (YAML's `yes` is, in Python).
+_ACCEPTED = {bool: (bool,), int: (int,), float: (int, float), str: (str,)}
+
+
+def _check_option_types(t: IssueType, given: Mapping[str, Any]) -> None:
+    """A value of the wrong type raises (a truthy string such as "no" would otherwise switch a
+    boolean option on)."""
+    hints = typing.get_type_hints(t.Options)
+    for name, value in given.items():
+        kind = hints.get(name)
+        accepted = _ACCEPTED.get(kind)
+        if accepted is None:
+            continue
+        if not isinstance(value, accepted) or (isinstance(value, bool) and kind is not bool):
+            raise ValueError(f"option {t.name}.{name} must be {kind.__name__}, got {value!r}")

@@ -125,3 +125,16 @@ def test_flag_options_are_checked_by_name():
         t.score(inputs, t.Options(flag_rule="loose"), {})
     with pytest.raises(ValueError, match="flag_confidence"):
         t.score(inputs, t.Options(flag_confidence=1.5), {})
+
+
+def test_option_values_of_the_wrong_type_are_refused():
+    from quality_assets.issue_types import options_from_dict
+
+    with pytest.raises(ValueError, match="label_error.correct_for_label_noise must be bool"):
+        options_from_dict({"label_error": {"correct_for_label_noise": "no"}})   # a truthy string
+    with pytest.raises(ValueError, match="label_error.flag_confidence must be float"):
+        options_from_dict({"label_error": {"flag_confidence": True}})
+    with pytest.raises(ValueError, match="label_error.seed must be int"):
+        options_from_dict({"label_error": {"seed": 1.5}})
+    options = options_from_dict({"label_error": {"flag_confidence": 1, "correct_for_label_noise": False}})
+    assert options["label_error"].flag_confidence == 1 and not options["label_error"].correct_for_label_noise
