@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -171,6 +171,11 @@ class ConsumerResult:
         return out
 
 
+def _label_array(values: Sequence[Any]) -> np.ndarray:
+    """Labels as an object array with None for a missing one (NaN, None, pd.NA alike)."""
+    return np.asarray(pd.Series(list(values), dtype=object).where(lambda s: s.notna(), None), dtype=object)
+
+
 def run_consumer_experiments(
     images: np.ndarray,
     raw_labels: Sequence[Any],
@@ -181,21 +186,28 @@ def run_consumer_experiments(
     clean_eval: tuple[np.ndarray, Sequence[Any]] | None = None,
     seeds: Sequence[int] = (0, 1, 2),
     config: CnnConfig = CnnConfig(),
+    extra_train: Mapping[str, Sequence[Any]] | None = None,
 ) -> ConsumerResult:
     """Train on raw and cleaned train labels, score on raw, cleaned and (optional) clean eval labels.
 
     Per row: `raw_labels` the given label, `cleaned_labels` the cleaned split's label (None/NaN for
     a dropped row). `clean_eval` = (mask, labels): the rows and labels of a clean evaluation set,
-    reported as eval "clean"."""
+    reported as eval "clean". `extra_train` adds named train arms on other labels of the same train
+    rows, e.g. {"truth": ground-truth labels} for a benchmark's perfect-cleaning reference."""
     t0 = time.perf_counter()
-    raw = np.asarray(pd.Series(list(raw_labels), dtype=object).where(lambda s: s.notna(), None), dtype=object)
-    cleaned = np.asarray(pd.Series(list(cleaned_labels), dtype=object).where(lambda s: s.notna(), None),
-                         dtype=object)
+    raw, cleaned = _label_array(raw_labels), _label_array(cleaned_labels)
     is_train, is_eval = np.asarray(is_train, bool), np.asarray(is_eval, bool)
     n = len(images)
     if not (raw.size == cleaned.size == is_train.size == is_eval.size == n):
         raise ValueError("images, labels and masks must have one entry per sample")
-    known = [v for v in np.concatenate([raw, cleaned]) if v is not None]
+    extra = {}
+    for name, labels in (extra_train or {}).items():
+        if name in ("raw", "cleaned"):
+            raise ValueError(f"train arm {name!r} exists already")
+        extra[name] = _label_array(labels)
+        if extra[name].size != n:
+            raise ValueError(f"train arm {name!r} must have one label per sample")
+    known = [v for v in np.concatenate([raw, cleaned, *extra.values()]) if v is not None]
     if any("|" in str(v) for v in known):
         raise ValueError("the CNN consumer takes single-label data only (a label holds '|')")
     eval_sets: dict[str, tuple[np.ndarray, np.ndarray]] = {
@@ -207,6 +219,8 @@ def run_consumer_experiments(
         labels = np.asarray(list(labels), dtype=object)
         eval_sets["clean"] = (np.asarray(mask, bool) & pd.notna(labels), labels)
     train_sets = {"raw": (is_train & pd.notna(raw), raw), "cleaned": (is_train & pd.notna(cleaned), cleaned)}
+    for name, labels in extra.items():
+        train_sets[name] = (is_train & pd.notna(labels), labels)
     for name, (mask, _) in {**train_sets, **{f"eval {k}": v for k, v in eval_sets.items()}}.items():
         if not mask.any():
             raise ValueError(f"no labelled samples for the {name} set")
