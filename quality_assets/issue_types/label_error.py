@@ -45,8 +45,8 @@ class LabelErrorOptions(Cutoff):
     skip_off_topic: bool = True       # flagged off-topic samples are not scored as label errors
     multi_label: str = "auto"         # auto: one-vs-rest per tag when any sample has several labels; on | off
     # confident: flag a sample whose suggestion (another label) has at least flag_confidence
-    # (`scores.label_error.confidently_contradicted`); cut: SelfClean's fraction cut (alpha, q) on the score.
-    # Multi-label data always uses the cut.
+    # (`scores.label_error.confidently_contradicted`; on multi-label data a suggested set that adds or
+    # removes tags, sure of its least sure change); cut: SelfClean's fraction cut (alpha, q) on the score.
     flag_rule: str = "confident"
     # 0.85 with the linear + kernel classifier flags about what 0.9 flagged with LDA alone, more
     # precisely (matrix cells and raw MNIST digits: docs/benchmarks/matrix.md, "Update 2026-12-02").
@@ -145,12 +145,21 @@ class LabelError(IssueType):
         if options.skip_off_topic:
             _leave_off_topic_out(found, score, suggested, confidence)
         _leave_out(np.isin(inputs.splits, TRUSTED_SPLITS), score, suggested, confidence)
-        flag = automatic_cut(score, options)
+        # Each tag is a two-class problem ("has" / "lacks"), so the noise channel has K = 2.
+        ceiling = label_noise_ceiling(confidence)
+        if options.correct_for_label_noise:
+            confidence = noise_corrected_confidence(confidence, ceiling, 2)
+        if options.flag_rule == "confident":
+            # A suggestion that changes the set, sure of its least sure change.
+            changes = found_tags.flip.any(1) & pd.notna(suggested)
+            flag = changes & np.isfinite(score) & (np.nan_to_num(confidence, nan=0.0) >= options.flag_confidence)
+        else:
+            flag = automatic_cut(score, options)
         labelled = found_tags.present.any(1)
         confusion = tag_confusion(found_tags.present, found_tags.tags, found_tags.flip, flag)
         rate = float(flag[labelled].mean()) if labelled.any() else 0.0
         summary = {"label_error_rate": rate, "label_error_multi_label": True,
-                   "label_error_tags": int(found_tags.tags.size)}
+                   "label_error_tags": int(found_tags.tags.size), "label_noise_ceiling": round(ceiling, 4)}
         return IssueResult(score=score, is_issue=flag, suggested=suggested, confidence=confidence,
                            confusion=confusion, summary=summary, shared={"tags": found_tags})
 
