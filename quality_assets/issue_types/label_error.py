@@ -150,9 +150,10 @@ class LabelError(IssueType):
         if options.correct_for_label_noise:
             confidence = noise_corrected_confidence(confidence, ceiling, 2)
         if options.flag_rule == "confident":
-            # A suggestion that changes the set, sure of its least sure change.
-            changes = found_tags.flip.any(1) & pd.notna(suggested)
-            flag = changes & np.isfinite(score) & (np.nan_to_num(confidence, nan=0.0) >= options.flag_confidence)
+            # A suggestion that changes the set, sure of its least sure change (one that removes every
+            # tag suggests no set: flagged all the same, and the cleaning finds no label to give).
+            flag = found_tags.flip.any(1) & np.isfinite(score) & \
+                (np.nan_to_num(confidence, nan=0.0) >= options.flag_confidence)
         else:
             flag = automatic_cut(score, options)
         labelled = found_tags.present.any(1)
