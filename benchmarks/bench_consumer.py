@@ -21,7 +21,8 @@ labels (raw = cleaned eval here, because the default policy never touches the te
 against which the cleaning's gain is read as a share. Gains are paired per seed (the same seed
 trains every arm) and printed with their standard error and the seeds they win.
 
-Writes `<out>/<dataset>/per_seed.csv`, `summary.csv`, `audit.json` and prints one markdown table.
+Writes `<out>/<dataset>/per_seed.csv`, `summary.csv`, `audit.json`, `cleaned_split.csv` (every
+sample's action, reason, given, cleaned and true label) and prints one markdown table.
 """
 
 from __future__ import annotations
@@ -151,6 +152,7 @@ def run_dataset(name: str, args: argparse.Namespace, out: Path) -> dict:
     result.per_seed.insert(0, "dataset", name)
     result.summary.insert(0, "dataset", name)
     (out / name).mkdir(parents=True, exist_ok=True)
+    split.assign(true_label=truth, cleaned_label=cleaned).to_csv(out / name / "cleaned_split.csv", index=False)
     result.per_seed.to_csv(out / name / "per_seed.csv", index=False)
     result.summary.to_csv(out / name / "summary.csv", index=False)
     audit |= {"consumer_seconds": result.seconds, "total_seconds": round(time.perf_counter() - t0, 1),
