@@ -9,6 +9,7 @@ so the spread a difference is judged against comes from the same rows as the mea
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -103,6 +104,10 @@ class Comparison:
     spread: float | None        # the two experiments' spreads added up
     exceeds_spread: bool | None  # None: fewer than two seeds on a side, no spread to judge by
     headline: bool = False
+    # Paired by seed (one seed trains both models, so they share initialisation and batch order):
+    # the seeds where the cleaned model scored higher, of the seeds both were scored on.
+    seeds_won: int | None = None
+    seeds_paired: int = 0
 
 
 @dataclass
@@ -139,16 +144,25 @@ def _experiment(train: str, eval_set: str, rows: pd.DataFrame) -> Experiment:
     )
 
 
-def _compare(eval_set: str, raw: Experiment, cleaned: Experiment) -> Comparison:
+def _paired(raw_rows: pd.DataFrame, cleaned_rows: pd.DataFrame) -> tuple[int | None, int]:
+    """(seeds where cleaned beat raw, seeds both have a figure for); None won without a pair."""
+    both = pd.concat([raw_rows.set_index("seed")["accuracy"].rename("raw"),
+                      cleaned_rows.set_index("seed")["accuracy"].rename("cleaned")], axis=1).dropna()
+    return (int((both["cleaned"] > both["raw"]).sum()) if len(both) else None), int(len(both))
+
+
+def _compare(eval_set: str, raw: Experiment, cleaned: Experiment, paired: tuple[int | None, int]) -> Comparison:
+    won, n_paired = paired
     if raw.mean is None or cleaned.mean is None:
-        return Comparison(eval_set, None, None, None)
+        return Comparison(eval_set, None, None, None, seeds_won=won, seeds_paired=n_paired)
     difference = cleaned.mean - raw.mean
     if raw.spread is None or cleaned.spread is None:
-        return Comparison(eval_set, difference, None, None)
+        return Comparison(eval_set, difference, None, None, seeds_won=won, seeds_paired=n_paired)
     # The mean ± spread bars of the two experiments do not overlap: a difference the seeds alone
     # would rarely produce, without claiming a significance test on three seeds.
     spread = raw.spread + cleaned.spread
-    return Comparison(eval_set, difference, spread, bool(abs(difference) > spread))
+    return Comparison(eval_set, difference, spread, bool(abs(difference) > spread), seeds_won=won,
+                      seeds_paired=n_paired)
 
 
 def summarise_consumer_result(rows: pd.DataFrame) -> ConsumerSummary | None:
@@ -157,8 +171,10 @@ def summarise_consumer_result(rows: pd.DataFrame) -> ConsumerSummary | None:
         return None
     first = rows.iloc[0]
     experiments: dict[tuple[str, str], Experiment] = {}
+    blocks: dict[tuple[str, str], pd.DataFrame] = {}
     for (train, eval_set), block in rows.groupby(["train", "eval"], sort=False):
         experiments[(str(train), str(eval_set))] = _experiment(str(train), str(eval_set), block)
+        blocks[(str(train), str(eval_set))] = block
     order = list(EVAL_SETS)
 
     def position(key: tuple[str, str]) -> tuple[int, int, str, str]:
@@ -166,12 +182,13 @@ def summarise_consumer_result(rows: pd.DataFrame) -> ConsumerSummary | None:
         return (order.index(eval_set) if eval_set in order else len(order),
                 TRAIN_SETS.index(train) if train in TRAIN_SETS else len(TRAIN_SETS), eval_set, train)
 
-    comparisons = [_compare(e, experiments[("raw", e)], experiments[("cleaned", e)])
+    comparisons = [_compare(e, experiments[("raw", e)], experiments[("cleaned", e)],
+                            _paired(blocks[("raw", e)], blocks[("cleaned", e)]))
                    for e in sorted({e for _, e in experiments}, key=lambda e: position(("raw", e)))
                    if ("raw", e) in experiments and ("cleaned", e) in experiments]
     if comparisons:
         last = comparisons[-1]
-        comparisons[-1] = Comparison(last.eval, last.difference, last.spread, last.exceeds_spread, headline=True)
+        comparisons[-1] = dataclasses.replace(last, headline=True)
     config_json = first.get("config_json")
     return ConsumerSummary(
         consumer_version=str(first["consumer_version"]), split_version=str(first["split_version"]),

@@ -68,6 +68,9 @@ def test_a_run_is_stored_once_per_version_and_summarised_against_its_seed_spread
     assert trusted.difference == pytest.approx(np.mean(ACCURACY[("cleaned", "clean")]) - 0.71)
     assert trusted.spread == pytest.approx(0.01 + np.std([0.80, 0.83, 0.81], ddof=1))
     assert trusted.exceeds_spread is True
+    # Paired by seed: a tie is no win.
+    assert (raw_eval.seeds_won, raw_eval.seeds_paired) == (0, 3)
+    assert (trusted.seeds_won, trusted.seeds_paired) == (3, 3)
 
 
 def test_the_newest_run_is_reported_and_a_reused_version_becomes_the_newest_again(store):
@@ -100,6 +103,8 @@ def test_a_figure_that_could_not_be_measured_is_no_seed(store):
         summary = read_latest_consumer_result(conn)
     cleaned_trusted = next(e for e in summary.experiments if (e.train, e.eval) == ("cleaned", "clean"))
     assert stored == 1 and cleaned_trusted.n_seeds == 2 and cleaned_trusted.mean == pytest.approx(0.815)
+    # The seed without a figure pairs with nothing.
+    assert (summary.headline.seeds_won, summary.headline.seeds_paired) == (2, 2)
 
 
 def test_bad_rows_are_refused_with_a_reason(store):
@@ -142,6 +147,7 @@ def test_the_report_shows_the_newest_run_or_says_in_one_line_that_there_is_none(
     assert set(rows) == {"raw", "clean"}
     assert "-0.0050" in rows["raw"] and 'data-beyond="no"' in rows["raw"]
     assert "+0.1033" in rows["clean"] and "yes: cleaning helped" in rows["clean"]
+    assert 'data-seeds-won="3">3 of 3<' in rows["clean"] and 'data-seeds-won="0">0 of 3<' in rows["raw"]
     assert '<tr data-comparison="clean" class="headline">' in section
 
 
