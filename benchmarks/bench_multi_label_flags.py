@@ -2,7 +2,7 @@
 
     python benchmarks/bench_multi_label_flags.py [--settings 240:6 600:60 ...] [--seeds 0 1 2]
 
-Data: the tests' multi-label image set (`quality_tests.multilabel_images`: PNG files and a CSV of
+Data: the tests' multi-label image set (`quality_lab.multilabel_images`: PNG files and a CSV of
 '|'-separated tags, five tags drawn in the pixels, a share of the samples with one tag added or
 removed), ingested by `scan_drop`, embedded by plain pixels, scored by `compute_scores` with the
 default configuration and with `flag_rule: cut`. Per setting n:flipped and seed: flips flagged of
@@ -21,7 +21,7 @@ import numpy as np
 from quality_assets.knn import build_knn_graph
 from quality_assets.scan import scan_drop
 from quality_assets.scoring import ScoreConfig, compute_scores
-from quality_tests.multilabel_images import pixel_vectors, write_multilabel_drop
+from quality_lab.multilabel_images import pixel_vectors, write_multilabel_drop
 
 RULES = {"confident (default)": None, "fraction cut": ScoreConfig({"label_error": {"flag_rule": "cut"}})}
 

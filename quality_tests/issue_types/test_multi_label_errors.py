@@ -14,7 +14,7 @@ from quality_assets.knn import build_knn_graph
 from quality_assets.scan import scan_drop
 from quality_assets.scores.multi_label import absent_tag
 from quality_assets.scoring import ScoreConfig, compute_scores
-from quality_tests.multilabel_images import pixel_vectors, write_multilabel_drop
+from quality_lab.multilabel_images import pixel_vectors, write_multilabel_drop
 
 N_FLIPPED = 6
 

@@ -1,4 +1,5 @@
-"""A small multi-label image set with known tags, for tests: real PNG files and a real CSV manifest.
+"""A small multi-label image set with known tags, for tests and benchmarks: real PNG files and a real
+CSV manifest.
 
 Each image is a faint smooth background (distinct per image, so no two files are copies) with one
 visual element per tag it carries: `sky` a blue band at the top, `grass` a green band at the
@@ -10,13 +11,30 @@ ground truth of the tests.
 
 from __future__ import annotations
 
+import csv
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from quality_tests.imagefolders import write_csv, write_image
+
+def write_image(path: Path, pixels: np.ndarray, fmt: str) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(pixels).save(path, format=fmt)
+    return path
+
+
+def write_csv(path: Path, header: list[str], rows: list[list[object]]) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
 
 TAGS = ("car", "grass", "moon", "sky", "sun")
 SIZE = 24
