@@ -102,17 +102,23 @@ def audit_cleaned_split(data, policy: CleaningPolicy, config: ScoreConfig | None
     return apply_policy(cleaning_frame(samples, flags), policy)
 
 
-def run_dataset(name: str, args: argparse.Namespace, out: Path) -> dict:
-    t0 = time.perf_counter()
-    images, labels, splits = clean_sample(name, args.n, args.data_seed)
-    rng = np.random.default_rng([args.data_seed, zlib.crc32(name.encode()), 1])
+def noisy_data(name: str, n: int, noise: float, data_seed: int, folder: Path):
+    """The clean sample with `noise` of its labels flipped (protocol LBL only), written as files
+    under `folder`; returns (bench data, ground-truth label per sample)."""
+    images, labels, splits = clean_sample(name, n, data_seed)
+    rng = np.random.default_rng([data_seed, zlib.crc32(name.encode()), 1])
     zero = {k: 0.0 for k in ("xr", "blur", "aug", "arte", "lblc", "leak")}
-    injected = inject(images, labels, splits, rng, ProtocolRates(lbl=args.noise, **zero), foreign_pool=[])
-    data = write_bench_data(name, out / name / "data", injected.images, injected.labels, injected.splits,
-                            injected.truth, rng)
+    injected = inject(images, labels, splits, rng, ProtocolRates(lbl=noise, **zero), foreign_pool=[])
+    data = write_bench_data(name, folder, injected.images, injected.labels, injected.splits, injected.truth, rng)
     truth = data.labels.astype(object).copy()
     flipped = data.truth[data.truth["issue_type"] == "label_error"]
     truth[flipped["index"].to_numpy()] = flipped["true_label"].to_numpy()
+    return data, truth
+
+
+def run_dataset(name: str, args: argparse.Namespace, out: Path) -> dict:
+    t0 = time.perf_counter()
+    data, truth = noisy_data(name, args.n, args.noise, args.data_seed, out / name / "data")
     t_audit = time.perf_counter()
     score_config = ScoreConfig({"label_error": {"flag_rule": args.label_error_flag_rule,
                                                 "alpha": args.label_error_alpha,

@@ -6,7 +6,6 @@ relabels) and random_fix (as many flips fixed, drawn at random), 50 epochs, seed
 """
 import json
 import sys
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -16,18 +15,9 @@ import bench_consumer as bc
 from quality_assets.cleaning import CleaningPolicy
 from quality_assets.consumer_cnn import CnnConfig, load_images, run_consumer_experiments
 from quality_assets.scoring import ScoreConfig
-from quality_lab.matrix import write_bench_data
-from quality_lab.protocol import ProtocolRates, inject
 
 name, noise, out = sys.argv[1], float(sys.argv[2]), Path(sys.argv[3])
-images, labels, splits = bc.clean_sample(name, 2500, 0)
-rng = np.random.default_rng([0, zlib.crc32(name.encode()), 1])
-zero = {k: 0.0 for k in ("xr", "blur", "aug", "arte", "lblc", "leak")}
-inj = inject(images, labels, splits, rng, ProtocolRates(lbl=noise, **zero), foreign_pool=[])
-data = write_bench_data(name, out / "data", inj.images, inj.labels, inj.splits, inj.truth, rng)
-truth = data.labels.astype(object).copy()
-fl = data.truth[data.truth["issue_type"] == "label_error"]
-truth[fl["index"].to_numpy()] = fl["true_label"].to_numpy()
+data, truth = bc.noisy_data(name, 2500, noise, 0, out / "data")
 vectors = bc.audit_vectors(data, "dino", seed=0, dino_budget_s=150)
 split = bc.audit_cleaned_split(data, CleaningPolicy(), ScoreConfig({}), vectors)
 split = split.set_index("sample_id").loc[data.manifest["sample_id"]].reset_index()
@@ -43,7 +33,8 @@ print(json.dumps({"noisy": int((noisy & is_train).sum()), "fixed": int(fixed.sum
 fixes_only = np.where(fixed, truth, given)
 r = np.random.default_rng(7)
 pick = r.choice(np.flatnonzero(is_train & noisy), size=int(fixed.sum()), replace=False)
-random_fix = given.copy(); random_fix[pick] = truth[pick]
+random_fix = given.copy()
+random_fix[pick] = truth[pick]
 pixels = load_images([str(data.image_dir / p) for p in data.paths], 32)
 res = run_consumer_experiments(pixels, given, cleaned, is_train, is_eval, clean_eval=(is_eval, truth),
                                seeds=[0, 1, 2], config=CnnConfig(epochs=50),

@@ -117,9 +117,7 @@ class LabelError(IssueType):
         if options.skip_off_topic:
             _leave_off_topic_out(found, score, suggested, confidence)
         _leave_out(np.isin(inputs.splits, TRUSTED_SPLITS), score, suggested, confidence)
-        ceiling = label_noise_ceiling(confidence)
-        if options.correct_for_label_noise:
-            confidence = noise_corrected_confidence(confidence, ceiling, len(classes))
+        confidence, ceiling = _against_ceiling(confidence, options, len(classes))
         if options.flag_rule == "confident":
             flag = confidently_contradicted(given, suggested, confidence, options.flag_confidence) & np.isfinite(score)
         else:
@@ -146,9 +144,7 @@ class LabelError(IssueType):
             _leave_off_topic_out(found, score, suggested, confidence)
         _leave_out(np.isin(inputs.splits, TRUSTED_SPLITS), score, suggested, confidence)
         # Each tag is a two-class problem ("has" / "lacks"), so the noise channel has K = 2.
-        ceiling = label_noise_ceiling(confidence)
-        if options.correct_for_label_noise:
-            confidence = noise_corrected_confidence(confidence, ceiling, 2)
+        confidence, ceiling = _against_ceiling(confidence, options, 2)
         if options.flag_rule == "confident":
             # A suggestion that changes the set, sure of its least sure change (one that removes every
             # tag suggests no set: flagged all the same, and the cleaning finds no label to give).
@@ -176,6 +172,15 @@ class LabelError(IssueType):
         else:
             decisions.append(CleaningDecision(flagged, "keep", "label_error flagged for review (kept by policy)"))
         return decisions
+
+
+def _against_ceiling(confidence: np.ndarray, options: LabelErrorOptions, n_classes: int) -> tuple[np.ndarray, float]:
+    """The confidence read against the label-noise ceiling (unchanged when the option is off), and
+    the ceiling, which the summary reports either way."""
+    ceiling = label_noise_ceiling(confidence)
+    if options.correct_for_label_noise:
+        confidence = noise_corrected_confidence(confidence, ceiling, n_classes)
+    return confidence, ceiling
 
 
 def _leave_off_topic_out(found: Mapping[str, IssueResult], score: np.ndarray, suggested: np.ndarray,
