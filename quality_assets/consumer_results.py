@@ -144,8 +144,9 @@ def _experiment(train: str, eval_set: str, rows: pd.DataFrame) -> Experiment:
     )
 
 
-def _paired(raw_rows: pd.DataFrame, cleaned_rows: pd.DataFrame) -> tuple[int | None, int]:
-    """(seeds where cleaned beat raw, seeds both have a figure for); None won without a pair."""
+def seeds_won_by_cleaning(raw_rows: pd.DataFrame, cleaned_rows: pd.DataFrame) -> tuple[int | None, int]:
+    """(seeds where cleaned beat raw, seeds both have a figure for) of two experiments' per-seed rows
+    (`seed`, `accuracy`); None won without a pair."""
     both = pd.concat([raw_rows.set_index("seed")["accuracy"].rename("raw"),
                       cleaned_rows.set_index("seed")["accuracy"].rename("cleaned")], axis=1).dropna()
     return (int((both["cleaned"] > both["raw"]).sum()) if len(both) else None), int(len(both))
@@ -183,7 +184,7 @@ def summarise_consumer_result(rows: pd.DataFrame) -> ConsumerSummary | None:
                 TRAIN_SETS.index(train) if train in TRAIN_SETS else len(TRAIN_SETS), eval_set, train)
 
     comparisons = [_compare(e, experiments[("raw", e)], experiments[("cleaned", e)],
-                            _paired(blocks[("raw", e)], blocks[("cleaned", e)]))
+                            seeds_won_by_cleaning(blocks[("raw", e)], blocks[("cleaned", e)]))
                    for e in sorted({e for _, e in experiments}, key=lambda e: position(("raw", e)))
                    if ("raw", e) in experiments and ("cleaned", e) in experiments]
     if comparisons:

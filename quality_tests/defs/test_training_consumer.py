@@ -47,6 +47,10 @@ def test_cnn_consumer_reports_four_experiments_and_the_trusted_eval(tmp_path, st
         assert e.n_seeds == 2 and abs(e.mean - meta[f"cnn_{e.train}_train_{e.eval}_eval_mean"]) < 1e-4
     assert summary.headline.eval == "clean"
     assert abs(summary.headline.difference - meta["accuracy_change"]) < 1e-4
+    # The seeds won, paired by seed, count the stored per-seed figures of the trusted split.
+    clean = accuracies[accuracies["eval"] == "clean"].pivot(index="seed", columns="train", values="accuracy")
+    assert meta["seeds_paired"] == 2
+    assert meta["seeds_won"] == int((clean["cleaned"] > clean["raw"]).sum()) == summary.headline.seeds_won
 
 
 def test_unknown_consumer_is_refused(tmp_path, store, dagster_instance):

@@ -8,7 +8,9 @@ from typing import TYPE_CHECKING
 import dagster as dg
 
 from quality_assets.code_version import code_version
-from quality_assets.consumer_results import probe_accuracies, record_consumer_result, reuse_consumer_result
+from quality_assets.consumer_results import (
+    probe_accuracies, record_consumer_result, reuse_consumer_result, seeds_won_by_cleaning,
+)
 
 from quality_assets.defs.ingest.assets import raw_manifest
 from quality_assets.defs.representation.assets import embeddings
@@ -169,6 +171,8 @@ def _cnn_consumer(context: dg.AssetExecutionContext, frame,
     eval_set = "clean" if "clean" in set(result.summary["eval"]) else "cleaned"
     raw, _ = result.figure("raw", eval_set)
     cleaned, _ = result.figure("cleaned", eval_set)
+    per_seed = result.per_seed[result.per_seed["eval"] == eval_set]
+    won, paired = seeds_won_by_cleaning(per_seed[per_seed["train"] == "raw"], per_seed[per_seed["train"] == "cleaned"])
     context.log.info(f"CNN accuracy raw {raw:.4f} -> cleaned {cleaned:.4f} ({result.seconds:.0f}s)")
     return result, {
         "consumer": "cnn",
@@ -176,6 +180,9 @@ def _cnn_consumer(context: dg.AssetExecutionContext, frame,
         "accuracy_raw_split": raw,
         "accuracy_cleaned_split": cleaned,
         "accuracy_change": cleaned - raw,
+        # Paired by seed (one seed trains both models): a gain in most seeds says more than the means.
+        "seeds_won": dg.MetadataValue.int(won) if won is not None else dg.MetadataValue.null(),
+        "seeds_paired": paired,
         **result.metadata(),
         "cnn_experiments": dg.MetadataValue.md(result.summary.to_markdown(index=False, floatfmt=".4f")),
         "cnn_config": dg.MetadataValue.json(result.config),

@@ -1,0 +1,199 @@
+"""Label-error evidence from a network trained on the pixels, out of fold, against the service's.
+
+The service reads label errors from classifiers fitted on the frozen SSL representation
+(`quality_assets.scores.confident_learning`). cleanlab's own recipe fits the model on the data:
+K-fold, every sample's probabilities from a network that never saw it. This bench measures, on a
+benchmark-matrix cell kept with `--keep-images`, the label-error AP (the matrix's metric) of
+
+- `service`: the service's ranking (its default scoring on the cell's DINO vectors);
+- `cnn_scratch`: a small CNN trained from scratch per fold (`consumer_cnn.train_cnn`);
+- `cnn_dino`: the cell's DINO backbone with a linear head, fine-tuned per fold;
+- `repr`: the service's representation classifiers alone (`out_of_sample_probabilities`);
+- fusions: probabilities averaged, then cleanlab's label quality.
+
+    python benchmarks/bench_label_cnn.py CELL_DIR [--arms cnn_scratch cnn_dino] [--epochs 15]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from rescore_cell import load_cell  # noqa: E402
+
+from quality_assets.scoring import ScoreConfig  # noqa: E402
+from quality_lab.bench.methods import MethodResult, selfclean_rankings, thumbnails_for  # noqa: E402
+from quality_lab.bench.metrics import evaluate_method  # noqa: E402
+
+
+def _softmax_predict(model, x, batch_size: int = 256) -> np.ndarray:
+    import torch
+
+    out = []
+    with torch.inference_mode():
+        for start in range(0, len(x), batch_size):
+            out.append(torch.softmax(model(x[start:start + batch_size]).float(), 1).numpy())
+    return np.concatenate(out)
+
+
+def _folds(codes: np.ndarray, k: int, seed: int) -> np.ndarray:
+    from sklearn.model_selection import StratifiedKFold
+
+    counts = np.bincount(codes)
+    strata = np.where(counts[codes] >= k, codes, -1)
+    fold_of = np.empty(len(codes), dtype=np.int64)
+    for fold, (_, held) in enumerate(StratifiedKFold(k, shuffle=True, random_state=seed).split(codes, strata)):
+        fold_of[held] = fold
+    return fold_of
+
+
+def cnn_scratch_probs(images: np.ndarray, codes: np.ndarray, n_classes: int, *, k: int, epochs: int,
+                      seed: int) -> np.ndarray:
+    from quality_assets.consumer_cnn import CnnConfig, _as_tensor, train_cnn
+
+    fold_of = _folds(codes, k, seed)
+    probs = np.zeros((len(codes), n_classes))
+    x = _as_tensor(images)
+    for fold in range(k):
+        held = fold_of == fold
+        model = train_cnn(images[~held], codes[~held], n_classes, CnnConfig(epochs=epochs), seed=seed + fold)
+        probs[held] = _softmax_predict(model, x[np.flatnonzero(held)])
+    return probs
+
+
+def cnn_dino_probs(checkpoint: Path, image_paths: list[str], codes: np.ndarray, n_classes: int, *, k: int,
+                   epochs: int, seed: int, lr: float = 1e-3) -> np.ndarray:
+    """The DINO backbone and a linear head fine-tuned per fold (AdamW, one-cycle, shift augmentation)."""
+    import copy
+    import math
+
+    import torch
+    import torch.nn as nn
+
+    from quality_assets.consumer_cnn import _shift
+    from quality_assets.ssl.augment import normalize
+    from quality_assets.ssl.checkpoints import load_checkpoint
+    from quality_assets.ssl.data import load_image_tensor
+
+    backbone, meta = load_checkpoint(checkpoint)
+    pre = meta["preprocessing"]
+    x = load_image_tensor(image_paths, pre["image_size"], channels=3).float().div_(255.0)
+    x = normalize(x, tuple(pre["mean"]), tuple(pre["std"]))
+    fold_of = _folds(codes, k, seed)
+    probs = np.zeros((len(codes), n_classes))
+    y = torch.from_numpy(codes.astype(np.int64))
+    torch.set_num_threads(2)
+    for fold in range(k):
+        torch.manual_seed(seed + fold)
+        gen = torch.Generator().manual_seed(seed + fold)
+        model = nn.Sequential(copy.deepcopy(backbone), nn.Linear(int(meta["embedding_dim"]), n_classes))
+        model = model.to(memory_format=torch.channels_last)
+        train = np.flatnonzero(fold_of != fold)
+        opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=5e-4)
+        steps = max(1, math.ceil(len(train) / 64))
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps * epochs)
+        model.train()
+        pad = max(1, x.shape[-1] // 8)
+        for _ in range(epochs):
+            order = torch.from_numpy(train)[torch.randperm(len(train), generator=gen)]
+            for start in range(0, len(order), 64):
+                batch = order[start:start + 64]
+                if batch.numel() < 2:
+                    continue
+                loss = nn.functional.cross_entropy(model(_shift(x[batch], gen, pad)), y[batch])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+        model.eval()
+        held = np.flatnonzero(fold_of == fold)
+        probs[held] = _softmax_predict(model, x[held])
+    return probs
+
+
+def ranking_from_probs(codes: np.ndarray, probs: np.ndarray) -> np.ndarray:
+    from cleanlab.rank import get_label_quality_scores
+
+    quality = get_label_quality_scores(codes, probs)
+    return np.argsort(quality, kind="stable").astype(np.int64)
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("cell", type=Path)
+    parser.add_argument("--arms", nargs="+", default=["cnn_scratch", "cnn_dino"])
+    parser.add_argument("--epochs", type=int, default=15)
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args(argv)
+
+    data, vectors = load_cell(args.cell)
+    classes, codes = np.unique(data.labels, return_inverse=True)
+    n_classes = len(classes)
+    rankings: dict[str, np.ndarray] = {}
+    probs: dict[str, np.ndarray] = {}
+    seconds: dict[str, float] = {}
+
+    started = time.perf_counter()
+    service, _, _ = selfclean_rankings(vectors, data.manifest, k=16, config=ScoreConfig({}),
+                                       thumbnails=thumbnails_for(data))
+    rankings["service"] = service["label_error"]
+    seconds["service"] = time.perf_counter() - started
+
+    from quality_assets.scores.confident_learning import out_of_sample_probabilities
+
+    started = time.perf_counter()
+    probs["repr"] = out_of_sample_probabilities(vectors, codes, n_classes, seed=args.seed)
+    seconds["repr"] = time.perf_counter() - started
+
+    paths = [str(data.image_dir / p) for p in data.paths]
+    for arm in args.arms:
+        started = time.perf_counter()
+        cache = args.cell / f"probs_{arm}_e{args.epochs}_s{args.seed}.npy"
+        if cache.exists():
+            probs[arm] = np.load(cache)
+        elif arm == "cnn_scratch":
+            from quality_assets.consumer_cnn import load_images
+
+            probs[arm] = cnn_scratch_probs(load_images(paths), codes, n_classes, k=args.folds,
+                                           epochs=args.epochs, seed=args.seed)
+        elif arm == "cnn_dino":
+            probs[arm] = cnn_dino_probs(args.cell / "ssl_checkpoint.pt", paths, codes, n_classes, k=args.folds,
+                                        epochs=args.epochs, seed=args.seed)
+        else:
+            raise SystemExit(f"unknown arm {arm}")
+        np.save(cache, probs[arm])
+        seconds[arm] = time.perf_counter() - started
+        print(f"{arm}: {seconds[arm]:.0f} s, out-of-fold accuracy on the given labels "
+              f"{(probs[arm].argmax(1) == codes).mean():.3f}", flush=True)
+    print(f"repr: out-of-fold accuracy on the given labels {(probs['repr'].argmax(1) == codes).mean():.3f}")
+
+    for name, p in list(probs.items()):
+        rankings[name] = ranking_from_probs(codes, p)
+    for arm in args.arms:
+        rankings[f"repr+{arm}"] = ranking_from_probs(codes, (probs["repr"] + probs[arm]) / 2)
+
+    rows = []
+    for name, order in rankings.items():
+        for row in evaluate_method(MethodResult(name, "-", {"label_error": order}, 0.0), data):
+            rows.append({"method": name, "kind": row["kind"], "AP": row["AP"], "AUROC": row["AUROC"],
+                         "recall@n": row["recall@n"]})
+    table = pd.DataFrame(rows)
+    print(args.cell, json.dumps({k: round(v, 1) for k, v in seconds.items()}))
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    if args.out:
+        table.assign(cell=str(args.cell)).to_csv(args.out, index=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
