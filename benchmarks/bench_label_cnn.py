@@ -9,7 +9,10 @@ benchmark-matrix cell kept with `--keep-images`, the label-error AP (the matrix'
 - `cnn_scratch`: a small CNN trained from scratch per fold (`consumer_cnn.train_cnn`);
 - `cnn_dino`: the cell's DINO backbone with a linear head, fine-tuned per fold;
 - `repr`: the service's representation classifiers alone (`out_of_sample_probabilities`);
-- fusions: probabilities averaged, then cleanlab's label quality.
+- fusions: probabilities averaged, then cleanlab's label quality;
+- `<arm>_truth`: the same model fitted on the ground-truth labels (the protocol's flips undone), its
+  out-of-fold probabilities read against the given labels: how well this model family could rank
+  the flips if the other samples' labels were all right, a ceiling for confident learning on it.
 
     python benchmarks/bench_label_cnn.py CELL_DIR [--arms cnn_scratch cnn_dino] [--epochs 15]
 """
@@ -30,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from rescore_cell import load_cell  # noqa: E402
 
 from quality_assets.scoring import ScoreConfig  # noqa: E402
-from quality_lab.bench.methods import MethodResult, selfclean_rankings, thumbnails_for  # noqa: E402
+from quality_lab.bench.methods import MethodResult, thumbnails_for  # noqa: E402
 from quality_lab.bench.metrics import evaluate_method  # noqa: E402
 
 
@@ -119,6 +122,29 @@ def cnn_dino_probs(checkpoint: Path, image_paths: list[str], codes: np.ndarray, 
     return probs
 
 
+def service_label_scores(vectors: np.ndarray, data, config: ScoreConfig) -> np.ndarray:
+    """The service's label-error score per position (lower = likelier an error); NaN where it
+    scores nothing (off-topic samples, unlabelled ones)."""
+    from quality_assets.knn import build_knn_graph
+    from quality_assets.scoring import compute_scores
+
+    ids = data.manifest["sample_id"].to_numpy(dtype=object)
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    out = compute_scores(list(ids), build_knn_graph(vectors, k=16), data.manifest, config, vectors=vectors,
+                         thumbnails=thumbnails_for(data))
+    rows = out.issue_rows[out.issue_rows["issue_type"] == "label_error"]
+    score = np.full(len(ids), np.nan)
+    pos = pd.Series(np.arange(len(ids)), index=ids)
+    score[pos.loc[rows["sample_id"].to_numpy()].to_numpy()] = rows["score"].to_numpy(dtype=float)
+    return score
+
+
+def _order(score: np.ndarray) -> np.ndarray:
+    """Positions by score, lowest first; NaN scores are left off the ranking."""
+    finite = np.flatnonzero(np.isfinite(score))
+    return finite[np.argsort(score[finite], kind="stable")].astype(np.int64)
+
+
 def ranking_from_probs(codes: np.ndarray, probs: np.ndarray) -> np.ndarray:
     from cleanlab.rank import get_label_quality_scores
 
@@ -144,9 +170,8 @@ def main(argv: list[str]) -> int:
     seconds: dict[str, float] = {}
 
     started = time.perf_counter()
-    service, _, _ = selfclean_rankings(vectors, data.manifest, k=16, config=ScoreConfig({}),
-                                       thumbnails=thumbnails_for(data))
-    rankings["service"] = service["label_error"]
+    service_score = service_label_scores(vectors, data, ScoreConfig({}))
+    rankings["service"] = _order(service_score)
     seconds["service"] = time.perf_counter() - started
 
     from quality_assets.scores.confident_learning import out_of_sample_probabilities
@@ -155,32 +180,49 @@ def main(argv: list[str]) -> int:
     probs["repr"] = out_of_sample_probabilities(vectors, codes, n_classes, seed=args.seed)
     seconds["repr"] = time.perf_counter() - started
 
+    truth = data.truth[data.truth["issue_type"] == "label_error"]
+    true_labels = data.labels.copy()
+    true_labels[truth["index"].to_numpy()] = truth["true_label"].to_numpy()
+    true_codes = np.searchsorted(classes, true_labels)
+    assert (classes[true_codes] == true_labels).all()
+
     paths = [str(data.image_dir / p) for p in data.paths]
     for arm in args.arms:
+        fit_codes = true_codes if arm.endswith("_truth") else codes
+        model = arm.removesuffix("_truth")
         started = time.perf_counter()
         cache = args.cell / f"probs_{arm}_e{args.epochs}_s{args.seed}.npy"
         if cache.exists():
             probs[arm] = np.load(cache)
-        elif arm == "cnn_scratch":
+        elif model == "repr":
+            probs[arm] = out_of_sample_probabilities(vectors, fit_codes, n_classes, seed=args.seed)
+        elif model == "cnn_scratch":
             from quality_assets.consumer_cnn import load_images
 
-            probs[arm] = cnn_scratch_probs(load_images(paths), codes, n_classes, k=args.folds,
+            probs[arm] = cnn_scratch_probs(load_images(paths), fit_codes, n_classes, k=args.folds,
                                            epochs=args.epochs, seed=args.seed)
-        elif arm == "cnn_dino":
-            probs[arm] = cnn_dino_probs(args.cell / "ssl_checkpoint.pt", paths, codes, n_classes, k=args.folds,
+        elif model == "cnn_dino":
+            probs[arm] = cnn_dino_probs(args.cell / "ssl_checkpoint.pt", paths, fit_codes, n_classes, k=args.folds,
                                         epochs=args.epochs, seed=args.seed)
         else:
             raise SystemExit(f"unknown arm {arm}")
         np.save(cache, probs[arm])
         seconds[arm] = time.perf_counter() - started
+    for arm, p in probs.items():
         print(f"{arm}: {seconds[arm]:.0f} s, out-of-fold accuracy on the given labels "
-              f"{(probs[arm].argmax(1) == codes).mean():.3f}", flush=True)
-    print(f"repr: out-of-fold accuracy on the given labels {(probs['repr'].argmax(1) == codes).mean():.3f}")
+              f"{(p.argmax(1) == codes).mean():.3f}, on the true labels {(p.argmax(1) == true_codes).mean():.3f}")
 
     for name, p in list(probs.items()):
         rankings[name] = ranking_from_probs(codes, p)
-    for arm in args.arms:
+    for arm in [a for a in args.arms if not a.endswith("_truth") and a != "repr"]:
         rankings[f"repr+{arm}"] = ranking_from_probs(codes, (probs["repr"] + probs[arm]) / 2)
+
+    from cleanlab.rank import get_label_quality_scores
+
+    for arm in [a for a in args.arms if not a.endswith("_truth") and a != "repr"]:
+        quality = get_label_quality_scores(codes, probs[arm])
+        for w in (0.5, 0.33):
+            rankings[f"service*{arm}^{w}"] = _order(service_score ** (1 - w) * quality ** w)
 
     rows = []
     for name, order in rankings.items():

@@ -60,6 +60,13 @@ def load_cell(root: Path) -> tuple[BenchData, np.ndarray]:
     return data, vectors
 
 
+def cell_images(data: BenchData) -> np.ndarray:
+    """The cell's images as the service's pixel classifier loads them (`score_run._image_loader`)."""
+    from quality_assets.consumer_cnn import load_images
+
+    return load_images([str(data.image_dir / p) for p in data.paths])
+
+
 def main(argv: list[str]) -> int:
     if not argv:
         print(__doc__)
@@ -70,7 +77,7 @@ def main(argv: list[str]) -> int:
     for config in configs:
         started = time.perf_counter()
         rankings, extra, _ = selfclean_rankings(vectors, data.manifest, k=16, config=ScoreConfig(json.loads(config)),
-                                                thumbnails=thumbs)
+                                                thumbnails=thumbs, images=lambda: cell_images(data))
         rows = pd.DataFrame(evaluate_method(MethodResult("ours", config, rankings, 0.0), data))
         print(f"{root.name} {config} ({time.perf_counter() - started:.1f} s)")
         if len(rows):   # a clean cell has nothing to rank

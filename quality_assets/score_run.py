@@ -9,6 +9,7 @@ newest, which the public views read) and returned with `reused = True`. The scor
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 from dataclasses import dataclass, field
 
@@ -24,6 +25,7 @@ from quality_assets.property_view import property_vectors
 from quality_assets.representation import load_thumbnails, load_vectors
 from quality_assets.view_graphs import (load_graph, load_pixel_views, load_view_graph, manifest_for_scoring,
                                         planned_view_versions, stored_search_vectors)
+from quality_assets.scores.pixel_classifier import PIXEL_CLASSIFIER_CONFIG
 from quality_assets.scores.pixel_copies import VerifiedPairMemo
 from quality_assets.scoring import ScoreConfig, ScoreOutputs, compute_scores, summary_json
 from quality_assets.store import insert_df, run_query
@@ -97,7 +99,8 @@ def run_scores(conn: duckdb.DuckDBPyConnection, config: ScoreConfig, *, reuse: b
                              thumbnail_known=thumbnail_known, pixel=pixel, properties=properties,
                              copy_candidates=copy_candidates,
                              build_missing_views=False, pair_verifier=verifications,
-                             polar_vectors=stored_search_vectors(conn, "polar", sample_ids))
+                             polar_vectors=stored_search_vectors(conn, "polar", sample_ids),
+                             images=_image_loader(manifest_in_order))
     outputs.summary.update(pairs_verified_now=verifications.n_verified, pair_verdicts_reused=verifications.n_reused,
                            pairs_registered_now=verifications.n_registered)
     score_version = _score_version(view_versions, manifest_version, config)
@@ -125,6 +128,24 @@ def run_scores(conn: duckdb.DuckDBPyConnection, config: ScoreConfig, *, reuse: b
         raise
     return ScoreRun(score_version, graph_version, model_version, manifest_version, outputs,
                     json.loads(summary_json(outputs)), len(outputs.issue_rows), False)
+
+
+def _image_loader(manifest: pd.DataFrame):
+    """Loads the manifest's images (its row order) as the pixel classifier takes them: RGB at the first
+    image's largest side clipped to [32, 64] px (`consumer_cnn.load_images`'s rule), from a local or an
+    object-store data root."""
+    def load() -> np.ndarray:
+        from quality_assets.consumer_cnn import load_images
+        from quality_assets.data_roots import is_remote, join, read_object
+
+        if manifest.empty:
+            raise ValueError("no images to load")
+        files = [join(str(root), str(path)) for root, path in zip(manifest["data_root"], manifest["path"])]
+        first = manifest.iloc[0]
+        side = int(min(max(32, max(int(first["width"]), int(first["height"]))), PIXEL_CLASSIFIER_CONFIG.max_image_size))
+        sources = [io.BytesIO(read_object(f)) if is_remote(f) else f for f in files]
+        return load_images(sources, side, max_size=PIXEL_CLASSIFIER_CONFIG.max_image_size)
+    return load
 
 
 @dataclass

@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -114,7 +114,8 @@ def compute_scores(sample_ids: list[str], graph: KnnGraph, manifest: pd.DataFram
                    pixel: View | None = None, properties: View | None = None,
                    copy_candidates: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
                    build_missing_views: bool = True, pair_verifier=None,
-                   polar_vectors: np.ndarray | None = None) -> ScoreOutputs:
+                   polar_vectors: np.ndarray | None = None,
+                   images: Callable[[], np.ndarray] | None = None) -> ScoreOutputs:
     """Run every registered issue type. `manifest` rows, `vectors` and `thumbnails` must be aligned
     with `sample_ids` (the graph's node order).
 
@@ -125,6 +126,8 @@ def compute_scores(sample_ids: list[str], graph: KnnGraph, manifest: pd.DataFram
     `pair_verifier`: what verifies candidate pairs on the thumbnails (default
     `scores.pixel_copies.verify_pairs`; the service passes a `VerifiedPairMemo` over earlier runs).
     `polar_vectors`: the thumbnails' polar search vectors the copy search stored (NaN rows where none).
+    `images`: loads the images aligned with `sample_ids` (`ScoringInputs.images`), for options that
+    train on the pixels.
     """
     config = config or ScoreConfig()
     ids = np.asarray(sample_ids, dtype=object)
@@ -143,7 +146,7 @@ def compute_scores(sample_ids: list[str], graph: KnnGraph, manifest: pd.DataFram
         views["properties"] = properties
     inputs = ScoringInputs(ids, manifest, views, thumbnails=thumbnails, thumbnail_known=thumbnail_known,
                            copy_candidates=copy_candidates, pair_verifier=pair_verifier,
-                           polar_vectors=polar_vectors)
+                           polar_vectors=polar_vectors, images=images)
 
     found: dict[str, IssueResult] = {}
     rows, pair_frames, groups, confusions = [], [], [], []

@@ -257,3 +257,16 @@ def make_messy_imagefolder(root: Path, outside_dir: Path) -> dict[str, str]:
     (root / "train/cat/.DS_Store").write_bytes(b"\0\0\0\1Bud1")
     mark_complete(root)
     return expected
+
+
+def coloured_images(n_per_class: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """[3 n, 32, 32, 3] noisy images whose class is the colour of a square at a random place
+    (red / green / blue), codes 0..2."""
+    rng = np.random.default_rng(seed)
+    n = 3 * n_per_class
+    codes = np.repeat(np.arange(3), n_per_class)
+    images = rng.integers(40, 120, size=(n, 32, 32, 3)).astype(np.int16)
+    for i, c in enumerate(codes):
+        y, x = rng.integers(0, 16, size=2)
+        images[i, y:y + 16, x:x + 16, c] += 120
+    return np.clip(images, 0, 255).astype(np.uint8), codes

@@ -51,7 +51,7 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
-__all__ = ["ConfidentLearning", "MultiLabelConfidentLearning", "confident_learning",
+__all__ = ["ConfidentLearning", "MultiLabelConfidentLearning", "confident_learning", "deal_folds",
            "multi_label_confident_learning", "out_of_sample_probabilities", "out_of_sample_tag_probabilities"]
 
 # Folds by dataset size: 5 is cleanlab's recommendation; past 200k samples 3 folds lose little.
@@ -95,6 +95,26 @@ def out_of_sample_probabilities(features: np.ndarray, codes: np.ndarray, n_class
     return probs
 
 
+def deal_folds(codes: np.ndarray, anchored: np.ndarray, n_classes: int, *, folds: int | None = None,
+               seed: int = 0) -> tuple[np.ndarray, int]:
+    """(fold of each row, number of folds): stratified K-fold over the rows that are not anchored
+    (anchored rows get -1: in every fold's training data). K by dataset size unless `folds` is given,
+    at most the largest class's size and the number of free rows, at least 2. Callers deal in content
+    order (`_content_order`) so the same images land in the same folds wherever they sit."""
+    codes = np.asarray(codes)
+    free = np.flatnonzero(~np.asarray(anchored, dtype=bool))
+    k = folds or (_FOLDS_SMALL if len(codes) <= _LARGE else _FOLDS_LARGE)
+    counts = np.bincount(codes[free], minlength=n_classes)
+    k = int(max(2, min(k, counts[counts > 0].max(), free.size)))
+    # Stratify on classes that can be split; lone members of tiny classes fall in any fold.
+    strata = np.where(counts[codes[free]] >= k, codes[free], -1)
+    splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
+    fold_of = np.full(len(codes), -1, dtype=np.int64)
+    for fold, (_, held) in enumerate(splitter.split(np.zeros((free.size, 1)), strata)):
+        fold_of[free[held]] = fold
+    return fold_of, k
+
+
 def _out_of_fold(x: np.ndarray, codes: np.ndarray, n_classes: int, *, folds: int | None, seed: int,
                  anchor: np.ndarray | None, kernel: bool = True) -> np.ndarray:
     """:func:`out_of_sample_probabilities` on standardised features, the rows in content order."""
@@ -103,18 +123,9 @@ def _out_of_fold(x: np.ndarray, codes: np.ndarray, n_classes: int, *, folds: int
     anchored = np.zeros(n, dtype=bool) if anchor is None else np.asarray(anchor, dtype=bool)
     probs = np.zeros((n, n_classes))
     probs[np.flatnonzero(anchored), codes[anchored]] = 1.0
-    free = np.flatnonzero(~anchored)
-    if free.size == 0:
+    if anchored.all():
         return probs
-    k = folds or (_FOLDS_SMALL if n <= _LARGE else _FOLDS_LARGE)
-    counts = np.bincount(codes[free], minlength=n_classes)
-    k = int(max(2, min(k, counts[counts > 0].max(), free.size)))
-    # Stratify on classes that can be split; lone members of tiny classes fall in any fold.
-    strata = np.where(counts[codes[free]] >= k, codes[free], -1)
-    splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
-    fold_of = np.full(n, -1, dtype=np.int64)  # anchors stay -1: in every fold's training data
-    for fold, (_, held) in enumerate(splitter.split(x[free], strata)):
-        fold_of[free[held]] = fold
+    fold_of, k = deal_folds(codes, anchored, n_classes, folds=folds, seed=seed)
     machines = []  # (held rows, training rows) per fold with a kernel model
     for fold, (present, linear) in enumerate(_fold_lda(x, codes, fold_of, k)):
         held = np.flatnonzero(fold_of == fold)

@@ -106,10 +106,11 @@ def thumbnails_for(data: BenchData) -> np.ndarray:
 
 def selfclean_rankings(
     vectors: np.ndarray, manifest: pd.DataFrame, *, k: int = 16, config: Any = None,
-    thumbnails: np.ndarray | None = None,
+    thumbnails: np.ndarray | None = None, images: Any = None,
 ) -> tuple[dict[str, Any], dict[str, Any], Any]:
     """Our scores on ``vectors`` (plus the pixel view when ``thumbnails`` are given, as the
-    service does): (rankings, extra rankings, graph).
+    service does): (rankings, extra rankings, graph). ``images``: loads the images for options that
+    train on the pixels (``ScoringInputs.images``).
 
     rankings: off_topic, label_error, leakage, near_duplicate (pairs by the service's score).
     extra: ``off_topic_knn_baseline`` (mean kNN distance) and ``near_duplicate_distance``
@@ -122,7 +123,7 @@ def selfclean_rankings(
     ids = manifest["sample_id"].to_numpy(dtype=object)
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     graph = build_knn_graph(vectors, k=k)
-    out = compute_scores(list(ids), graph, manifest, config, vectors=vectors, thumbnails=thumbnails)
+    out = compute_scores(list(ids), graph, manifest, config, vectors=vectors, thumbnails=thumbnails, images=images)
     pos = pd.Series(np.arange(len(ids), dtype=np.int64), index=ids)
     rows = out.issue_rows
 

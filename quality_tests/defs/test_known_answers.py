@@ -107,3 +107,24 @@ def test_photo_from_another_domain_is_a_top_off_topic(audited):
         top = [r[0] for r in conn.execute(
             "SELECT path FROM issues WHERE issue_type = 'off_topic' ORDER BY rank LIMIT 3").fetchall()]
     assert "train/a/photo.png" in top
+
+
+def test_the_pixel_classifier_option_trains_on_the_data_roots_files(audited, tmp_path):
+    """A score run with `label_error.pixel_classifier` reads every image from its data root (a copy of
+    the audited store, so the other tests keep theirs) and still puts the flipped label first."""
+    import json
+
+    from quality_assets.score_run import run_scores
+    from quality_assets.scoring import ScoreConfig
+    from quality_assets.store import Store
+
+    shutil.copytree(audited.home, tmp_path / "home")
+    store = Store(tmp_path / "home")
+    with store.connect() as conn:
+        run = run_scores(conn, ScoreConfig({"label_error": {"pixel_classifier": True}}))
+        labels = conn.execute("SELECT path, suggested_label FROM issues WHERE issue_type = 'label_error' "
+                              "ORDER BY rank LIMIT 2").fetchall()
+        [(config_json,)] = conn.execute("SELECT config_json FROM score_runs WHERE score_version = ?",
+                                        [run.score_version]).fetchall()
+    assert not run.reused and json.loads(config_json)["label_error"]["pixel_classifier"] is True
+    assert ("train/b/mislabelled.png", "a") in labels

@@ -138,3 +138,37 @@ def test_option_values_of_the_wrong_type_are_refused():
         options_from_dict({"label_error": {"seed": 1.5}})
     options = options_from_dict({"label_error": {"flag_confidence": 1, "correct_for_label_noise": False}})
     assert options["label_error"].flag_confidence == 1 and not options["label_error"].correct_for_label_noise
+
+
+def test_the_pixel_classifier_finds_flips_the_representation_does_not_see():
+    """The SSL vectors carry no class here (noise); the images do (the colour of a square). Only the
+    option that trains a network on the pixels finds the flips; without it the images are never
+    loaded."""
+    from quality_tests.imagefolders import coloured_images
+
+    images, truth = coloured_images(50)
+    n = len(truth)
+    names = np.array(["red", "green", "blue"], dtype=object)
+    labels = names[truth].copy()
+    flipped = np.array([7, 60, 120, 140])
+    labels[flipped] = names[(truth[flipped] + 1) % 3]
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(n, 16)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    manifest = pd.DataFrame({"sample_id": [f"s{i:03d}" for i in range(n)], "label": labels, "split": ["train"] * n})
+    loads = []
+
+    def load():
+        loads.append(1)
+        return images
+
+    inputs = ScoringInputs(manifest.sample_id.to_numpy(dtype=object), manifest, {"ssl": View(build_knn_graph(x, 10), x)},
+                           images=load)
+    t = get_issue_type("label_error")
+    without = t.score(inputs, t.Options(), {})
+    assert not loads
+    assert len(set(np.argsort(without.score)[:4]) & set(flipped)) <= 1
+    with_pixels = t.score(inputs, t.Options(pixel_classifier=True), {})
+    assert len(loads) == 1
+    assert set(np.argsort(with_pixels.score)[:4]) == set(flipped)
+    assert list(with_pixels.suggested[flipped]) == list(names[truth[flipped]])

@@ -1,0 +1,80 @@
+"""Out-of-fold class probabilities from a small network trained on the images: label-error evidence
+that does not depend on what the self-supervised representation learned.
+
+cleanlab's own recipe: K-fold cross-validation of a model fitted on the data, each sample's
+probabilities from the fold model that never saw it. The representation classifiers of
+:mod:`quality_assets.scores.confident_learning` read the frozen SSL vectors; where those do not
+separate the classes (a short CPU DINO on 3,000 colour clip-art pictures of 64 px), a network
+trained on the labelled pixels does: on the benchmark matrix's clip-art cell its out-of-fold
+probabilities rank the protocol's label flips at AP 0.54 where the service reached 0.35
+(docs/benchmarks/matrix.md, "Update 2026-12-03"). The network is the CNN consumer's
+(:func:`quality_assets.consumer_cnn.train_cnn`: a timm `test_resnet` from scratch, no outside
+weights, random-shift augmentation, the data's own resolution clipped to [32, 64] px, colour kept).
+
+Folds are dealt as the representation classifiers deal them (`confident_learning.deal_folds`, in
+content order when keys are given); anchored rows (the `trusted` label book) sit in every fold's
+training data and get their own label as probability.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from quality_assets.consumer_cnn import CnnConfig, train_cnn
+from quality_assets.scores.confident_learning import _content_order, deal_folds
+
+__all__ = ["PIXEL_CLASSIFIER_CONFIG", "out_of_fold_pixel_probabilities"]
+
+# The consumer's network and schedule: 15 epochs, batch 64, AdamW with a one-cycle schedule.
+PIXEL_CLASSIFIER_CONFIG = CnnConfig()
+
+
+def out_of_fold_pixel_probabilities(images: np.ndarray, codes: np.ndarray, n_classes: int, *,
+                                    folds: int | None = None, seed: int = 0, anchor: np.ndarray | None = None,
+                                    order_key: np.ndarray | None = None,
+                                    config: CnnConfig = PIXEL_CLASSIFIER_CONFIG) -> np.ndarray:
+    """[n, n_classes] softmax probabilities, each row from a network trained without it.
+
+    `images` [n, s, s, 3] uint8 (one size for all, as `consumer_cnn.load_images` gives), `codes` in
+    0..n_classes-1. Fold f's network trains with seed `seed + f`, so a run is reproducible on the
+    same machine and thread count."""
+    import torch
+
+    from quality_assets.consumer_cnn import _as_tensor
+
+    images = np.asarray(images)
+    codes = np.asarray(codes, dtype=np.int64)
+    if images.ndim != 4 or images.shape[-1] != 3 or len(images) != len(codes):
+        raise ValueError(f"need [n, s, s, 3] images and one code per image, got {images.shape} and {codes.shape}")
+    if codes.size and (codes.min() < 0 or codes.max() >= n_classes):
+        raise ValueError("labels must be class codes in 0..n_classes-1")
+    n = len(codes)
+    anchored = np.zeros(n, dtype=bool) if anchor is None else np.asarray(anchor, dtype=bool)
+    probs = np.zeros((n, n_classes))
+    probs[np.flatnonzero(anchored), codes[anchored]] = 1.0
+    if anchored.all():
+        return probs
+    order = _content_order(n, order_key)
+    fold_in_order, k = deal_folds(codes[order], anchored[order], n_classes, folds=folds, seed=seed)
+    fold_of = np.empty(n, dtype=np.int64)
+    fold_of[order] = fold_in_order
+    x = _as_tensor(images)
+    for fold in range(k):
+        held = np.flatnonzero(fold_of == fold)
+        if held.size == 0:
+            continue
+        # Training rows in content order too: the batches a seed draws then pick the same images.
+        train = order[fold_in_order != fold]
+        present = np.unique(codes[train])
+        if present.size == 1:
+            probs[held, present[0]] = 1.0
+            continue
+        model = train_cnn(images[train], codes[train], n_classes, config, seed=seed + fold)
+        with torch.inference_mode():
+            for start in range(0, held.size, 256):
+                rows = held[start:start + 256]
+                logits = model(x[rows]).float()
+                # Classes absent from this fold's training data keep probability 0.
+                logits[:, np.setdiff1d(np.arange(n_classes), present)] = -torch.inf
+                probs[rows] = torch.softmax(logits, 1).numpy()
+    return probs
