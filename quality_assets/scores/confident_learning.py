@@ -51,7 +51,7 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
-__all__ = ["ConfidentLearning", "MultiLabelConfidentLearning", "confident_learning", "deal_folds",
+__all__ = ["ConfidentLearning", "MultiLabelConfidentLearning", "confident_learning", "anchored_probabilities", "deal_folds",
            "multi_label_confident_learning", "out_of_sample_probabilities", "out_of_sample_tag_probabilities"]
 
 # Folds by dataset size: 5 is cleanlab's recommendation; past 200k samples 3 folds lose little.
@@ -95,6 +95,16 @@ def out_of_sample_probabilities(features: np.ndarray, codes: np.ndarray, n_class
     return probs
 
 
+def anchored_probabilities(codes: np.ndarray, anchor: np.ndarray | None,
+                           n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """(anchored rows, [n, n_classes] probabilities): an anchored row's own label has probability 1,
+    every other entry is 0 until a fold model fills it."""
+    anchored = np.zeros(len(codes), dtype=bool) if anchor is None else np.asarray(anchor, dtype=bool)
+    probs = np.zeros((len(codes), n_classes))
+    probs[np.flatnonzero(anchored), np.asarray(codes)[anchored]] = 1.0
+    return anchored, probs
+
+
 def deal_folds(codes: np.ndarray, anchored: np.ndarray, n_classes: int, *, folds: int | None = None,
                seed: int = 0) -> tuple[np.ndarray, int]:
     """(fold of each row, number of folds): stratified K-fold over the rows that are not anchored
@@ -120,9 +130,7 @@ def _out_of_fold(x: np.ndarray, codes: np.ndarray, n_classes: int, *, folds: int
     """:func:`out_of_sample_probabilities` on standardised features, the rows in content order."""
     codes = np.asarray(codes)
     n = len(codes)
-    anchored = np.zeros(n, dtype=bool) if anchor is None else np.asarray(anchor, dtype=bool)
-    probs = np.zeros((n, n_classes))
-    probs[np.flatnonzero(anchored), codes[anchored]] = 1.0
+    anchored, probs = anchored_probabilities(codes, anchor, n_classes)
     if anchored.all():
         return probs
     fold_of, k = deal_folds(codes, anchored, n_classes, folds=folds, seed=seed)

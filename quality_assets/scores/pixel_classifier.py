@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from quality_assets.consumer_cnn import CnnConfig, train_cnn
-from quality_assets.scores.confident_learning import _content_order, deal_folds
+from quality_assets.scores.confident_learning import _content_order, anchored_probabilities, deal_folds
 
 __all__ = ["PIXEL_CLASSIFIER_CONFIG", "out_of_fold_pixel_probabilities"]
 
@@ -49,9 +49,7 @@ def out_of_fold_pixel_probabilities(images: np.ndarray, codes: np.ndarray, n_cla
     if codes.size and (codes.min() < 0 or codes.max() >= n_classes):
         raise ValueError("labels must be class codes in 0..n_classes-1")
     n = len(codes)
-    anchored = np.zeros(n, dtype=bool) if anchor is None else np.asarray(anchor, dtype=bool)
-    probs = np.zeros((n, n_classes))
-    probs[np.flatnonzero(anchored), codes[anchored]] = 1.0
+    anchored, probs = anchored_probabilities(codes, anchor, n_classes)
     if anchored.all():
         return probs
     order = _content_order(n, order_key)
