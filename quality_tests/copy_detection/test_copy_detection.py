@@ -57,7 +57,9 @@ def trained(tmp_path_factory):
     torch.set_num_threads(2)
     images = _write_and_read(_distinct_digits(N_DISTINCT), tmp_path_factory.mktemp("digits"))
     cfg = default_config(28, len(images), device="cpu")
-    cfg.steps, cfg.batch_size, cfg.warmup_steps = 40, 64, 5
+    # 80 steps, not 40: at 40 the clean-set flag rate sat at the 1% bound and crossed it on another
+    # CPU's float path (8 of 600 on an AVX-512 machine; seeds 0 / 1 flag 8 / 4 at 40 steps, 0 / 0 at 80).
+    cfg.steps, cfg.batch_size, cfg.warmup_steps = 80, 64, 5
     return images, train_copy_descriptor(np.stack(images), cfg)
 
 
