@@ -143,8 +143,12 @@ def _image_loader(manifest: pd.DataFrame):
         files = [join(str(root), str(path)) for root, path in zip(manifest["data_root"], manifest["path"])]
         first = manifest.iloc[0]
         side = int(min(max(32, max(int(first["width"]), int(first["height"]))), PIXEL_CLASSIFIER_CONFIG.max_image_size))
-        sources = [io.BytesIO(read_object(f)) if is_remote(f) else f for f in files]
-        return load_images(sources, side, max_size=PIXEL_CLASSIFIER_CONFIG.max_image_size)
+        try:
+            sources = [io.BytesIO(read_object(f)) if is_remote(f) else f for f in files]
+            return load_images(sources, side, max_size=PIXEL_CLASSIFIER_CONFIG.max_image_size)
+        except OSError as err:   # a file moved or changed since ingest: say which option needed it
+            raise ValueError(f"label_error.pixel_classifier needs every image of the manifest and could not read "
+                             f"one ({err}); re-ingest the data root or turn the option off") from err
     return load
 
 

@@ -60,7 +60,8 @@ class LabelErrorOptions(Cutoff):
     correct_for_label_noise: bool = True
     # Out-of-fold probabilities of a small CNN trained on the images (`scores.pixel_classifier`),
     # fused at the weight of the representation's evidence. Off by default until the whole matrix has
-    # measured it (seed-0 cells: label-error AP up on three of four datasets, clip art 0.35 -> 0.58);
+    # measured it (seven cells: label-error AP up on three of four datasets, clip art 0.32 -> 0.46,
+    # down on the 575 icons, 0.38 -> 0.35);
     # it trains five networks per score run (minutes on CPU at 3,000 images of 64 px). Single-label data.
     pixel_classifier: bool = False
     seed: int = 0

@@ -51,8 +51,8 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
-__all__ = ["ConfidentLearning", "MultiLabelConfidentLearning", "confident_learning", "anchored_probabilities", "deal_folds",
-           "multi_label_confident_learning", "out_of_sample_probabilities", "out_of_sample_tag_probabilities"]
+__all__ = ["ConfidentLearning", "MultiLabelConfidentLearning", "anchored_probabilities", "confident_learning",
+           "deal_folds", "multi_label_confident_learning", "out_of_sample_probabilities", "out_of_sample_tag_probabilities"]
 
 # Folds by dataset size: 5 is cleanlab's recommendation; past 200k samples 3 folds lose little.
 _FOLDS_SMALL, _FOLDS_LARGE, _LARGE = 5, 3, 200_000
