@@ -60,11 +60,18 @@ def load_cell(root: Path) -> tuple[BenchData, np.ndarray]:
     return data, vectors
 
 
-def cell_images(data: BenchData) -> np.ndarray:
-    """The cell's images as the service's pixel classifier loads them (`score_run._image_loader`)."""
+def cell_images(data: BenchData):
+    """Loads the cell's images at given positions as the service's pixel classifier does
+    (`score_run._image_loader`): decoded once, kept in memory."""
     from quality_assets.consumer_cnn import load_images
 
-    return load_images([str(data.image_dir / p) for p in data.paths])
+    kept: list[np.ndarray] = []
+
+    def load(rows: np.ndarray) -> np.ndarray:
+        if not kept:
+            kept.append(load_images([str(data.image_dir / p) for p in data.paths]))
+        return kept[0][rows]
+    return load
 
 
 def main(argv: list[str]) -> int:
@@ -77,7 +84,7 @@ def main(argv: list[str]) -> int:
     for config in configs:
         started = time.perf_counter()
         rankings, extra, _ = selfclean_rankings(vectors, data.manifest, k=16, config=ScoreConfig(json.loads(config)),
-                                                thumbnails=thumbs, images=lambda: cell_images(data))
+                                                thumbnails=thumbs, images=cell_images(data))
         rows = pd.DataFrame(evaluate_method(MethodResult("ours", config, rankings, 0.0), data))
         print(f"{root.name} {config} ({time.perf_counter() - started:.1f} s)")
         if len(rows):   # a clean cell has nothing to rank

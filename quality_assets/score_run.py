@@ -38,6 +38,8 @@ SCORE_SQL = ("manifest_for_scoring",)
 SPLIT_CODE_ROOTS = ("quality_assets.cleaning",)
 # A stored pixel verdict is read back only under the same verifier code and thumbnail size.
 VERIFIER_CODE_ROOTS = ("quality_assets.scores.pixel_copies", "quality_assets.scores.registration")
+# The pixel classifier's images are kept in memory up to this size (64 px RGB: about 40k images).
+_IMAGES_IN_MEMORY = 512 * 2**20
 
 
 def verifier_version() -> str:
@@ -131,24 +133,36 @@ def run_scores(conn: duckdb.DuckDBPyConnection, config: ScoreConfig, *, reuse: b
 
 
 def _image_loader(manifest: pd.DataFrame):
-    """Loads the manifest's images (its row order) as the pixel classifier takes them: RGB at the first
-    image's largest side clipped to [32, 64] px (`consumer_cnn.load_images`'s rule), from a local or an
-    object-store data root."""
-    def load() -> np.ndarray:
+    """Loads the manifest's images at the row positions asked for, as the pixel classifier takes them:
+    RGB at the first image's largest side clipped to [32, 64] px (`consumer_cnn.load_images`'s rule),
+    from a local or an object-store data root. A set that fits in `_IMAGES_IN_MEMORY` bytes is read
+    once and kept; a larger one is read per request (the classifier asks for bounded chunks)."""
+    cache: dict[str, np.ndarray] = {}
+
+    def read(rows: np.ndarray) -> np.ndarray:
         from quality_assets.consumer_cnn import load_images
         from quality_assets.data_roots import is_remote, join, read_object
 
         if manifest.empty:
             raise ValueError("no images to load")
-        files = [join(str(root), str(path)) for root, path in zip(manifest["data_root"], manifest["path"])]
         first = manifest.iloc[0]
         side = int(min(max(32, max(int(first["width"]), int(first["height"]))), PIXEL_CLASSIFIER_CONFIG.max_image_size))
+        picked = manifest.iloc[np.asarray(rows, dtype=np.int64)]
+        files = [join(str(root), str(path)) for root, path in zip(picked["data_root"], picked["path"])]
         try:
             sources = [io.BytesIO(read_object(f)) if is_remote(f) else f for f in files]
             return load_images(sources, side, max_size=PIXEL_CLASSIFIER_CONFIG.max_image_size)
         except OSError as err:   # a file moved or changed since ingest: say which option needed it
             raise ValueError(f"label_error.pixel_classifier needs every image of the manifest and could not read "
                              f"one ({err}); re-ingest the data root or turn the option off") from err
+
+    def load(rows: np.ndarray) -> np.ndarray:
+        side = PIXEL_CLASSIFIER_CONFIG.max_image_size
+        if len(manifest) * side * side * 3 > _IMAGES_IN_MEMORY:
+            return read(rows)
+        if "all" not in cache:
+            cache["all"] = read(np.arange(len(manifest)))
+        return cache["all"][np.asarray(rows, dtype=np.int64)]
     return load
 
 

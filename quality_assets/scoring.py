@@ -115,7 +115,7 @@ def compute_scores(sample_ids: list[str], graph: KnnGraph, manifest: pd.DataFram
                    copy_candidates: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
                    build_missing_views: bool = True, pair_verifier=None,
                    polar_vectors: np.ndarray | None = None,
-                   images: Callable[[], np.ndarray] | None = None) -> ScoreOutputs:
+                   images: Callable[[np.ndarray], np.ndarray] | None = None) -> ScoreOutputs:
     """Run every registered issue type. `manifest` rows, `vectors` and `thumbnails` must be aligned
     with `sample_ids` (the graph's node order).
 
@@ -126,8 +126,8 @@ def compute_scores(sample_ids: list[str], graph: KnnGraph, manifest: pd.DataFram
     `pair_verifier`: what verifies candidate pairs on the thumbnails (default
     `scores.pixel_copies.verify_pairs`; the service passes a `VerifiedPairMemo` over earlier runs).
     `polar_vectors`: the thumbnails' polar search vectors the copy search stored (NaN rows where none).
-    `images`: loads the images aligned with `sample_ids` (`ScoringInputs.images`), for options that
-    train on the pixels.
+    `images`: loads the images at given positions of `sample_ids` (`ScoringInputs.images`), for
+    options that train on the pixels.
     """
     config = config or ScoreConfig()
     ids = np.asarray(sample_ids, dtype=object)

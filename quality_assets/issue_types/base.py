@@ -91,9 +91,10 @@ class ScoringInputs:
     polar_vectors: np.ndarray | None = None
     # Verifies candidate pairs on the thumbnails, `verify_pairs`' signature (None: verify_pairs).
     pair_verifier: Callable[..., tuple[np.ndarray, np.ndarray]] | None = None
-    # Loads the images, [n, s, s, 3] uint8 aligned with `sample_ids`, for an issue type that trains
-    # on the pixels (label_error's `pixel_classifier`); called only then. None: no access to the files.
-    images: Callable[[], np.ndarray] | None = None
+    # Loads the images at the given positions of `sample_ids`, [len(rows), s, s, 3] uint8, for an issue
+    # type that trains on the pixels (label_error's `pixel_classifier`); called only then, in bounded
+    # chunks. None: no access to the files.
+    images: Callable[[np.ndarray], np.ndarray] | None = None
 
     @property
     def n(self) -> int:

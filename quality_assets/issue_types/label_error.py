@@ -127,8 +127,9 @@ class LabelError(IssueType):
 
             # A network trained on the pixels weighs as much as the representation's evidence
             # together, in the score and in the suggestion (docs/benchmarks/matrix.md, "Update 2026-12-03").
-            on_pixels = out_of_fold_pixel_probabilities(inputs.images()[rows], codes_all[rows], len(classes),
-                                                        seed=options.seed, anchor=trusted[rows], order_key=keys)
+            on_pixels = out_of_fold_pixel_probabilities(lambda at: inputs.images(rows[at]), codes_all[rows],
+                                                        len(classes), seed=options.seed, anchor=trusted[rows],
+                                                        order_key=keys)
             quality = get_label_quality_scores(codes_all[rows], on_pixels, method="self_confidence")
             score[rows] = np.sqrt(score[rows] * np.clip(quality, 0.0, 1.0))
             posterior = on_pixels if posterior is None else 0.5 * posterior + 0.5 * on_pixels

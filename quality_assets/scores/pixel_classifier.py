@@ -14,38 +14,76 @@ weights, random-shift augmentation, the data's own resolution clipped to [32, 64
 Folds are dealt as the representation classifiers deal them (`confident_learning.deal_folds`, in
 content order when keys are given); anchored rows (the `trusted` label book) sit in every fold's
 training data and get their own label as probability.
+
+Scale: a fold's network trains on at most `max_train_rows` of its training rows (anchored rows first,
+the rest a seeded draw), and the images come from a loader by row positions, so neither the
+training cost nor the memory grows past that bound with the data; every row is still predicted, in
+chunks, by the network that did not see it.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 
 from quality_assets.consumer_cnn import CnnConfig, train_cnn
 from quality_assets.scores.confident_learning import _content_order, anchored_probabilities, deal_folds
 
-__all__ = ["PIXEL_CLASSIFIER_CONFIG", "out_of_fold_pixel_probabilities"]
+__all__ = ["MAX_TRAIN_ROWS", "PIXEL_CLASSIFIER_CONFIG", "out_of_fold_pixel_probabilities"]
 
 # The consumer's network and schedule: 15 epochs, batch 64, AdamW with a one-cycle schedule.
 PIXEL_CLASSIFIER_CONFIG = CnnConfig()
+# Past this many training rows a fold's network sees a draw of them: 5 folds x 15 epochs x 20k rows
+# is the cost ceiling whatever the data's size (the representation classifiers carry the rest).
+MAX_TRAIN_ROWS = 20_000
+_PREDICT_CHUNK = 2048
+
+ImageRows = np.ndarray | Callable[[np.ndarray], np.ndarray]
 
 
-def out_of_fold_pixel_probabilities(images: np.ndarray, codes: np.ndarray, n_classes: int, *,
+def _rows_of(images: ImageRows, rows: np.ndarray) -> np.ndarray:
+    out = np.asarray(images(rows) if callable(images) else images[rows])
+    if out.ndim != 4 or out.shape[-1] != 3 or len(out) != len(rows):
+        raise ValueError(f"need [n, s, s, 3] images, one per row asked for; got {out.shape} for {len(rows)} rows")
+    return out
+
+
+def _capped(train: np.ndarray, anchored: np.ndarray, cap: int, seed: int) -> np.ndarray:
+    """At most `cap` of the positions `train`, anchored ones first, in their given order."""
+    if train.size <= cap:
+        return train
+    keep = anchored[train]
+    if keep.sum() < cap:
+        rest = np.flatnonzero(~keep)
+        keep[np.random.default_rng(seed).choice(rest, cap - int(keep.sum()), replace=False)] = True
+    else:
+        keep[np.flatnonzero(keep)[cap:]] = False
+    return train[keep]
+
+
+def out_of_fold_pixel_probabilities(images: ImageRows, codes: np.ndarray, n_classes: int, *,
                                     folds: int | None = None, seed: int = 0, anchor: np.ndarray | None = None,
                                     order_key: np.ndarray | None = None,
-                                    config: CnnConfig = PIXEL_CLASSIFIER_CONFIG) -> np.ndarray:
+                                    config: CnnConfig = PIXEL_CLASSIFIER_CONFIG,
+                                    max_train_rows: int = MAX_TRAIN_ROWS) -> np.ndarray:
     """[n, n_classes] softmax probabilities, each row from a network trained without it.
 
-    `images` [n, s, s, 3] uint8 (one size for all, as `consumer_cnn.load_images` gives), `codes` in
-    0..n_classes-1. Fold f's network trains with seed `seed + f`, so a run is reproducible on the
-    same machine and thread count."""
+    `images`: [n, s, s, 3] uint8 (one size for all, as `consumer_cnn.load_images` gives), or a
+    function that returns those of the row positions it is given. `codes` in 0..n_classes-1. Fold
+    f's network trains with seed `seed + f`, so a run is reproducible on the same machine and thread
+    count."""
     import torch
 
     from quality_assets.consumer_cnn import _as_tensor
 
-    images = np.asarray(images)
     codes = np.asarray(codes, dtype=np.int64)
-    if images.ndim != 4 or images.shape[-1] != 3 or len(images) != len(codes):
-        raise ValueError(f"need [n, s, s, 3] images and one code per image, got {images.shape} and {codes.shape}")
+    if not callable(images):
+        images = np.asarray(images)
+        if images.ndim != 4 or images.shape[-1] != 3 or len(images) != len(codes):
+            raise ValueError(f"need [n, s, s, 3] images and one code per image, got {images.shape} and {codes.shape}")
+    if max_train_rows < 2:
+        raise ValueError(f"max_train_rows must be at least 2, got {max_train_rows}")
     if codes.size and (codes.min() < 0 or codes.max() >= n_classes):
         raise ValueError("labels must be class codes in 0..n_classes-1")
     n = len(codes)
@@ -56,23 +94,24 @@ def out_of_fold_pixel_probabilities(images: np.ndarray, codes: np.ndarray, n_cla
     fold_in_order, k = deal_folds(codes[order], anchored[order], n_classes, folds=folds, seed=seed)
     fold_of = np.empty(n, dtype=np.int64)
     fold_of[order] = fold_in_order
-    x = _as_tensor(images)
     for fold in range(k):
         held = np.flatnonzero(fold_of == fold)
         if held.size == 0:
             continue
         # Training rows in content order too: the batches a seed draws then pick the same images.
-        train = order[fold_in_order != fold]
+        train = _capped(order[fold_in_order != fold], anchored, max_train_rows, seed + fold)
         present = np.unique(codes[train])
         if present.size == 1:
             probs[held, present[0]] = 1.0
             continue
-        model = train_cnn(images[train], codes[train], n_classes, config, seed=seed + fold)
+        model = train_cnn(_rows_of(images, train), codes[train], n_classes, config, seed=seed + fold)
         with torch.inference_mode():
-            for start in range(0, held.size, 256):
-                rows = held[start:start + 256]
-                logits = model(x[rows]).float()
-                # Classes absent from this fold's training data keep probability 0.
-                logits[:, np.setdiff1d(np.arange(n_classes), present)] = -torch.inf
-                probs[rows] = torch.softmax(logits, 1).numpy()
+            for start in range(0, held.size, _PREDICT_CHUNK):
+                chunk = held[start:start + _PREDICT_CHUNK]
+                x = _as_tensor(_rows_of(images, chunk))
+                for at in range(0, chunk.size, 256):
+                    logits = model(x[at:at + 256]).float()
+                    # Classes absent from this fold's training data keep probability 0.
+                    logits[:, np.setdiff1d(np.arange(n_classes), present)] = -torch.inf
+                    probs[chunk[at:at + 256]] = torch.softmax(logits, 1).numpy()
     return probs

@@ -158,9 +158,9 @@ def test_the_pixel_classifier_finds_flips_the_representation_does_not_see():
     manifest = pd.DataFrame({"sample_id": [f"s{i:03d}" for i in range(n)], "label": labels, "split": ["train"] * n})
     loads = []
 
-    def load():
-        loads.append(1)
-        return images
+    def load(rows):
+        loads.append(len(rows))
+        return images[rows]
 
     inputs = ScoringInputs(manifest.sample_id.to_numpy(dtype=object), manifest, {"ssl": View(build_knn_graph(x, 10), x)},
                            images=load)
@@ -169,6 +169,6 @@ def test_the_pixel_classifier_finds_flips_the_representation_does_not_see():
     assert not loads
     assert len(set(np.argsort(without.score)[:4]) & set(flipped)) <= 1
     with_pixels = t.score(inputs, t.Options(pixel_classifier=True), {})
-    assert len(loads) == 1
+    assert sum(loads) >= n   # every row predicted, by a network that trained without it
     assert set(np.argsort(with_pixels.score)[:4]) == set(flipped)
     assert list(with_pixels.suggested[flipped]) == list(names[truth[flipped]])

@@ -40,6 +40,30 @@ def test_anchors_keep_their_label_and_runs_repeat():
     np.testing.assert_allclose(moved, first[perm], atol=1e-5)
 
 
+def test_a_capped_run_reads_rows_through_the_loader_trains_on_the_anchors_and_still_finds_the_flips():
+    images, truth = coloured_images(40)
+    given = truth.copy()
+    flipped = np.array([5, 50, 100, 115])
+    given[flipped] = (truth[flipped] + 1) % 3
+    anchor = np.zeros(120, dtype=bool)
+    anchor[[0, 41, 82]] = True
+    asked: list[np.ndarray] = []
+
+    def load(rows):
+        asked.append(np.asarray(rows))
+        return images[rows]
+
+    probs = out_of_fold_pixel_probabilities(load, given, 3, anchor=anchor, config=QUICK, max_train_rows=60)
+    training, predicted = asked[0::2], asked[1::2]   # per fold: its training rows, then its held-out rows
+    assert len(training) == 5 and all(rows.size == 60 for rows in training)
+    assert all(set(np.flatnonzero(anchor)) <= set(rows) for rows in training)
+    held = np.concatenate(predicted)
+    assert sorted(held) == sorted(np.flatnonzero(~anchor))   # every other row once, by a fold that did not train on it
+    assert all(not set(p) & set(t) for p, t in zip(predicted, training))
+    self_confidence = probs[np.arange(120), given]
+    assert set(np.argsort(self_confidence)[:4]) == set(flipped)
+
+
 def test_bad_input_is_refused_with_a_reason():
     images, codes = coloured_images(4)
     with pytest.raises(ValueError, match="one code per image"):
@@ -48,3 +72,7 @@ def test_bad_input_is_refused_with_a_reason():
         out_of_fold_pixel_probabilities(images[..., 0], codes, 3, config=TINY)
     with pytest.raises(ValueError, match="class codes"):
         out_of_fold_pixel_probabilities(images, codes + 1, 3, config=TINY)
+    with pytest.raises(ValueError, match="max_train_rows"):
+        out_of_fold_pixel_probabilities(images, codes, 3, config=TINY, max_train_rows=1)
+    with pytest.raises(ValueError, match="one per row asked for"):
+        out_of_fold_pixel_probabilities(lambda rows: images[:1], codes, 3, config=TINY)
