@@ -24,7 +24,7 @@ from PIL import Image
 from quality_assets.imaging import inspect_image
 from quality_assets.scoring import ScoreConfig
 from quality_lab.bench.data import BenchData
-from quality_lab.bench.methods import MethodResult, selfclean_rankings, thumbnails_for
+from quality_lab.bench.methods import MethodResult, pixel_image_loader, selfclean_rankings, thumbnails_for
 from quality_lab.bench.metrics import evaluate_method
 
 COLUMNS = ("issue_type", "kind", "AP", "AUROC", "recall@n")
@@ -60,20 +60,6 @@ def load_cell(root: Path) -> tuple[BenchData, np.ndarray]:
     return data, vectors
 
 
-def cell_images(data: BenchData):
-    """Loads the cell's images at given positions as the service's pixel classifier does
-    (`score_run._image_loader`): decoded once, kept in memory."""
-    from quality_assets.consumer_cnn import load_images
-
-    kept: list[np.ndarray] = []
-
-    def load(rows: np.ndarray) -> np.ndarray:
-        if not kept:
-            kept.append(load_images([str(data.image_dir / p) for p in data.paths]))
-        return kept[0][rows]
-    return load
-
-
 def main(argv: list[str]) -> int:
     if not argv:
         print(__doc__)
@@ -84,7 +70,7 @@ def main(argv: list[str]) -> int:
     for config in configs:
         started = time.perf_counter()
         rankings, extra, _ = selfclean_rankings(vectors, data.manifest, k=16, config=ScoreConfig(json.loads(config)),
-                                                thumbnails=thumbs, images=cell_images(data))
+                                                thumbnails=thumbs, images=pixel_image_loader(data))
         rows = pd.DataFrame(evaluate_method(MethodResult("ours", config, rankings, 0.0), data))
         print(f"{root.name} {config} ({time.perf_counter() - started:.1f} s)")
         if len(rows):   # a clean cell has nothing to rank

@@ -63,7 +63,8 @@ import pandas as pd
 from PIL import Image
 
 from quality_lab.bench.data import MARKER, BenchData
-from quality_lab.bench.methods import MethodResult, selfclean_rankings, ssl_and_random_vectors, thumbnails_for
+from quality_lab.bench.methods import (MethodResult, pixel_image_loader, selfclean_rankings, ssl_and_random_vectors,
+                                       thumbnails_for)
 from quality_lab.bench.metrics import WITHOUT_SOURCE_DUPLICATES, _random_rows, evaluate_method
 from quality_lab.datasets import DATASETS, DatasetUnavailable, foreign_photos, load_dataset
 from quality_lab.protocol import ProtocolRates, inject, inject_leakage, leak_count_for_rate
@@ -354,7 +355,8 @@ def run_cell(name: str, seed: int, out: Path, *, n_samples: int, peers: Sequence
     ssl, ssl_info = _ssl_vectors(data, "contaminated", seed=seed, quick=quick, reused=reused, say=say)
     thumbs = thumbnails_for(data)
     t0 = time.perf_counter()
-    rankings, extra, _ = selfclean_rankings(ssl, data.manifest, k=16, thumbnails=thumbs)
+    rankings, extra, _ = selfclean_rankings(ssl, data.manifest, k=16, thumbnails=thumbs,
+                                            images=pixel_image_loader(data))
     t_ours = time.perf_counter() - t0 + ssl_info["seconds"]
     results = [
         MethodResult("ours", "service", rankings, t_ours, ssl_info),

@@ -9,8 +9,9 @@ multi-label confident learning, a sample's score its worst tag, the suggestion t
 the tags the evidence disagrees with added or removed, and the confusion table per tag
 (t -> "(no t)" extra tags, "(no t)" -> t missed tags).
 
-With `pixel_classifier` on, a small CNN trained on the images out of fold
-(`scores.pixel_classifier`) adds evidence that does not depend on the SSL representation.
+With `pixel_classifier` on (by default when the classes have enough images), a small CNN trained on
+the images out of fold (`scores.pixel_classifier`) adds evidence that does not depend on the SSL
+representation.
 
 The `trusted` split (a checked label book) is clean ground: its samples are never candidates (no
 score, no suggestion), their labels vote as neighbours and anchor every fold of the classifier."""
@@ -34,13 +35,14 @@ from quality_assets.scores.label_error import (
     noise_corrected_confidence,
 )
 from quality_assets.scores.multi_label import is_multi_label, multi_label_errors, tag_confusion
-from quality_assets.scores.pixel_classifier import out_of_fold_pixel_probabilities
+from quality_assets.scores.pixel_classifier import MAX_TRAIN_ROWS, out_of_fold_pixel_probabilities
 from quality_assets.splits import TRUSTED_SPLITS
 
 _MULTI_LABEL_MODES = ("auto", "on", "off")
 
 
 _FLAG_RULES = ("confident", "cut")
+_PIXEL_MODES = ("auto", "on", "off")
 
 
 @dataclass(frozen=True)
@@ -59,11 +61,14 @@ class LabelErrorOptions(Cutoff):
     # (`scores.label_error.noise_corrected_confidence`); off: the raw averaged posterior.
     correct_for_label_noise: bool = True
     # Out-of-fold probabilities of a small CNN trained on the images (`scores.pixel_classifier`),
-    # fused at the weight of the representation's evidence. Off by default until the whole matrix has
-    # measured it (seven cells: label-error AP up on three of four datasets, clip art 0.32 -> 0.46,
-    # down on the 575 icons, 0.38 -> 0.35);
-    # it trains five networks per score run (minutes on CPU at 3,000 images of 64 px). Single-label data.
-    pixel_classifier: bool = False
+    # fused at the weight of the representation's evidence. auto: on when a fold's network sees at
+    # least `pixel_min_per_class` images per class on average within `pixel_max_train_rows`. A CNN
+    # from scratch needs that much: on the matrix, 300 per class lifted label-error AP on three of four
+    # datasets, at 85 per class (the icons) even networks fitted on the true labels ranked the flips
+    # below the representation (docs/benchmarks/matrix.md, "Update 2026-12-03"). on | off. Single-label.
+    pixel_classifier: str = "auto"
+    pixel_min_per_class: int = 200
+    pixel_max_train_rows: int = MAX_TRAIN_ROWS
     seed: int = 0
 
 
@@ -88,6 +93,12 @@ class LabelError(IssueType):
             raise ValueError(f"label_error flag_rule must be one of {_FLAG_RULES}, got {options.flag_rule!r}")
         if not 0.0 < options.flag_confidence <= 1.0:
             raise ValueError(f"label_error flag_confidence must be in (0, 1], got {options.flag_confidence!r}")
+        if options.pixel_classifier not in _PIXEL_MODES:
+            raise ValueError(f"label_error pixel_classifier must be one of {_PIXEL_MODES}, "
+                             f"got {options.pixel_classifier!r}")
+        if options.pixel_min_per_class < 1 or options.pixel_max_train_rows < 2:
+            raise ValueError("label_error pixel_min_per_class must be at least 1 and pixel_max_train_rows at "
+                             f"least 2, got {options.pixel_min_per_class!r} and {options.pixel_max_train_rows!r}")
         if options.multi_label not in _MULTI_LABEL_MODES:
             raise ValueError(f"label_error multi_label must be one of {_MULTI_LABEL_MODES}, "
                              f"got {options.multi_label!r}")
@@ -122,17 +133,18 @@ class LabelError(IssueType):
             # Suggestion: the classifier's out-of-fold probabilities and the neighbours' vote, averaged.
             votes = knn_vote_shares(inputs.graph, codes_all, len(classes))[rows]
             posterior = 0.5 * learned.pred_probs + 0.5 * votes.toarray()
-        if options.pixel_classifier and inputs.images is not None and len(classes) >= 2 and rows.size >= 20:
+        on_pixels = _uses_pixel_classifier(options, inputs, rows.size, len(classes))
+        if on_pixels:
             from cleanlab.rank import get_label_quality_scores
 
             # A network trained on the pixels weighs as much as the representation's evidence
             # together, in the score and in the suggestion (docs/benchmarks/matrix.md, "Update 2026-12-03").
-            on_pixels = out_of_fold_pixel_probabilities(lambda at: inputs.images(rows[at]), codes_all[rows],
-                                                        len(classes), seed=options.seed, anchor=trusted[rows],
-                                                        order_key=keys)
-            quality = get_label_quality_scores(codes_all[rows], on_pixels, method="self_confidence")
+            pixel_probs = out_of_fold_pixel_probabilities(
+                lambda at: inputs.images(rows[at]), codes_all[rows], len(classes), seed=options.seed,
+                anchor=trusted[rows], order_key=keys, max_train_rows=options.pixel_max_train_rows)
+            quality = get_label_quality_scores(codes_all[rows], pixel_probs, method="self_confidence")
             score[rows] = np.sqrt(score[rows] * np.clip(quality, 0.0, 1.0))
-            posterior = on_pixels if posterior is None else 0.5 * posterior + 0.5 * on_pixels
+            posterior = pixel_probs if posterior is None else 0.5 * posterior + 0.5 * pixel_probs
         if posterior is not None:
             best = posterior.argmax(1)
             suggested[rows] = classes[best]
@@ -150,7 +162,8 @@ class LabelError(IssueType):
         rate = float(flag[labelled].mean()) if labelled.any() else 0.0
         return IssueResult(score=score, is_issue=flag, suggested=suggested, confidence=confidence,
                            confusion=confusion,
-                           summary={"label_error_rate": rate, "label_noise_ceiling": round(ceiling, 4)})
+                           summary={"label_error_rate": rate, "label_noise_ceiling": round(ceiling, 4),
+                                    "pixel_classifier_used": bool(on_pixels)})
 
     def _score_tags(self, inputs: ScoringInputs, options: LabelErrorOptions,
                     found: Mapping[str, IssueResult]) -> IssueResult:
@@ -232,3 +245,18 @@ def _content_keys(inputs: ScoringInputs) -> np.ndarray | None:
     if "path" not in inputs.manifest.columns:
         return sha
     return np.char.add(np.char.add(sha, "\x00"), inputs.manifest["path"].to_numpy(dtype=object).astype(str))
+
+
+def _uses_pixel_classifier(options: LabelErrorOptions, inputs: ScoringInputs, n_labelled: int,
+                           n_classes: int) -> bool:
+    """Whether this run trains the pixel classifier: never without the image files or with fewer
+    than 20 labelled rows of two classes; `auto` when the average class has `pixel_min_per_class`
+    images, both in the data and in a fold's capped training rows."""
+    mode = options.pixel_classifier
+    if mode == "off" or inputs.images is None or n_classes < 2 or n_labelled < 20:
+        return False
+    if mode == "on":
+        return True
+    per_class = min(n_labelled * 0.8, options.pixel_max_train_rows) / n_classes   # 5 folds: 4/5 train
+    return per_class >= options.pixel_min_per_class
+

@@ -257,15 +257,17 @@ def _content_order(n: int, order_key: np.ndarray | None) -> np.ndarray:
     return np.arange(n) if order_key is None else np.argsort(np.asarray(order_key), kind="stable")
 
 
-def _training_rows(rows: np.ndarray, codes: np.ndarray, anchored: np.ndarray, rank: np.ndarray) -> np.ndarray:
-    """A fold's training rows for the kernel model, in content order: all of them up to
-    MAX_TRAIN_ROWS; else anchors (the label book) first, up to half of it, then the other rows, each
-    part a per-class share (`_first_per_class`)."""
+def _training_rows(rows: np.ndarray, codes: np.ndarray, anchored: np.ndarray, rank: np.ndarray,
+                   cap: int | None = None) -> np.ndarray:
+    """A fold's training rows for a capped model (the kernel model; the pixel classifier), in
+    content order: all of them up to `cap` (default MAX_TRAIN_ROWS); else anchors (the label book)
+    first, up to half of it, then the other rows, each part a per-class share (`_first_per_class`)."""
+    cap = MAX_TRAIN_ROWS if cap is None else cap
     rows = rows[np.argsort(rank[rows], kind="stable")]
-    if rows.size <= MAX_TRAIN_ROWS:
+    if rows.size <= cap:
         return rows
-    anchors = _first_per_class(rows[anchored[rows]], codes, MAX_TRAIN_ROWS // 2)
-    others = _first_per_class(rows[~anchored[rows]], codes, MAX_TRAIN_ROWS - anchors.size)
+    anchors = _first_per_class(rows[anchored[rows]], codes, cap // 2)
+    others = _first_per_class(rows[~anchored[rows]], codes, cap - anchors.size)
     kept = np.concatenate([anchors, others])
     return kept[np.argsort(rank[kept], kind="stable")]
 

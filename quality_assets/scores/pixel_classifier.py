@@ -28,15 +28,17 @@ from collections.abc import Callable
 import numpy as np
 
 from quality_assets.consumer_cnn import CnnConfig, train_cnn
-from quality_assets.scores.confident_learning import _content_order, anchored_probabilities, deal_folds
+from quality_assets.scores.confident_learning import (_content_order, _training_rows, anchored_probabilities,
+                                                      deal_folds)
 
 __all__ = ["MAX_TRAIN_ROWS", "PIXEL_CLASSIFIER_CONFIG", "out_of_fold_pixel_probabilities"]
 
 # The consumer's network and schedule: 15 epochs, batch 64, AdamW with a one-cycle schedule.
 PIXEL_CLASSIFIER_CONFIG = CnnConfig()
-# Past this many training rows a fold's network sees a draw of them: 5 folds x 15 epochs x 20k rows
-# is the cost ceiling whatever the data's size (the representation classifiers carry the rest).
-MAX_TRAIN_ROWS = 20_000
+# Past this many training rows a fold's network sees a per-class share of them (anchors first, as the
+# kernel model's folds take theirs): 5 folds x 15 epochs x 5,000 rows of 64 px is about 13 minutes on
+# two CPU cores, the ceiling whatever the data's size (the representation's LDA sees every row).
+MAX_TRAIN_ROWS = 5_000
 _PREDICT_CHUNK = 2048
 
 ImageRows = np.ndarray | Callable[[np.ndarray], np.ndarray]
@@ -47,19 +49,6 @@ def _rows_of(images: ImageRows, rows: np.ndarray) -> np.ndarray:
     if out.ndim != 4 or out.shape[-1] != 3 or len(out) != len(rows):
         raise ValueError(f"need [n, s, s, 3] images, one per row asked for; got {out.shape} for {len(rows)} rows")
     return out
-
-
-def _capped(train: np.ndarray, anchored: np.ndarray, cap: int, seed: int) -> np.ndarray:
-    """At most `cap` of the positions `train`, anchored ones first, in their given order."""
-    if train.size <= cap:
-        return train
-    keep = anchored[train]
-    if keep.sum() < cap:
-        rest = np.flatnonzero(~keep)
-        keep[np.random.default_rng(seed).choice(rest, cap - int(keep.sum()), replace=False)] = True
-    else:
-        keep[np.flatnonzero(keep)[cap:]] = False
-    return train[keep]
 
 
 def out_of_fold_pixel_probabilities(images: ImageRows, codes: np.ndarray, n_classes: int, *,
@@ -94,12 +83,14 @@ def out_of_fold_pixel_probabilities(images: ImageRows, codes: np.ndarray, n_clas
     fold_in_order, k = deal_folds(codes[order], anchored[order], n_classes, folds=folds, seed=seed)
     fold_of = np.empty(n, dtype=np.int64)
     fold_of[order] = fold_in_order
+    rank = np.empty(n, dtype=np.int64)
+    rank[order] = np.arange(n)
     for fold in range(k):
         held = np.flatnonzero(fold_of == fold)
         if held.size == 0:
             continue
         # Training rows in content order too: the batches a seed draws then pick the same images.
-        train = _capped(order[fold_in_order != fold], anchored, max_train_rows, seed + fold)
+        train = _training_rows(order[fold_in_order != fold], codes, anchored, rank, max_train_rows)
         present = np.unique(codes[train])
         if present.size == 1:
             probs[held, present[0]] = 1.0

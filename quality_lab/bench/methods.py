@@ -104,6 +104,20 @@ def thumbnails_for(data: BenchData) -> np.ndarray:
     return load_image_tensor(paths, THUMBNAIL_SIZE, channels=1).numpy()[:, 0]
 
 
+def pixel_image_loader(data: BenchData):
+    """Loads the data's images at given positions as the service's pixel classifier does
+    (`score_run._image_loader`): decoded once on first use, kept in memory."""
+    kept: list[np.ndarray] = []
+
+    def load(rows: np.ndarray) -> np.ndarray:
+        from quality_assets.consumer_cnn import load_images
+
+        if not kept:
+            kept.append(load_images([str(data.image_dir / p) for p in data.paths]))
+        return kept[0][rows]
+    return load
+
+
 def selfclean_rankings(
     vectors: np.ndarray, manifest: pd.DataFrame, *, k: int = 16, config: Any = None,
     thumbnails: np.ndarray | None = None, images: Any = None,

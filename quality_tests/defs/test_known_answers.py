@@ -121,10 +121,10 @@ def test_the_pixel_classifier_option_trains_on_the_data_roots_files(audited, tmp
     shutil.copytree(audited.home, tmp_path / "home")
     store = Store(tmp_path / "home")
     with store.connect() as conn:
-        run = run_scores(conn, ScoreConfig({"label_error": {"pixel_classifier": True}}))
+        run = run_scores(conn, ScoreConfig({"label_error": {"pixel_classifier": "on"}}))
         labels = conn.execute("SELECT path, suggested_label FROM issues WHERE issue_type = 'label_error' "
                               "ORDER BY rank LIMIT 2").fetchall()
         [(config_json,)] = conn.execute("SELECT config_json FROM score_runs WHERE score_version = ?",
                                         [run.score_version]).fetchall()
-    assert not run.reused and json.loads(config_json)["label_error"]["pixel_classifier"] is True
+    assert not run.reused and json.loads(config_json)["label_error"]["pixel_classifier"] == "on"
     assert ("train/b/mislabelled.png", "a") in labels

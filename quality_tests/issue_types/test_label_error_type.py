@@ -125,6 +125,10 @@ def test_flag_options_are_checked_by_name():
         t.score(inputs, t.Options(flag_rule="loose"), {})
     with pytest.raises(ValueError, match="flag_confidence"):
         t.score(inputs, t.Options(flag_confidence=1.5), {})
+    with pytest.raises(ValueError, match="pixel_classifier must be one of"):
+        t.score(inputs, t.Options(pixel_classifier="sometimes"), {})
+    with pytest.raises(ValueError, match="pixel_max_train_rows"):
+        t.score(inputs, t.Options(pixel_max_train_rows=0), {})
 
 
 def test_option_values_of_the_wrong_type_are_refused():
@@ -142,8 +146,9 @@ def test_option_values_of_the_wrong_type_are_refused():
 
 def test_the_pixel_classifier_finds_flips_the_representation_does_not_see():
     """The SSL vectors carry no class here (noise); the images do (the colour of a square). Only the
-    option that trains a network on the pixels finds the flips; without it the images are never
-    loaded."""
+    option that trains a network on the pixels finds the flips. By default (`auto`) it trains only
+    when a fold's average class has `pixel_min_per_class` images (here 40, the bar 200): the images
+    are never loaded; with the bar at 30 it trains."""
     from quality_tests.imagefolders import coloured_images
 
     images, truth = coloured_images(50)
@@ -166,9 +171,10 @@ def test_the_pixel_classifier_finds_flips_the_representation_does_not_see():
                            images=load)
     t = get_issue_type("label_error")
     without = t.score(inputs, t.Options(), {})
-    assert not loads
+    assert not loads and without.summary["pixel_classifier_used"] is False
     assert len(set(np.argsort(without.score)[:4]) & set(flipped)) <= 1
-    with_pixels = t.score(inputs, t.Options(pixel_classifier=True), {})
+    with_pixels = t.score(inputs, t.Options(pixel_min_per_class=30), {})
+    assert with_pixels.summary["pixel_classifier_used"] is True
     assert sum(loads) >= n   # every row predicted, by a network that trained without it
     assert set(np.argsort(with_pixels.score)[:4]) == set(flipped)
     assert list(with_pixels.suggested[flipped]) == list(names[truth[flipped]])

@@ -55,7 +55,7 @@ def test_a_capped_run_reads_rows_through_the_loader_trains_on_the_anchors_and_st
 
     probs = out_of_fold_pixel_probabilities(load, given, 3, anchor=anchor, config=QUICK, max_train_rows=60)
     training, predicted = asked[0::2], asked[1::2]   # per fold: its training rows, then its held-out rows
-    assert len(training) == 5 and all(rows.size == 60 for rows in training)
+    assert len(training) == 5 and all(50 <= rows.size <= 60 for rows in training)   # of 96
     assert all(set(np.flatnonzero(anchor)) <= set(rows) for rows in training)
     held = np.concatenate(predicted)
     assert sorted(held) == sorted(np.flatnonzero(~anchor))   # every other row once, by a fold that did not train on it
