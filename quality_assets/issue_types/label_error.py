@@ -259,4 +259,3 @@ def _uses_pixel_classifier(options: LabelErrorOptions, inputs: ScoringInputs, n_
         return True
     per_class = min(n_labelled * 0.8, options.pixel_max_train_rows) / n_classes   # 5 folds: 4/5 train
     return per_class >= options.pixel_min_per_class
-

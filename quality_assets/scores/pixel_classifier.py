@@ -16,7 +16,7 @@ content order when keys are given); anchored rows (the `trusted` label book) sit
 training data and get their own label as probability.
 
 Scale: a fold's network trains on at most `max_train_rows` of its training rows (anchored rows first,
-the rest a seeded draw), and the images come from a loader by row positions, so neither the
+then a per-class share in content order), and the images come from a loader by row positions, so neither the
 training cost nor the memory grows past that bound with the data; every row is still predicted, in
 chunks, by the network that did not see it.
 """
