@@ -6,7 +6,8 @@ K-fold, every sample's probabilities from a network that never saw it. This benc
 benchmark-matrix cell kept with `--keep-images`, the label-error AP (the matrix's metric) of
 
 - `service`: the service's ranking (its default scoring on the cell's DINO vectors);
-- `cnn_scratch`: a small CNN trained from scratch per fold (`consumer_cnn.train_cnn`);
+- `cnn_scratch`: the service's pixel classifier, a small CNN trained from scratch per fold
+  (`scores.pixel_classifier`, the consumer's `consumer_cnn.train_cnn`);
 - `cnn_dino`: the cell's DINO backbone with a linear head, fine-tuned per fold;
 - `repr`: the service's representation classifiers alone (`out_of_sample_probabilities`);
 - fusions: probabilities averaged, then cleanlab's label quality;
@@ -48,28 +49,11 @@ def _softmax_predict(model, x, batch_size: int = 256) -> np.ndarray:
 
 
 def _folds(codes: np.ndarray, k: int, seed: int) -> np.ndarray:
-    from sklearn.model_selection import StratifiedKFold
+    """The service's stratified folds (`confident_learning.deal_folds`), no anchors."""
+    from quality_assets.scores.confident_learning import deal_folds
 
-    counts = np.bincount(codes)
-    strata = np.where(counts[codes] >= k, codes, -1)
-    fold_of = np.empty(len(codes), dtype=np.int64)
-    for fold, (_, held) in enumerate(StratifiedKFold(k, shuffle=True, random_state=seed).split(codes, strata)):
-        fold_of[held] = fold
+    fold_of, _ = deal_folds(codes, np.zeros(len(codes), dtype=bool), int(codes.max()) + 1, folds=k, seed=seed)
     return fold_of
-
-
-def cnn_scratch_probs(images: np.ndarray, codes: np.ndarray, n_classes: int, *, k: int, epochs: int,
-                      seed: int) -> np.ndarray:
-    from quality_assets.consumer_cnn import CnnConfig, _as_tensor, train_cnn
-
-    fold_of = _folds(codes, k, seed)
-    probs = np.zeros((len(codes), n_classes))
-    x = _as_tensor(images)
-    for fold in range(k):
-        held = fold_of == fold
-        model = train_cnn(images[~held], codes[~held], n_classes, CnnConfig(epochs=epochs), seed=seed + fold)
-        probs[held] = _softmax_predict(model, x[np.flatnonzero(held)])
-    return probs
 
 
 def cnn_dino_probs(checkpoint: Path, image_paths: list[str], codes: np.ndarray, n_classes: int, *, k: int,
@@ -199,8 +183,12 @@ def main(argv: list[str]) -> int:
         elif model == "cnn_scratch":
             from quality_assets.consumer_cnn import load_images
 
-            probs[arm] = cnn_scratch_probs(load_images(paths), fit_codes, n_classes, k=args.folds,
-                                           epochs=args.epochs, seed=args.seed)
+            from quality_assets.consumer_cnn import CnnConfig
+            from quality_assets.scores.pixel_classifier import out_of_fold_pixel_probabilities
+
+            # The service's pixel classifier itself, at this bench's folds and epochs.
+            probs[arm] = out_of_fold_pixel_probabilities(load_images(paths), fit_codes, n_classes, folds=args.folds,
+                                                         seed=args.seed, config=CnnConfig(epochs=args.epochs))
         elif model == "cnn_dino":
             probs[arm] = cnn_dino_probs(args.cell / "ssl_checkpoint.pt", paths, fit_codes, n_classes, k=args.folds,
                                         epochs=args.epochs, seed=args.seed)

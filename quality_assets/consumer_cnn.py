@@ -58,6 +58,11 @@ class CnnConfig:
         return asdict(self)
 
 
+def image_side(width: int, height: int, max_size: int = 64) -> int:
+    """The side the network sees for images of this size: the largest side clipped to [32, max_size]."""
+    return int(min(max(32, max(int(width), int(height))), max_size))
+
+
 def load_images(paths: Sequence[str], size: int | None = None, *, max_size: int = 64) -> np.ndarray:
     """[n, size, size, 3] uint8 RGB, decoded with PIL (torchvision's decoders do not load on CPU
     torch here). `size` None: the largest side of the first image, clipped to [32, max_size]."""
@@ -65,7 +70,7 @@ def load_images(paths: Sequence[str], size: int | None = None, *, max_size: int 
         raise ValueError("no images to load")
     if size is None:
         with Image.open(paths[0]) as first:
-            size = int(min(max(32, max(first.size)), max_size))
+            size = image_side(*first.size, max_size=max_size)
     out = np.empty((len(paths), size, size, 3), dtype=np.uint8)
     for i, p in enumerate(paths):
         with Image.open(p) as im:

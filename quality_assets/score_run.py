@@ -140,13 +140,13 @@ def _image_loader(manifest: pd.DataFrame):
     cache: dict[str, np.ndarray] = {}
 
     def read(rows: np.ndarray) -> np.ndarray:
-        from quality_assets.consumer_cnn import load_images
+        from quality_assets.consumer_cnn import image_side, load_images
         from quality_assets.data_roots import is_remote, join, read_object
 
         if manifest.empty:
             raise ValueError("no images to load")
         first = manifest.iloc[0]
-        side = int(min(max(32, max(int(first["width"]), int(first["height"]))), PIXEL_CLASSIFIER_CONFIG.max_image_size))
+        side = image_side(first["width"], first["height"], PIXEL_CLASSIFIER_CONFIG.max_image_size)
         picked = manifest.iloc[np.asarray(rows, dtype=np.int64)]
         files = [join(str(root), str(path)) for root, path in zip(picked["data_root"], picked["path"])]
         try:
