@@ -30,8 +30,15 @@ def test_the_loader_returns_the_rows_asked_for(tmp_path, monkeypatch, in_memory)
     assert list(out[:, 0, 0, 0]) == [160, 40, 160]
 
 
-def test_a_file_gone_since_ingest_is_a_clear_error(tmp_path):
+@pytest.mark.parametrize("damage", ["gone", "corrupt", "truncated"])
+def test_a_file_gone_or_damaged_since_ingest_is_a_clear_error(tmp_path, damage):
     manifest = _manifest(tmp_path)
-    (tmp_path / manifest.path[3]).unlink()
+    path = tmp_path / manifest.path[3]
+    if damage == "gone":
+        path.unlink()
+    elif damage == "corrupt":
+        path.write_bytes(b"not an image at all")
+    else:
+        path.write_bytes(path.read_bytes()[:40])
     with pytest.raises(ValueError, match="label_error.pixel_classifier needs every image"):
         score_run._image_loader(manifest)(np.arange(6))
