@@ -7,7 +7,8 @@ CELL_DIR is a cell's `contaminated` folder as `quality_lab.matrix` writes it (`i
 `ground_truth.csv`, `ssl_checkpoint.pt`). The matrix deletes `images/` when a full-size cell ends;
 copy the folder while the cell runs (or run a quick matrix) to keep it. Vectors and the inspected
 manifest are cached in CELL_DIR. Prints AP / AUROC / recall at the number injected per issue type
-and kind, as the matrix's metrics compute them, and the label-error flag's precision and recall.
+and kind, as the matrix's metrics compute them (near duplicates and leakage also under the matrix's
+second truth, without the source's own duplicates), and the label-error flag's precision and recall, and the rates the two blocking gates read.
 """
 
 from __future__ import annotations
@@ -24,10 +25,13 @@ from PIL import Image
 from quality_assets.imaging import inspect_image
 from quality_assets.scoring import ScoreConfig
 from quality_lab.bench.data import BenchData
-from quality_lab.bench.methods import MethodResult, pixel_image_loader, selfclean_rankings, thumbnails_for
+from quality_lab.bench.methods import (
+    MethodResult, colour_grids_for, pixel_image_loader, selfclean_rankings, thumbnails_for,
+)
 from quality_lab.bench.metrics import evaluate_method
+from quality_lab.source_duplicates import source_duplicates
 
-COLUMNS = ("issue_type", "kind", "AP", "AUROC", "recall@n")
+COLUMNS = ("truth", "issue_type", "kind", "AP", "AUROC", "recall@n")
 
 
 def load_cell(root: Path) -> tuple[BenchData, np.ndarray]:
@@ -66,16 +70,22 @@ def main(argv: list[str]) -> int:
         return 2
     root, configs = Path(argv[0]), argv[1:] or ["{}"]
     data, vectors = load_cell(root)
-    thumbs = thumbnails_for(data)
+    thumbs, grids = thumbnails_for(data), colour_grids_for(data)
+    excluded = source_duplicates(data.images, data.splits, data.truth)   # the matrix's second truth
     for config in configs:
         started = time.perf_counter()
         rankings, extra, _ = selfclean_rankings(vectors, data.manifest, k=16, config=ScoreConfig(json.loads(config)),
-                                                thumbnails=thumbs, images=pixel_image_loader(data))
-        rows = pd.DataFrame(evaluate_method(MethodResult("ours", config, rankings, 0.0), data))
+                                                thumbnails=thumbs, images=pixel_image_loader(data),
+                                                colour_grids=grids)
+        result = MethodResult("ours", config, rankings, 0.0)
+        rows = pd.DataFrame(evaluate_method(result, data) + evaluate_method(result, data, excluded))
         print(f"{root.name} {config} ({time.perf_counter() - started:.1f} s)")
         if len(rows):   # a clean cell has nothing to rank
             print(rows[list(COLUMNS)].to_string(index=False))
         print(label_error_flags(extra["flags"].get("label_error", np.empty(0, np.int64)), data))
+        summary = extra["summary"]
+        print(f"gates: near-duplicate rate {summary.get('near_duplicate_rate', float('nan')):.2%}, "
+              f"leakage rate {summary.get('leakage_rate', float('nan')):.2%}")
     return 0
 
 

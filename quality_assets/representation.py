@@ -21,6 +21,7 @@ import torch
 
 from quality_assets.data_roots import is_remote, join
 from quality_assets.pixel_view import THUMBNAIL_SIZE
+from quality_assets.scores.near_exact import COLOUR_GRID_SIZE
 from quality_assets.row_shards import adopt_shard, is_sharded, shard_folder, write_rows
 from quality_assets.ssl.config import device_setting
 from quality_assets.store import (
@@ -379,34 +380,57 @@ class ThumbnailStats:
     seconds: float
 
 
-def _thumbnail_or_none(source, size: int) -> bytes | None:
-    from quality_assets.ssl.data import _decode
+def _thumbnail_views(size: int, colour_grid_size: int) -> list[tuple[int, int, int]]:
+    from PIL import Image
+
+    if colour_grid_size == size:
+        raise ValueError(f"the colour grid ({colour_grid_size} px) needs another size than the grayscale "
+                         f"thumbnail ({size} px): the thumbnails table keys rows by size")
+    # The grid averages each cell (BOX): compression noise cancels inside it (scores.near_exact).
+    return [(size, 1, Image.BILINEAR), (colour_grid_size, 3, Image.BOX)]
+
+
+def _thumbnails_or_none(source, views: list[tuple[int, int, int]]) -> list[bytes] | None:
+    from quality_assets.ssl.data import decode_views
 
     try:
-        return _decode(source, size, 1)[0].tobytes()
+        # [C, S, S] -> row-major [S, S, C] bytes: size*size for the grayscale view, size*size*3 for colour.
+        return [arr.transpose(1, 2, 0).tobytes() for arr in decode_views(source, views)]
     except (OSError, ValueError, SyntaxError):
         # Ingest decoded this file once; if it cannot be decoded now, the sample simply has no
         # pixel evidence (its SSL evidence still counts), and the next run tries again.
         return None
 
 
+def _missing_thumbnails(conn: duckdb.DuckDBPyConnection, sizes: list[int]) -> pd.DataFrame:
+    """Active samples lacking a thumbnail of any of `sizes`, each once, in sample_id order."""
+    frames = [run_query(conn, "samples_missing_thumbnails", size=s) for s in sizes]
+    missing = pd.concat(frames, ignore_index=True).drop_duplicates("sample_id")
+    return missing.sort_values("sample_id", kind="stable").reset_index(drop=True)
+
+
 def thumbnail_missing(target: Store | duckdb.DuckDBPyConnection, size: int = THUMBNAIL_SIZE,
-                      progress: Callable[[int, int], None] | None = None) -> ThumbnailStats:
-    """Store a grayscale size x size thumbnail for every active sample that lacks one.
+                      progress: Callable[[int, int], None] | None = None, *,
+                      colour_grid_size: int = COLOUR_GRID_SIZE) -> ThumbnailStats:
+    """Store a grayscale size x size thumbnail and an RGB colour grid (`scores.near_exact`) for every
+    active sample that lacks either; each file is decoded once for both.
 
     Reads go through the recorded hash (a changed file gets no thumbnail and is superseded); the
-    database is open only to list the work and to write each chunk.
+    database is open only to list the work and to write each chunk. The counts are the grayscale
+    thumbnails'.
     """
     from concurrent.futures import ThreadPoolExecutor
 
     from quality_assets.imaging import VerifiedFiles
     from quality_assets.ssl.data import OBJECT_READ_THREADS
 
+    views = _thumbnail_views(size, colour_grid_size)
+
     def count(conn) -> int:
         return int(run_query(conn, "count_thumbnails", size=size).n[0])
 
     with session(target) as conn:  # the total counted as in embed_missing
-        missing = run_query(conn, "samples_missing_thumbnails", size=size)
+        missing = _missing_thumbnails(conn, [v[0] for v in views])
         total = count(conn) if missing.empty else None
     started = time.perf_counter()
     made = unreadable = 0
@@ -417,16 +441,18 @@ def thumbnail_missing(target: Store | duckdb.DuckDBPyConnection, size: int = THU
             chunk = missing.iloc[start:start + EMBED_CHUNK]
             changed: dict = {}
             files = VerifiedFiles.from_frame(chunk, changed)
-            pixels = list(pool.map(lambda i: _thumbnail_or_none(files[i], size), range(len(files))))
+            decoded = list(pool.map(lambda i: _thumbnails_or_none(files[i], views), range(len(files))))
             ids = chunk.sample_id.tolist()
-            ok = [i for i, px in enumerate(pixels) if px is not None and ids[i] not in changed]
-            unreadable += len(pixels) - len(ok)
-            table = pa.table({"sample_id": pa.array([ids[i] for i in ok], pa.string()),
-                              "pixels": pa.array([pixels[i] for i in ok], pa.binary())})
+            ok = [i for i, px in enumerate(decoded) if px is not None and ids[i] not in changed]
+            unreadable += len(decoded) - len(ok)
             with session(target) as conn:
                 conn.execute("BEGIN TRANSACTION")
                 try:
-                    write_rows(conn, "thumbnails", size, table)
+                    # A sample that already holds one of the views keeps it (the insert skips stored keys).
+                    for v, (view_size, _, _) in enumerate(views):
+                        table = pa.table({"sample_id": pa.array([ids[i] for i in ok], pa.string()),
+                                          "pixels": pa.array([decoded[i][v] for i in ok], pa.binary())})
+                        write_rows(conn, "thumbnails", view_size, table)
                     record_superseded(conn, changed)
                     conn.execute("COMMIT")
                 except BaseException:
@@ -444,18 +470,27 @@ def thumbnail_missing(target: Store | duckdb.DuckDBPyConnection, size: int = THU
 
 
 def load_thumbnails(conn: duckdb.DuckDBPyConnection, sample_ids: list[str],
-                    size: int = THUMBNAIL_SIZE) -> tuple[np.ndarray, np.ndarray]:
-    """uint8 [N, size, size] aligned with `sample_ids`, and the mask of samples that have one."""
+                    size: int = THUMBNAIL_SIZE, channels: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 [N, size, size] (channels 1) or [N, size, size, channels] aligned with `sample_ids`, and
+    the mask of samples that have one."""
     table = run_query_arrow(conn, "thumbnails_for_size", size=size)
     position = {sid: i for i, sid in enumerate(sample_ids)}
-    thumbs = np.zeros((len(sample_ids), size, size), dtype=np.uint8)
+    shape = (size, size) if channels == 1 else (size, size, channels)
+    thumbs = np.zeros((len(sample_ids), *shape), dtype=np.uint8)
     known = np.zeros(len(sample_ids), dtype=bool)
+    expected = size * size * channels
     for sid, pixels in zip(table.column("sample_id").to_pylist(), table.column("pixels").to_pylist()):
         i = position.get(sid)
-        if i is not None and len(pixels) == size * size:
-            thumbs[i] = np.frombuffer(pixels, dtype=np.uint8).reshape(size, size)
+        if i is not None and len(pixels) == expected:
+            thumbs[i] = np.frombuffer(pixels, dtype=np.uint8).reshape(shape)
             known[i] = True
     return thumbs, known
+
+
+def load_colour_grids(conn: duckdb.DuckDBPyConnection, sample_ids: list[str],
+                      size: int = COLOUR_GRID_SIZE) -> tuple[np.ndarray, np.ndarray]:
+    """The samples' colour grids, uint8 [N, size, size, 3], and the mask of samples that have one."""
+    return load_thumbnails(conn, sample_ids, size, channels=3)
 
 
 def _check_vectors(vectors: np.ndarray, expected_rows: int) -> None:

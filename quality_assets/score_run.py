@@ -22,7 +22,7 @@ from quality_assets.code_version import code_version
 from quality_assets.issue_types import View
 from quality_assets.pixel_view import THUMBNAIL_SIZE, search_vectors
 from quality_assets.property_view import property_vectors
-from quality_assets.representation import load_thumbnails, load_vectors
+from quality_assets.representation import load_colour_grids, load_thumbnails, load_vectors
 from quality_assets.view_graphs import (load_graph, load_pixel_views, load_view_graph, manifest_for_scoring,
                                         planned_view_versions, stored_search_vectors)
 from quality_assets.scores.pixel_classifier import PIXEL_CLASSIFIER_CONFIG
@@ -85,6 +85,7 @@ def run_scores(conn: duckdb.DuckDBPyConnection, config: ScoreConfig, *, reuse: b
     if vector_ids != list(sample_ids):
         vectors = None  # the graph's node order is the authority; LAD then joins components by size
     thumbnails, thumbnail_known = load_thumbnails(conn, list(sample_ids))
+    colour_grids, colour_grid_known = load_colour_grids(conn, list(sample_ids))
     manifest_in_order = manifest.set_index("sample_id").loc[list(sample_ids)].reset_index()
     pixel_graph, copy_candidates, pixel_versions = load_pixel_views(conn, list(sample_ids))
     pixel = None if pixel_graph is None else View(pixel_graph, search_vectors(thumbnails))
@@ -102,7 +103,9 @@ def run_scores(conn: duckdb.DuckDBPyConnection, config: ScoreConfig, *, reuse: b
                              copy_candidates=copy_candidates,
                              build_missing_views=False, pair_verifier=verifications,
                              polar_vectors=stored_search_vectors(conn, "polar", sample_ids),
-                             images=_image_loader(manifest_in_order))
+                             images=_image_loader(manifest_in_order),
+                             colour_grids=colour_grids if colour_grid_known.any() else None,
+                             colour_grid_known=colour_grid_known)
     outputs.summary.update(pairs_verified_now=verifications.n_verified, pair_verdicts_reused=verifications.n_reused,
                            pairs_registered_now=verifications.n_registered)
     score_version = _score_version(view_versions, manifest_version, config)

@@ -115,7 +115,9 @@ def compute_scores(sample_ids: list[str], graph: KnnGraph, manifest: pd.DataFram
                    copy_candidates: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
                    build_missing_views: bool = True, pair_verifier=None,
                    polar_vectors: np.ndarray | None = None,
-                   images: Callable[[np.ndarray], np.ndarray] | None = None) -> ScoreOutputs:
+                   images: Callable[[np.ndarray], np.ndarray] | None = None,
+                   colour_grids: np.ndarray | None = None,
+                   colour_grid_known: np.ndarray | None = None) -> ScoreOutputs:
     """Run every registered issue type. `manifest` rows, `vectors` and `thumbnails` must be aligned
     with `sample_ids` (the graph's node order).
 
@@ -127,7 +129,8 @@ def compute_scores(sample_ids: list[str], graph: KnnGraph, manifest: pd.DataFram
     `scores.pixel_copies.verify_pairs`; the service passes a `VerifiedPairMemo` over earlier runs).
     `polar_vectors`: the thumbnails' polar search vectors the copy search stored (NaN rows where none).
     `images`: loads the images at given positions of `sample_ids` (`ScoringInputs.images`), for
-    options that train on the pixels.
+    options that train on the pixels. `colour_grids` / `colour_grid_known`: the samples' RGB colour grids
+    (`ScoringInputs.colour_grids`), for near-exact copies.
     """
     config = config or ScoreConfig()
     ids = np.asarray(sample_ids, dtype=object)
@@ -146,7 +149,8 @@ def compute_scores(sample_ids: list[str], graph: KnnGraph, manifest: pd.DataFram
         views["properties"] = properties
     inputs = ScoringInputs(ids, manifest, views, thumbnails=thumbnails, thumbnail_known=thumbnail_known,
                            copy_candidates=copy_candidates, pair_verifier=pair_verifier,
-                           polar_vectors=polar_vectors, images=images)
+                           polar_vectors=polar_vectors, images=images,
+                           colour_grids=colour_grids, colour_grid_known=colour_grid_known)
 
     found: dict[str, IssueResult] = {}
     rows, pair_frames, groups, confusions = [], [], [], []

@@ -63,8 +63,8 @@ import pandas as pd
 from PIL import Image
 
 from quality_lab.bench.data import MARKER, BenchData
-from quality_lab.bench.methods import (MethodResult, pixel_image_loader, selfclean_rankings, ssl_and_random_vectors,
-                                       thumbnails_for)
+from quality_lab.bench.methods import (MethodResult, colour_grids_for, pixel_image_loader, selfclean_rankings,
+                                       ssl_and_random_vectors, thumbnails_for)
 from quality_lab.bench.metrics import WITHOUT_SOURCE_DUPLICATES, _random_rows, evaluate_method
 from quality_lab.datasets import DATASETS, DatasetUnavailable, foreign_photos, load_dataset
 from quality_lab.protocol import ProtocolRates, inject, inject_leakage, leak_count_for_rate
@@ -183,7 +183,8 @@ def _flag_rates(vectors: np.ndarray, data: BenchData, thumbs: np.ndarray) -> dic
     ids = list(data.manifest["sample_id"])
     position = {sid: p for p, sid in enumerate(ids)}
     graph = build_knn_graph(np.ascontiguousarray(vectors, dtype=np.float32), k=16)
-    out = compute_scores(ids, graph, data.manifest, None, vectors=vectors, thumbnails=thumbs)
+    out = compute_scores(ids, graph, data.manifest, None, vectors=vectors, thumbnails=thumbs,
+                         colour_grids=colour_grids_for(data))
     rows = out.issue_rows
     is_eval = np.isin(data.splits, ("val", "test"))
     is_train = data.splits == "train"
@@ -356,7 +357,7 @@ def run_cell(name: str, seed: int, out: Path, *, n_samples: int, peers: Sequence
     thumbs = thumbnails_for(data)
     t0 = time.perf_counter()
     rankings, extra, _ = selfclean_rankings(ssl, data.manifest, k=16, thumbnails=thumbs,
-                                            images=pixel_image_loader(data))
+                                            images=pixel_image_loader(data), colour_grids=colour_grids_for(data))
     t_ours = time.perf_counter() - t0 + ssl_info["seconds"]
     results = [
         MethodResult("ours", "service", rankings, t_ours, ssl_info),

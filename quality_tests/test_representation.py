@@ -31,7 +31,7 @@ def test_thumbnails_are_made_once_match_the_files_and_survive_a_missing_file(sto
     import numpy as np
     from PIL import Image
 
-    from quality_assets.representation import load_thumbnails, thumbnail_missing
+    from quality_assets.representation import load_colour_grids, load_thumbnails, thumbnail_missing
     from quality_assets.store import run_query
 
     data = tmp_path / "data"
@@ -45,6 +45,7 @@ def test_thumbnails_are_made_once_match_the_files_and_survive_a_missing_file(sto
         manifest = run_query(conn, "manifest_for_scoring")
         ids = list(manifest.sample_id)
         thumbs, known = load_thumbnails(conn, ids, size=24)
+        grids, grid_known = load_colour_grids(conn, ids, size=16)
         superseded = conn.execute("SELECT sample_id, reason FROM superseded_samples").df()
     assert (first.n_made, first.n_unreadable, first.n_total) == (5, 2, 5)
     # The missing and the changed file leave the active manifest (reported, not retried forever);
@@ -56,7 +57,43 @@ def test_thumbnails_are_made_once_match_the_files_and_survive_a_missing_file(sto
     some = next(i for i, sid in enumerate(ids) if known[i])
     with Image.open(data / rel[ids[some]]) as im:
         expected = np.asarray(im.convert("L").resize((24, 24), Image.BILINEAR))
+        expected_grid = np.asarray(im.convert("RGB").resize((16, 16), Image.BOX))
     assert np.array_equal(thumbs[some], expected)
+    # The colour grid (near-exact copies) comes from the same decode, for the same samples.
+    assert np.array_equal(grid_known, known) and grids.shape == (5, 16, 16, 3)
+    assert np.array_equal(grids[some], expected_grid)
+
+
+def test_a_store_made_before_colour_grids_gets_them_without_new_grayscale_thumbnails(store, tmp_path):
+    import numpy as np
+
+    from quality_assets.representation import load_colour_grids, load_thumbnails, thumbnail_missing
+
+    data = tmp_path / "data"
+    make_imagefolder(data / "drop1", {"train": {"a": 3, "b": 3}}, seed=4)
+    with store.connect() as conn:
+        ingest_drop(conn, data, data / "drop1")
+        thumbnail_missing(conn, size=24)
+        ids = list(conn.execute("SELECT sample_id FROM active_manifest ORDER BY sample_id").df().sample_id)
+        before, _ = load_thumbnails(conn, ids, size=24)
+        # An older store held only the grayscale thumbnails.
+        conn.execute("DELETE FROM thumbnails WHERE size = 16")
+        again = thumbnail_missing(conn, size=24)
+        after, _ = load_thumbnails(conn, ids, size=24)
+        grids, grid_known = load_colour_grids(conn, ids, size=16)
+        rows = conn.execute("SELECT size, count(*) AS n FROM thumbnails GROUP BY size ORDER BY size").fetchall()
+    assert again.n_made == 6 and again.n_total == 6
+    assert rows == [(16, 6), (24, 6)]            # one row per sample and view: nothing doubled
+    assert np.array_equal(before, after) and grid_known.all() and grids.any()
+
+
+def test_the_colour_grid_needs_its_own_size():
+    import pytest
+
+    from quality_assets.representation import thumbnail_missing
+
+    with pytest.raises(ValueError, match="another size"):
+        thumbnail_missing(None, size=16, colour_grid_size=16)
 
 
 def _tiny_model(store, tmp_path):

@@ -92,10 +92,11 @@ CREATE TABLE IF NOT EXISTS embeddings (
     PRIMARY KEY (sample_id, model_version)
 );
 
--- Small grayscale thumbnails for pixel-level copy evidence (near duplicates, leakage).
+-- Small thumbnails for pixel-level copy evidence (near duplicates, leakage): the 24 px grayscale
+-- view and the 16 px RGB colour grid of cell means (scores/near_exact.py), one row each.
 CREATE TABLE IF NOT EXISTS thumbnails (
     sample_id  VARCHAR NOT NULL,
-    size       INTEGER NOT NULL,          -- side in pixels; pixels holds size*size bytes, row-major
+    size       INTEGER NOT NULL,          -- side in pixels; pixels holds size*size*channels bytes, row-major
     pixels     BLOB NOT NULL,
     PRIMARY KEY (sample_id, size)
 );

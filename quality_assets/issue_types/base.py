@@ -86,6 +86,9 @@ class ScoringInputs:
     views: dict[str, View]
     thumbnails: np.ndarray | None = None
     thumbnail_known: np.ndarray | None = None
+    # RGB colour grids, uint8 [N, G, G, 3] (`scores.near_exact`), and which samples hold one.
+    colour_grids: np.ndarray | None = None
+    colour_grid_known: np.ndarray | None = None
     copy_candidates: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
     # The thumbnails' polar search vectors as the copy search stored them (NaN rows: none stored).
     polar_vectors: np.ndarray | None = None

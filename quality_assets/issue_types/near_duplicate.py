@@ -10,7 +10,10 @@ so that copy-free data stays at about 1% (the ruler issue, measured on the bench
 - a pair whose colours disagree (ingest's hue histograms) keeps only its embedding evidence and
   is not flagged (`recoloured_copies`): the grayscale thumbnails cannot tell a red from a green
   arrow;
-- byte- or pixel-identical pairs are always flagged.
+- byte- or pixel-identical pairs are always flagged. Near-exact ones (colour grids that agree cell by
+  cell: a re-encoded or resized copy, `scores.near_exact`) rank right after them but are flagged by
+  the same cuts as the rest: forced flags took copy-free icon sets from 2.1% to 3.0% flagged (the
+  same mimetype icon with another caption), docs/benchmarks/matrix.md.
 
 On the matrix's copy-free sets (3 seeds, four datasets) that took the flagged near-duplicate rate
 from 0.07-11.8% to 0.1-2.1%, and to at most 0.6% once the sources' own repeats (one picture under
@@ -31,6 +34,7 @@ from quality_assets.issue_types.base import (
 )
 from quality_assets.issue_types.registry import register
 from quality_assets.scores.leakage import evidence_mentions
+from quality_assets.scores.near_exact import NEAR_EXACT_MAX_DIFF
 from quality_assets.scores.near_duplicate import (
     copy_flags, duplicate_groups, group_label_conflicts, near_duplicate_pairs, sample_duplicate_scores,
     colour_disagrees, unmirrored_evidence,
@@ -52,6 +56,7 @@ class NearDuplicateOptions:
     max_registered_pairs: int = 500_000      # registration budget (~20x a verification), each image's best first
     max_distance: float = 0.5                # pairs farther apart in the embedding are never flagged
     max_pairs_stored: int = 1_000_000        # unflagged pairs kept in pair_scores, best first
+    near_exact_max_diff: float = NEAR_EXACT_MAX_DIFF  # colour-grid difference of a near-exact copy (<= 0: off)
 
 
 @register
@@ -91,6 +96,8 @@ class NearDuplicate(IssueType):
             max_verified_pairs=options.max_verified_pairs, max_registered_pairs=options.max_registered_pairs,
             pixel_candidates=inputs.copy_candidates if use_pixels else None,
             hue_histograms=hues, verify=inputs.pair_verifier, polar_vectors=inputs.polar_vectors,
+            colour_grids=inputs.colour_grids, colour_grid_known=inputs.colour_grid_known,
+            near_exact_max_diff=options.near_exact_max_diff,
         )
         # The cut is calibrated per sample, not per pair: contamination is a per-sample rate.
         flag = copy_flags(pairs, n, alpha=options.alpha, q=options.q)

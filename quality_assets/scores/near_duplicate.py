@@ -60,6 +60,7 @@ from quality_assets.scores.duplicate_groups import (
     colour_disagrees, copy_flags, duplicate_groups, group_label_conflicts, sample_duplicate_scores,
     unmirrored_evidence,
 )
+from quality_assets.scores.near_exact import NEAR_EXACT_MAX_DIFF, grid_differences
 from quality_assets.scores.pair_evidence import (
     DEFAULT_FUSION_WEIGHTS, DEFAULT_WEIGHTS, combined_score, fuse_p_values, pixel_evidence,
 )
@@ -86,8 +87,12 @@ EVIDENCE_FLAGS: dict[str, int] = {
     "mutual_nn": 8,  # each is the other's first neighbour
     "knn": 16,  # the pair is an edge of the kNN graph
     "pixel_knn": 32,  # the pair is an edge of the thumbnail kNN graph (pixel_copies)
+    "near_exact": 64,  # the colour grids agree cell by cell (scores.near_exact)
 }
 _HASH_EXACT = EVIDENCE_FLAGS["file_sha256"] | EVIDENCE_FLAGS["pixel_sha256"]
+# A near-exact pair's score at the limit of its colour difference: below any fused p-value of fewer
+# than 10^9 candidate pairs (the smallest is 1 / (M x the leading view's weight)), above exact (0).
+NEAR_EXACT_SCORE = 1e-9
 
 
 def _hash_values(phash: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -181,6 +186,9 @@ def near_duplicate_pairs(
     hue_histograms: np.ndarray | None = None,
     verify=None,
     polar_vectors: np.ndarray | None = None,
+    colour_grids: np.ndarray | None = None,
+    colour_grid_known: np.ndarray | None = None,
+    near_exact_max_diff: float = NEAR_EXACT_MAX_DIFF,
 ) -> pd.DataFrame:
     """Candidate duplicate pairs, worst (lowest score) first.
 
@@ -214,6 +222,13 @@ def near_duplicate_pairs(
     ``hue_histograms`` (the ingest hue histograms, [N, 1 + bins]) add the hue search to that
     candidate search, register each image's hue-nearest pairs, and withhold the pixel evidence
     from pairs whose colours disagree (``pair_evidence.pixel_evidence``).
+
+    Near-exact copies (``colour_grids``, uint8 [N, G, G, 3], ``colour_grid_known`` marking the rows
+    that hold one; :mod:`quality_assets.scores.near_exact`): a candidate pair whose grids differ by at
+    most ``near_exact_max_diff`` in every cell (a re-encoded or resized copy) ranks after the exact
+    matches and before every other pair, its score NEAR_EXACT_SCORE times its difference over the
+    limit, and carries the ``near_exact`` evidence. Not for ``score_kind="distance"`` (SelfClean's
+    plain ranking); ``near_exact_max_diff`` <= 0 turns it off.
     """
     if score_kind not in ("combined", "distance"):
         raise ValueError(f"score_kind must be 'combined' or 'distance', got {score_kind!r}")
@@ -315,6 +330,13 @@ def near_duplicate_pairs(
         pixel_columns["embedding_score"] = score
         score = fuse_p_values(pixel_columns, {**DEFAULT_FUSION_WEIGHTS, **(fusion_weights or {})})
         score[exact] = 0.0
+    if colour_grids is not None and score_kind == "combined" and near_exact_max_diff > 0:
+        near = np.zeros(pi.size, dtype=bool)
+        check = ~exact
+        diff = grid_differences(colour_grids, colour_grid_known, pi[check], pj[check], near_exact_max_diff)
+        near[np.flatnonzero(check)[np.isfinite(diff)]] = True
+        flags[near] |= EVIDENCE_FLAGS["near_exact"]
+        score[near] = NEAR_EXACT_SCORE * diff[np.isfinite(diff)] / near_exact_max_diff
 
     order = np.lexsort((pj, pi, np.nan_to_num(pair_d, nan=2.0), score))
     out = pd.DataFrame(

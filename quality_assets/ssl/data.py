@@ -81,26 +81,32 @@ def is_url(path: object) -> bool:
 def _decode(path: str | Path | BinaryIO, size: int, channels: int) -> np.ndarray:
     """One image as uint8 [C, size, size]; `path` may also be an fsspec URL or an open binary file
     (verified bytes)."""
+    return decode_views(path, [(size, channels, Image.BILINEAR)])[0]
+
+
+def decode_views(path: str | Path | BinaryIO, views: Sequence[tuple[int, int, int]]) -> list[np.ndarray]:
+    """One image decoded once and resized to each (size, channels, PIL resample) view, as uint8
+    [C, size, size] each."""
     if is_url(path):
         with fsspec.open(path, "rb") as remote:
             # One read per object: PIL's many small reads and seeks would each be a request on an
             # object store.
             path = io.BytesIO(remote.read())
+    out = []
     with Image.open(path) as im:
         im = ImageOps.exif_transpose(im)
         # The same normalisation as the ingest statistics: 16-bit, float, palette, CMYK, 1-bit and
         # alpha images reach the model as the pixels the manifest describes.
         im = normalised_rgb(im)
-        if channels == 1:
-            im = im.convert("L")
-        if im.size != (size, size):
-            # Plain squash to a square: the datasets audited here are square or nearly so, and a crop
-            # would hide content that may be what makes an image off-topic.
-            im = im.resize((size, size), Image.BILINEAR, reducing_gap=None)
-        arr = np.asarray(im, dtype=np.uint8)
-    if channels == 1:
-        return arr[None]
-    return arr.transpose(2, 0, 1)
+        for size, channels, resample in views:
+            view = im.convert("L") if channels == 1 else im
+            if view.size != (size, size):
+                # Plain squash to a square: the datasets audited here are square or nearly so, and a
+                # crop would hide content that may be what makes an image off-topic.
+                view = view.resize((size, size), resample, reducing_gap=None)
+            arr = np.asarray(view, dtype=np.uint8)
+            out.append(arr[None] if channels == 1 else arr.transpose(2, 0, 1))
+    return out
 
 
 def load_image_tensor(

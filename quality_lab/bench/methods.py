@@ -104,6 +104,18 @@ def thumbnails_for(data: BenchData) -> np.ndarray:
     return load_image_tensor(paths, THUMBNAIL_SIZE, channels=1).numpy()[:, 0]
 
 
+def colour_grids_for(data: BenchData) -> np.ndarray:
+    """The RGB colour grids the service stores beside the thumbnails (``scores.near_exact``), from the
+    PNG files, decoded as ``representation.thumbnail_missing`` decodes them."""
+    from PIL import Image
+
+    from quality_assets.scores.near_exact import COLOUR_GRID_SIZE
+    from quality_assets.ssl.data import decode_views
+
+    view = [(COLOUR_GRID_SIZE, 3, Image.BOX)]
+    return np.stack([decode_views(str(data.image_dir / p), view)[0].transpose(1, 2, 0) for p in data.paths])
+
+
 def pixel_image_loader(data: BenchData):
     """Loads the data's images at given positions as the service's pixel classifier does
     (`score_run._image_loader`): decoded once on first use, kept in memory."""
@@ -120,11 +132,12 @@ def pixel_image_loader(data: BenchData):
 
 def selfclean_rankings(
     vectors: np.ndarray, manifest: pd.DataFrame, *, k: int = 16, config: Any = None,
-    thumbnails: np.ndarray | None = None, images: Any = None,
+    thumbnails: np.ndarray | None = None, images: Any = None, colour_grids: np.ndarray | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any], Any]:
     """Our scores on ``vectors`` (plus the pixel view when ``thumbnails`` are given, as the
     service does): (rankings, extra rankings, graph). ``images``: loads the images for options that
-    train on the pixels (``ScoringInputs.images``).
+    train on the pixels (``ScoringInputs.images``). ``colour_grids``: the service's colour grids
+    (:func:`colour_grids_for`), for near-exact copies.
 
     rankings: off_topic, label_error, leakage, near_duplicate (pairs by the service's score).
     extra: ``off_topic_knn_baseline`` (mean kNN distance) and ``near_duplicate_distance``
@@ -137,7 +150,8 @@ def selfclean_rankings(
     ids = manifest["sample_id"].to_numpy(dtype=object)
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     graph = build_knn_graph(vectors, k=k)
-    out = compute_scores(list(ids), graph, manifest, config, vectors=vectors, thumbnails=thumbnails, images=images)
+    out = compute_scores(list(ids), graph, manifest, config, vectors=vectors, thumbnails=thumbnails, images=images,
+                         colour_grids=colour_grids)
     pos = pd.Series(np.arange(len(ids), dtype=np.int64), index=ids)
     rows = out.issue_rows
 
