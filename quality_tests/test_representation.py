@@ -45,7 +45,7 @@ def test_thumbnails_are_made_once_match_the_files_and_survive_a_missing_file(sto
         manifest = run_query(conn, "manifest_for_scoring")
         ids = list(manifest.sample_id)
         thumbs, known = load_thumbnails(conn, ids, size=24)
-        grids, grid_known = load_colour_grids(conn, ids, size=16)
+        grids, grid_known = load_colour_grids(conn, ids, size=32)
         superseded = conn.execute("SELECT sample_id, reason FROM superseded_samples").df()
     assert (first.n_made, first.n_unreadable, first.n_total) == (5, 2, 5)
     # The missing and the changed file leave the active manifest (reported, not retried forever);
@@ -57,10 +57,10 @@ def test_thumbnails_are_made_once_match_the_files_and_survive_a_missing_file(sto
     some = next(i for i, sid in enumerate(ids) if known[i])
     with Image.open(data / rel[ids[some]]) as im:
         expected = np.asarray(im.convert("L").resize((24, 24), Image.BILINEAR))
-        expected_grid = np.asarray(im.convert("RGB").resize((16, 16), Image.BOX))
+        expected_grid = np.asarray(im.convert("RGB").resize((32, 32), Image.BOX))
     assert np.array_equal(thumbs[some], expected)
     # The colour grid (near-exact copies) comes from the same decode, for the same samples.
-    assert np.array_equal(grid_known, known) and grids.shape == (5, 16, 16, 3)
+    assert np.array_equal(grid_known, known) and grids.shape == (5, 32, 32, 3)
     assert np.array_equal(grids[some], expected_grid)
 
 
@@ -77,13 +77,13 @@ def test_a_store_made_before_colour_grids_gets_them_without_new_grayscale_thumbn
         ids = list(conn.execute("SELECT sample_id FROM active_manifest ORDER BY sample_id").df().sample_id)
         before, _ = load_thumbnails(conn, ids, size=24)
         # An older store held only the grayscale thumbnails.
-        conn.execute("DELETE FROM thumbnails WHERE size = 16")
+        conn.execute("DELETE FROM thumbnails WHERE size = 32")
         again = thumbnail_missing(conn, size=24)
         after, _ = load_thumbnails(conn, ids, size=24)
-        grids, grid_known = load_colour_grids(conn, ids, size=16)
+        grids, grid_known = load_colour_grids(conn, ids)
         rows = conn.execute("SELECT size, count(*) AS n FROM thumbnails GROUP BY size ORDER BY size").fetchall()
     assert again.n_made == 6 and again.n_total == 6
-    assert rows == [(16, 6), (24, 6)]            # one row per sample and view: nothing doubled
+    assert rows == [(24, 6), (32, 6)]            # one row per sample and view: nothing doubled
     assert np.array_equal(before, after) and grid_known.all() and grids.any()
 
 
@@ -93,7 +93,7 @@ def test_the_colour_grid_needs_its_own_size():
     from quality_assets.representation import thumbnail_missing
 
     with pytest.raises(ValueError, match="another size"):
-        thumbnail_missing(None, size=16, colour_grid_size=16)
+        thumbnail_missing(None, size=32, colour_grid_size=32)
 
 
 def _tiny_model(store, tmp_path):

@@ -93,7 +93,7 @@ CREATE TABLE IF NOT EXISTS embeddings (
 );
 
 -- Small thumbnails for pixel-level copy evidence (near duplicates, leakage): the 24 px grayscale
--- view and the 16 px RGB colour grid of cell means (scores/near_exact.py), one row each.
+-- view and the 32 px RGB colour grid of cell means (scores/near_exact.py), one row each.
 CREATE TABLE IF NOT EXISTS thumbnails (
     sample_id  VARCHAR NOT NULL,
     size       INTEGER NOT NULL,          -- side in pixels; pixels holds size*size*channels bytes, row-major

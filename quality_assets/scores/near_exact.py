@@ -1,9 +1,10 @@
 """Near-exact copies: pairs whose colour grids agree cell by cell, such as a re-encoded (JPEG) or
-resized copy of an image.
+resized copy of an image, and lightly cropped copies, found by searching the crop.
 
 Each image's colour grid is its RGB picture averaged over a COLOUR_GRID_SIZE x COLOUR_GRID_SIZE
-grid of cells (`representation` stores it beside the grayscale thumbnail). A pair's difference is
-the largest absolute difference of any cell in any channel, in [0, 1]. Compression noise averages
+grid of cells (`representation` stores it beside the grayscale thumbnail); pairs are compared on
+COMPARED_GRID_SIZE cells (the stored grid pooled). A pair's difference is the largest absolute
+difference of any cell in any channel, in [0, 1]. Compression noise averages
 out inside a cell; a different picture, a recoloured variant, another caption or a shifted crop
 changes some cell by a lot. A pair at most NEAR_EXACT_MAX_DIFF apart is a near-exact copy.
 
@@ -18,15 +19,25 @@ the JPEG leaks.
 
 The cell mean is bounded by the cell maximum, so a coarser grid (cells pooled 4 x 4) gives a lower
 bound of the difference; the full grid is compared only for the pairs that pass it.
+
+Lightly cropped copies (`crop_differences`): a crop of 85-95% of the area resized back (the
+protocol's LEAK-crop) moves every cell. The search samples the other image's stored grid over each
+of CROP_SIDES x CROP_OFFSETS^2 crop boxes and keeps the box whose cells come closest; the pair is a
+cropped copy when that box is within CROP_MAX_DIFF and CROP_MAX_RELATIVE. On a clip-art cell, with
+each eval image's 3 best train partners searched both ways, 8 of its 10 crop leaks and 3 eval images
+that the truth does not list passed (the stored grid at 16 px put crop leaks at 0.14-0.33, among
+natural variants).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["COLOUR_GRID_SIZE", "NEAR_EXACT_MAX_DIFF", "NEAR_EXACT_MAX_RELATIVE", "check_colour_grids", "grid_differences"]
+__all__ = ["COLOUR_GRID_SIZE", "COMPARED_GRID_SIZE", "CROP_MAX_DIFF", "CROP_MAX_RELATIVE", "NEAR_EXACT_MAX_DIFF",
+           "NEAR_EXACT_MAX_RELATIVE", "check_colour_grids", "compared_grids", "crop_differences", "grid_differences"]
 
-COLOUR_GRID_SIZE = 16
+COLOUR_GRID_SIZE = 32      # stored: fine enough to resample a crop from
+COMPARED_GRID_SIZE = 16    # compared: JPEG noise averages out in a cell of 4 x 4 px at 64 px
 # Above the JPEG-75 leaks' 0.12 and below the nearest natural pairs (0.18 on MNIST; on clip art the
 # unlisted pairs within 0.15 are 2 of 154,000). See the module docstring.
 NEAR_EXACT_MAX_DIFF = 0.15
@@ -34,8 +45,16 @@ NEAR_EXACT_MAX_DIFF = 0.15
 # reach 0.03-0.09 (two at 0.30 / 0.56 on near-blank clip art), two near-blank drawings with small
 # different marks 0.7-1.4, a small dot against a small star of the same colour 0.13-0.39.
 NEAR_EXACT_MAX_RELATIVE = 0.11
-_POOL = 4            # the lower bound's cells: 4 x 4 cells of the grid
-_CHUNK = 65_536      # pairs compared at once (a chunk of full grids is 2 x 50 MB of uint8)
+# A lightly cropped copy: crop boxes of these sides (of the picture's side; 85-96% of the area) at
+# CROP_OFFSETS x CROP_OFFSETS positions each. Resampling the stored grid adds to the JPEG-like
+# noise, hence the looser limits (clip-art crop leaks: 0.08-0.16 and 0.06-0.27; see the docstring).
+CROP_SIDES = (0.92, 0.94, 0.96, 0.98)
+CROP_OFFSETS = 5
+CROP_MAX_DIFF = 0.16
+CROP_MAX_RELATIVE = 0.2
+_POOL = 4            # the lower bound's cells: 4 x 4 cells of the compared grid
+_CHUNK = 65_536      # pairs compared at once (a chunk of compared grids is 2 x 50 MB of float32)
+_CROP_BATCH = 64     # pairs resampled at once (x every crop box: ~20 MB of float32)
 
 
 def check_colour_grids(grids: np.ndarray, n: int) -> np.ndarray:
@@ -48,37 +67,99 @@ def check_colour_grids(grids: np.ndarray, n: int) -> np.ndarray:
     return g
 
 
+def compared_grids(grids: np.ndarray) -> np.ndarray:
+    """float32 [N, C, C, 3] in 0-255: the stored grids pooled to COMPARED_GRID_SIZE cells (as they are
+    when the stored side is not a multiple of it)."""
+    g = check_colour_grids(grids, len(grids))
+    n, side = g.shape[0], g.shape[1]
+    if side % COMPARED_GRID_SIZE:
+        return g.astype(np.float32)
+    f = side // COMPARED_GRID_SIZE
+    return g.reshape(n, COMPARED_GRID_SIZE, f, COMPARED_GRID_SIZE, f, 3).mean(axis=(2, 4), dtype=np.float32)
+
+
+def _verdict(x: np.ndarray, y: np.ndarray, limit: float, max_relative: float) -> tuple[np.ndarray, np.ndarray]:
+    """(largest cell difference / 255, and whether the pair is within both limits) of rows of x and y."""
+    full = np.abs(x - y).max(axis=1)
+    # Against the pictures' own contrast: two near-blank images with different small marks differ
+    # little in every cell, but by as much as they vary at all.
+    spread = np.sqrt((x.var(axis=1) + y.var(axis=1)) / 2.0)
+    relative = np.sqrt(((x - y) ** 2).mean(axis=1)) / np.maximum(spread, 1e-6)
+    return full / 255.0, (full / 255.0 <= limit + 1e-9) & (relative <= max_relative)
+
+
 def grid_differences(grids: np.ndarray, known: np.ndarray | None, i: np.ndarray, j: np.ndarray,
                      limit: float = NEAR_EXACT_MAX_DIFF,
                      max_relative: float = NEAR_EXACT_MAX_RELATIVE) -> np.ndarray:
-    """Per pair (i[p], j[p]): the largest cell difference of the two colour grids, in [0, 1], where the
+    """Per pair (i[p], j[p]): the largest cell difference of the two compared grids, in [0, 1], where the
     pair is near-exact (at most ``limit``, and the grids' RMS difference at most ``max_relative`` of
     their own spread); NaN where it is not (then maybe not computed in full) or either grid is unknown."""
     i = np.asarray(i, dtype=np.int64)
     j = np.asarray(j, dtype=np.int64)
-    grids = check_colour_grids(grids, len(grids))
-    n, side = grids.shape[0], grids.shape[1]
-    ok = np.ones(i.size, dtype=bool) if known is None else np.asarray(known, bool)[i] & np.asarray(known, bool)[j]
     out = np.full(i.size, np.nan)
-    if not ok.any() or n == 0:
+    ok = np.ones(i.size, dtype=bool) if known is None else np.asarray(known, bool)[i] & np.asarray(known, bool)[j]
+    if not ok.any():
         return out
-    bound_limit = int(np.floor(limit * 255.0 + 1e-9))
+    grids = compared_grids(grids)
+    n, side = grids.shape[0], grids.shape[1]
     pool = _POOL if side % _POOL == 0 else 1
-    coarse = grids.reshape(n, side // pool, pool, side // pool, pool, 3).mean(axis=(2, 4), dtype=np.float32)
+    coarse = grids.reshape(n, side // pool, pool, side // pool, pool, 3).mean(axis=(2, 4))
     rows = np.flatnonzero(ok)
     for start in range(0, rows.size, _CHUNK):
         part = rows[start:start + _CHUNK]
         lower = np.abs(coarse[i[part]] - coarse[j[part]]).reshape(part.size, -1).max(axis=1)
-        part = part[lower <= bound_limit + 1e-3]
+        part = part[lower <= limit * 255.0 + 1e-3]
         if not part.size:
             continue
-        x = grids[i[part]].reshape(part.size, -1).astype(np.float32)
-        y = grids[j[part]].reshape(part.size, -1).astype(np.float32)
-        full = np.abs(x - y).max(axis=1)
-        # Against the pictures' own contrast: two near-blank images with different small marks differ
-        # little in every cell, but by as much as they vary at all.
-        spread = np.sqrt((x.var(axis=1) + y.var(axis=1)) / 2.0)
-        relative = np.sqrt(((x - y) ** 2).mean(axis=1)) / np.maximum(spread, 1e-6)
-        close = (full <= bound_limit) & (relative <= max_relative)
-        out[part[close]] = full[close] / 255.0
+        full, close = _verdict(grids[i[part]].reshape(part.size, -1), grids[j[part]].reshape(part.size, -1),
+                               limit, max_relative)
+        out[part[close]] = full[close]
+    return out
+
+
+def _box_weights(side: float, offset: float, stored: int) -> np.ndarray:
+    """[C, stored] area weights: row u averages the stored cells under the u-th of C equal slices of the
+    interval [offset, offset + side] (in units of the picture's side): a box resize of the crop."""
+    edges = (offset + side * np.arange(COMPARED_GRID_SIZE + 1) / COMPARED_GRID_SIZE) * stored
+    lo, hi = edges[:-1, None], edges[1:, None]
+    cells = np.arange(stored)[None, :]
+    overlap = np.clip(np.minimum(hi, cells + 1) - np.maximum(lo, cells), 0.0, None)
+    return (overlap / overlap.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def crop_differences(grids: np.ndarray, known: np.ndarray | None, source: np.ndarray, copy: np.ndarray,
+                     limit: float = CROP_MAX_DIFF, max_relative: float = CROP_MAX_RELATIVE) -> np.ndarray:
+    """Per pair: is ``copy[p]`` a lightly cropped copy of ``source[p]``? The largest cell difference, in
+    [0, 1], between the copy's compared grid and the source's stored grid box-resampled from the crop box
+    that comes closest (CROP_SIDES x CROP_OFFSETS^2 boxes), where that box is within ``limit`` and
+    ``max_relative``; NaN where no box is, or either grid is unknown.
+
+    A crop box is axis-aligned, so its resampling is separable: rows then columns, one small matrix
+    product per side and offset for a whole batch of pairs."""
+    source = np.asarray(source, dtype=np.int64)
+    copy = np.asarray(copy, dtype=np.int64)
+    out = np.full(source.size, np.nan)
+    ok = np.ones(source.size, dtype=bool) if known is None else \
+        np.asarray(known, bool)[source] & np.asarray(known, bool)[copy]
+    if not ok.any():
+        return out
+    stored = check_colour_grids(grids, len(grids))
+    cells = compared_grids(stored)
+    size, c = stored.shape[1], COMPARED_GRID_SIZE
+    offsets = {side: np.linspace(0.0, 1.0 - side, CROP_OFFSETS) for side in CROP_SIDES}
+    # [sides, offsets, C, stored] weights; a box (side, x0, y0) is rows W[side, y0] and columns W[side, x0].
+    weights = np.stack([np.stack([_box_weights(side, o, size) for o in offsets[side]]) for side in CROP_SIDES])
+    rows = np.flatnonzero(ok)
+    for start in range(0, rows.size, _CROP_BATCH):
+        part = rows[start:start + _CROP_BATCH]
+        src = stored[source[part]].astype(np.float32).transpose(0, 3, 1, 2)          # [P, 3, S, S]
+        # Columns first: [P, 3, S, sides, offsets, C]; then rows: [P, 3, sides, y0, x0, C, C].
+        cols = np.einsum("pcyx,koux->pcykou", src, weights, optimize=True)
+        warped = np.einsum("kavy,pcykou->pkaovuc", weights, cols, optimize=True)    # v, u: row and column cell
+        warped = warped.reshape(part.size, -1, c * c * 3)
+        tgt = cells[copy[part]].reshape(part.size, 1, -1)
+        best = np.abs(warped - tgt).max(axis=2).argmin(axis=1)   # the box whose cells come closest
+        chosen = warped[np.arange(part.size), best]
+        full, close = _verdict(chosen, tgt[:, 0], limit, max_relative)
+        out[part[close]] = full[close]
     return out

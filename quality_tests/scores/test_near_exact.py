@@ -13,7 +13,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from quality_assets.scores.near_exact import (
-    COLOUR_GRID_SIZE, NEAR_EXACT_MAX_DIFF, check_colour_grids, grid_differences,
+    COLOUR_GRID_SIZE, NEAR_EXACT_MAX_DIFF, check_colour_grids, compared_grids, crop_differences, grid_differences,
 )
 
 SIDE = 64
@@ -67,8 +67,9 @@ def test_near_blank_images_with_different_small_marks_are_not_near_exact():
         return im
 
     a, b = mark(10, 12, (230, 160, 60)), mark(44, 40, (220, 90, 90))
-    # Every cell of the grids is close: the cell-wise limit alone would call them copies ...
-    assert np.abs(grid(a).astype(int) - grid(b)).max() / 255 <= NEAR_EXACT_MAX_DIFF
+    # Every compared cell is close: the cell-wise limit alone would call them copies ...
+    cells = compared_grids(np.stack([grid(a), grid(b)]))
+    assert np.abs(cells[0] - cells[1]).max() / 255 <= NEAR_EXACT_MAX_DIFF
     # ... but they differ by as much as they vary at all.
     assert np.isnan(differences(a, b)).all()
 
@@ -76,8 +77,9 @@ def test_near_blank_images_with_different_small_marks_are_not_near_exact():
 def _reference(grids: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
     from quality_assets.scores.near_exact import NEAR_EXACT_MAX_RELATIVE
 
-    x = grids[i].reshape(i.size, -1).astype(np.float64)
-    y = grids[j].reshape(j.size, -1).astype(np.float64)
+    cells = compared_grids(grids).astype(np.float64)
+    x = cells[i].reshape(i.size, -1)
+    y = cells[j].reshape(j.size, -1)
     full = np.abs(x - y).max(axis=1) / 255
     rel = np.sqrt(((x - y) ** 2).mean(axis=1)) / np.maximum(np.sqrt((x.var(axis=1) + y.var(axis=1)) / 2), 1e-6)
     return np.where((full <= NEAR_EXACT_MAX_DIFF + 1e-9) & (rel <= NEAR_EXACT_MAX_RELATIVE + 1e-6), full, np.nan)
@@ -109,18 +111,21 @@ def test_unknown_grids_and_bad_shapes():
 
 def _clip_art_leaks(tmp_path):
     """Clip-art drawings on disk, scored as the service scores them (ingest statistics, thumbnails,
-    colour grids): 60 train drawings; in test, a JPEG copy (quality 40) of train drawing 7, and train
-    drawings 3, 11, 19, 27 and 35 with a dark 2 x 2 px mark added (other pictures, nearly the same pixels)."""
+    colour grids): 60 train drawings; in test, a JPEG copy (quality 40) of train drawing 7, a light crop
+    (90% of the area) of train drawing 15, and train drawings 3, 11, 19, 27 and 35 with a dark 2 x 2 px
+    mark added (other pictures, nearly the same pixels)."""
     from quality_assets.imaging import inspect_image
     from quality_assets.knn import build_knn_graph
     from quality_assets.pixel_view import search_vectors
-    from quality_assets.scoring import compute_scores
+    from quality_assets.scoring import ScoreConfig, compute_scores
     from quality_lab.bench.data import BenchData
     from quality_lab.bench.methods import colour_grids_for, thumbnails_for
 
     images = [drawing(100 + seed) for seed in range(60)]
     splits = ["train"] * 60
     images.append(jpeg(images[7], quality=40))
+    splits.append("test")
+    images.append(light_crop(images[15], 0.9, (0.3, 0.8)))
     splits.append("test")
     for s in (3, 11, 19, 27, 35):
         marked = images[s].copy()
@@ -145,8 +150,8 @@ def _clip_art_leaks(tmp_path):
     vectors = search_vectors(thumbs, size=8)
     graph = build_knn_graph(np.ascontiguousarray(vectors, dtype=np.float32), k=8)
 
-    def leakage(colour_grids):
-        out = compute_scores(paths, graph, manifest, None, vectors=vectors, thumbnails=thumbs,
+    def leakage(colour_grids, config=None):
+        out = compute_scores(paths, graph, manifest, ScoreConfig(config or {}), vectors=vectors, thumbnails=thumbs,
                              colour_grids=colour_grids)
         rows = out.issue_rows[out.issue_rows.issue_type == "leakage"].sort_values("rank")
         return rows.reset_index(drop=True), out.pair_rows
@@ -166,3 +171,36 @@ def test_a_jpeg_leak_of_clip_art_leads_the_leakage_ranking_with_the_colour_grids
     # Without the grids the marked drawings, pixel-perfect but for the mark, rank above the leak.
     rows_grey, _ = leakage(None)
     assert rows_grey.index[rows_grey.sample_id == leak_id][0] > 0
+
+
+def test_a_lightly_cropped_leak_ranks_right_after_the_near_exact_one(tmp_path):
+    paths, leakage, grids = _clip_art_leaks(tmp_path)
+    crop_id, source_id = paths[61], paths[15]
+    rows, _ = leakage(grids)
+    assert list(rows.sample_id[:2]) == [paths[60], crop_id] and rows.partner_id.iloc[1] == source_id
+    rows_off, _ = leakage(grids, {"leakage": {"crop_partners": 0}})
+    assert rows_off.index[rows_off.sample_id == crop_id][0] > 1
+
+
+def light_crop(im: Image.Image, area: float, corner: tuple[float, float]) -> Image.Image:
+    """The protocol's LEAK-crop: a box of `area` of the picture, at `corner` (0..1 of the free room),
+    resized back to the picture's size."""
+    side = np.sqrt(area) * SIDE
+    x0, y0 = corner[0] * (SIDE - side), corner[1] * (SIDE - side)
+    return im.resize((SIDE, SIDE), Image.BILINEAR, box=(x0, y0, x0 + side, y0 + side))
+
+
+def test_a_lightly_cropped_copy_is_found_by_the_crop_search_and_other_pictures_are_not():
+    originals = [drawing(seed) for seed in (21, 22, 23, 24)]
+    crops = [light_crop(originals[0], 0.9, (0.2, 0.7)), light_crop(jpeg(originals[1]), 0.86, (1.0, 0.0)),
+             light_crop(originals[2], 0.94, (0.5, 0.5))]
+    others = [drawing(25), drawing(21, fill=(30, 200, 90))]     # another drawing; the first recoloured
+    grids = np.stack([grid(im) for im in originals + crops + others])
+    source = np.array([0, 1, 2, 0, 0, 3])
+    copy = np.array([4, 5, 6, 7, 8, 4])
+    d = crop_differences(grids, None, source, copy)
+    assert np.isfinite(d[:3]).all(), d                      # the three crops
+    assert np.isnan(d[3:]).all(), d                         # other pictures, a crop of another source
+    # The crops moved every cell: the plain comparison does not see them.
+    assert np.isnan(grid_differences(grids, None, source[:3], copy[:3])).all()
+    assert np.isnan(crop_differences(grids, np.array([True] * 4 + [False] * 5), source[:1], copy[:1])).all()
