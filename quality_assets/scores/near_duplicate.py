@@ -90,8 +90,8 @@ EVIDENCE_FLAGS: dict[str, int] = {
     "near_exact": 64,  # the colour grids agree cell by cell (scores.near_exact)
 }
 _HASH_EXACT = EVIDENCE_FLAGS["file_sha256"] | EVIDENCE_FLAGS["pixel_sha256"]
-# A near-exact pair's score at the limit of its colour difference: below any fused p-value of fewer
-# than 10^9 candidate pairs (the smallest is 1 / (M x the leading view's weight)), above exact (0).
+# A near-exact pair's score is this times its score without the tier: below any fused p-value of
+# fewer than 10^9 candidate pairs (the smallest is 1 / (M x the leading view's weight)), above exact (0).
 NEAR_EXACT_SCORE = 1e-9
 
 
@@ -226,8 +226,8 @@ def near_duplicate_pairs(
     Near-exact copies (``colour_grids``, uint8 [N, G, G, 3], ``colour_grid_known`` marking the rows
     that hold one; :mod:`quality_assets.scores.near_exact`): a candidate pair whose grids differ by at
     most ``near_exact_max_diff`` in every cell (a re-encoded or resized copy) ranks after the exact
-    matches and before every other pair, its score NEAR_EXACT_SCORE times its difference over the
-    limit, and carries the ``near_exact`` evidence. Not for ``score_kind="distance"`` (SelfClean's
+    matches and before every other pair, its score NEAR_EXACT_SCORE times its score without the
+    tier, and carries the ``near_exact`` evidence. Not for ``score_kind="distance"`` (SelfClean's
     plain ranking); ``near_exact_max_diff`` <= 0 turns it off.
     """
     if score_kind not in ("combined", "distance"):
@@ -336,7 +336,9 @@ def near_duplicate_pairs(
         diff = grid_differences(colour_grids, colour_grid_known, pi[check], pj[check], near_exact_max_diff)
         near[np.flatnonzero(check)[np.isfinite(diff)]] = True
         flags[near] |= EVIDENCE_FLAGS["near_exact"]
-        score[near] = NEAR_EXACT_SCORE * diff[np.isfinite(diff)] / near_exact_max_diff
+        # Lifted, in their evidence's order: ordered by the grid difference instead, an icon theme's
+        # own repeats (another caption, 0.06-0.12) interleaved with its JPEG leaks (0.04-0.12).
+        score[near] = NEAR_EXACT_SCORE * np.clip(score[near], 0.0, 1.0)
 
     order = np.lexsort((pj, pi, np.nan_to_num(pair_d, nan=2.0), score))
     out = pd.DataFrame(
