@@ -5,8 +5,10 @@ Each image's colour grid is its RGB picture averaged over a COLOUR_GRID_SIZE x C
 grid of cells (`representation` stores it beside the grayscale thumbnail); pairs are compared on
 COMPARED_GRID_SIZE cells (the stored grid pooled). A pair's difference is the largest absolute
 difference of any cell in any channel, in [0, 1]. Compression noise averages
-out inside a cell; a different picture, a recoloured variant, another caption or a shifted crop
-changes some cell by a lot. A pair at most NEAR_EXACT_MAX_DIFF apart is a near-exact copy.
+out inside a cell; a different picture, a recoloured variant or a shifted crop changes some cell by
+a lot. A small caption may not: an icon theme's one icon with two file-type labels is near-exact
+too, which is why the tier ranks and does not flag. A pair at most NEAR_EXACT_MAX_DIFF apart is a
+near-exact copy.
 
 Why this rule (measured on the benchmark matrix's cells, every candidate pair of the service,
 `docs/benchmarks/matrix.md`, "Update 2026-12-03 (3)"): the protocol's JPEG leaks (PIL quality 75)
