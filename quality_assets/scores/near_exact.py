@@ -145,7 +145,6 @@ def crop_differences(grids: np.ndarray, known: np.ndarray | None, source: np.nda
     if not ok.any():
         return out
     stored = check_colour_grids(grids, len(grids))
-    cells = compared_grids(stored)
     size, c = stored.shape[1], COMPARED_GRID_SIZE
     offsets = {side: np.linspace(0.0, 1.0 - side, CROP_OFFSETS) for side in CROP_SIDES}
     # [sides, offsets, C, stored] weights; a box (side, x0, y0) is rows W[side, y0] and columns W[side, x0].
@@ -158,7 +157,8 @@ def crop_differences(grids: np.ndarray, known: np.ndarray | None, source: np.nda
         cols = np.einsum("pcyx,koux->pcykou", src, weights, optimize=True)
         warped = np.einsum("kavy,pcykou->pkaovuc", weights, cols, optimize=True)    # v, u: row and column cell
         warped = warped.reshape(part.size, -1, c * c * 3)
-        tgt = cells[copy[part]].reshape(part.size, 1, -1)
+        # Only this batch's copies are pooled: the whole set's compared grids would be 3 KB per image.
+        tgt = compared_grids(stored[copy[part]]).reshape(part.size, 1, -1)
         best = np.abs(warped - tgt).max(axis=2).argmin(axis=1)   # the box whose cells come closest
         chosen = warped[np.arange(part.size), best]
         full, close = _verdict(chosen, tgt[:, 0], limit, max_relative)
