@@ -355,3 +355,43 @@ def test_black_fill_refuses_malformed_thumbnails_and_leaves_blank_ones_alone():
     assert out[2].min() == 255
     empty, none = fill_to_background(good[:0])
     assert empty.shape == (0, THUMBNAIL_SIZE, THUMBNAIL_SIZE) and none.size == 0
+
+
+def test_the_shift_search_is_the_cross_correlation_at_every_shift_with_what_leaves_the_frame_at_zero():
+    import torch
+
+    from quality_assets.scores.registration import _shift_correlations, _unit
+
+    rng = np.random.default_rng(5)
+    ref = _unit(torch.from_numpy(rng.random((3, 9, 9), dtype=np.float32)))
+    warped = torch.from_numpy(rng.random((3, 4, 9, 9), dtype=np.float32))
+    m = 2
+    got = _shift_correlations(ref, warped, m).numpy()
+    q = _unit(warped).numpy()
+    r = ref.numpy()
+    for b in range(3):
+        for t in range(4):
+            for dy in range(-m, m + 1):
+                for dx in range(-m, m + 1):
+                    # The reference at (y + dy, x + dx) against the query at (y, x), inside the frame only.
+                    want = sum(r[b, y + dy, x + dx] * q[b, t, y, x] for y in range(9) for x in range(9)
+                               if 0 <= y + dy < 9 and 0 <= x + dx < 9)
+                    assert got[b, t, dy + m, dx + m] == pytest.approx(want, abs=1e-5)
+
+
+def test_warping_every_image_by_shared_transforms_equals_warping_each_by_its_own():
+    import torch
+
+    from quality_assets.scores.registration import _affine, _coarse_grid, _warp_all, _warp_each
+
+    rng = np.random.default_rng(6)
+    x = torch.from_numpy(rng.random((5, 12, 12), dtype=np.float32))
+    background = torch.from_numpy(rng.random(5, dtype=np.float32))
+    theta = _affine(*_coarse_grid(True).T)
+    shared = _warp_all(x, background, theta)
+    each = _warp_each(x, background, theta[None].expand(5, -1, -1, -1))
+    assert shared.shape == (5, theta.shape[0], 12, 12)
+    assert torch.allclose(shared, each, atol=1e-6)
+    # The identity transform gives the image back.
+    identity = _warp_all(x, background, _affine(torch.ones(1), torch.zeros(1), torch.ones(1)))
+    assert torch.allclose(identity[:, 0], x, atol=1e-5)
