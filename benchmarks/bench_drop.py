@@ -109,7 +109,8 @@ def _step_stats(run_id: str, started_at: float) -> tuple[dict[str, float], dict[
     return steps, until
 
 
-def run_size(n: int, work: Path, embedder: str = "precomputed", repeats: int = 1) -> dict:
+def run_size(n: int, work: Path, embedder: str = "precomputed", repeats: int = 1,
+             run_config: dict | None = None) -> dict:
     from quality_assets.runner import prepare_environment, run_audit
 
     data, home = work / "data", work / "home"
@@ -122,7 +123,7 @@ def run_size(n: int, work: Path, embedder: str = "precomputed", repeats: int = 1
               if embedder == "precomputed" else {})
 
     result: dict = {"n": n, "embedder": embedder, "n_drop": max(1, int(round(n * DROP_FRACTION))),
-                    "generate_s": round(generate_s, 1), "drop_repeats": repeats}
+                    "generate_s": round(generate_s, 1), "drop_repeats": repeats, "run_config": run_config or {}}
     plan = [("full", ["base"])] + [("drop", ["drop"])] * repeats + [("rerun", ["drop"])]
     for attempt, (name, drops) in enumerate(plan):
         if name == "drop" and repeats > 1:
@@ -137,7 +138,8 @@ def run_size(n: int, work: Path, embedder: str = "precomputed", repeats: int = 1
         os.sync()
         gc.collect()
         t0, wall0 = time.perf_counter(), time.time()
-        outcome = run_audit(home, data, drops, extra_op_config=config, log_level="ERROR", say=lambda m: None)
+        outcome = run_audit(home, data, drops, extra_op_config=config, run_config=run_config, log_level="ERROR",
+                            say=lambda m: None)
         seconds = time.perf_counter() - t0
         if not outcome.success:
             raise SystemExit(f"{name} run failed: {outcome.error}")
@@ -187,6 +189,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--drop-repeats", type=int, default=1,
                         help="run the drop this many times, each from a copy of the store the full run left; "
                              "the median (by time to new scores) is reported, every attempt kept")
+    parser.add_argument("--run-config", type=json.loads, default=None,
+                        help="a run config as `qaudit audit --config` takes it, as JSON, e.g. "
+                             "'{\"ops\": {\"issue_scores\": {\"config\": {\"label_error\": {\"pixel_classifier\": \"off\"}}}}}'")
     args = parser.parse_args(argv)
     import quality_assets.defs.definitions  # noqa: F401  (imports are not part of any timing)
 
@@ -194,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     for n in args.sizes:
         work = (args.work or Path(tempfile.mkdtemp(prefix="bench_drop_"))) / f"n{n}"
         work.mkdir(parents=True, exist_ok=True)
-        r = run_size(n, work, args.embedder, args.drop_repeats)
+        r = run_size(n, work, args.embedder, args.drop_repeats, args.run_config)
         results.append(r)
         for measure, what in (("to_issue_scores_s", "to new scores"), ("seconds", "whole audit")):
             print(f"n={n} {what}: full {r['full'][measure]} s, 1% drop {r['drop'][measure]} s "
