@@ -34,8 +34,8 @@ from PIL import Image
 
 from quality_assets.splits import EVAL_SPLITS, TRAIN_SPLITS, TRUSTED_SPLITS
 
-__all__ = ["CnnConfig", "ConsumerResult", "EXPERIMENTS", "consumer_experiments_from_frame", "load_images",
-           "run_consumer_experiments", "train_cnn", "predict"]
+__all__ = ["CnnConfig", "ConsumerResult", "EXPERIMENTS", "build_cnn", "consumer_experiments_from_frame",
+           "load_images", "run_consumer_experiments", "train_cnn", "predict"]
 
 # (train labels, eval labels) of PETA's four experiments, in the order they are reported.
 EXPERIMENTS: tuple[tuple[str, str], ...] = (("raw", "raw"), ("cleaned", "cleaned"), ("cleaned", "raw"),
@@ -101,12 +101,18 @@ def _shift(batch, generator, pad: int):
     return padded[idx, ch, rows[:, None, :, None], cols[:, None, None, :]]
 
 
+def build_cnn(config: CnnConfig, n_classes: int):
+    """The untrained timm network of `config` (no pretrained weights: nothing is downloaded)."""
+    import quality_assets._torchvision_compat  # noqa: F401  (timm imports torchvision)
+    import timm
+
+    return timm.create_model(config.arch, pretrained=False, num_classes=n_classes, in_chans=3)
+
+
 def train_cnn(images: np.ndarray, codes: np.ndarray, n_classes: int, config: CnnConfig = CnnConfig(), *,
               seed: int = 0):
     """A timm model (no pretrained weights) trained with AdamW and a one-cycle schedule; returns it in
     eval mode. `images` [n, s, s, 3] uint8, `codes` in 0..n_classes-1."""
-    import quality_assets._torchvision_compat  # noqa: F401  (timm imports torchvision)
-    import timm
     import torch
 
     codes = np.asarray(codes, dtype=np.int64)
@@ -117,7 +123,7 @@ def train_cnn(images: np.ndarray, codes: np.ndarray, n_classes: int, config: Cnn
     torch.set_num_threads(config.threads)
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
-    model = timm.create_model(config.arch, pretrained=False, num_classes=n_classes, in_chans=3)
+    model = build_cnn(config, n_classes)
     x = _as_tensor(images)
     y = torch.from_numpy(codes)
     steps_per_epoch = max(1, math.ceil(len(y) / config.batch_size))

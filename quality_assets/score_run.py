@@ -20,6 +20,7 @@ import pandas as pd
 from quality_assets.cleaning import CleaningPolicy, apply_policy, cleaning_frame
 from quality_assets.code_version import code_version
 from quality_assets.issue_types import View
+from quality_assets.pixel_classifier_fits import StoredPixelClassifierFits
 from quality_assets.pixel_view import THUMBNAIL_SIZE, search_vectors
 from quality_assets.property_view import property_vectors
 from quality_assets.representation import load_colour_grids, load_thumbnails, load_vectors
@@ -97,6 +98,8 @@ def run_scores(conn: duckdb.DuckDBPyConnection, config: ScoreConfig, *, reuse: b
     # Pairs verified by an earlier run are read back: a drop verifies only the pairs it brings.
     verifications = VerifiedPairMemo(sample_ids, run_query(conn, "pair_verifications_for",
                                                            verifier_version=verifier_version()))
+    # A drop predicts its new rows with the last pixel-classifier fit instead of training one.
+    pixel_fits = StoredPixelClassifierFits(conn)
     outputs = compute_scores(sample_ids, graph, manifest, config, vectors=vectors,
                              thumbnails=thumbnails if thumbnail_known.any() else None,
                              thumbnail_known=thumbnail_known, pixel=pixel, properties=properties,
@@ -105,7 +108,7 @@ def run_scores(conn: duckdb.DuckDBPyConnection, config: ScoreConfig, *, reuse: b
                              polar_vectors=stored_search_vectors(conn, "polar", sample_ids),
                              images=_image_loader(manifest_in_order),
                              colour_grids=colour_grids if colour_grid_known.any() else None,
-                             colour_grid_known=colour_grid_known)
+                             colour_grid_known=colour_grid_known, pixel_classifier_fits=pixel_fits)
     outputs.summary.update(pairs_verified_now=verifications.n_verified, pair_verdicts_reused=verifications.n_reused,
                            pairs_registered_now=verifications.n_registered)
     score_version = _score_version(view_versions, manifest_version, config)
@@ -117,6 +120,7 @@ def run_scores(conn: duckdb.DuckDBPyConnection, config: ScoreConfig, *, reuse: b
         insert_df(conn, "pair_scores", outputs.pair_rows.assign(score_version=score_version))
         insert_df(conn, "duplicate_groups", outputs.groups.assign(score_version=score_version))
         insert_df(conn, "class_confusion", outputs.confusion.assign(score_version=score_version))
+        pixel_fits.save()
         new_verdicts = verifications.new_rows()
         if len(new_verdicts):
             conn.register("_new_pair_verifications", new_verdicts)
@@ -139,7 +143,8 @@ def _image_loader(manifest: pd.DataFrame):
     """Loads the manifest's images at the row positions asked for, as the pixel classifier takes them:
     RGB at the first image's largest side clipped to [32, 64] px (`consumer_cnn.load_images`'s rule),
     from a local or an object-store data root. A set that fits in `_IMAGES_IN_MEMORY` bytes is read
-    once and kept; a larger one is read per request (the classifier asks for bounded chunks)."""
+    once and kept when a request asks for a tenth of it or more (small requests, a drop's new rows, are
+    read alone); a larger set is read per request (the classifier asks for bounded chunks)."""
     cache: dict[str, np.ndarray] = {}
 
     def read(rows: np.ndarray) -> np.ndarray:
@@ -162,6 +167,10 @@ def _image_loader(manifest: pd.DataFrame):
     def load(rows: np.ndarray) -> np.ndarray:
         side = PIXEL_CLASSIFIER_CONFIG.max_image_size
         if len(manifest) * side * side * 3 > _IMAGES_IN_MEMORY:
+            return read(rows)
+        if "all" not in cache and 10 * len(rows) < len(manifest):
+            # A drop's new rows, predicted by a kept fit: not the whole set. (A fold's training rows
+            # are at least 1/8 of any set that fits in memory: min(4/5 of it, 5,000 of <= 40k).)
             return read(rows)
         if "all" not in cache:
             cache["all"] = read(np.arange(len(manifest)))

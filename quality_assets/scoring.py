@@ -117,7 +117,8 @@ def compute_scores(sample_ids: list[str], graph: KnnGraph, manifest: pd.DataFram
                    polar_vectors: np.ndarray | None = None,
                    images: Callable[[np.ndarray], np.ndarray] | None = None,
                    colour_grids: np.ndarray | None = None,
-                   colour_grid_known: np.ndarray | None = None) -> ScoreOutputs:
+                   colour_grid_known: np.ndarray | None = None,
+                   pixel_classifier_fits=None) -> ScoreOutputs:
     """Run every registered issue type. `manifest` rows, `vectors` and `thumbnails` must be aligned
     with `sample_ids` (the graph's node order).
 
@@ -130,7 +131,8 @@ def compute_scores(sample_ids: list[str], graph: KnnGraph, manifest: pd.DataFram
     `polar_vectors`: the thumbnails' polar search vectors the copy search stored (NaN rows where none).
     `images`: loads the images at given positions of `sample_ids` (`ScoringInputs.images`), for
     options that train on the pixels. `colour_grids` / `colour_grid_known`: the samples' RGB colour grids
-    (`ScoringInputs.colour_grids`), for near-exact copies.
+    (`ScoringInputs.colour_grids`), for near-exact copies. `pixel_classifier_fits`: where the label-error
+    pixel classifier's fits are kept between runs (`ScoringInputs.pixel_classifier_fits`).
     """
     config = config or ScoreConfig()
     ids = np.asarray(sample_ids, dtype=object)
@@ -150,7 +152,8 @@ def compute_scores(sample_ids: list[str], graph: KnnGraph, manifest: pd.DataFram
     inputs = ScoringInputs(ids, manifest, views, thumbnails=thumbnails, thumbnail_known=thumbnail_known,
                            copy_candidates=copy_candidates, pair_verifier=pair_verifier,
                            polar_vectors=polar_vectors, images=images,
-                           colour_grids=colour_grids, colour_grid_known=colour_grid_known)
+                           colour_grids=colour_grids, colour_grid_known=colour_grid_known,
+                           pixel_classifier_fits=pixel_classifier_fits)
 
     found: dict[str, IssueResult] = {}
     rows, pair_frames, groups, confusions = [], [], [], []

@@ -54,9 +54,11 @@ def make_drops(data: Path, seed: int = 0) -> Path:
     return vectors
 
 
-def audit_drop(store, data: Path, vectors: Path, drop: str, instance, *, selection=UP_TO_SCORES):
-    """Ingest one drop and run the graph (up to the scores by default) through Dagster."""
-    ops = {"raw_manifest": {"config": {"data_root": str(data), "drops": [drop]}}}
+def audit_drop(store, data: Path, vectors: Path, drop: str, instance, *, selection=UP_TO_SCORES,
+               run_config_ops: dict | None = None):
+    """Ingest one drop and run the graph (up to the scores by default) through Dagster; `run_config_ops`:
+    more ops' run config (e.g. the scores' options)."""
+    ops = {"raw_manifest": {"config": {"data_root": str(data), "drops": [drop]}}, **(run_config_ops or {})}
     if not selection or "ssl_model" in selection:
         ops["ssl_model"] = {"config": {"embedder": "precomputed", "embeddings_file": str(vectors)}}
     return dg.materialize(

@@ -192,6 +192,21 @@ CREATE TABLE IF NOT EXISTS pair_verifications (
 -- Best correlation after registration (scores.registration); NULL: the pair was not registered.
 ALTER TABLE pair_verifications ADD COLUMN IF NOT EXISTS registered DOUBLE;
 
+-- The label-error pixel classifier's fits (scores.pixel_classifier), kept so that a drop predicts
+-- its new rows with the stored fold networks instead of training them again. Files under artifacts/.
+CREATE TABLE IF NOT EXISTS pixel_classifier_fits (
+    fit_id         VARCHAR PRIMARY KEY,
+    settings_hash  VARCHAR NOT NULL,      -- settings and classifier code version
+    settings_json  VARCHAR,
+    classes_json   VARCHAR NOT NULL,
+    side           INTEGER,               -- image side the networks were trained at
+    n_rows         INTEGER,
+    n_trained      INTEGER,               -- rows dealt into the folds; the others were predicted later
+    rows_path      VARCHAR NOT NULL,      -- relative to $QUALITY_HOME
+    folds_path     VARCHAR NOT NULL,
+    created_at     TIMESTAMP
+);
+
 CREATE TABLE IF NOT EXISTS duplicate_groups (
     score_version  VARCHAR NOT NULL,
     group_id       INTEGER NOT NULL,

@@ -98,6 +98,10 @@ class ScoringInputs:
     # type that trains on the pixels (label_error's `pixel_classifier`); called only then, in bounded
     # chunks. None: no access to the files.
     images: Callable[[np.ndarray], np.ndarray] | None = None
+    # Where the pixel classifier's fits are kept between runs (`latest(settings)` -> fit or None,
+    # `keep(fit)`; the service's `pixel_classifier_fits.StoredPixelClassifierFits`). None: every run
+    # trains its own.
+    pixel_classifier_fits: Any | None = None
 
     @property
     def n(self) -> int:

@@ -11,7 +11,8 @@ the tags the evidence disagrees with added or removed, and the confusion table p
 
 With `pixel_classifier` on (by default when the classes have enough images), a small CNN trained on
 the images out of fold (`scores.pixel_classifier`) adds evidence that does not depend on the SSL
-representation.
+representation. Where the run keeps fits (the service), a drop reuses the last one and predicts only
+its new rows, until the labelled rows changed by more than `pixel_max_growth_fraction`.
 
 The `trusted` split (a checked label book) is clean ground: its samples are never candidates (no
 score, no suggestion), their labels vote as neighbours and anchor every fold of the classifier."""
@@ -35,7 +36,8 @@ from quality_assets.scores.label_error import (
     noise_corrected_confidence,
 )
 from quality_assets.scores.multi_label import is_multi_label, multi_label_errors, tag_confusion
-from quality_assets.scores.pixel_classifier import MAX_TRAIN_ROWS, out_of_fold_pixel_probabilities
+from quality_assets.scores.pixel_classifier import (MAX_GROWTH_FRACTION, MAX_TRAIN_ROWS, out_of_fold_pixel_probabilities,
+                                                     pixel_probabilities, pixel_settings)
 from quality_assets.splits import TRUSTED_SPLITS
 
 _MULTI_LABEL_MODES = ("auto", "on", "off")
@@ -69,6 +71,9 @@ class LabelErrorOptions(Cutoff):
     pixel_classifier: str = "auto"
     pixel_min_per_class: int = 200
     pixel_max_train_rows: int = MAX_TRAIN_ROWS
+    # Where a score run can keep the classifier's fit (the service can), a later run keeps it, and
+    # predicts only its new rows, until the labelled rows changed by more than this fraction.
+    pixel_max_growth_fraction: float = MAX_GROWTH_FRACTION
     seed: int = 0
 
 
@@ -99,6 +104,9 @@ class LabelError(IssueType):
         if options.pixel_min_per_class < 1 or options.pixel_max_train_rows < 2:
             raise ValueError("label_error pixel_min_per_class must be at least 1 and pixel_max_train_rows at "
                              f"least 2, got {options.pixel_min_per_class!r} and {options.pixel_max_train_rows!r}")
+        if not options.pixel_max_growth_fraction >= 0:
+            raise ValueError(f"label_error pixel_max_growth_fraction must be >= 0, got "
+                             f"{options.pixel_max_growth_fraction!r}")
         if options.multi_label not in _MULTI_LABEL_MODES:
             raise ValueError(f"label_error multi_label must be one of {_MULTI_LABEL_MODES}, "
                              f"got {options.multi_label!r}")
@@ -134,14 +142,14 @@ class LabelError(IssueType):
             votes = knn_vote_shares(inputs.graph, codes_all, len(classes))[rows]
             posterior = 0.5 * learned.pred_probs + 0.5 * votes.toarray()
         on_pixels = _uses_pixel_classifier(options, inputs, rows.size, len(classes))
+        pixel_summary: dict = {}
         if on_pixels:
             from cleanlab.rank import get_label_quality_scores
 
             # A network trained on the pixels weighs as much as the representation's evidence
             # together, in the score and in the suggestion (docs/benchmarks/matrix.md, "Update 2026-12-03").
-            pixel_probs = out_of_fold_pixel_probabilities(
-                lambda at: inputs.images(rows[at]), codes_all[rows], len(classes), seed=options.seed,
-                anchor=trusted[rows], order_key=keys, max_train_rows=options.pixel_max_train_rows)
+            pixel_probs, pixel_summary = _pixel_probabilities(inputs, options, rows, codes_all[rows], classes,
+                                                              trusted[rows], keys)
             quality = get_label_quality_scores(codes_all[rows], pixel_probs, method="self_confidence")
             score[rows] = np.sqrt(score[rows] * np.clip(quality, 0.0, 1.0))
             posterior = pixel_probs if posterior is None else 0.5 * posterior + 0.5 * pixel_probs
@@ -163,7 +171,7 @@ class LabelError(IssueType):
         return IssueResult(score=score, is_issue=flag, suggested=suggested, confidence=confidence,
                            confusion=confusion,
                            summary={"label_error_rate": rate, "label_noise_ceiling": round(ceiling, 4),
-                                    "pixel_classifier_used": bool(on_pixels)})
+                                    "pixel_classifier_used": bool(on_pixels), **pixel_summary})
 
     def _score_tags(self, inputs: ScoringInputs, options: LabelErrorOptions,
                     found: Mapping[str, IssueResult]) -> IssueResult:
@@ -244,7 +252,31 @@ def _content_keys(inputs: ScoringInputs) -> np.ndarray | None:
     sha = inputs.manifest["file_sha256"].to_numpy(dtype=object).astype(str)
     if "path" not in inputs.manifest.columns:
         return sha
-    return np.char.add(np.char.add(sha, "\x00"), inputs.manifest["path"].to_numpy(dtype=object).astype(str))
+    # Python strings: numpy's fixed-width ones drop a trailing NUL, and with it the separator.
+    return np.array([f"{s}\x00{p}" for s, p in zip(sha, inputs.manifest["path"].astype(str))], dtype=object)
+
+
+def _pixel_probabilities(inputs: ScoringInputs, options: LabelErrorOptions, rows: np.ndarray, codes: np.ndarray,
+                         classes: np.ndarray, anchor: np.ndarray, keys: np.ndarray | None) -> tuple[np.ndarray, dict]:
+    """The pixel classifier's out-of-sample probabilities of the labelled `rows`, and what the summary
+    says of them: from a kept fit where the run has somewhere to keep one (and content keys to know
+    the rows by), else from a fit trained here."""
+    images = lambda at: inputs.images(rows[at])  # noqa: E731
+    fits = inputs.pixel_classifier_fits
+    # The same file at the same path under two data roots has one content key: such rows cannot be
+    # told apart in a kept fit, so that run trains its own.
+    if fits is None or keys is None or not pd.Index(keys).is_unique:
+        probs = out_of_fold_pixel_probabilities(images, codes, len(classes), seed=options.seed, anchor=anchor,
+                                                order_key=keys, max_train_rows=options.pixel_max_train_rows)
+        return probs, {"pixel_classifier_trained": True}
+    settings = pixel_settings(seed=options.seed, max_train_rows=options.pixel_max_train_rows)
+    found = pixel_probabilities(images, codes, classes, keys, previous=fits.latest(settings),
+                                max_growth_fraction=options.pixel_max_growth_fraction, seed=options.seed,
+                                anchor=anchor, max_train_rows=options.pixel_max_train_rows)
+    if found.fit_changed:
+        fits.keep(found.fit)
+    return found.probabilities, {"pixel_classifier_trained": found.trained, "pixel_classifier_reason": found.reason,
+                                 "pixel_classifier_rows_predicted": found.n_predicted}
 
 
 def _uses_pixel_classifier(options: LabelErrorOptions, inputs: ScoringInputs, n_labelled: int,

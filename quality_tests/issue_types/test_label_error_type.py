@@ -178,3 +178,47 @@ def test_the_pixel_classifier_finds_flips_the_representation_does_not_see():
     assert sum(loads) >= n   # every row predicted, by a network that trained without it
     assert set(np.argsort(with_pixels.score)[:4]) == set(flipped)
     assert list(with_pixels.suggested[flipped]) == list(names[truth[flipped]])
+
+
+def test_a_kept_pixel_classifier_fit_serves_the_next_run_and_duplicate_content_keys_train_their_own(tmp_path):
+    """With somewhere to keep fits (a real store), the second run on the same rows reads no image and
+    trains nothing; rows that share a content key (one file, one path, two data roots) cannot be told
+    apart in a fit, so that run trains its own instead of failing."""
+    from quality_assets.pixel_classifier_fits import StoredPixelClassifierFits
+    from quality_assets.store import Store
+    from quality_tests.imagefolders import coloured_images
+
+    images, truth = coloured_images(30)
+    n = len(truth)
+    labels = np.array(["red", "green", "blue"], dtype=object)[truth]
+    x = np.random.default_rng(0).normal(size=(n, 16)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    manifest = pd.DataFrame({"sample_id": [f"s{i:03d}" for i in range(n)], "label": labels, "split": ["train"] * n,
+                             "file_sha256": [f"{i:064x}" for i in range(n)], "path": [f"p{i}.png" for i in range(n)]})
+    loads = []
+
+    def load(rows):
+        loads.append(len(rows))
+        return images[rows]
+
+    t = get_issue_type("label_error")
+    options = t.Options(pixel_classifier="on")
+    with Store(tmp_path / "home").connect() as conn:
+        def run(frame):
+            fits = StoredPixelClassifierFits(conn)
+            inputs = ScoringInputs(frame.sample_id.to_numpy(dtype=object), frame,
+                                   {"ssl": View(build_knn_graph(x, 10), x)}, images=load, pixel_classifier_fits=fits)
+            summary = t.score(inputs, options, {}).summary
+            fits.save()
+            return summary
+
+        first = run(manifest)
+        assert first["pixel_classifier_trained"] is True and sum(loads) >= n
+        loads.clear()
+        second = run(manifest)
+        assert second["pixel_classifier_trained"] is False and second["pixel_classifier_rows_predicted"] == 0
+        assert not loads
+        twin = manifest.copy()
+        twin.loc[1, ["file_sha256", "path"]] = twin.loc[0, ["file_sha256", "path"]]
+        third = run(twin)
+        assert third["pixel_classifier_trained"] is True and "pixel_classifier_reason" not in third and loads

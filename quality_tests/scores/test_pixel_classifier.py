@@ -1,11 +1,14 @@
 """Out-of-fold probabilities of a CNN trained on the pixels (`scores.pixel_classifier`): held-out
-flips get a low probability for their given label, anchors keep theirs, and runs repeat."""
+flips get a low probability for their given label, anchors keep theirs, and runs repeat. A kept fit
+serves a small drop by predicting its new rows only, and is trained again when the data changed more
+than the growth fraction, the classes, the label book, the settings or the image size changed."""
 
 import numpy as np
 import pytest
 
 from quality_assets.consumer_cnn import CnnConfig
-from quality_assets.scores.pixel_classifier import out_of_fold_pixel_probabilities
+from quality_assets.scores.pixel_classifier import (fit_pixel_classifier, out_of_fold_pixel_probabilities,
+                                                     pixel_probabilities)
 from quality_tests.imagefolders import coloured_images
 
 QUICK = CnnConfig(epochs=12, batch_size=32)
@@ -76,3 +79,97 @@ def test_bad_input_is_refused_with_a_reason():
         out_of_fold_pixel_probabilities(images, codes, 3, config=TINY, max_train_rows=1)
     with pytest.raises(ValueError, match="one per row asked for"):
         out_of_fold_pixel_probabilities(lambda rows: images[:1], codes, 3, config=TINY)
+
+
+def _keys(prefix: str, n: int) -> np.ndarray:
+    return np.array([f"{prefix}{i:04d}" for i in range(n)], dtype=object)
+
+
+def test_a_kept_fit_predicts_only_a_small_drops_rows_and_finds_its_flip():
+    images, codes = coloured_images(40)
+    classes = ("red", "green", "blue")
+    first = pixel_probabilities(images, codes, classes, _keys("a", 120), config=QUICK)
+    assert first.trained and first.reason == "no earlier fit" and first.fit.n_trained == 120
+    more, more_truth = coloured_images(3, seed=5)
+    given = more_truth.copy()
+    given[0] = 2   # a red square filed as blue
+    asked: list[np.ndarray] = []
+    all_images = np.concatenate([images, more])
+
+    def load(rows):
+        asked.append(np.asarray(rows))
+        return all_images[rows]
+
+    # The drop in the middle of the rows, the classes named in another order: both are mapped.
+    order = ("blue", "red", "green")
+    to_order = np.array([1, 2, 0])
+    drop = pixel_probabilities(load, to_order[np.concatenate([codes, given])], order,
+                               np.concatenate([_keys("a", 120), _keys("b", 9)]), previous=first.fit, config=QUICK)
+    assert not drop.trained and drop.n_predicted == 9 and "9 new rows" in drop.reason
+    assert [sorted(rows) for rows in asked] == [list(range(120, 129))]   # only the new rows' images
+    np.testing.assert_allclose(drop.probabilities[:120], first.probabilities[:, [2, 0, 1]], atol=1e-6)
+    self_confidence = drop.probabilities[np.arange(129), to_order[np.concatenate([codes, given])]]
+    assert np.argmin(self_confidence) == 120 and drop.probabilities[120].argmax() == 1   # red
+    assert drop.fit.keys.size == 129 and drop.fit.n_trained == 120 and drop.fit.folds is first.fit.folds
+    # The next run finds the drop's rows in the fit: nothing to predict, no image read.
+    again = pixel_probabilities(lambda rows: pytest.fail("no image should be read"),
+                                to_order[np.concatenate([codes, given])], order,
+                                np.concatenate([_keys("a", 120), _keys("b", 9)]), previous=drop.fit, config=QUICK)
+    assert not again.trained and again.n_predicted == 0 and not again.fit_changed
+    np.testing.assert_allclose(again.probabilities, drop.probabilities, atol=1e-6)
+
+
+@pytest.mark.parametrize("change, reason", [
+    ("grown", "changed by 25% > 20%"),
+    ("relabelled", "changed by 25% > 20%"),
+    ("removed", "changed by 25% > 20%"),
+    ("new class", "the classes changed"),
+    ("label book", "the label book changed"),
+    ("settings", "settings changed"),
+])
+def test_the_folds_train_again_when_the_data_changed_too_much(change, reason):
+    images, codes = coloured_images(20, seed=1)
+    classes, keys = ("r", "g", "b"), _keys("a", 60)
+    fit = fit_pixel_classifier(images, codes, classes, keys, config=TINY)
+    anchor, seed = None, 0
+    if change == "grown":
+        extra, extra_codes = coloured_images(5, seed=2)
+        images, codes, keys = (np.concatenate([images, extra]), np.concatenate([codes, extra_codes]),
+                               np.concatenate([keys, _keys("b", 15)]))
+    elif change == "relabelled":
+        codes = codes.copy()
+        codes[:15] = (codes[:15] + 1) % 3
+    elif change == "removed":
+        images, codes, keys = images[15:], codes[15:], keys[15:]
+    elif change == "new class":
+        codes = codes.copy()
+        codes[0] = 3
+        classes = classes + ("y",)
+    elif change == "label book":
+        anchor = np.zeros(len(codes), bool)
+        anchor[0] = True
+    else:
+        seed = 1
+    found = pixel_probabilities(images, codes, classes, keys, previous=fit, config=TINY, anchor=anchor, seed=seed)
+    assert found.trained and reason in found.reason and found.fit.n_trained == len(codes)
+
+
+def test_a_fifth_of_the_rows_relabelled_keeps_the_fit_and_each_images_probabilities():
+    images, codes = coloured_images(20, seed=1)
+    fit = fit_pixel_classifier(images, codes, ("r", "g", "b"), _keys("a", 60), config=TINY)
+    relabelled = codes.copy()
+    relabelled[:12] = (relabelled[:12] + 1) % 3   # 20%: not more than the fraction
+    kept = pixel_probabilities(images, relabelled, ("r", "g", "b"), _keys("a", 60), previous=fit, config=TINY)
+    assert not kept.trained and kept.n_predicted == 0
+    np.testing.assert_allclose(kept.probabilities, fit.probabilities, atol=1e-6)
+
+
+def test_new_images_of_another_size_than_the_fits_train_it_again():
+    images, codes = coloured_images(20, seed=1)
+    fit = fit_pixel_classifier(images, codes, ("r", "g", "b"), _keys("a", 60), config=TINY)
+    extra, extra_codes = coloured_images(1, seed=2)
+    bigger = np.concatenate([np.kron(images, np.ones((1, 2, 2, 1), np.uint8)),
+                             np.kron(extra, np.ones((1, 2, 2, 1), np.uint8))])
+    found = pixel_probabilities(bigger, np.concatenate([codes, extra_codes]), ("r", "g", "b"),
+                                np.concatenate([_keys("a", 60), _keys("b", 3)]), previous=fit, config=TINY)
+    assert found.trained and found.reason == "the images' size changed" and found.fit.side == 64

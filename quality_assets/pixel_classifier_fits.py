@@ -1,0 +1,129 @@
+"""The label-error pixel classifier's fits, kept between score runs so that a drop does not train its
+fold networks again (`scores.pixel_classifier.pixel_probabilities` decides when it must).
+
+A fit is a row of `pixel_classifier_fits` (its settings' hash, which includes the classifier's code
+version, its classes and sizes) and two files under the quality home's `artifacts/pixel_classifier/`:
+the rows (content-key digests, labels, probabilities) and the fold networks' weights. A fit that
+only added predicted rows shares its weights file with the fit it grew from.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+import zipfile
+from pathlib import Path
+
+import duckdb
+import numpy as np
+
+from quality_assets.code_version import code_version
+from quality_assets.scores.pixel_classifier import FoldNetwork, PixelClassifierFit
+from quality_assets.store import run_query
+
+__all__ = ["StoredPixelClassifierFits", "prune_fits", "settings_hash"]
+
+_CODE_ROOTS = ("quality_assets.scores.pixel_classifier",)
+_FOLDER = "pixel_classifier"
+
+
+def settings_hash(settings: dict) -> str:
+    """A fit is read back only under the same settings and classifier code."""
+    return hashlib.sha256((json.dumps(settings, sort_keys=True) + code_version(*_CODE_ROOTS)).encode()).hexdigest()[:16]
+
+
+class StoredPixelClassifierFits:
+    """What `ScoringInputs.pixel_classifier_fits` expects: `latest(settings)` reads the newest fit
+    made under these settings, `keep(fit)` remembers one to store; `save()` stores it (call it in
+    the score run's transaction)."""
+
+    def __init__(self, conn: duckdb.DuckDBPyConnection):
+        self._conn = conn
+        self._home = Path(str(run_query(conn, "database_path").path[0])).parent
+        self._kept: PixelClassifierFit | None = None
+        self._latest: dict[str, tuple[PixelClassifierFit, str]] = {}
+
+    def latest(self, settings: dict) -> PixelClassifierFit | None:
+        found = run_query(self._conn, "latest_pixel_classifier_fit", settings_hash=settings_hash(settings))
+        if found.empty:
+            return None
+        row = found.iloc[0]
+        try:
+            fit = _read(self._home, row)
+        except (OSError, ValueError, KeyError, RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile):
+            return None   # its files are gone or damaged: the caller trains a new fit
+        self._latest[settings_hash(settings)] = (fit, str(row.folds_path))
+        return fit
+
+    def keep(self, fit: PixelClassifierFit) -> None:
+        self._kept = fit
+
+    def save(self) -> str | None:
+        """Store the kept fit; returns its id (None when nothing was kept)."""
+        fit = self._kept
+        if fit is None:
+            return None
+        digest = settings_hash(fit.settings)
+        fit_id = hashlib.sha256(b"".join([digest.encode(), fit.keys.tobytes(), fit.labels.tobytes(),
+                                          fit.trained.tobytes(), fit.anchored.tobytes()])).hexdigest()[:16]
+        folder = self._home / "artifacts" / _FOLDER
+        folder.mkdir(parents=True, exist_ok=True)
+        earlier = self._latest.get(digest)
+        if earlier is not None and earlier[0].folds is fit.folds:
+            folds_path = earlier[1]   # only predicted rows were added: the same networks
+        else:
+            folds_path = f"artifacts/{_FOLDER}/{fit_id}.folds.pt"
+            _write_folds(self._home / folds_path, fit)
+        rows_path = f"artifacts/{_FOLDER}/{fit_id}.rows.npz"
+        _write_rows(self._home / rows_path, fit)
+        run_query(self._conn, "insert_pixel_classifier_fit", fit_id=fit_id, settings_hash=digest,
+                  settings_json=json.dumps(fit.settings, sort_keys=True), classes_json=json.dumps(list(fit.classes)),
+                  side=int(fit.side), n_rows=int(fit.keys.size), n_trained=fit.n_trained,
+                  rows_path=rows_path, folds_path=folds_path)
+        return fit_id
+
+
+def prune_fits(conn: duckdb.DuckDBPyConnection, keep: int) -> int:
+    """Keep the newest `keep` fits of each settings hash; delete the others' rows, then every file in
+    the fits' folder that no remaining fit reads (a pruned fit's, or a crashed write's). Returns how
+    many files were deleted."""
+    run_query(conn, "prune_pixel_classifier_fits", keep=int(keep))
+    home = Path(str(run_query(conn, "database_path").path[0])).parent
+    used = {(home / path).resolve() for path in run_query(conn, "pixel_classifier_fit_files").path}
+    removed = 0
+    for path in (home / "artifacts" / _FOLDER).glob("*"):
+        if path.is_file() and path.resolve() not in used:
+            path.unlink()
+            removed += 1
+    return removed
+
+
+def _write_rows(path: Path, fit: PixelClassifierFit) -> None:
+    partial = path.with_name(path.name + ".partial.npz")
+    np.savez(partial, keys=fit.keys, labels=fit.labels, anchored=fit.anchored, trained=fit.trained,
+             probabilities=fit.probabilities.astype(np.float32))
+    os.replace(partial, path)
+
+
+def _write_folds(path: Path, fit: PixelClassifierFit) -> None:
+    import torch
+
+    partial = path.with_name(path.name + ".partial")
+    torch.save({"states": [fold.state for fold in fit.folds],
+                "present": [fold.present.astype(np.int64).tolist() for fold in fit.folds]}, partial)
+    os.replace(partial, path)
+
+
+def _read(home: Path, row) -> PixelClassifierFit:
+    import torch
+
+    with np.load(home / row.rows_path) as rows:
+        arrays = {name: rows[name] for name in ("keys", "labels", "anchored", "trained", "probabilities")}
+    folds = torch.load(home / row.folds_path, weights_only=True)
+    networks = [FoldNetwork(state, np.asarray(present, dtype=np.int64))
+                for state, present in zip(folds["states"], folds["present"])]
+    return PixelClassifierFit(tuple(json.loads(row.classes_json)), arrays["keys"], arrays["labels"],
+                              arrays["anchored"], arrays["trained"], arrays["probabilities"], networks,
+                              int(row.side), json.loads(row.settings_json))
