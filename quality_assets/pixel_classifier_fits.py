@@ -46,7 +46,8 @@ class StoredPixelClassifierFits:
         self._latest: dict[str, tuple[PixelClassifierFit, str]] = {}
 
     def latest(self, settings: dict) -> PixelClassifierFit | None:
-        found = run_query(self._conn, "latest_pixel_classifier_fit", settings_hash=settings_hash(settings))
+        digest = settings_hash(settings)
+        found = run_query(self._conn, "latest_pixel_classifier_fit", settings_hash=digest)
         if found.empty:
             return None
         row = found.iloc[0]
@@ -54,7 +55,7 @@ class StoredPixelClassifierFits:
             fit = _read(self._home, row)
         except (OSError, ValueError, KeyError, RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile):
             return None   # its files are gone or damaged: the caller trains a new fit
-        self._latest[settings_hash(settings)] = (fit, str(row.folds_path))
+        self._latest[digest] = (fit, str(row.folds_path))
         return fit
 
     def keep(self, fit: PixelClassifierFit) -> None:

@@ -153,17 +153,8 @@ def fit_pixel_classifier(images: ImageRows, codes: np.ndarray, classes, keys: np
                          max_train_rows: int = MAX_TRAIN_ROWS) -> PixelClassifierFit:
     """:func:`out_of_fold_pixel_probabilities` that keeps its fold networks, for later runs. `keys`:
     the rows' content keys (unique; the folds are dealt in their order)."""
-    classes = tuple(str(c) for c in classes)
-    digests = key_digests(keys)
-    if np.unique(digests).size != digests.size:
-        raise ValueError("the pixel classifier's content keys must be unique")
-    codes = np.asarray(codes, dtype=np.int64)
-    probs, networks, side = _fit_folds(images, codes, len(classes), folds=folds, seed=seed, anchor=anchor,
-                                       order_key=np.asarray(keys), config=config, max_train_rows=max_train_rows)
-    anchored = np.zeros(len(codes), bool) if anchor is None else np.asarray(anchor, dtype=bool)
-    return PixelClassifierFit(classes, digests, codes.astype(np.int32), anchored.copy(), np.ones(len(codes), bool),
-                              probs.astype(np.float32), networks, side,
-                              pixel_settings(seed=seed, max_train_rows=max_train_rows, config=config, folds=folds))
+    return _fit(images, np.asarray(codes, dtype=np.int64), tuple(str(c) for c in classes), keys, _unique_digests(keys),
+                folds=folds, seed=seed, anchor=anchor, config=config, max_train_rows=max_train_rows)
 
 
 def pixel_probabilities(images: ImageRows, codes: np.ndarray, classes, keys: np.ndarray, *,
@@ -180,38 +171,56 @@ def pixel_probabilities(images: ImageRows, codes: np.ndarray, classes, keys: np.
     codes = np.asarray(codes, dtype=np.int64)
     anchored = np.zeros(len(codes), bool) if anchor is None else np.asarray(anchor, dtype=bool)
     settings = pixel_settings(seed=seed, max_train_rows=max_train_rows, config=config, folds=folds)
-    digests = key_digests(keys)
-    reason = _refit_reason(previous, classes, digests, codes, anchored, settings, max_growth_fraction)
-    if reason is None:
-        kept = _keep(previous, images, classes, digests, codes, anchored, config)
-        if kept is not None:
-            return kept
-        reason = "the images' size changed"
-    fit = fit_pixel_classifier(images, codes, classes, keys, folds=folds, seed=seed, anchor=anchored,
-                               config=config, max_train_rows=max_train_rows)
+    digests = _unique_digests(keys)
+    if previous is None:
+        reason = "no earlier fit"
+    elif previous.settings != settings:
+        reason = "the classifier's settings changed"
+    elif set(previous.classes) != set(classes):
+        reason = "the classes changed"
+    else:
+        # Each row's place in the earlier fit (-1: new) and each class's column there, found once.
+        at = pd.Index(previous.keys).get_indexer(digests)
+        columns = np.array([previous.classes.index(c) for c in classes], dtype=np.int64)
+        reason = _change_reason(previous, at, columns, codes, anchored, max_growth_fraction)
+        if reason is None:
+            kept = _keep(previous, images, at, columns, digests, codes, anchored, config)
+            if kept is not None:
+                return kept
+            reason = "the images' size changed"
+    fit = _fit(images, codes, classes, keys, digests, folds=folds, seed=seed, anchor=anchored, config=config,
+               max_train_rows=max_train_rows)
     return PixelProbabilities(fit.probabilities.astype(np.float64), fit, True, reason)
 
 
-def _refit_reason(previous: PixelClassifierFit | None, classes: tuple[str, ...], digests: np.ndarray,
-                  codes: np.ndarray, anchored: np.ndarray, settings: dict, max_growth_fraction: float) -> str | None:
-    """Why `previous` cannot serve these rows (None: it can)."""
-    if previous is None:
-        return "no earlier fit"
-    if previous.settings != settings:
-        return "the classifier's settings changed"
-    if set(previous.classes) != set(classes):
-        return "the classes changed"
+def _unique_digests(keys: np.ndarray) -> np.ndarray:
+    digests = key_digests(keys)
     if np.unique(digests).size != digests.size:
         raise ValueError("the pixel classifier's content keys must be unique")
-    at = pd.Index(previous.keys).get_indexer(digests)
+    return digests
+
+
+def _fit(images: ImageRows, codes: np.ndarray, classes: tuple[str, ...], keys: np.ndarray, digests: np.ndarray, *,
+         folds: int | None, seed: int, anchor: np.ndarray | None, config: CnnConfig,
+         max_train_rows: int) -> PixelClassifierFit:
+    probs, networks, side = _fit_folds(images, codes, len(classes), folds=folds, seed=seed, anchor=anchor,
+                                       order_key=np.asarray(keys), config=config, max_train_rows=max_train_rows)
+    anchored = np.zeros(len(codes), bool) if anchor is None else np.asarray(anchor, dtype=bool)
+    return PixelClassifierFit(classes, digests, codes.astype(np.int32), anchored.copy(), np.ones(len(codes), bool),
+                              probs.astype(np.float32), networks, side,
+                              pixel_settings(seed=seed, max_train_rows=max_train_rows, config=config, folds=folds))
+
+
+def _change_reason(previous: PixelClassifierFit, at: np.ndarray, columns: np.ndarray, codes: np.ndarray,
+                   anchored: np.ndarray, max_growth_fraction: float) -> str | None:
+    """Why the rows changed too much for `previous` to serve them (None: it can)."""
     known = at >= 0
     if (previous.anchored[at[known]] != anchored[known]).any():
         return "the label book changed"   # an anchor's own label was its training target in every fold
-    to_previous = np.array([previous.classes.index(c) for c in classes], dtype=np.int64)
     was_trained = known.copy()
     was_trained[known] = previous.trained[at[known]]
     relabelled = was_trained.copy()
-    relabelled[was_trained] = previous.labels[at[was_trained]] != to_previous[codes[was_trained]]
+    relabelled[was_trained] = previous.labels[at[was_trained]] != columns[codes[was_trained]]
     removed = previous.n_trained - int(was_trained.sum())
     changed = int((~was_trained).sum()) + int(relabelled.sum()) + removed
     growth = changed / max(previous.n_trained, 1)
@@ -220,14 +229,12 @@ def _refit_reason(previous: PixelClassifierFit | None, classes: tuple[str, ...],
     return None
 
 
-def _keep(previous: PixelClassifierFit, images: ImageRows, classes: tuple[str, ...], digests: np.ndarray,
+def _keep(previous: PixelClassifierFit, images: ImageRows, at: np.ndarray, columns: np.ndarray, digests: np.ndarray,
           codes: np.ndarray, anchored: np.ndarray, config: CnnConfig) -> PixelProbabilities | None:
     """The rows' probabilities from `previous` and its fold networks (None: the new rows' images are
     not of the size the networks were trained at)."""
-    columns = np.array([previous.classes.index(c) for c in classes], dtype=np.int64)
-    at = pd.Index(previous.keys).get_indexer(digests)
     new = np.flatnonzero(at < 0)
-    probs = np.zeros((len(digests), len(classes)))
+    probs = np.zeros((len(digests), columns.size))
     seen = np.flatnonzero(at >= 0)
     probs[seen] = previous.probabilities[at[seen]][:, columns]
     fresh_anchor = new[anchored[new]]

@@ -129,6 +129,9 @@ def test_flag_options_are_checked_by_name():
         t.score(inputs, t.Options(pixel_classifier="sometimes"), {})
     with pytest.raises(ValueError, match="pixel_max_train_rows"):
         t.score(inputs, t.Options(pixel_max_train_rows=0), {})
+    for bad in (-0.1, float("nan")):
+        with pytest.raises(ValueError, match="pixel_max_growth_fraction must be >= 0"):
+            t.score(inputs, t.Options(pixel_max_growth_fraction=bad), {})
 
 
 def test_option_values_of_the_wrong_type_are_refused():
