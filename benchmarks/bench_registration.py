@@ -48,7 +48,9 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     from quality_assets.knn import build_knn_graph
-    from quality_assets.pixel_view import crop_search_vectors, hue_search_vectors, polar_search_vectors, search_vectors
+    from quality_assets.pixel_view import (
+        crop_search_k, crop_search_vectors, hue_search_vectors, polar_search_vectors, search_vectors,
+    )
     from quality_assets.scores.pixel_copies import verify_pairs
     from quality_assets.scores.registration import registered_similarity
 
@@ -72,7 +74,7 @@ def main() -> None:
         grey_s, (grey_vectors, _) = _timed(hue_search_vectors, grey, t)
         # As the service searches: the images' rows only, their mirrored or cropped entries in the index.
         plain_knn_s, _ = _timed(build_knn_graph, plain, 16, recall_sample=0, queries=n)
-        crop_knn_s, _ = _timed(build_knn_graph, crop, 16, recall_sample=0, queries=n)
+        crop_knn_s, _ = _timed(build_knn_graph, crop, crop_search_k(8), recall_sample=0, queries=n)
         polar_knn_s, _ = _timed(build_knn_graph, polar, 16, recall_sample=0)
         hue_knn_s, _ = _timed(build_knn_graph, hue, 16, recall_sample=0)
         grey_knn_s, _ = _timed(build_knn_graph, grey_vectors, 16, recall_sample=0)

@@ -1,13 +1,15 @@
 """Which of a benchmark-matrix cell's true copy pairs the thumbnail candidate searches hold, by kind,
-and how many more a crop search with other crop shapes would hold (a lead for #12, not the service's
-code path: it reads the cell's PNG files as the service's thumbnails do, and searches them here).
+and how many a crop search with given crop shapes holds (the service's code path for the
+candidates; the crop search alone is searched here, on the cell's PNG files read as the service's
+thumbnails are).
 
     python benchmarks/candidate_recall.py CELL_DIR [--shapes 0.8x0.8 0.8x0.72 0.72x0.8] [--show missed.png]
 
 CELL_DIR is a cell's `contaminated` folder (`quality_lab.matrix --keep-images`). Prints, per kind of
 near-duplicate and leakage pair, how many pairs `pixel_view.pixel_candidate_pairs` holds (k = 8, the
-service's `copy_k`), then how many a crop search alone holds with the given crop shapes (height x width
-as shares of the side, each at the four corners and the centre; k raised by each image's own entries).
+service's `copy_k`; since 2026-12-04 its crop search has the three shapes below), then how many a crop
+search alone holds with the square 0.8 crops only and with the given crop shapes (height x width as
+shares of the side, each at the four corners and the centre; k raised by each image's own entries).
 `--show` writes the missed near-duplicate pairs side by side.
 """
 
@@ -19,12 +21,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
-import torch.nn.functional as F
 from PIL import Image
 
 from quality_assets.knn import build_knn_graph
-from quality_assets.pixel_view import SEARCH_SIZE, CROP_FLAT_RMS, pixel_candidate_pairs, search_vectors
+from quality_assets.pixel_view import CROP_PLACES, crop_search_vectors, pixel_candidate_pairs, search_vectors
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from rescore_cell import load_cell  # noqa: E402
@@ -37,29 +37,14 @@ def _pair_keys(truth: pd.DataFrame, n: int) -> np.ndarray:
     return np.minimum(a, b) * n + np.maximum(a, b)
 
 
-def crop_vectors(thumbs: np.ndarray, plain: np.ndarray, height: float, width: float) -> np.ndarray:
-    """[5 n, SEARCH_SIZE²]: each thumbnail's crops of this shape at the corners and the centre."""
-    side = thumbs.shape[1]
-    ch, cw = int(round(side * height)), int(round(side * width))
-    boxes = ((0, 0), (0, side - cw), (side - ch, 0), (side - ch, side - cw), ((side - ch) // 2, (side - cw) // 2))
-    x = torch.from_numpy(thumbs).float()[:, None] / 255.0
-    out = []
-    for y0, x0 in boxes:
-        v = F.interpolate(x[:, :, y0:y0 + ch, x0:x0 + cw], size=(SEARCH_SIZE, SEARCH_SIZE), mode="area").flatten(1)
-        v = v - v.mean(1, keepdim=True)
-        norm = v.norm(dim=1, keepdim=True)
-        v = torch.where(norm <= CROP_FLAT_RMS * SEARCH_SIZE, torch.from_numpy(plain), v / norm.clamp(min=1e-6))
-        out.append(v.numpy())
-    return np.vstack(out)
-
-
 def crop_search_keys(thumbs: np.ndarray, shapes: list[tuple[float, float]], k: int = 2 * K) -> np.ndarray:
     """Pair keys (a * n + b) of a crop search: each image's plain vector among every image's plain
     vector and crops, its first k other images."""
     n = len(thumbs)
     plain = search_vectors(thumbs)
-    index = np.vstack([plain] + [crop_vectors(thumbs, plain, h, w) for h, w in shapes])
-    graph = build_knn_graph(index, min(k + 1 + 5 * len(shapes), len(index) - 1), seed=0, recall_sample=0, queries=n)
+    index = np.vstack([plain, crop_search_vectors(thumbs, whole=plain, shapes=shapes)])
+    graph = build_knn_graph(index, min(k + 1 + CROP_PLACES * len(shapes), len(index) - 1), seed=0, recall_sample=0,
+                            queries=n)
     neighbours = graph.neighbors.astype(np.int64) % n
     keys = []
     for a in range(n):

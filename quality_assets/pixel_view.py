@@ -26,6 +26,8 @@ __all__ = [
     "polar_search_vectors",
     "check_thumbnails",
     "copy_candidate_pairs",
+    "crop_boxes",
+    "crop_search_k",
     "crop_search_vectors",
     "pixel_candidate_pairs",
     "search_vectors",
@@ -89,14 +91,20 @@ def canonical_search_vectors(thumbs: np.ndarray, *, mirror: bool = False,
     return out
 
 
-# The crop search: each image's four corner crops and its centre crop, this share of the side.
-# A copy that holds its source in part of its frame (a picture beside tiles, a bar, a caption or a
-# canvas: the SelfClean protocol's ARTE copies put the source in the top-left 79% of the side) is
-# near its source's thumbnail only through one of its crops. On that protocol's copies, with 2k
-# neighbours per image, the four data sets' ARTE pairs among the candidates went from 11, 13, 10
-# and 2 to 22, 22, 22 and 6 (of 25, 25, 25 and 6) with the crop search alone. 0.75 found fewer.
-CROP_SCALE = 0.8
-CROPS = 5
+# The crop search: each image's four corner crops and its centre crop, in each of CROP_SHAPES
+# ((height, width) as shares of the side). A copy that holds its source in part of its frame (a
+# picture beside tiles, a bar, a caption or a canvas) is near its source's thumbnail only through
+# one of its crops. The square 0.8 crops: on the SelfClean protocol's copies, with 2k neighbours per
+# image, the four data sets' ARTE pairs among the candidates went from 11, 13, 10 and 2 to 22, 22,
+# 22 and 6 (of 25, 25, 25 and 6) with the crop search alone; 0.75 found fewer. The two oblong
+# shapes: a copy squeezed beside a bar and then tiled holds its source at another aspect (the
+# protocol's mosaic + colour-bar copies: 74% of the width, 79% of the height), and the bar lies
+# inside every square crop. On the MNIST cell seed 1, the 10 ARTE pairs that no search held were
+# all such copies; with the oblong crops the crop search holds 25 of its 30 ARTE pairs (20 before).
+# Smaller square crops (0.7, 0.65, 0.6 of the side) found none of the ten.
+CROP_SHAPES = ((0.8, 0.8), (0.8, 0.72), (0.72, 0.8))
+CROP_PLACES = 5  # the four corners and the centre
+CROPS = len(CROP_SHAPES) * CROP_PLACES
 # A crop flatter than this (RMS over its SEARCH_SIZE averages, in [0, 1] grey levels) has no
 # direction: a blank corner of clip art. It stands in as the whole image's vector instead, so that
 # blank corners do not all meet in one place (an inverted list of every clip-art image) and the
@@ -104,31 +112,47 @@ CROPS = 5
 CROP_FLAT_RMS = 1.0 / 255
 
 
-def crop_search_vectors(thumbs: np.ndarray, *, size: int = SEARCH_SIZE, whole: np.ndarray | None = None) -> np.ndarray:
-    """float32 [CROPS * N, size*size], crop-major (crop c of image i at row c * N + i): the four
-    corner crops and the centre crop of each thumbnail, CROP_SCALE of its side, as
-    :func:`search_vectors` makes them (area averages, zero-mean, unit-norm). `whole`: the
-    thumbnails' `search_vectors` where already computed (a flat crop's stand-in)."""
+def crop_boxes(side: int, shapes=CROP_SHAPES) -> list[tuple[int, int, int, int]]:
+    """(top, left, height, width) of each crop of a `side` px thumbnail, shape-major: each shape's
+    four corners, then its centre."""
+    boxes = []
+    for height, width in shapes:
+        ch, cw = max(1, int(round(side * height))), max(1, int(round(side * width)))
+        oy, ox = side - ch, side - cw
+        boxes += [(y0, x0, ch, cw) for y0, x0 in ((0, 0), (0, ox), (oy, 0), (oy, ox), (oy // 2, ox // 2))]
+    return boxes
+
+
+def crop_search_vectors(thumbs: np.ndarray, *, size: int = SEARCH_SIZE, whole: np.ndarray | None = None,
+                        shapes=CROP_SHAPES) -> np.ndarray:
+    """float32 [len(shapes) * CROP_PLACES * N, size*size], crop-major (crop c of image i at row
+    c * N + i, in `crop_boxes` order): the four corner crops and the centre crop of each thumbnail
+    in each shape, as :func:`search_vectors` makes them (area averages, zero-mean, unit-norm).
+    `whole`: the thumbnails' `search_vectors` where already computed (a flat crop's stand-in)."""
     t = check_thumbnails(thumbs)
     n, side = len(t), t.shape[1]
     whole_vectors = search_vectors(t, size=size) if whole is None else np.asarray(whole, dtype=np.float32)
     if whole_vectors.shape != (n, size * size):
         raise ValueError(f"whole must be [{n}, {size * size}] search vectors, got {whole_vectors.shape}")
-    c = max(1, int(round(side * CROP_SCALE)))
-    o, m = side - c, (side - c) // 2
-    corners = ((0, 0), (0, o), (o, 0), (o, o), (m, m))
-    out = np.empty((CROPS * n, size * size), dtype=np.float32)
+    boxes = crop_boxes(side, shapes)
+    out = np.empty((len(boxes) * n, size * size), dtype=np.float32)
     for start in range(0, n, 65536):
         x = torch.from_numpy(t[start:start + 65536]).float()[:, None] / 255.0
         stand_in = torch.from_numpy(whole_vectors[start:start + 65536])
-        for k, (y0, x0) in enumerate(corners):
-            v = F.interpolate(x[:, :, y0:y0 + c, x0:x0 + c], size=(size, size), mode="area").flatten(1)
+        for k, (y0, x0, ch, cw) in enumerate(boxes):
+            v = F.interpolate(x[:, :, y0:y0 + ch, x0:x0 + cw], size=(size, size), mode="area").flatten(1)
             v = v - v.mean(1, keepdim=True)
             norm = v.norm(dim=1, keepdim=True)
             flat = norm <= CROP_FLAT_RMS * size
             v = torch.where(flat, stand_in, v / norm.clamp(min=1e-6))
             out[k * n + start:k * n + start + len(v)] = v.numpy()
     return out
+
+
+def crop_search_k(k: int) -> int:
+    """Entries a crop-search row keeps for a copy search of k neighbours: 2k, plus room for the
+    row's own crops (near their own image, they are skipped when the row is read)."""
+    return 2 * k + CROPS
 
 
 # The polar view: rings around the centre of mass out to this many RMS radii, samples per ring,
@@ -200,10 +224,10 @@ def pixel_candidate_pairs(thumbs: np.ndarray, k: int = 8, *, mirror: bool = True
     meets the sources of its mirror images. A third (``polar``, 2k neighbours) on
     :func:`polar_search_vectors` finds copies turned by any angle. A fourth (``hue_histograms`` given, 2k
     neighbours) on :func:`hue_search_vectors` finds coloured copies whatever their geometry; its
-    pairs with a colourless end are dropped. A fifth (``crops``, 2k neighbours) searches the plain
-    vectors among an index that also holds every image's :func:`crop_search_vectors`: an image
-    meets the copies that hold it in part of their frame. Uses the same exact/IVF builder as the
-    SSL graph.
+    pairs with a colourless end are dropped. A fifth (``crops``, :func:`crop_search_k` neighbours)
+    searches the plain vectors among an index that also holds every image's
+    :func:`crop_search_vectors`: an image meets the copies that hold it in part of their frame.
+    Uses the same exact/IVF builder as the SSL graph.
     """
     t = check_thumbnails(thumbs)
     n = len(t)
@@ -214,7 +238,8 @@ def pixel_candidate_pairs(thumbs: np.ndarray, k: int = 8, *, mirror: bool = True
     for view in views:
         vectors = view(t)
         if crops and view is search_vectors:
-            parts.append(_graph_pairs(np.vstack([vectors, crop_search_vectors(t, whole=vectors)]), n, 2 * k, seed))
+            parts.append(_graph_pairs(np.vstack([vectors, crop_search_vectors(t, whole=vectors)]), n,
+                                      crop_search_k(k), seed))
         if mirror:
             vectors = np.vstack([vectors, view(t, mirror=True)])
         parts.append(_graph_pairs(vectors, n, 2 * k if mirror else k, seed))

@@ -298,7 +298,7 @@ def build_graph(conn: duckdb.DuckDBPyConnection, model_version: str, k: int, *, 
 
 
 # Bump when the pixel view's vectors or candidate search change: the stored graphs then rebuild.
-PIXEL_VIEW_VERSION = "3"  # 2: the hue search joins the copy candidates; 3: the crop search
+PIXEL_VIEW_VERSION = "4"  # 2: the hue search joins the copy candidates; 3: the crop search; 4: oblong crops
 PIXEL_VIEW_CODE = f"thumbnails{THUMBNAIL_SIZE}:v{PIXEL_VIEW_VERSION}"
 
 
@@ -366,8 +366,9 @@ def build_pixel_views(conn: duckdb.DuckDBPyConnection, *, k: int = 16, copy_k: i
 # The copy candidates' five searches (`pixel_view.pixel_candidate_pairs`): plain and canonical-frame
 # thumbnails, each index holding the mirrored thumbnails too, the polar vectors, the ingest hue
 # histograms, and the plain thumbnails among every image's crops. Each search's rows (an image's 2k
-# nearest entries, a mirrored entry stored as its sample id + MIRRORED) are stored as a graph of
-# their own, `pixel_copy_<search>_rows`, so that a drop updates them instead of searching again.
+# nearest entries, 2k + CROPS in the crop search; a mirrored entry stored as its sample id +
+# MIRRORED) are stored as a graph of their own, `pixel_copy_<search>_rows`, so that a drop updates
+# them instead of searching again.
 # The polar and hue searches (turn- and mirror-invariant vectors) hold one entry per image; the hue
 # search's pairs with a colourless end are dropped after it.
 COPY_SEARCHES = ("plain", "canonical", "polar", "hue", "crop")
@@ -380,6 +381,13 @@ def _search_blocks(search: str) -> int:
     from quality_assets.pixel_view import CROPS
 
     return 2 if search in MIRRORED_SEARCHES else 1 + CROPS if search == "crop" else 1
+
+
+def _search_k(search: str, copy_k: int) -> int:
+    """Entries a copy search's row keeps (`pixel_view.pixel_candidate_pairs`' k of that search)."""
+    from quality_assets.pixel_view import crop_search_k
+
+    return crop_search_k(copy_k) if search == "crop" else 2 * copy_k
 
 
 def _copy_search_vectors(thumbs: np.ndarray, search: str, hue_vectors: np.ndarray,
@@ -522,7 +530,7 @@ def _copy_candidates(conn, ids, thumbs, known, copy_k, seed, source, manifest_ve
         started = time.perf_counter()
         view = f"pixel_copy_{search}_rows"
         blocks = _search_blocks(search)
-        k = min(2 * min(copy_k, n - 1), blocks * n - 1)
+        k = min(_search_k(search, min(copy_k, n - 1)), blocks * n - 1)
         nb = dist = x = None
         base = _graph_row(conn, view)
         if (base is not None and not pd.isna(base.edges_kept) and bool(base.edges_kept) and int(base.k) == k

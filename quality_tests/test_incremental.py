@@ -447,7 +447,7 @@ def test_stored_vectors_of_the_wrong_shape_are_computed_again_and_the_candidates
     damage("pixel_copy_plain_rows", lambda v: v[:-3])                         # rows missing
     damage("pixel_copy_canonical_rows", lambda v: np.ones((len(v), 5), np.float32))  # another width
     damage("pixel_copy_polar_rows", lambda v: v.ravel())                      # not a matrix
-    damage("pixel_copy_crop_rows", lambda v: v[:2 * len(v) // (1 + CROPS)])  # two blocks, not six
+    damage("pixel_copy_crop_rows", lambda v: v[:2 * len(v) // (1 + CROPS)])  # two blocks, not 1 + CROPS
     later, _ = _graphs_and_scores(store, data, vectors, ["d2"])
     assert later["pixel_copy"].params["built"] == "incremental"
     query = "SELECT sample_id, neighbor_id, rank FROM knn_edges WHERE graph_version = ? ORDER BY ALL"

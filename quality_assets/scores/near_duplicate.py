@@ -214,7 +214,8 @@ def near_duplicate_pairs(
     Bonferroni combination). Each image's best few candidates are also registered over turn,
     mirror, zoom and shift (:mod:`quality_assets.scores.registration`), the leading view. Extra
     columns: aligned, agreement, registered (pixel dissimilarities, NaN when not verified or not
-    registered), aligned_ratio, agreement_ratio, registered_ratio and embedding_score.
+    registered), aligned_ratio, agreement_ratio, registered_ratio, crop_ratio (the best crop's
+    evidence, ``pair_evidence.pixel_evidence``) and embedding_score.
     ``max_registered_pairs`` caps the registrations (each image's best pair first, then its second). ``vectors`` (the
     embedding, L2-normalised) give thumbnail-only pairs their embedding distance.
     ``pixel_candidates`` (i, j, best 1-based position) are the thumbnail kNN pairs when the

@@ -21,13 +21,20 @@ __all__ = ["DEFAULT_FUSION_WEIGHTS", "DEFAULT_WEIGHTS", "combined_score", "fuse_
 DEFAULT_WEIGHTS: dict[str, float] = {"abs": 1.0, "rel": 1.0, "gap": 1.0, "phash": 2.0}
 
 
-# Weighted-Bonferroni weights of the p-values fused when thumbnails are given (sum to 1). The
+# Weighted-Bonferroni weights of the p-values fused when thumbnails are given (normalised to sum
+# to 1 over the views present). The
 # registered view leads: on the SelfClean protocol (MNIST, AUG/ARTE copies and leaks, every
 # candidate registered) its ratio alone ranks copies at pair AP 0.40 where the fusion of the other
 # three reached 0.08, and any view with a large weight lets its natural twins through (0.21 at
 # 0.3 each). The others keep a say for what registration does not see: the embedding for copies
-# under strong photometric changes, agreement for local occlusions on unregistered pairs.
-DEFAULT_FUSION_WEIGHTS: dict[str, float] = {"aligned": 0.1, "agreement": 0.1, "registered": 0.7, "embedding": 0.1}
+# under strong photometric changes, agreement for local occlusions on unregistered pairs, the crop
+# evidence (`pixel_evidence`'s ``crop_ratio``) for copies that hold their source in part of their
+# frame, which registration of whole frames scores low: on six matrix cells (four datasets) it took
+# pair AP 0.179 -> 0.213 (ARTE up everywhere, AUG down by up to 0.04 on animal_mnist; 0.05 instead
+# of 0.1 gained less on both grayscale cells), leakage and clean flag rates within 0.003 / 0.03
+# points (docs/benchmarks/matrix.md, "Update 2026-12-04 (2)").
+DEFAULT_FUSION_WEIGHTS: dict[str, float] = {"aligned": 0.1, "agreement": 0.1, "registered": 0.7, "embedding": 0.1,
+                                             "crop": 0.1}
 
 # Pairs registered per image (`scores.registration`, about 1k pairs/s on 2 CPU cores): each
 # image's best few by the turn-invariant polar vectors and by the cheaper evidence. On that MNIST
@@ -110,25 +117,41 @@ def pixel_evidence(thumbnails, known, pi, pj, n, rank_i, rank_j, pixel_rank, emb
         aligned[verifiable], agreement[verifiable] = al, ag
         aligned_ratio[verifiable] = ratio_to_next_best(al, va, vb, n)
         agreement_ratio[verifiable] = ratio_to_next_best(ag, va, vb, n)
+    crop_distance = np.full(pi.size, np.nan)
+    crop_ratio = np.full(pi.size, np.nan)
+    if verifiable.size:
+        va, vb = pi[verifiable], pj[verifiable]
+        images = np.unique(np.concatenate([va, vb]))
+        crop, whole = _crop_distance(np.asarray(thumbnails)[images], np.searchsorted(images, va),
+                                     np.searchsorted(images, vb))
+        # A copy that holds its source in part of its frame (tiles, a bar, a canvas) is nearer through a
+        # crop than whole, and nearer than its ends' other pairs: the crop distance's ratio to the
+        # next best, times the root of its ratio to the whole thumbnails' distance (natural twins are
+        # as near whole as through a crop). Registration compares whole frames, where the foreign
+        # part of such a copy weighs against it.
+        crop = np.clip(crop, 0.0, 2.0)  # float32 cosines of identical vectors can pass 1
+        crop_distance[verifiable] = crop
+        crop_ratio[verifiable] = ratio_to_next_best(crop, va, vb, n) * np.sqrt(crop / np.maximum(whole, 1e-6))
     registered, registered_ratio = _registered_evidence(
-        thumbnails, pi, pj, n, verifiable, aligned_ratio, agreement_ratio, embedding_score, mirror,
-        getattr(verify, "register", None) or registered_similarity, register_budget, hue_histograms,
-        polar_vectors)
+        thumbnails, pi, pj, n, verifiable, aligned_ratio, agreement_ratio, embedding_score,
+        crop_distance[verifiable], mirror, getattr(verify, "register", None) or registered_similarity,
+        register_budget, hue_histograms, polar_vectors)
     recoloured = np.zeros(pi.size, dtype=bool)
     if hue_histograms is not None and verifiable.size:
         recoloured[verifiable] = colour_disagrees(hue_histograms, pi[verifiable], pj[verifiable])
     return {"aligned": aligned, "agreement": agreement, "registered": registered,
             "aligned_ratio": aligned_ratio, "agreement_ratio": agreement_ratio, "registered_ratio": registered_ratio,
-            "recoloured": recoloured}
+            "crop_ratio": crop_ratio, "recoloured": recoloured}
 
 
 def _registered_evidence(thumbnails, pi, pj, n, verifiable, aligned_ratio, agreement_ratio, embedding_score,
-                         mirror, register, budget: int | None = None,
+                         crop_distance, mirror, register, budget: int | None = None,
                          hue_histograms: np.ndarray | None = None,
                          polar_vectors: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The registered dissimilarity (1 - correlation) / 2 and its ratio to the next best, for each
-    image's best few pairs by polar distance, by the cheaper evidence and (both ends coloured) by
-    hue; NaN elsewhere. Over the `budget`, every image's best pair (by any) comes first, then its
+    image's best few pairs by polar distance, by the cheaper evidence, by crop distance (given, per
+    verifiable pair) and (both ends coloured) by hue; NaN elsewhere. Over the `budget`, every
+    image's best pair (by any) comes first, then its
     second, and so on."""
     registered = np.full(pi.size, np.nan)
     registered_ratio = np.full(pi.size, np.nan)
@@ -156,8 +179,6 @@ def _registered_evidence(thumbnails, pi, pj, n, verifiable, aligned_ratio, agree
         if both.any():
             by_hue = np.where(both, _rank_per_node(hue_distance, va, vb), big)
             level = np.minimum(level, np.where(by_hue <= REGISTER_HUE_PER_IMAGE, by_hue, big))
-    crop_distance = _crop_distance(np.asarray(thumbnails)[images], np.searchsorted(images, va),
-                                   np.searchsorted(images, vb))
     by_crop = _rank_per_node(crop_distance, va, vb)
     level = np.minimum(level, np.where(by_crop <= REGISTER_CROP_PER_IMAGE, by_crop, big))
     picked = np.flatnonzero(level < big)
@@ -174,9 +195,10 @@ def _registered_evidence(thumbnails, pi, pj, n, verifiable, aligned_ratio, agree
     return registered, registered_ratio
 
 
-def _crop_distance(thumbs: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """1 - the best cosine between one end's crop (any of `crop_search_vectors`') and the other
-    end's whole thumbnail, either way round, per pair (a, b: rows of `thumbs`)."""
+def _crop_distance(thumbs: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(1 - the best cosine between one end's crop (any of `crop_search_vectors`') and the other
+    end's whole thumbnail, either way round; 1 - the whole thumbnails' cosine), per pair (a, b:
+    rows of `thumbs`)."""
     whole = search_vectors(thumbs)
     entries = np.vstack([whole, crop_search_vectors(thumbs, whole=whole)])  # as the crop search's index
     n = len(thumbs)
@@ -184,7 +206,7 @@ def _crop_distance(thumbs: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarr
     for c in range(1, CROPS + 1):
         best = np.maximum(best, pair_dot(entries, c * n + a, b))
         best = np.maximum(best, pair_dot(entries, a, c * n + b))
-    return 1.0 - best
+    return 1.0 - best, 1.0 - pair_dot(whole, a, b)
 
 
 def fuse_p_values(columns: dict[str, np.ndarray], weights: dict[str, float]) -> np.ndarray:
@@ -197,6 +219,8 @@ def fuse_p_values(columns: dict[str, np.ndarray], weights: dict[str, float]) -> 
              "embedding": columns["embedding_score"]}
     if "registered_ratio" in columns:
         views["registered"] = np.where(pixel_ok, columns["registered_ratio"], np.nan)
+    if "crop_ratio" in columns:
+        views["crop"] = np.where(pixel_ok, columns["crop_ratio"], np.nan)
     total = sum(weights.get(name, 0.0) for name in views)
     if total <= 0:
         raise ValueError(f"fusion weights must give some view a positive weight, got {weights}")

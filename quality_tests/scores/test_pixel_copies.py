@@ -16,7 +16,7 @@ from quality_lab.contamination import aug_copy, arte_copy
 from quality_lab.demo_data import load_mnist_5k
 from quality_assets.knn import build_knn_graph
 from quality_assets.scores.near_duplicate import copy_flags, near_duplicate_pairs
-from quality_assets.pixel_view import THUMBNAIL_SIZE, pixel_candidate_pairs, search_vectors
+from quality_assets.pixel_view import THUMBNAIL_SIZE, crop_search_k, pixel_candidate_pairs, search_vectors
 from quality_assets.scores.pixel_copies import VerifiedPairMemo, ratio_to_next_best, verify_pairs
 
 
@@ -83,7 +83,8 @@ def test_candidates_include_a_mirrored_copy_only_with_mirror(digits_with_copies)
     mirrored = (420, len(thumbs) - 2)
     i, j, position = pixel_candidate_pairs(thumbs, k=4, mirror=True)
     assert mirrored in set(zip(i.tolist(), j.tolist()))
-    assert position.min() >= 1 and position.max() <= 8
+    # A row keeps 2k entries, the crop search 2k + its own crops (`crop_search_k`)
+    assert position.min() >= 1 and position.max() <= crop_search_k(4)
     assert (i < j).all()
     i0, j0, _ = pixel_candidate_pairs(thumbs, k=4, mirror=False)
     assert len(i0) < len(i)

@@ -13,7 +13,7 @@ from PIL import Image, ImageDraw
 from quality_assets.knn import build_knn_graph
 from quality_assets.imaging import hue_histogram
 from quality_assets.pixel_view import (
-    THUMBNAIL_SIZE, fill_to_background, hue_search_vectors, pixel_candidate_pairs, polar_search_vectors, search_vectors,
+    CROP_SHAPES, CROPS, THUMBNAIL_SIZE, crop_boxes, crop_search_vectors, fill_to_background, hue_search_vectors, pixel_candidate_pairs, polar_search_vectors, search_vectors,
 )
 from quality_assets.scores.near_duplicate import near_duplicate_pairs
 import quality_assets.scores.pair_evidence as pair_evidence
@@ -159,12 +159,94 @@ def test_copies_in_part_of_the_frame_are_registered_and_their_best_pair_is_their
     for source, copy in sorted(truth):
         mine = pairs[(pairs.i == copy) | (pairs.j == copy)]
         assert {int(mine.i.iloc[0]), int(mine.j.iloc[0])} == {source, copy}, mine.head(3)
-    assert sum(position[pair] < 8 for pair in truth) >= 3, {pair: position[pair] for pair in truth}
-    # Without the crop order choosing pairs to register, they are candidates but rank far down.
+    # Among thousands of pairs, after a few registered pairs of "1"s (natural twins that register
+    # nearly as well): at 2026-12-04 the four copies sat at 0, 3, 8 and 18.
+    assert sum(position[pair] < 10 for pair in truth) >= 3, {pair: position[pair] for pair in truth}
+    # Without the crop order choosing pairs to register and without the crop evidence in the fusion,
+    # they are candidates but rank far down.
     monkeypatch.setattr(pair_evidence, "REGISTER_CROP_PER_IMAGE", 0)
+    monkeypatch.setitem(pair_evidence.DEFAULT_FUSION_WEIGHTS, "crop", 0.0)
     pairs = near_duplicate_pairs(graph, thumbnails=thumbs, vectors=vectors)
     position = {(int(a), int(b)): r for r, (a, b) in enumerate(zip(pairs.i, pairs.j))}
-    assert sum(position[pair] < 8 for pair in truth) <= 1, {pair: position[pair] for pair in truth}
+    assert sum(position[pair] < 10 for pair in truth) <= 1, {pair: position[pair] for pair in truth}
+
+
+def _squeezed_beside_a_bar(img: np.ndarray, other: np.ndarray, corner: tuple[int, int]) -> np.ndarray:
+    """A copy that holds its source at another aspect: squeezed to 74% of the width and 79% of the
+    height beside a bright bar, with tiles of another digit along the two free edges (the protocol's
+    colour bar and mosaic), resized back to the source's size."""
+    big, width, height, bar = 112, 83, 88, 9
+    canvas = np.zeros((big, big), dtype=np.uint8)
+    x0, y0 = corner[0] * (big - width), corner[1] * (big - height)
+    canvas[y0:y0 + height, x0:x0 + width] = np.asarray(Image.fromarray(img).resize((width, height), Image.BILINEAR))
+    bar_x = x0 + width if x0 == 0 else x0 - bar
+    canvas[y0:y0 + height, bar_x:bar_x + bar] = np.linspace(255, 120, height, dtype=np.uint8)[:, None]
+    tile = Image.fromarray(other)
+    free_x, free_y = big - width - bar, big - height
+    canvas[y0:y0 + height, (bar_x + bar if x0 == 0 else 0):][:, :free_x] = np.asarray(
+        tile.resize((free_x, height), Image.BILINEAR))
+    canvas[(y0 + height if y0 == 0 else 0):][:free_y] = np.asarray(tile.resize((big, free_y), Image.BILINEAR))
+    return np.asarray(Image.fromarray(canvas).resize(img.shape[::-1], Image.BILINEAR))
+
+
+@pytest.fixture(scope="module")
+def digits_squeezed_beside_a_bar():
+    """The 500 digits and 4 copies squeezed beside a bar, the source in another corner each."""
+    draws = [(170, 410, (0, 0)), (220, 3, (1, 1)), (333, 120, (1, 0)), (480, 250, (0, 1))]
+    return _digits_with(lambda base: [(s, _squeezed_beside_a_bar(base[s], base[o], corner))
+                                      for s, o, corner in draws])
+
+
+def test_an_oblong_crop_of_a_squeezed_copy_is_nearer_its_source_than_any_square_crop(digits_squeezed_beside_a_bar):
+    thumbs, truth = digits_squeezed_beside_a_bar
+    n = len(thumbs)
+    crops = crop_search_vectors(thumbs).reshape(CROPS, n, -1)
+    whole = search_vectors(thumbs)
+    square = len(crop_boxes(THUMBNAIL_SIZE, CROP_SHAPES[:1]))
+    for source, copy in sorted(truth):
+        cosine = crops[:, copy] @ whole[source]
+        assert cosine[square:].max() > cosine[:square].max() + 0.05, (source, cosine.round(3))
+        # Through its best crop, the copy meets its source before any other image.
+        best = int(np.argmax(cosine))
+        assert int(np.argmax(whole @ crops[best, copy])) == source, (source, copy)
+    assert truth <= _candidates(thumbs, crops=True)
+
+
+def test_the_crop_evidence_ranks_squeezed_copies_near_the_top_where_registration_of_whole_frames_does_not(
+        digits_squeezed_beside_a_bar, monkeypatch):
+    thumbs, truth = digits_squeezed_beside_a_bar
+    vectors = search_vectors(thumbs, size=8)
+    graph = build_knn_graph(vectors, 10)
+
+    def positions() -> dict[tuple[int, int], int]:
+        pairs = near_duplicate_pairs(graph, thumbnails=thumbs, vectors=vectors)
+        position = {(int(a), int(b)): r for r, (a, b) in enumerate(zip(pairs.i, pairs.j))}
+        return {pair: position.get(pair, len(pairs)) for pair in truth}
+
+    # Registration maps the whole frame, bar and tiles included: without the crop evidence the
+    # copies rank among the natural twins (1,151-3,581 of some 14k pairs at 2026-12-04); with it,
+    # right after the few registered pairs that lead (8-37).
+    with_crop = positions()
+    monkeypatch.setitem(pair_evidence.DEFAULT_FUSION_WEIGHTS, "crop", 0.0)
+    without = positions()
+    assert max(with_crop.values()) < 60, with_crop
+    assert min(without.values()) > 500, without
+
+
+def test_every_verified_pair_has_a_finite_crop_evidence_and_an_identical_pair_still_ranks_first(
+        digits_squeezed_beside_a_bar):
+    thumbs, _ = digits_squeezed_beside_a_bar
+    thumbs = np.concatenate([thumbs, thumbs[[42]]])  # a byte-identical repeat of digit 42
+    vectors = search_vectors(thumbs, size=8)
+    pairs = near_duplicate_pairs(build_knn_graph(vectors, 10), thumbnails=thumbs, vectors=vectors)
+    verified = pairs[pairs["aligned"].notna()]
+    assert len(verified) > 1000 and np.isfinite(verified["crop_ratio"]).all()
+    assert (verified["crop_ratio"] >= 0).all()
+    repeat = pairs[(pairs.i == 42) & (pairs.j == len(thumbs) - 1)]
+    # A crop of an image is not the image: the crop evidence says nothing of an identical pair (its
+    # whole thumbnails are nearer than any crop), and the fusion's other views rank it first.
+    assert len(repeat) == 1 and repeat.index[0] == pairs.index[0]
+    assert repeat["crop_ratio"].iloc[0] > 1.0
 
 
 def test_rank_per_node_matches_a_direct_count():
