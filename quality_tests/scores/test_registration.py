@@ -13,7 +13,8 @@ from PIL import Image, ImageDraw
 from quality_assets.knn import build_knn_graph
 from quality_assets.imaging import hue_histogram
 from quality_assets.pixel_view import (
-    CROP_SHAPES, CROPS, THUMBNAIL_SIZE, crop_boxes, crop_search_vectors, fill_to_background, hue_search_vectors, pixel_candidate_pairs, polar_search_vectors, search_vectors,
+    CROP_SHAPES, CROPS, THUMBNAIL_SIZE, crop_boxes, crop_search_vectors, fill_to_background, hue_search_vectors,
+    pixel_candidate_pairs, polar_search_vectors, search_vectors,
 )
 from quality_assets.scores.near_duplicate import near_duplicate_pairs
 import quality_assets.scores.pair_evidence as pair_evidence
@@ -224,7 +225,7 @@ def test_the_crop_evidence_ranks_squeezed_copies_near_the_top_where_registration
         return {pair: position.get(pair, len(pairs)) for pair in truth}
 
     # Registration maps the whole frame, bar and tiles included: without the crop evidence the
-    # copies rank among the natural twins (1,151-3,581 of some 14k pairs at 2026-12-04); with it,
+    # copies rank among the natural twins (1,151-3,581 at 2026-12-04); with it,
     # right after the few registered pairs that lead (8-37).
     with_crop = positions()
     monkeypatch.setitem(pair_evidence.DEFAULT_FUSION_WEIGHTS, "crop", 0.0)
