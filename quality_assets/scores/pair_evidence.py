@@ -22,10 +22,9 @@ DEFAULT_WEIGHTS: dict[str, float] = {"abs": 1.0, "rel": 1.0, "gap": 1.0, "phash"
 
 
 # Weighted-Bonferroni weights of the p-values fused when thumbnails are given (normalised to sum
-# to 1 over the views present). The
-# registered view leads: on the SelfClean protocol (MNIST, AUG/ARTE copies and leaks, every
-# candidate registered) its ratio alone ranks copies at pair AP 0.40 where the fusion of the other
-# three reached 0.08, and any view with a large weight lets its natural twins through (0.21 at
+# to 1 over the views present). The registered view leads: on the SelfClean protocol (MNIST,
+# AUG/ARTE copies and leaks, every candidate registered) its ratio alone ranks copies at pair AP
+# 0.40 where the fusion of the other three reached 0.08, and any view with a large weight lets its natural twins through (0.21 at
 # 0.3 each). The others keep a say for what registration does not see: the embedding for copies
 # under strong photometric changes, agreement for local occlusions on unregistered pairs, the crop
 # evidence (`pixel_evidence`'s ``crop_ratio``) for copies that hold their source in part of their
@@ -111,16 +110,14 @@ def pixel_evidence(thumbnails, known, pi, pj, n, rank_i, rank_j, pixel_rank, emb
     agreement = np.full(pi.size, np.nan)
     aligned_ratio = np.full(pi.size, np.nan)
     agreement_ratio = np.full(pi.size, np.nan)
+    crop_distance = np.full(pi.size, np.nan)
+    crop_ratio = np.full(pi.size, np.nan)
     if verifiable.size:
         va, vb = pi[verifiable], pj[verifiable]
         al, ag = (verify or verify_pairs)(np.asarray(thumbnails), va, vb, mirror=mirror)
         aligned[verifiable], agreement[verifiable] = al, ag
         aligned_ratio[verifiable] = ratio_to_next_best(al, va, vb, n)
         agreement_ratio[verifiable] = ratio_to_next_best(ag, va, vb, n)
-    crop_distance = np.full(pi.size, np.nan)
-    crop_ratio = np.full(pi.size, np.nan)
-    if verifiable.size:
-        va, vb = pi[verifiable], pj[verifiable]
         images = np.unique(np.concatenate([va, vb]))
         crop, whole = _crop_distance(np.asarray(thumbnails)[images], np.searchsorted(images, va),
                                      np.searchsorted(images, vb))
@@ -151,8 +148,7 @@ def _registered_evidence(thumbnails, pi, pj, n, verifiable, aligned_ratio, agree
     """The registered dissimilarity (1 - correlation) / 2 and its ratio to the next best, for each
     image's best few pairs by polar distance, by the cheaper evidence, by crop distance (given, per
     verifiable pair) and (both ends coloured) by hue; NaN elsewhere. Over the `budget`, every
-    image's best pair (by any) comes first, then its
-    second, and so on."""
+    image's best pair (by any) comes first, then its second, and so on."""
     registered = np.full(pi.size, np.nan)
     registered_ratio = np.full(pi.size, np.nan)
     if not verifiable.size:
