@@ -1,0 +1,116 @@
+"""Re-fuse one benchmark-matrix cell's near-duplicate evidence under other fusion weights, in
+seconds instead of a scoring run per variant.
+
+    python benchmarks/pair_fusion.py CELL_DIR '{}' '{"crop": 0.2}' '{"registered": 0.35}'
+
+CELL_DIR is a cell's `contaminated` folder (`quality_lab.matrix --keep-images`, as for
+`rescore_cell.py`). The first run scores the cell once with the service's code on its own DINO
+checkpoint (the label-error pixel classifier off: it does not touch the pairs) and keeps the
+near-duplicate issue type's whole pair table, every evidence column included, in
+`CELL_DIR/near_duplicate_pairs.pkl`; later runs read it. Each argument is a JSON object of fusion
+weights laid over `pair_evidence.DEFAULT_FUSION_WEIGHTS`; the pairs are re-ranked with
+`pair_evidence.fuse_p_values` as the service ranks them (exact copies first, near-exact ones
+lifted) and scored with the matrix's metrics: pair AP per kind under the protocol's truth and
+without the source's own duplicates. The service's own ranking is checked first: re-fused with the
+default weights it must give the captured scores exactly, or the script stops (the service's
+ranking changed and this script must follow it).
+
+Only the weights move; what each view measures (and which pairs are registered) is fixed by the
+capture. Leakage is not re-ranked.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+import quality_assets.issue_types.near_duplicate as near_duplicate_type
+from quality_assets.scores.near_duplicate import NEAR_EXACT_SCORE
+from quality_assets.scores.pair_evidence import DEFAULT_FUSION_WEIGHTS, fuse_p_values
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from rescore_cell import load_cell  # noqa: E402
+
+PAIR_FILE = "near_duplicate_pairs.pkl"
+VIEW_COLUMNS = ("aligned_ratio", "agreement_ratio", "registered_ratio", "crop_ratio", "recoloured", "embedding_score")
+
+
+def capture_pairs(root: Path) -> pd.DataFrame:
+    """The near-duplicate issue type's pair table of one scoring run on the cell (cached)."""
+    cached = root / PAIR_FILE
+    if cached.exists():
+        return pd.read_pickle(cached)
+    from quality_assets.knn import build_knn_graph
+    from quality_assets.scoring import ScoreConfig, compute_scores
+    from quality_lab.bench.methods import colour_grids_for, pixel_image_loader, thumbnails_for
+
+    data, vectors = load_cell(root)
+    captured: list[pd.DataFrame] = []
+    service_pairs = near_duplicate_type.near_duplicate_pairs
+
+    def keep_table(*args, **kwargs):  # the issue type stores only some columns of its table
+        table = service_pairs(*args, **kwargs)
+        captured.append(table)
+        return table
+
+    near_duplicate_type.near_duplicate_pairs = keep_table
+    try:
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        compute_scores(list(data.manifest["sample_id"]), build_knn_graph(vectors, k=16), data.manifest,
+                       ScoreConfig({"label_error": {"pixel_classifier": "off"}}), vectors=vectors,
+                       thumbnails=thumbnails_for(data), images=pixel_image_loader(data),
+                       colour_grids=colour_grids_for(data))
+    finally:
+        near_duplicate_type.near_duplicate_pairs = service_pairs
+    table = captured[-1][["i", "j", "distance", "score", "evidence", *VIEW_COLUMNS]]
+    table.to_pickle(cached)
+    return table
+
+
+def fused_order(pairs: pd.DataFrame, weights: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
+    """The service's final score under `weights`, and the pairs' ranking by it (best first)."""
+    score = fuse_p_values({c: pairs[c].to_numpy() for c in VIEW_COLUMNS}, {**DEFAULT_FUSION_WEIGHTS, **weights})
+    evidence = pairs["evidence"].astype(str)
+    score[evidence.str.contains("sha256").to_numpy()] = 0.0
+    near = evidence.str.contains("near_exact").to_numpy()
+    score[near] = NEAR_EXACT_SCORE * np.clip(score[near], 0.0, 1.0)
+    i, j = pairs["i"].to_numpy(), pairs["j"].to_numpy()
+    return score, np.lexsort((j, i, np.nan_to_num(pairs["distance"].to_numpy(dtype=float), nan=2.0), score))
+
+
+def main(argv: list[str]) -> int:
+    if not argv:
+        print(__doc__)
+        return 2
+    from quality_lab.bench.methods import MethodResult
+    from quality_lab.bench.metrics import evaluate_method
+    from quality_lab.source_duplicates import source_duplicates
+
+    root, configs = Path(argv[0]), argv[1:] or ["{}"]
+    pairs = capture_pairs(root)
+    score, _ = fused_order(pairs, {})
+    if not np.array_equal(score, pairs["score"].to_numpy()):
+        raise SystemExit("re-fused with the default weights, the pairs do not get the service's scores: "
+                         "the service's ranking changed; update fused_order")
+    data, _ = load_cell(root)
+    excluded = source_duplicates(data.images, data.splits, data.truth)
+    print(f"{root}: {len(pairs)} pairs, {int(pairs['registered_ratio'].notna().sum())} registered")
+    for config in configs:
+        _, order = fused_order(pairs, json.loads(config))
+        ranking = (pairs["i"].to_numpy()[order], pairs["j"].to_numpy()[order])
+        result = MethodResult("ours", config, {"near_duplicate": ranking}, 0.0)
+        rows = pd.DataFrame(evaluate_method(result, data) + evaluate_method(result, data, excluded))
+        rows = rows[rows["issue_type"] == "near_duplicate"]
+        ap = {(t, k): a for t, k, a in zip(rows["truth"], rows["kind"], rows["AP"])}
+        print(f"{config}: pair AP {ap[('protocol', 'all')]:.3f} (ARTE {ap[('protocol', 'ARTE')]:.3f}, "
+              f"AUG {ap[('protocol', 'AUG')]:.3f}), without the source's duplicates "
+              f"{ap[('without_source_duplicates', 'all')]:.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
