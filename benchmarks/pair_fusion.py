@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 import quality_assets.issue_types.near_duplicate as near_duplicate_type
-from quality_assets.scores.near_duplicate import NEAR_EXACT_SCORE
+from quality_assets.scores.near_duplicate import lift_near_exact, pair_order
 from quality_assets.scores.pair_evidence import DEFAULT_FUSION_WEIGHTS, fuse_p_values
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -77,9 +77,9 @@ def fused_order(pairs: pd.DataFrame, weights: dict[str, float]) -> tuple[np.ndar
     evidence = pairs["evidence"].astype(str)
     score[evidence.str.contains("sha256").to_numpy()] = 0.0
     near = evidence.str.contains("near_exact").to_numpy()
-    score[near] = NEAR_EXACT_SCORE * np.clip(score[near], 0.0, 1.0)
-    i, j = pairs["i"].to_numpy(), pairs["j"].to_numpy()
-    return score, np.lexsort((j, i, np.nan_to_num(pairs["distance"].to_numpy(dtype=float), nan=2.0), score))
+    score[near] = lift_near_exact(score[near])
+    return score, pair_order(pairs["i"].to_numpy(), pairs["j"].to_numpy(), pairs["distance"].to_numpy(dtype=float),
+                             score)
 
 
 def main(argv: list[str]) -> int:

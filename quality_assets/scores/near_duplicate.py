@@ -74,7 +74,9 @@ __all__ = [
     "duplicate_groups",
     "group_label_conflicts",
     "hamming64",
+    "lift_near_exact",
     "near_duplicate_pairs",
+    "pair_order",
     "sample_duplicate_scores",
     "unmirrored_evidence",
 ]
@@ -339,9 +341,9 @@ def near_duplicate_pairs(
         flags[near] |= EVIDENCE_FLAGS["near_exact"]
         # Lifted, in their evidence's order: ordered by the grid difference instead, an icon theme's
         # own repeats (another caption, 0.06-0.12) interleaved with its JPEG leaks (0.04-0.12).
-        score[near] = NEAR_EXACT_SCORE * np.clip(score[near], 0.0, 1.0)
+        score[near] = lift_near_exact(score[near])
 
-    order = np.lexsort((pj, pi, np.nan_to_num(pair_d, nan=2.0), score))
+    order = pair_order(pi, pj, pair_d, score)
     out = pd.DataFrame(
         {
             "i": pi[order],
@@ -366,6 +368,18 @@ def near_duplicate_pairs(
         same[~known_l] = pd.NA
         out["same_label"] = same
     return out
+
+
+def lift_near_exact(score: np.ndarray) -> np.ndarray:
+    """Near-exact pairs' scores: after the exact matches and before every other pair, in their
+    evidence's order."""
+    return NEAR_EXACT_SCORE * np.clip(score, 0.0, 1.0)
+
+
+def pair_order(i: np.ndarray, j: np.ndarray, distance: np.ndarray, score: np.ndarray) -> np.ndarray:
+    """The pairs' ranking (positions, best first): by score, then embedding distance (unknown
+    last), then the ends, so that ties break the same way in every run."""
+    return np.lexsort((j, i, np.nan_to_num(distance, nan=2.0), score))
 
 
 def _add_pixel_candidates(keys, pair_d, rank_i, rank_j, flags, n, thumbnails, known, vectors, mirror, pixel_k,
