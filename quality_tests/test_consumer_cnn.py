@@ -11,7 +11,7 @@ from PIL import Image
 
 from quality_assets.consumer_cnn import (
     EXPERIMENTS, CnnConfig, consumer_experiments_from_frame, load_images, predict, run_consumer_experiments,
-    train_cnn,
+    train_cnn, train_side_by_side,
 )
 
 FAST = CnnConfig(epochs=10, batch_size=16)
@@ -46,6 +46,24 @@ def test_cnn_learns_digits_from_png_files_well_above_chance(tmp_path):
 
     again = train_cnn(images[:200], codes[:200], len(classes), FAST, seed=0)
     assert (predict(again, images[200:]) == predict(model, images[200:])).all()   # deterministic per seed
+
+
+def test_networks_trained_side_by_side_are_the_networks_trained_alone(tmp_path):
+    paths, labels = _digits(tmp_path, per_class=20)
+    images = load_images(paths)
+    codes = np.searchsorted(np.unique(labels), labels)
+    config = CnnConfig(epochs=2, batch_size=16)
+
+    def weights(model):
+        return np.concatenate([v.detach().numpy().ravel() for v in model.state_dict().values() if v.is_floating_point()])
+
+    seeds = [0, 1, 2]
+    alone = [weights(train_cnn(images, codes, 3, config, seed=s)) for s in seeds]
+    # Three networks on two threads: the builds and the batches must not draw from each other's seeds.
+    side_by_side = train_side_by_side(lambda s: weights(train_cnn(images, codes, 3, config, seed=s)), seeds, workers=2)
+    for a, b in zip(alone, side_by_side):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(alone[0], alone[1])   # the seed decides the network
 
 
 def test_four_experiments_and_the_clean_eval_are_reported_per_seed(tmp_path):

@@ -112,13 +112,14 @@ def pixel_evidence(thumbnails, known, pi, pj, n, rank_i, rank_j, pixel_rank, emb
     agreement_ratio = np.full(pi.size, np.nan)
     crop_distance = np.full(pi.size, np.nan)
     crop_ratio = np.full(pi.size, np.nan)
+    # The images the verified pairs touch (sorted): the crop and registered evidence index them.
+    images = np.unique(np.concatenate([pi[verifiable], pj[verifiable]]))
     if verifiable.size:
         va, vb = pi[verifiable], pj[verifiable]
         al, ag = (verify or verify_pairs)(np.asarray(thumbnails), va, vb, mirror=mirror)
         aligned[verifiable], agreement[verifiable] = al, ag
         aligned_ratio[verifiable] = ratio_to_next_best(al, va, vb, n)
         agreement_ratio[verifiable] = ratio_to_next_best(ag, va, vb, n)
-        images = np.unique(np.concatenate([va, vb]))
         crop, whole = _crop_distance(np.asarray(thumbnails)[images], np.searchsorted(images, va),
                                      np.searchsorted(images, vb))
         # A copy that holds its source in part of its frame (tiles, a bar, a canvas) is nearer through a
@@ -132,7 +133,7 @@ def pixel_evidence(thumbnails, known, pi, pj, n, rank_i, rank_j, pixel_rank, emb
     registered, registered_ratio = _registered_evidence(
         thumbnails, pi, pj, n, verifiable, aligned_ratio, agreement_ratio, embedding_score,
         crop_distance[verifiable], mirror, getattr(verify, "register", None) or registered_similarity,
-        register_budget, hue_histograms, polar_vectors)
+        register_budget, hue_histograms, polar_vectors, images=images)
     recoloured = np.zeros(pi.size, dtype=bool)
     if hue_histograms is not None and verifiable.size:
         recoloured[verifiable] = colour_disagrees(hue_histograms, pi[verifiable], pj[verifiable])
@@ -144,11 +145,13 @@ def pixel_evidence(thumbnails, known, pi, pj, n, rank_i, rank_j, pixel_rank, emb
 def _registered_evidence(thumbnails, pi, pj, n, verifiable, aligned_ratio, agreement_ratio, embedding_score,
                          crop_distance, mirror, register, budget: int | None = None,
                          hue_histograms: np.ndarray | None = None,
-                         polar_vectors: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                         polar_vectors: np.ndarray | None = None, *,
+                         images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The registered dissimilarity (1 - correlation) / 2 and its ratio to the next best, for each
     image's best few pairs by polar distance, by the cheaper evidence, by crop distance (given, per
     verifiable pair) and (both ends coloured) by hue; NaN elsewhere. Over the `budget`, every
-    image's best pair (by any) comes first, then its second, and so on."""
+    image's best pair (by any) comes first, then its second, and so on. `images`: the sorted images
+    of the verifiable pairs (`pixel_evidence` has them already)."""
     registered = np.full(pi.size, np.nan)
     registered_ratio = np.full(pi.size, np.nan)
     if not verifiable.size:
@@ -156,7 +159,6 @@ def _registered_evidence(thumbnails, pi, pj, n, verifiable, aligned_ratio, agree
     va, vb = pi[verifiable], pj[verifiable]
     cheap = fuse_p_values({"aligned_ratio": aligned_ratio[verifiable], "agreement_ratio": agreement_ratio[verifiable],
                            "embedding_score": embedding_score[verifiable]}, CHEAP_FUSION_WEIGHTS)
-    images = np.unique(np.concatenate([va, vb]))
     polar = None if polar_vectors is None else np.asarray(polar_vectors)[images]
     if polar is None or not np.isfinite(polar).all():
         polar = polar_search_vectors(np.asarray(thumbnails)[images])

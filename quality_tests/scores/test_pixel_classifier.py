@@ -3,6 +3,8 @@ flips get a low probability for their given label, anchors keep theirs, and runs
 serves a small drop by predicting its new rows only, and is trained again when the data changed more
 than the growth fraction, the classes, the label book, the settings or the image size changed."""
 
+import threading
+
 import numpy as np
 import pytest
 
@@ -50,14 +52,17 @@ def test_a_capped_run_reads_rows_through_the_loader_trains_on_the_anchors_and_st
     given[flipped] = (truth[flipped] + 1) % 3
     anchor = np.zeros(120, dtype=bool)
     anchor[[0, 41, 82]] = True
-    asked: list[np.ndarray] = []
+    asked: list[tuple[int, np.ndarray]] = []
 
     def load(rows):
-        asked.append(np.asarray(rows))
+        asked.append((threading.get_ident(), np.asarray(rows)))
         return images[rows]
 
     probs = out_of_fold_pixel_probabilities(load, given, 3, anchor=anchor, config=QUICK, max_train_rows=60)
-    training, predicted = asked[0::2], asked[1::2]   # per fold: its training rows, then its held-out rows
+    # Folds train side by side; each thread asks, per fold it fits, for its training rows, then its held-out rows.
+    per_thread = [[rows for ident, rows in asked if ident == thread] for thread in dict.fromkeys(i for i, _ in asked)]
+    training = [rows for calls in per_thread for rows in calls[0::2]]
+    predicted = [rows for calls in per_thread for rows in calls[1::2]]
     assert len(training) == 5 and all(50 <= rows.size <= 60 for rows in training)   # of 96
     assert all(set(np.flatnonzero(anchor)) <= set(rows) for rows in training)
     held = np.concatenate(predicted)
