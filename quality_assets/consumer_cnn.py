@@ -136,13 +136,24 @@ def side_by_side_workers(n_networks: int) -> int:
 def train_side_by_side(fit: Callable[[_T], _R], items: Sequence[_T], *, workers: int | None = None) -> list[_R]:
     """`[fit(item) for item in items]`, with up to `workers` (default: `side_by_side_workers`) calls
     at once in threads: torch runs the networks' kernels without the GIL. Each `fit` should train
-    with `train_cnn`, whose networks are the same whatever ran beside them."""
+    with `train_cnn` on one thread (`CnnConfig.threads`, the default), whose networks are the same
+    whatever ran beside them."""
+    import torch
+
     items = list(items)
     workers = side_by_side_workers(len(items)) if workers is None else max(1, min(int(workers), len(items)))
-    if workers <= 1:
-        return [fit(item) for item in items]
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cnn") as pool:
-        return list(pool.map(fit, items))
+    # torch's thread count is the process's: at one thread before the fits start, each fit's own
+    # set-and-restore (`train_cnn`) cannot hand a count to a network still training beside it, and
+    # what a fit predicts is computed on one thread however many run.
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        if workers <= 1:
+            return [fit(item) for item in items]
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cnn") as pool:
+            return list(pool.map(fit, items))
+    finally:
+        torch.set_num_threads(previous)
 
 
 def build_cnn(config: CnnConfig, n_classes: int):
@@ -165,7 +176,17 @@ def train_cnn(images: np.ndarray, codes: np.ndarray, n_classes: int, config: Cnn
         raise ValueError(f"need one label per image and at least one image, got {codes.size} for {len(images)}")
     if codes.min() < 0 or codes.max() >= n_classes:
         raise ValueError("labels must be class codes in 0..n_classes-1")
+    previous_threads = torch.get_num_threads()
     torch.set_num_threads(config.threads)
+    try:
+        return _train(images, codes, n_classes, config, seed)
+    finally:
+        torch.set_num_threads(previous_threads)   # the process's other torch work keeps its threads
+
+
+def _train(images: np.ndarray, codes: np.ndarray, n_classes: int, config: CnnConfig, seed: int):
+    import torch
+
     with _BUILD_LOCK:
         torch.manual_seed(seed)
         model = build_cnn(config, n_classes)

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from PIL import Image
 
 from quality_assets.consumer_cnn import (
@@ -58,12 +59,14 @@ def test_networks_trained_side_by_side_are_the_networks_trained_alone(tmp_path):
         return np.concatenate([v.detach().numpy().ravel() for v in model.state_dict().values() if v.is_floating_point()])
 
     seeds = [0, 1, 2]
+    threads = torch.get_num_threads()
     alone = [weights(train_cnn(images, codes, 3, config, seed=s)) for s in seeds]
     # Three networks on two threads: the builds and the batches must not draw from each other's seeds.
     side_by_side = train_side_by_side(lambda s: weights(train_cnn(images, codes, 3, config, seed=s)), seeds, workers=2)
     for a, b in zip(alone, side_by_side):
         np.testing.assert_array_equal(a, b)
     assert not np.array_equal(alone[0], alone[1])   # the seed decides the network
+    assert torch.get_num_threads() == threads       # the process's other torch work keeps its threads
 
 
 def test_four_experiments_and_the_clean_eval_are_reported_per_seed(tmp_path):
