@@ -364,12 +364,14 @@ def _fit_folds(images: ImageRows, codes: np.ndarray, n_classes: int, *, folds: i
     def fit_fold(plan: tuple[int, np.ndarray, np.ndarray, np.ndarray]) -> tuple[FoldNetwork, int]:
         fold, held, train, present = plan
         pixels = read(train)
+        fold_side = int(pixels.shape[1])
         model = train_cnn(pixels, codes[train], n_classes, config, seed=seed + fold)
+        del pixels
         with torch.inference_mode():   # each fold writes only its own held rows
             for start in range(0, held.size, _PREDICT_CHUNK):
                 chunk = held[start:start + _PREDICT_CHUNK]
                 probs[chunk] = _softmax_of_present(model, _as_tensor(read(chunk)), present, n_classes)
-        return FoldNetwork(model.state_dict(), present), int(pixels.shape[1])
+        return FoldNetwork(model.state_dict(), present), fold_side
 
     # The folds' networks train side by side (one per core), each the same as if trained alone.
     trained = dict(zip((plan[0] for plan in plans), train_side_by_side(fit_fold, plans)))
