@@ -22,10 +22,10 @@ the data's own resolution (at least 32 px, at most `max_image_size`). Single-lab
 
 Speed on CPU: each network trains on one thread, channels-last, and independent networks (seeds and
 arms here, the pixel classifier's folds) train side by side, one per core (`train_side_by_side`). A
-network this small gains nothing from a second thread at 32 px and 1.5x at 64 px, where two
-networks side by side gain 2x and 1.5x (`benchmarks/bench_cnn_training.py`). One thread per network
-also keeps the weights the same on every machine: the float sums of a convolution depend on how
-many threads share it.
+network this small gains little from a second thread (nothing at 32 px, 1.5x at 64 px); on two
+cores the pixel classifier's five folds now train 2.7x faster at 32 px and 1.9x at 64 px
+(`benchmarks/bench_cnn_training.py`). One thread per network also keeps the weights the same on every
+machine: the float sums of a convolution depend on how many threads share it.
 """
 
 from __future__ import annotations
