@@ -32,8 +32,9 @@ from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+for path in (ROOT, ROOT / "benchmarks"):
+    if str(path) not in sys.path:
+        sys.path.insert(0, str(path))
 
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
@@ -42,21 +43,17 @@ NOISE = 0.10
 
 
 def _images(n: int, side: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """[n, side, side, 3] uint8 digits and their true class codes."""
-    from quality_lab.demo_data import load_mnist_5k
+    """[n, side, side, 3] uint8 digits (`bench_drop.py`'s, resized, tinted above 32 px) and their classes."""
+    from bench_drop import _images as jittered_digits
 
-    base, labels = load_mnist_5k()
+    digits, labels = jittered_digits(n, seed)
     rng = np.random.default_rng(seed)
-    pick = rng.integers(0, len(base), n)
     out = np.empty((n, side, side, 3), dtype=np.uint8)
-    for i, j in enumerate(pick):
-        dy, dx = rng.integers(-2, 3, 2)
-        img = np.roll(base[j].astype(np.float32), (int(dy), int(dx)), axis=(0, 1))
-        img = np.clip(img * rng.uniform(0.7, 1.0) + rng.normal(0, 6, img.shape), 0, 255)
-        grey = np.asarray(Image.fromarray(img.astype(np.uint8)).resize((side, side), Image.BILINEAR), np.float32)
+    for i, digit in enumerate(digits):
+        grey = np.asarray(Image.fromarray(digit).resize((side, side), Image.BILINEAR), np.float32)
         tint = rng.uniform(0.4, 1.0, 3) if side > 32 else np.ones(3)
         out[i] = (grey[..., None] * tint).astype(np.uint8)
-    return out, labels[pick].astype(np.int64)
+    return out, labels.astype(np.int64)
 
 
 def _flip_ap(probs: np.ndarray, given: np.ndarray, flipped: np.ndarray) -> float:

@@ -12,7 +12,7 @@ from PIL import Image
 
 from quality_assets.consumer_cnn import (
     EXPERIMENTS, CnnConfig, consumer_experiments_from_frame, load_images, predict, run_consumer_experiments,
-    train_cnn, train_side_by_side,
+    side_by_side_workers, train_cnn, train_side_by_side,
 )
 
 FAST = CnnConfig(epochs=10, batch_size=16)
@@ -131,3 +131,11 @@ def test_an_extra_train_arm_trains_on_its_own_labels_of_the_same_rows(tmp_path):
     with pytest.raises(ValueError, match="one label per sample"):
         run_consumer_experiments(images, given, given, is_train, is_eval, seeds=(0,), config=FAST,
                                  extra_train={"truth": truth[:-1]})
+
+
+def test_the_workers_setting_caps_the_networks_at_once_and_a_malformed_one_is_refused(monkeypatch):
+    monkeypatch.setenv("QUALITY_CNN_WORKERS", "1")
+    assert side_by_side_workers(5) == 1
+    monkeypatch.setenv("QUALITY_CNN_WORKERS", "two")
+    with pytest.raises(ValueError, match="QUALITY_CNN_WORKERS must be a whole number"):
+        side_by_side_workers(5)
