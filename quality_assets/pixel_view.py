@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from quality_assets.imaging import COLOURED_MIN
-from quality_assets.knn import build_knn_graph
+from quality_assets.knn import build_knn_graph, pair_dot
 
 __all__ = [
     "SEARCH_SIZE",
@@ -147,6 +147,27 @@ def crop_search_vectors(thumbs: np.ndarray, *, size: int = SEARCH_SIZE, whole: n
             v = torch.where(flat, stand_in, v / norm.clamp(min=1e-6))
             out[k * n + start:k * n + start + len(v)] = v.numpy()
     return out
+
+
+def crop_distances(thumbs: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(1 - the best cosine between one end's crop (any of `crop_search_vectors`') and the other
+    end's whole thumbnail, either way round; 1 - the whole thumbnails' cosine), per pair (a, b:
+    rows of `thumbs`). Only the pairs' own images are read, so a pair's distances do not depend on
+    which other pairs are asked with it (a drop measures only its new pairs)."""
+    a, b = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
+    if not a.size:
+        return np.empty(0), np.empty(0)
+    images = np.unique(np.concatenate([a, b]))
+    ra, rb = np.searchsorted(images, a), np.searchsorted(images, b)
+    t = np.asarray(thumbs)[images]
+    whole = search_vectors(t)
+    entries = np.vstack([whole, crop_search_vectors(t, whole=whole)])  # as the crop search's index
+    n = len(t)
+    best = np.full(a.size, -1.0)
+    for c in range(1, CROPS + 1):
+        best = np.maximum(best, pair_dot(entries, c * n + ra, rb))
+        best = np.maximum(best, pair_dot(entries, ra, c * n + rb))
+    return 1.0 - best, 1.0 - pair_dot(whole, ra, rb).astype(np.float64)
 
 
 def crop_search_k(k: int) -> int:

@@ -149,6 +149,9 @@ def test_a_drop_updates_the_graphs_and_scores_like_a_full_rebuild(two_drops, tmp
     assert rebuilt_run.summary["pair_verdicts_reused"] == 0
     # Registrations (the costliest verdict) are read back the same way.
     assert 0 < updated_run.summary["pairs_registered_now"] < rebuilt_run.summary["pairs_registered_now"]
+    # And the crop measures (pair evidence's crop distances, leakage's crop search).
+    for measure in ("crop_distances_measured_now", "leak_crop_searches_now"):
+        assert 0 < updated_run.summary[measure] < rebuilt_run.summary[measure], measure
     a, b = _scores(incremental, updated_run.score_version), _scores(full, rebuilt_run.score_version)
     assert len(a) == len(b) > 0
     np.testing.assert_allclose(a.score.to_numpy(), b.score.to_numpy(), atol=1e-6)
@@ -406,12 +409,15 @@ def test_a_drop_reads_the_copy_searches_vectors_back_and_computes_only_its_new_i
     assert later["pixel_copy"].params["built"] == "incremental"
     n_new, n_all = 5, len(ids) + 5
     # Plain search: the 5 new images and their mirror images; crop search: the 5 new images (the
-    # pixel kNN view and the pair distances still take every image's plain vector).
+    # pixel kNN view still takes every image's plain vector, the new pairs' crop distances their images').
     assert computed["search_vectors"].count(n_new) == 3
     assert computed["canonical_search_vectors"] == [n_all, n_all]
     # Polar: the copy search's new images only; registration reads the stored ones.
     assert computed["polar_search_vectors"] == [n_new]
-    assert computed["crop_search_vectors"] == [n_new]
+    # Crop: the copy search's new images, then the crop distances of the pairs the drop brings
+    # (their images only: the other pairs' distances are read back).
+    assert computed["crop_search_vectors"][0] == n_new
+    assert len(computed["crop_search_vectors"]) == 2 and computed["crop_search_vectors"][1] < n_all
     with store.connect(read_only=True) as conn:
         now = _copy_rows_versions(conn)
         for view, version in now.items():

@@ -97,16 +97,20 @@ def test_a_store_written_before_graph_versions_were_kept_gains_the_columns_and_r
     assert current == "old" and reusable.empty and marked == "older"
 
 
-def test_a_pair_registered_after_it_was_verified_keeps_both_verdicts(store):
+def test_a_pair_registered_or_measured_after_it_was_verified_keeps_every_verdict(store):
     import pandas as pd
 
-    rows = lambda aligned, agreement, registered: pd.DataFrame({  # noqa: E731
+    rows = lambda aligned, agreement, registered, crop=(None, None): pd.DataFrame({  # noqa: E731
         "sample_a": ["a", "c"], "sample_b": ["b", "d"], "mirror": [True, True],
-        "aligned": aligned, "agreement": agreement, "registered": registered})
-    query = "SELECT sample_a, aligned, agreement, registered FROM pair_verifications ORDER BY sample_a"
+        "aligned": aligned, "agreement": agreement, "registered": registered,
+        "crop_distance": [None, None], "whole_distance": [None, None], "crop_difference": list(crop)})
+    query = ("SELECT sample_a, aligned, agreement, registered, crop_difference FROM pair_verifications "
+             "ORDER BY sample_a")
     with store.connect() as conn:
-        for frame in (rows([0.1, 0.2], [0.3, 0.4], [None, None]), rows([None, 0.2], [None, 0.4], [0.9, 0.8])):
+        # Verified; then registered; then searched for a crop (+inf: none found).
+        for frame in (rows([0.1, 0.2], [0.3, 0.4], [None, None]), rows([None, 0.2], [None, 0.4], [0.9, 0.8]),
+                      rows([None, None], [None, None], [None, None], (0.05, float("inf")))):
             conn.register("_new_pair_verifications", frame)
             run_query(conn, "insert_pair_verifications", verifier_version="v1")
             conn.unregister("_new_pair_verifications")
-        assert conn.execute(query).fetchall() == [("a", 0.1, 0.3, 0.9), ("c", 0.2, 0.4, 0.8)]
+        assert conn.execute(query).fetchall() == [("a", 0.1, 0.3, 0.9, 0.05), ("c", 0.2, 0.4, 0.8, float("inf"))]

@@ -191,6 +191,11 @@ CREATE TABLE IF NOT EXISTS pair_verifications (
 );
 -- Best correlation after registration (scores.registration); NULL: the pair was not registered.
 ALTER TABLE pair_verifications ADD COLUMN IF NOT EXISTS registered DOUBLE;
+-- The crop measures (pixel_view.crop_distances; leakage's near_exact.crop_differences, +inf where
+-- no crop was found); NULL: not measured.
+ALTER TABLE pair_verifications ADD COLUMN IF NOT EXISTS crop_distance DOUBLE;
+ALTER TABLE pair_verifications ADD COLUMN IF NOT EXISTS whole_distance DOUBLE;
+ALTER TABLE pair_verifications ADD COLUMN IF NOT EXISTS crop_difference DOUBLE;
 
 -- The label-error pixel classifier's fits (scores.pixel_classifier), kept so that a drop predicts
 -- its new rows with the stored fold networks instead of training them again. Files under artifacts/.

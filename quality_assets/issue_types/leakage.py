@@ -40,7 +40,14 @@ def _cropped_copies(inputs: ScoringInputs, ranked: pd.DataFrame, partners: int, 
     e = searched["eval_index"].to_numpy(dtype=np.int64)
     t = searched["train_index"].to_numpy(dtype=np.int64)
     grids, known = inputs.colour_grids, inputs.colour_grid_known
-    difference = np.fmin(crop_differences(grids, known, t, e), crop_differences(grids, known, e, t))
+
+    def search(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray]:
+        found = np.fmin(crop_differences(grids, known, a, b), crop_differences(grids, known, b, a))
+        return (np.where(np.isnan(found), np.inf, found),)  # +inf: searched, no crop
+
+    # Read back where an earlier run searched the pair: a drop searches only the pairs it brings.
+    remembered = getattr(inputs.pair_verifier, "remembered", None)
+    (difference,) = remembered(("crop_difference",), e, t, search) if remembered else search(e, t)
     hit = np.isfinite(difference)
     found = pd.DataFrame({"eval_index": e[hit], "train_index": t[hit], "difference": difference[hit]})
     return found.sort_values(["difference", "eval_index"], kind="stable").drop_duplicates("eval_index")

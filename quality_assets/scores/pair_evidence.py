@@ -10,9 +10,7 @@ from scipy.stats import rankdata
 from quality_assets.knn import KnnGraph, pair_dot
 from quality_assets.scores.duplicate_groups import colour_disagrees
 from quality_assets.scores.pixel_copies import ratio_to_next_best, verify_pairs
-from quality_assets.pixel_view import (
-    CROPS, crop_search_vectors, hue_search_vectors, polar_search_vectors, search_vectors,
-)
+from quality_assets.pixel_view import crop_distances, hue_search_vectors, polar_search_vectors
 from quality_assets.scores.registration import registered_similarity
 
 __all__ = ["DEFAULT_FUSION_WEIGHTS", "DEFAULT_WEIGHTS", "combined_score", "fuse_p_values", "pixel_evidence"]
@@ -120,8 +118,12 @@ def pixel_evidence(thumbnails, known, pi, pj, n, rank_i, rank_j, pixel_rank, emb
         aligned[verifiable], agreement[verifiable] = al, ag
         aligned_ratio[verifiable] = ratio_to_next_best(al, va, vb, n)
         agreement_ratio[verifiable] = ratio_to_next_best(ag, va, vb, n)
-        crop, whole = _crop_distance(np.asarray(thumbnails)[images], np.searchsorted(images, va),
-                                     np.searchsorted(images, vb))
+        # Read back where an earlier run measured the pair (a drop measures only the pairs it brings).
+        remembered = getattr(verify, "remembered", None)
+        thumbs = np.asarray(thumbnails)
+        measure = lambda a, b: crop_distances(thumbs, a, b)  # noqa: E731
+        crop, whole = (remembered(("crop_distance", "whole_distance"), va, vb, measure) if remembered
+                       else measure(va, vb))
         # A copy that holds its source in part of its frame (tiles, a bar, a canvas) is nearer through a
         # crop than whole, and nearer than its ends' other pairs: the crop distance's ratio to the
         # next best, times the root of its ratio to the whole thumbnails' distance (natural twins are
@@ -191,20 +193,6 @@ def _registered_evidence(thumbnails, pi, pj, n, verifiable, aligned_ratio, agree
         registered[chosen] = (1.0 - register(np.asarray(thumbnails), ra, rb, mirror=mirror)) / 2.0
         registered_ratio[chosen] = ratio_to_next_best(registered[chosen], ra, rb, n)
     return registered, registered_ratio
-
-
-def _crop_distance(thumbs: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(1 - the best cosine between one end's crop (any of `crop_search_vectors`') and the other
-    end's whole thumbnail, either way round; 1 - the whole thumbnails' cosine), per pair (a, b:
-    rows of `thumbs`)."""
-    whole = search_vectors(thumbs)
-    entries = np.vstack([whole, crop_search_vectors(thumbs, whole=whole)])  # as the crop search's index
-    n = len(thumbs)
-    best = np.full(a.size, -1.0)
-    for c in range(1, CROPS + 1):
-        best = np.maximum(best, pair_dot(entries, c * n + a, b))
-        best = np.maximum(best, pair_dot(entries, a, c * n + b))
-    return 1.0 - best, 1.0 - pair_dot(whole, a, b)
 
 
 def fuse_p_values(columns: dict[str, np.ndarray], weights: dict[str, float]) -> np.ndarray:

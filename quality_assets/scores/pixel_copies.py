@@ -41,6 +41,7 @@ AP 0.72 -> 1.0. Cost at scale: `benchmarks/bench_pixel_copies.py`, docs/benchmar
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -156,14 +157,17 @@ class VerifiedPairMemo:
     Keys are sample ids, each pair put in sample-id order before it is verified (the aligned
     verifier holds the first image's frame fixed), so a pair gives the same verdict whatever
     positions its samples hold in this run. `known`: rows (sample_a, sample_b, mirror, aligned,
-    agreement[, registered]) from earlier runs, registered NaN where a pair was verified but not
-    registered; `new_rows()` are the ones verified or registered here, to be stored.
+    agreement[, registered, ...]) from earlier runs, a verdict NaN where it was not taken (a pair
+    verified but not registered); `new_rows()` are the ones verified, registered or measured here, to
+    be stored. Verdicts that do not depend on the mirror (`remembered`) are kept under mirror False.
     """
 
-    COLUMNS = ("sample_a", "sample_b", "mirror", "aligned", "agreement", "registered")
-    _DTYPES = {"sample_a": object, "sample_b": object, "mirror": bool, "aligned": np.float64, "agreement": np.float64,
-               "registered": np.float64}
-    _VERDICTS = ("aligned", "agreement", "registered")
+    # Verdicts besides the verifiers' (`remembered`): the crop evidence of `pair_evidence`
+    # (`pixel_view.crop_distances`) and leakage's crop search (`scores.near_exact.crop_differences`).
+    _OTHER_VERDICTS = ("crop_distance", "whole_distance", "crop_difference")
+    _VERDICTS = ("aligned", "agreement", "registered") + _OTHER_VERDICTS
+    COLUMNS = ("sample_a", "sample_b", "mirror") + _VERDICTS
+    _DTYPES = {"sample_a": object, "sample_b": object, "mirror": bool, **dict.fromkeys(_VERDICTS, np.float64)}
 
     @classmethod
     def _empty(cls) -> pd.DataFrame:
@@ -191,21 +195,22 @@ class VerifiedPairMemo:
         self.n_reused = 0
         self.n_verified = 0
         self.n_registered = 0
+        self.n_measured: dict[tuple[str, ...], int] = {}  # `remembered` verdicts taken here, by names
 
     def _key(self, first: np.ndarray, second: np.ndarray, mirror) -> np.ndarray:
         return (np.asarray(first, np.int64) * self._n + np.asarray(second, np.int64)) * 2 + np.asarray(mirror, np.int64)
 
     def _remember(self, keys: np.ndarray, values: dict[str, np.ndarray]) -> None:
-        """Add verdicts, one row per key; a known value is kept where the new one is NaN (a pair
-        registered now keeps its stored pixel verdicts, and the other way round)."""
+        """Add verdicts, one row per key; a known value is kept where the new one is NaN or not given
+        (a pair registered now keeps its stored pixel verdicts, and the other way round)."""
         all_keys = np.concatenate([self._keys, keys])
         merged_keys, inverse = np.unique(all_keys, return_inverse=True)
         for name in self._VERDICTS:
             column = np.full(merged_keys.size, np.nan)
             column[inverse[:self._keys.size]] = self._values[name]
-            new = np.asarray(values[name], dtype=np.float64)
+            new = np.asarray(values[name] if name in values else np.full(keys.size, np.nan), dtype=np.float64)
             at = inverse[self._keys.size:]
-            column[at] = np.where(np.isfinite(new), new, column[at])
+            column[at] = np.where(np.isnan(new), column[at], new)
             self._values[name] = column
         self._keys = merged_keys
 
@@ -231,8 +236,7 @@ class VerifiedPairMemo:
             aligned[missing], agreement[missing] = self._verify(thumbs, first[missing], second[missing],
                                                                 mirror=mirror, **kwargs)
             self._new_keys.append(keys[missing])
-            self._remember(keys[missing], {"aligned": aligned[missing], "agreement": agreement[missing],
-                                           "registered": np.full(missing.size, np.nan)})
+            self._remember(keys[missing], {"aligned": aligned[missing], "agreement": agreement[missing]})
         self.n_verified += int(missing.size)
         self.n_reused += int(first.size - missing.size)
         return aligned, agreement
@@ -248,11 +252,33 @@ class VerifiedPairMemo:
             similarity[missing] = (self._register or registered_similarity)(
                 thumbs, first[missing], second[missing], mirror=mirror)
             self._new_keys.append(keys[missing])
-            self._remember(keys[missing], {"aligned": np.full(missing.size, np.nan),
-                                           "agreement": np.full(missing.size, np.nan),
-                                           "registered": similarity[missing]})
+            self._remember(keys[missing], {"registered": similarity[missing]})
         self.n_registered += int(missing.size)
         return similarity
+
+    def remembered(self, names: tuple[str, ...], i: np.ndarray, j: np.ndarray,
+                   compute: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, ...]]) -> tuple[np.ndarray, ...]:
+        """The named verdicts (of `_OTHER_VERDICTS`) per pair, read back where an earlier run took them;
+        `compute(first, second)` takes the missing ones, on the pairs in sample-id order. The verdicts
+        must not depend on which end comes first, and may be +inf but not NaN (NaN reads as not
+        taken): a search that found nothing stores +inf."""
+        unknown = set(names) - set(self._OTHER_VERDICTS)
+        if unknown:
+            raise ValueError(f"not a remembered verdict: {sorted(unknown)}")
+        first, second, keys = self._ordered(i, j, False)
+        values = [self._lookup(keys, name) for name in names]
+        missing = np.flatnonzero(np.logical_or.reduce([np.isnan(v) for v in values]))
+        if missing.size:
+            computed = compute(first[missing], second[missing])
+            for value, new in zip(values, computed):
+                new = np.asarray(new, dtype=np.float64)
+                if np.isnan(new).any():
+                    raise ValueError("a remembered verdict is NaN: store +inf for 'searched, none found'")
+                value[missing] = new
+            self._new_keys.append(keys[missing])
+            self._remember(keys[missing], {name: value[missing] for name, value in zip(names, values)})
+        self.n_measured[names] = self.n_measured.get(names, 0) + int(missing.size)
+        return tuple(values)
 
     def new_rows(self) -> pd.DataFrame:
         if not self._new_keys:

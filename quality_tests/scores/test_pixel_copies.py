@@ -295,6 +295,52 @@ def test_the_verdict_memo_verifies_each_pair_once_and_reads_back_stored_verdicts
     assert sum(calls) == before and later.n_verified == 0 and later.new_rows().empty
 
 
+def test_the_memo_measures_each_pair_once_and_a_later_run_reads_the_measures_back(digits_with_copies):
+    from quality_assets.pixel_view import crop_distances
+
+    thumbs = digits_with_copies[0][:50]
+    ids = np.asarray([f"s{k:03d}" for k in range(50)][::-1], dtype=object)
+    i, j = np.array([0, 3, 5, 7, 9]), np.array([1, 4, 6, 8, 2])
+    asked = []
+
+    def measure(a, b):
+        asked.append((a.copy(), b.copy()))
+        return crop_distances(thumbs, a, b)
+
+    memo = VerifiedPairMemo(ids)
+    memo(thumbs, i[:2], j[:2], mirror=False)  # verified first: the measures join the same rows
+    crop, whole = memo.remembered(("crop_distance", "whole_distance"), i, j, measure)
+    expected = crop_distances(thumbs, i, j)
+    np.testing.assert_allclose(crop, expected[0])
+    np.testing.assert_allclose(whole, expected[1])
+    # Measured in sample-id order; asked again either way round, read back.
+    np.testing.assert_array_equal(asked[0][0], np.where(ids[i] < ids[j], i, j))
+    again = memo.remembered(("crop_distance", "whole_distance"), j, i, measure)
+    np.testing.assert_allclose(again[0], crop)
+    assert len(asked) == 1 and memo.n_measured[("crop_distance", "whole_distance")] == 5
+
+    # A search that found nothing is +inf and is remembered as such; NaN would read as "not measured".
+    (found,) = memo.remembered(("crop_difference",), i[:3], j[:3], lambda a, b: (np.array([0.01, np.inf, np.inf]),))
+    assert np.isinf(found).sum() == 2
+    with pytest.raises(ValueError, match="NaN"):
+        memo.remembered(("crop_difference",), i[3:], j[3:], lambda a, b: (np.full(a.size, np.nan),))
+    with pytest.raises(ValueError, match="not a remembered verdict"):
+        memo.remembered(("aligned",), i, j, measure)
+
+    stored = memo.new_rows()
+    assert len(stored) == 5 and stored.aligned.notna().sum() == 2 and stored.crop_distance.notna().all()
+    later = VerifiedPairMemo(ids, stored)
+    back = later.remembered(("crop_distance", "whole_distance"), i, j, measure)
+    np.testing.assert_allclose(back[1], whole)
+    (found_later,) = later.remembered(("crop_difference",), i[:3], j[:3], lambda a, b: (np.zeros(a.size),))
+    np.testing.assert_array_equal(found_later, found)
+    assert len(asked) == 1 and sum(later.n_measured.values()) == 0 and later.new_rows().empty
+    # Stored rows without the columns (an older store) read as "not measured".
+    older = VerifiedPairMemo(ids, stored.drop(columns=["crop_distance", "whole_distance", "crop_difference"]))
+    older.remembered(("crop_distance", "whole_distance"), i[:1], j[:1], measure)
+    assert len(asked) == 2
+
+
 def test_the_memo_registers_each_pair_once_and_keeps_both_kinds_of_verdict(digits_with_copies):
     from quality_assets.scores.registration import registered_similarity
 
