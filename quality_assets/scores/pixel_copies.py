@@ -159,7 +159,8 @@ class VerifiedPairMemo:
     positions its samples hold in this run. `known`: rows (sample_a, sample_b, mirror, aligned,
     agreement[, registered, ...]) from earlier runs, a verdict NaN where it was not taken (a pair
     verified but not registered); `new_rows()` are the ones verified, registered or measured here, to
-    be stored. Verdicts that do not depend on the mirror (`remembered`) are kept under mirror False.
+    be stored. Verdicts that do not depend on the mirror (`remembered`) are kept under mirror True,
+    the verifiers' default, so that they share a pair's row with its verdicts.
     """
 
     # Verdicts besides the verifiers' (`remembered`): the crop evidence of `pair_evidence`
@@ -265,7 +266,7 @@ class VerifiedPairMemo:
         unknown = set(names) - set(self._OTHER_VERDICTS)
         if unknown:
             raise ValueError(f"not a remembered verdict: {sorted(unknown)}")
-        first, second, keys = self._ordered(i, j, False)
+        first, second, keys = self._ordered(i, j, True)
         values = [self._lookup(keys, name) for name in names]
         missing = np.flatnonzero(np.logical_or.reduce([np.isnan(v) for v in values]))
         if missing.size:

@@ -308,7 +308,7 @@ def test_the_memo_measures_each_pair_once_and_a_later_run_reads_the_measures_bac
         return crop_distances(thumbs, a, b)
 
     memo = VerifiedPairMemo(ids)
-    memo(thumbs, i[:2], j[:2], mirror=False)  # verified first: the measures join the same rows
+    memo(thumbs, i[:2], j[:2], mirror=True)  # verified first: the measures join the same rows
     crop, whole = memo.remembered(("crop_distance", "whole_distance"), i, j, measure)
     expected = crop_distances(thumbs, i, j)
     np.testing.assert_allclose(crop, expected[0])
