@@ -38,8 +38,9 @@ SCORE_CODE_ROOTS = ("quality_assets.scoring", "quality_assets.issue_types", "qua
 SCORE_SQL = ("manifest_for_scoring",)
 SPLIT_CODE_ROOTS = ("quality_assets.cleaning",)
 # A stored pixel verdict is read back only under the same verifier code and thumbnail size.
-# Every verdict `VerifiedPairMemo` keeps: the verifiers, registration, and the two crop measures
-# (`pixel_view.crop_distances` through pixel_copies' imports, leakage's `near_exact.crop_differences`).
+# Every verdict `VerifiedPairMemo` keeps: the verifiers, registration, the two crop measures
+# (`pixel_view.crop_distances` through pixel_copies' imports, leakage's `near_exact.crop_differences`)
+# and the near-exact check's `near_exact.grid_measures`.
 VERIFIER_CODE_ROOTS = ("quality_assets.scores.pixel_copies", "quality_assets.scores.registration",
                        "quality_assets.scores.near_exact")
 # The pixel classifier's images are kept in memory up to this size (64 px RGB: about 40k images).
@@ -115,7 +116,8 @@ def run_scores(conn: duckdb.DuckDBPyConnection, config: ScoreConfig, *, reuse: b
     outputs.summary.update(pairs_verified_now=verifications.n_verified, pair_verdicts_reused=verifications.n_reused,
                            pairs_registered_now=verifications.n_registered,
                            crop_distances_measured_now=verifications.n_measured.get(("crop_distance", "whole_distance"), 0),
-                           leak_crop_searches_now=verifications.n_measured.get(("crop_difference",), 0))
+                           leak_crop_searches_now=verifications.n_measured.get(("crop_difference",), 0),
+                           grid_measures_now=verifications.n_measured.get(("grid_difference", "grid_relative"), 0))
     score_version = _score_version(view_versions, manifest_version, config)
 
     conn.execute("BEGIN TRANSACTION")

@@ -103,7 +103,8 @@ def test_a_pair_registered_or_measured_after_it_was_verified_keeps_every_verdict
     rows = lambda aligned, agreement, registered, crop=(None, None): pd.DataFrame({  # noqa: E731
         "sample_a": ["a", "c"], "sample_b": ["b", "d"], "mirror": [True, True],
         "aligned": aligned, "agreement": agreement, "registered": registered,
-        "crop_distance": [None, None], "whole_distance": [None, None], "crop_difference": list(crop)})
+        "crop_distance": [None, None], "whole_distance": [None, None], "crop_difference": list(crop),
+        "grid_difference": [None, None], "grid_relative": [None, None]})
     query = ("SELECT sample_a, aligned, agreement, registered, crop_difference FROM pair_verifications "
              "ORDER BY sample_a")
     with store.connect() as conn:

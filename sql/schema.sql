@@ -196,6 +196,9 @@ ALTER TABLE pair_verifications ADD COLUMN IF NOT EXISTS registered DOUBLE;
 ALTER TABLE pair_verifications ADD COLUMN IF NOT EXISTS crop_distance DOUBLE;
 ALTER TABLE pair_verifications ADD COLUMN IF NOT EXISTS whole_distance DOUBLE;
 ALTER TABLE pair_verifications ADD COLUMN IF NOT EXISTS crop_difference DOUBLE;
+-- The near-exact check's measures (near_exact.grid_measures) of pairs within its coarse bound.
+ALTER TABLE pair_verifications ADD COLUMN IF NOT EXISTS grid_difference DOUBLE;
+ALTER TABLE pair_verifications ADD COLUMN IF NOT EXISTS grid_relative DOUBLE;
 
 -- The label-error pixel classifier's fits (scores.pixel_classifier), kept so that a drop predicts
 -- its new rows with the stored fold networks instead of training them again. Files under artifacts/.

@@ -60,7 +60,7 @@ from quality_assets.scores.duplicate_groups import (
     colour_disagrees, copy_flags, duplicate_groups, group_label_conflicts, sample_duplicate_scores,
     unmirrored_evidence,
 )
-from quality_assets.scores.near_exact import NEAR_EXACT_MAX_DIFF, grid_differences
+from quality_assets.scores.near_exact import NEAR_EXACT_MAX_DIFF, grid_differences, grid_measures
 from quality_assets.scores.pair_evidence import (
     DEFAULT_FUSION_WEIGHTS, DEFAULT_WEIGHTS, combined_score, fuse_p_values, pixel_evidence,
 )
@@ -336,7 +336,12 @@ def near_duplicate_pairs(
     if colour_grids is not None and score_kind == "combined" and near_exact_max_diff > 0:
         near = np.zeros(pi.size, dtype=bool)
         check = ~exact
-        diff = grid_differences(colour_grids, colour_grid_known, pi[check], pj[check], near_exact_max_diff)
+        # The pairs' grid measures are read back where an earlier run took them (a drop takes its new pairs').
+        remembered = getattr(verify, "remembered", None)
+        measures = None if remembered is None else (lambda a, b: remembered(  # noqa: E731
+            ("grid_difference", "grid_relative"), a, b, lambda x, y: grid_measures(colour_grids, x, y)))
+        diff = grid_differences(colour_grids, colour_grid_known, pi[check], pj[check], near_exact_max_diff,
+                                measures=measures)
         near[np.flatnonzero(check)[np.isfinite(diff)]] = True
         flags[near] |= EVIDENCE_FLAGS["near_exact"]
         # Lifted, in their evidence's order: ordered by the grid difference instead, an icon theme's

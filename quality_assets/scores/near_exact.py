@@ -32,10 +32,12 @@ cells of the matrix, 24 of the 30 crop leaks pass against their sources (27 at a
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 
 __all__ = ["COLOUR_GRID_SIZE", "COMPARED_GRID_SIZE", "CROP_MAX_DIFF", "CROP_MAX_RELATIVE", "NEAR_EXACT_MAX_DIFF",
-           "NEAR_EXACT_MAX_RELATIVE", "check_colour_grids", "compared_grids", "crop_differences", "grid_differences"]
+           "NEAR_EXACT_MAX_RELATIVE", "check_colour_grids", "compared_grids", "crop_differences", "grid_differences", "grid_measures"]
 
 COLOUR_GRID_SIZE = 32      # stored: fine enough to resample a crop from
 COMPARED_GRID_SIZE = 16    # compared: JPEG noise averages out in a cell of 4 x 4 px at 64 px
@@ -89,32 +91,79 @@ def _verdict(x: np.ndarray, y: np.ndarray, limit: float, max_relative: float) ->
     return full / 255.0, (full / 255.0 <= limit + 1e-9) & (relative <= max_relative)
 
 
+def _coarse_grids(grids: np.ndarray) -> np.ndarray:
+    """float32 [N, c, c, 3]: the compared grids pooled to _POOL x _POOL cells (the lower bound's), taken
+    from the stored grids in one pass where the sides allow (pooling the whole set's compared grids
+    first was most of a 100k drop's near-exact check)."""
+    g = check_colour_grids(grids, len(grids))
+    n, side = g.shape[0], g.shape[1]
+    if side % COMPARED_GRID_SIZE == 0 and COMPARED_GRID_SIZE % _POOL == 0:
+        f = side * _POOL // COMPARED_GRID_SIZE
+        out = np.empty((n, side // f, side // f, 3), dtype=np.float32)
+        for start in range(0, n, _CHUNK):
+            part = g[start:start + _CHUNK]
+            out[start:start + len(part)] = part.reshape(len(part), side // f, f, side // f, f, 3).mean(
+                axis=(2, 4), dtype=np.float32)
+        return out
+    compared = compared_grids(g)
+    c = compared.shape[1]
+    pool = _POOL if c % _POOL == 0 else 1
+    return compared.reshape(n, c // pool, pool, c // pool, pool, 3).mean(axis=(2, 4))
+
+
+def grid_measures(grids: np.ndarray, i: np.ndarray, j: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per pair: (the largest cell difference of the two compared grids in [0, 1], the RMS difference
+    over the grids' own spread). Only the pairs' own grids are read: a pair's measures do not depend
+    on the pairs asked with it, so a later run can keep them (`VerifiedPairMemo.remembered`)."""
+    i = np.asarray(i, dtype=np.int64)
+    j = np.asarray(j, dtype=np.int64)
+    full, relative = np.empty(i.size), np.empty(i.size)
+    if not i.size:
+        return full, relative
+    images = np.unique(np.concatenate([i, j]))
+    compared = compared_grids(np.asarray(grids)[images]).reshape(images.size, -1)
+    a, b = np.searchsorted(images, i), np.searchsorted(images, j)
+    for start in range(0, i.size, _CHUNK):
+        x, y = compared[a[start:start + _CHUNK]], compared[b[start:start + _CHUNK]]
+        full[start:start + len(x)] = np.abs(x - y).max(axis=1) / 255.0
+        # Against the pictures' own contrast: two near-blank images with different small marks differ
+        # little in every cell, but by as much as they vary at all.
+        spread = np.sqrt((x.var(axis=1) + y.var(axis=1)) / 2.0)
+        relative[start:start + len(x)] = np.sqrt(((x - y) ** 2).mean(axis=1)) / np.maximum(spread, 1e-6)
+    return full, relative
+
+
+MeasureFn = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
 def grid_differences(grids: np.ndarray, known: np.ndarray | None, i: np.ndarray, j: np.ndarray,
                      limit: float = NEAR_EXACT_MAX_DIFF,
-                     max_relative: float = NEAR_EXACT_MAX_RELATIVE) -> np.ndarray:
+                     max_relative: float = NEAR_EXACT_MAX_RELATIVE, *,
+                     measures: MeasureFn | None = None) -> np.ndarray:
     """Per pair (i[p], j[p]): the largest cell difference of the two compared grids, in [0, 1], where the
     pair is near-exact (at most ``limit``, and the grids' RMS difference at most ``max_relative`` of
-    their own spread); NaN where it is not (then maybe not computed in full) or either grid is unknown."""
+    their own spread); NaN where it is not (then maybe not computed in full) or either grid is unknown.
+
+    ``measures(a, b)``: `grid_measures` of the pairs that pass the coarse lower bound (the service
+    passes one that reads back an earlier run's); by default `grid_measures` itself."""
     i = np.asarray(i, dtype=np.int64)
     j = np.asarray(j, dtype=np.int64)
     out = np.full(i.size, np.nan)
     ok = np.ones(i.size, dtype=bool) if known is None else np.asarray(known, bool)[i] & np.asarray(known, bool)[j]
     if not ok.any():
         return out
-    grids = compared_grids(grids)
-    n, side = grids.shape[0], grids.shape[1]
-    pool = _POOL if side % _POOL == 0 else 1
-    coarse = grids.reshape(n, side // pool, pool, side // pool, pool, 3).mean(axis=(2, 4))
+    coarse = _coarse_grids(grids)
     rows = np.flatnonzero(ok)
+    lower = np.empty(rows.size, dtype=np.float32)
     for start in range(0, rows.size, _CHUNK):
         part = rows[start:start + _CHUNK]
-        lower = np.abs(coarse[i[part]] - coarse[j[part]]).reshape(part.size, -1).max(axis=1)
-        part = part[lower <= limit * 255.0 + 1e-3]
-        if not part.size:
-            continue
-        full, close = _verdict(grids[i[part]].reshape(part.size, -1), grids[j[part]].reshape(part.size, -1),
-                               limit, max_relative)
-        out[part[close]] = full[close]
+        lower[start:start + part.size] = np.abs(coarse[i[part]] - coarse[j[part]]).reshape(part.size, -1).max(axis=1)
+    rows = rows[lower <= limit * 255.0 + 1e-3]
+    if not rows.size:
+        return out
+    full, relative = (measures or (lambda a, b: grid_measures(grids, a, b)))(i[rows], j[rows])
+    close = (full <= limit + 1e-9) & (relative <= max_relative)
+    out[rows[close]] = full[close]
     return out
 
 

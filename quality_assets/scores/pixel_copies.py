@@ -164,8 +164,9 @@ class VerifiedPairMemo:
     """
 
     # Verdicts besides the verifiers' (`remembered`): the crop evidence of `pair_evidence`
-    # (`pixel_view.crop_distances`) and leakage's crop search (`scores.near_exact.crop_differences`).
-    _OTHER_VERDICTS = ("crop_distance", "whole_distance", "crop_difference")
+    # (`pixel_view.crop_distances`), leakage's crop search (`scores.near_exact.crop_differences`) and
+    # the near-exact check's measures (`scores.near_exact.grid_measures`).
+    _OTHER_VERDICTS = ("crop_distance", "whole_distance", "crop_difference", "grid_difference", "grid_relative")
     _VERDICTS = ("aligned", "agreement", "registered") + _OTHER_VERDICTS
     COLUMNS = ("sample_a", "sample_b", "mirror") + _VERDICTS
     _DTYPES = {"sample_a": object, "sample_b": object, "mirror": bool, **dict.fromkeys(_VERDICTS, np.float64)}

@@ -99,6 +99,38 @@ def test_the_lower_bound_drops_no_pair_the_full_comparison_keeps():
     np.testing.assert_allclose(got[np.isfinite(got)], want[np.isfinite(want)], atol=1e-6)
 
 
+def test_the_measures_come_from_the_given_function_for_the_pairs_within_the_bound_only():
+    from quality_assets.scores.near_exact import grid_measures
+    from quality_assets.scores.pixel_copies import VerifiedPairMemo
+
+    rng = np.random.default_rng(1)
+    # Pictures of large blocks (unrelated ones differ at the coarse bound's scale), then copies with noise.
+    blocks = rng.integers(0, 256, size=(30, 4, 4, 3))
+    base = np.repeat(np.repeat(blocks, COLOUR_GRID_SIZE // 4, axis=1), COLOUR_GRID_SIZE // 4, axis=2)
+    noise = rng.integers(-30, 31, size=base.shape) * (rng.random((30, 1, 1, 1)) ** 2)
+    grids = np.clip(np.concatenate([base, base + noise]), 0, 255).astype(np.uint8)
+    i, j = np.triu_indices(len(grids), k=1)
+    asked = []
+
+    def counted(a, b):
+        asked.append(a.size)
+        return grid_measures(grids, a, b)
+
+    plain = grid_differences(grids, None, i, j)
+    np.testing.assert_array_equal(grid_differences(grids, None, i, j, measures=counted), plain)
+    # The coarse bound leaves the measures only the pairs that could be near-exact: the copies and few else.
+    assert 10 <= np.isfinite(plain).sum() <= asked[0] < i.size // 10
+    # Through the verdict memo, as the service asks: a later run measures nothing it already has.
+    ids = np.asarray([f"s{k:03d}" for k in range(len(grids))], dtype=object)
+    memo = VerifiedPairMemo(ids)
+    remembered = lambda a, b: memo.remembered(("grid_difference", "grid_relative"), a, b, counted)  # noqa: E731
+    np.testing.assert_array_equal(grid_differences(grids, None, i, j, measures=remembered), plain)
+    later = VerifiedPairMemo(ids, memo.new_rows())
+    again = lambda a, b: later.remembered(("grid_difference", "grid_relative"), a, b, counted)  # noqa: E731
+    np.testing.assert_array_equal(grid_differences(grids, None, j, i, measures=again), plain)
+    assert len(asked) == 2 and sum(later.n_measured.values()) == 0
+
+
 def test_unknown_grids_and_bad_shapes():
     grids = np.stack([grid(drawing(3)), grid(jpeg(drawing(3)))])
     assert np.isfinite(grid_differences(grids, np.array([True, True]), [0], [1])).all()
@@ -150,9 +182,9 @@ def _clip_art_leaks(tmp_path):
     vectors = search_vectors(thumbs, size=8)
     graph = build_knn_graph(np.ascontiguousarray(vectors, dtype=np.float32), k=8)
 
-    def leakage(colour_grids, config=None):
+    def leakage(colour_grids, config=None, pair_verifier=None):
         out = compute_scores(paths, graph, manifest, ScoreConfig(config or {}), vectors=vectors, thumbnails=thumbs,
-                             colour_grids=colour_grids)
+                             colour_grids=colour_grids, pair_verifier=pair_verifier)
         rows = out.issue_rows[out.issue_rows.issue_type == "leakage"].sort_values("rank")
         return rows.reset_index(drop=True), out.pair_rows
 
@@ -174,6 +206,27 @@ def test_a_jpeg_leak_of_clip_art_leads_the_leakage_ranking_with_the_colour_grids
     rows_grey, pairs_grey = leakage(None)
     assert not pairs_grey.evidence.astype(str).str.contains("near_exact").any()
     assert set(rows_grey.sample_id[:6]) == {leak_id, *marked_ids}
+
+
+def test_a_later_run_reads_the_grid_and_crop_measures_back_and_scores_the_same(tmp_path):
+    from quality_assets.scores.pixel_copies import VerifiedPairMemo
+
+    paths, leakage, grids = _clip_art_leaks(tmp_path)
+    rows, pairs = leakage(grids)
+    first = VerifiedPairMemo(paths)
+    rows_memo, pairs_memo = leakage(grids, pair_verifier=first)
+    # (The memo verifies each pair in sample-id order, which moves the aligned verifier's float sums
+    # a little against plain `verify_pairs`: ties deep in the pair list may swap; the leaks lead both.)
+    assert list(rows_memo.sample_id[:2]) == list(rows.sample_id[:2]) == [paths[60], paths[61]]
+    # Every kept measure was taken, the near-exact check's and leakage's crop search's included.
+    assert set(first.n_measured) == {("crop_distance", "whole_distance"), ("crop_difference",),
+                                     ("grid_difference", "grid_relative")}
+    assert all(count > 0 for count in first.n_measured.values())
+    later = VerifiedPairMemo(paths, first.new_rows())
+    rows_later, pairs_later = leakage(grids, pair_verifier=later)
+    pd.testing.assert_frame_equal(rows_later, rows_memo)
+    pd.testing.assert_frame_equal(pairs_later, pairs_memo)
+    assert sum(later.n_measured.values()) == 0 and later.n_verified == 0 and later.new_rows().empty
 
 
 def test_a_lightly_cropped_leak_ranks_right_after_the_near_exact_one(tmp_path):
