@@ -8,7 +8,22 @@ Three steps, because the GPU machine has no dataset packages, no Dagster and a 1
     # on the GPU machine (python3 with CUDA torch; faiss-cpu carried as a wheel)
     python3 benchmarks/bench_gpu_paths.py device --pack gpu_pack --out $OUT --budget-s 330
     # here: score the returned pairs with the matrix's metrics
-    .venv/bin/python benchmarks/bench_gpu_paths.py evaluate --work /tmp/gpu_cells --results DIR/results.pkl
+    .venv/bin/python benchmarks/bench_gpu_paths.py evaluate --work /tmp/gpu_cells --results DIR/results.pkl.gz
+
+The GPU machine's python3 has CUDA torch, timm, pandas, scipy and scikit-learn but not faiss-cpu (nor
+mlxtend, which the CUDA tests' MNIST fixture reads): download their wheels into `.whl/` (ignored) with
+`pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp --platform
+manylinux_2_28_x86_64 -d .whl faiss-cpu==1.15.1 mlxtend==0.25.0`, list `gpu_pack/` in
+`.git/info/exclude`, and run with both carried (about 27 MB), in one call:
+
+    python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site
+    python3 -m pytest --noconftest -q -p no:cacheprovider \
+        quality_tests/test_knn.py::test_on_a_gpu_the_exact_graph_is_the_cpu_graph \
+        quality_tests/scores/test_pixel_copies.py::test_cuda_verification_matches_cpu
+    python3 benchmarks/bench_gpu_paths.py device --pack gpu_pack --out $OUT --budget-s 300
+
+(`--noconftest`: the test suite's conftest needs Dagster, which the GPU machine lacks; these two tests
+do not.) `device --smoke` runs the whole step on the CPU with tiny settings (a minute or two).
 
 `device` runs, in order and within ``--budget-s``:
 
