@@ -81,14 +81,20 @@ def compared_grids(grids: np.ndarray) -> np.ndarray:
     return g.reshape(n, COMPARED_GRID_SIZE, f, COMPARED_GRID_SIZE, f, 3).mean(axis=(2, 4), dtype=np.float32)
 
 
-def _verdict(x: np.ndarray, y: np.ndarray, limit: float, max_relative: float) -> tuple[np.ndarray, np.ndarray]:
-    """(largest cell difference / 255, and whether the pair is within both limits) of rows of x and y."""
-    full = np.abs(x - y).max(axis=1)
+def _measures(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Of rows of x and y (flattened grids, 0-255): the largest cell difference / 255, and the RMS
+    difference over the pictures' own spread."""
+    full = np.abs(x - y).max(axis=1) / 255.0
     # Against the pictures' own contrast: two near-blank images with different small marks differ
     # little in every cell, but by as much as they vary at all.
     spread = np.sqrt((x.var(axis=1) + y.var(axis=1)) / 2.0)
-    relative = np.sqrt(((x - y) ** 2).mean(axis=1)) / np.maximum(spread, 1e-6)
-    return full / 255.0, (full / 255.0 <= limit + 1e-9) & (relative <= max_relative)
+    return full, np.sqrt(((x - y) ** 2).mean(axis=1)) / np.maximum(spread, 1e-6)
+
+
+def _verdict(x: np.ndarray, y: np.ndarray, limit: float, max_relative: float) -> tuple[np.ndarray, np.ndarray]:
+    """(largest cell difference / 255, and whether the pair is within both limits) of rows of x and y."""
+    full, relative = _measures(x, y)
+    return full, (full <= limit + 1e-9) & (relative <= max_relative)
 
 
 def _coarse_grids(grids: np.ndarray) -> np.ndarray:
@@ -125,11 +131,7 @@ def grid_measures(grids: np.ndarray, i: np.ndarray, j: np.ndarray) -> tuple[np.n
     a, b = np.searchsorted(images, i), np.searchsorted(images, j)
     for start in range(0, i.size, _CHUNK):
         x, y = compared[a[start:start + _CHUNK]], compared[b[start:start + _CHUNK]]
-        full[start:start + len(x)] = np.abs(x - y).max(axis=1) / 255.0
-        # Against the pictures' own contrast: two near-blank images with different small marks differ
-        # little in every cell, but by as much as they vary at all.
-        spread = np.sqrt((x.var(axis=1) + y.var(axis=1)) / 2.0)
-        relative[start:start + len(x)] = np.sqrt(((x - y) ** 2).mean(axis=1)) / np.maximum(spread, 1e-6)
+        full[start:start + len(x)], relative[start:start + len(x)] = _measures(x, y)
     return full, relative
 
 

@@ -204,17 +204,26 @@ class VerifiedPairMemo:
 
     def _remember(self, keys: np.ndarray, values: dict[str, np.ndarray]) -> None:
         """Add verdicts, one row per key; a known value is kept where the new one is NaN or not given
-        (a pair registered now keeps its stored pixel verdicts, and the other way round)."""
-        all_keys = np.concatenate([self._keys, keys])
-        merged_keys, inverse = np.unique(all_keys, return_inverse=True)
+        (a pair registered now keeps its stored pixel verdicts, and the other way round). The new keys
+        are sorted and inserted into the kept ones (no sort of every key: a run calls this several
+        times over a million stored pairs)."""
+        keys = np.asarray(keys, dtype=np.int64)
+        added, inverse = np.unique(keys, return_inverse=True)
+        at = np.searchsorted(self._keys, added)
+        absent = (at >= self._keys.size) | (self._keys[np.minimum(at, max(self._keys.size - 1, 0))] != added) \
+            if self._keys.size else np.ones(added.size, dtype=bool)
+        # Where each added key sits once the absent ones are inserted before their search positions.
+        place = at + np.cumsum(absent) - absent
         for name in self._VERDICTS:
-            column = np.full(merged_keys.size, np.nan)
-            column[inverse[:self._keys.size]] = self._values[name]
+            column = np.insert(self._values[name], at[absent], np.nan)
             new = np.asarray(values[name] if name in values else np.full(keys.size, np.nan), dtype=np.float64)
-            at = inverse[self._keys.size:]
-            column[at] = np.where(np.isnan(new), column[at], new)
+            for_key = np.full(added.size, np.nan)
+            # Of repeated keys, the last value given that is not NaN wins (as the merge it replaces).
+            given = np.flatnonzero(~np.isnan(new))
+            for_key[inverse[given]] = new[given]
+            column[place] = np.where(np.isnan(for_key), column[place], for_key)
             self._values[name] = column
-        self._keys = merged_keys
+        self._keys = np.insert(self._keys, at[absent], added[absent])
 
     def _lookup(self, keys: np.ndarray, name: str) -> np.ndarray:
         if not self._keys.size:

@@ -341,6 +341,31 @@ def test_the_memo_measures_each_pair_once_and_a_later_run_reads_the_measures_bac
     assert len(asked) == 2
 
 
+def test_the_memo_keeps_every_verdict_given_across_many_interleaved_calls():
+    """Verdicts added in many small calls, some keys repeated, new and known keys mixed, some values
+    NaN: every key is kept once, in order, with the last value given for each verdict that was not
+    NaN (the memo inserts new keys into the kept ones instead of sorting them all again)."""
+    rng = np.random.default_rng(0)
+    memo = VerifiedPairMemo([f"s{k:03d}" for k in range(60)])
+    names = VerifiedPairMemo._VERDICTS
+    expected: dict[int, dict[str, float]] = {}
+    for _ in range(60):
+        keys = rng.integers(0, 1500, rng.integers(0, 40))
+        values = {}
+        for name in rng.choice(names, rng.integers(1, 4), replace=False):
+            value = rng.normal(size=keys.size)
+            value[rng.random(keys.size) < 0.3] = np.nan
+            values[str(name)] = value
+        memo._remember(keys, values)
+        for at, key in enumerate(keys):
+            row = expected.setdefault(int(key), {})
+            row.update({name: value[at] for name, value in values.items() if not np.isnan(value[at])})
+    assert memo._keys.tolist() == sorted(expected)
+    for name in names:
+        want = [expected[key].get(name, np.nan) for key in sorted(expected)]
+        np.testing.assert_array_equal(memo._values[name], want)
+
+
 def test_the_memo_registers_each_pair_once_and_keeps_both_kinds_of_verdict(digits_with_copies):
     from quality_assets.scores.registration import registered_similarity
 
