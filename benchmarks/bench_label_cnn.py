@@ -144,6 +144,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--skip-service", action="store_true",
+                        help="leave out the service's own ranking (a full scoring run) and its fusions")
     args = parser.parse_args(argv)
 
     data, vectors = load_cell(args.cell)
@@ -153,10 +155,12 @@ def main(argv: list[str]) -> int:
     probs: dict[str, np.ndarray] = {}
     seconds: dict[str, float] = {}
 
-    started = time.perf_counter()
-    service_score = service_label_scores(vectors, data, ScoreConfig({}))
-    rankings["service"] = _order(service_score)
-    seconds["service"] = time.perf_counter() - started
+    service_score = None
+    if not args.skip_service:
+        started = time.perf_counter()
+        service_score = service_label_scores(vectors, data, ScoreConfig({}))
+        rankings["service"] = _order(service_score)
+        seconds["service"] = time.perf_counter() - started
 
     from quality_assets.scores.confident_learning import out_of_sample_probabilities
 
@@ -207,7 +211,7 @@ def main(argv: list[str]) -> int:
 
     from cleanlab.rank import get_label_quality_scores
 
-    for arm in [a for a in args.arms if not a.endswith("_truth") and a != "repr"]:
+    for arm in [a for a in args.arms if service_score is not None and not a.endswith("_truth") and a != "repr"]:
         quality = get_label_quality_scores(codes, probs[arm])
         for w in (0.5, 0.33):
             rankings[f"service*{arm}^{w}"] = _order(service_score ** (1 - w) * quality ** w)

@@ -9,6 +9,7 @@ copy the folder while the cell runs (or run a quick matrix) to keep it. Vectors 
 manifest are cached in CELL_DIR. Prints AP / AUROC / recall at the number injected per issue type
 and kind, as the matrix's metrics compute them (near duplicates and leakage also under the matrix's
 second truth, without the source's own duplicates), and the label-error flag's precision and recall, and the rates the two blocking gates read.
+Configurations whose label-error pixel classifier has the same settings share its fit (trained once).
 """
 
 from __future__ import annotations
@@ -64,6 +65,21 @@ def load_cell(root: Path) -> tuple[BenchData, np.ndarray]:
     return data, vectors
 
 
+class FitsInMemory:
+    """The label-error pixel classifier's fit kept between the configurations of one call (the
+    service keeps it in its store): configurations that train it under the same settings train it
+    once (`ScoringInputs.pixel_classifier_fits`)."""
+
+    def __init__(self):
+        self._fits: list = []
+
+    def latest(self, settings: dict):
+        return next((fit for fit in reversed(self._fits) if fit.settings == settings), None)
+
+    def keep(self, fit) -> None:
+        self._fits.append(fit)
+
+
 def main(argv: list[str]) -> int:
     if not argv:
         print(__doc__)
@@ -72,11 +88,12 @@ def main(argv: list[str]) -> int:
     data, vectors = load_cell(root)
     thumbs, grids = thumbnails_for(data), colour_grids_for(data)
     excluded = source_duplicates(data.images, data.splits, data.truth)   # the matrix's second truth
+    fits = FitsInMemory()
     for config in configs:
         started = time.perf_counter()
         rankings, extra, _ = selfclean_rankings(vectors, data.manifest, k=16, config=ScoreConfig(json.loads(config)),
                                                 thumbnails=thumbs, images=pixel_image_loader(data),
-                                                colour_grids=grids)
+                                                colour_grids=grids, pixel_classifier_fits=fits)
         result = MethodResult("ours", config, rankings, 0.0)
         rows = pd.DataFrame(evaluate_method(result, data) + evaluate_method(result, data, excluded))
         print(f"{root.name} {config} ({time.perf_counter() - started:.1f} s)")

@@ -165,10 +165,15 @@ def build_cnn(config: CnnConfig, n_classes: int):
 
 
 def train_cnn(images: np.ndarray, codes: np.ndarray, n_classes: int, config: CnnConfig = CnnConfig(), *,
-              seed: int = 0):
+              seed: int = 0, margins: np.ndarray | None = None):
     """A timm model (no pretrained weights) trained with AdamW and a one-cycle schedule; returns it in
     eval mode. `images` [n, s, s, 3] uint8, `codes` in 0..n_classes-1. Safe to call from several
-    threads at once (`train_side_by_side`): the seed alone decides the network."""
+    threads at once (`train_side_by_side`): the seed alone decides the network.
+
+    `margins` ([n] float64, optional) receives each row's area under the margin (Pleiss et al.,
+    NeurIPS 2020): its given class's logit over the largest other one, averaged over the epochs, as
+    the network saw the row while it trained. A mislabelled row's margin stays low or negative until
+    the network memorises it; a correct but hard one's rises early."""
     import torch
 
     codes = np.asarray(codes, dtype=np.int64)
@@ -179,12 +184,13 @@ def train_cnn(images: np.ndarray, codes: np.ndarray, n_classes: int, config: Cnn
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(config.threads)
     try:
-        return _train(images, codes, n_classes, config, seed)
+        return _train(images, codes, n_classes, config, seed, margins)
     finally:
         torch.set_num_threads(previous_threads)   # the process's other torch work keeps its threads
 
 
-def _train(images: np.ndarray, codes: np.ndarray, n_classes: int, config: CnnConfig, seed: int):
+def _train(images: np.ndarray, codes: np.ndarray, n_classes: int, config: CnnConfig, seed: int,
+           margins: np.ndarray | None = None):
     import torch
 
     with _BUILD_LOCK:
@@ -201,6 +207,11 @@ def _train(images: np.ndarray, codes: np.ndarray, n_classes: int, config: CnnCon
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=config.lr,
                                                    total_steps=steps_per_epoch * config.epochs)
     pad = max(1, x.shape[-1] // 8)
+    if margins is not None:
+        if margins.shape != (len(y),):
+            raise ValueError(f"margins must hold one value per image, got {margins.shape} for {len(y)}")
+        margins[:] = 0.0
+        seen = np.zeros(len(y))
     model.train()
     for _ in range(config.epochs):
         order = torch.randperm(len(y), generator=generator)
@@ -209,12 +220,27 @@ def _train(images: np.ndarray, codes: np.ndarray, n_classes: int, config: CnnCon
             if batch.numel() < 2:   # batch norm needs two samples
                 continue
             xb = (_shift(x[batch], generator, pad) if config.augment else x[batch]).contiguous(memory_format=layout)
-            loss = torch.nn.functional.cross_entropy(model(xb), y[batch])
+            logits = model(xb)
+            loss = torch.nn.functional.cross_entropy(logits, y[batch])
+            if margins is not None:
+                margins[batch.numpy()] += _margins(logits.detach(), y[batch])
+                seen[batch.numpy()] += 1
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
             schedule.step()
+    if margins is not None:
+        margins /= np.maximum(seen, 1)
     return model.eval()
+
+
+def _margins(logits, labels) -> np.ndarray:
+    """Each row's logit of its label minus its largest other logit."""
+    import torch
+
+    given = logits.gather(1, labels[:, None])[:, 0]
+    other = logits.scatter(1, labels[:, None], float("-inf")).max(1).values
+    return (given - other).to(torch.float64).numpy()
 
 
 def predict(model, images: np.ndarray, *, batch_size: int = 256) -> np.ndarray:

@@ -3,7 +3,7 @@ fold networks again (`scores.pixel_classifier.pixel_probabilities` decides when 
 
 A fit is a row of `pixel_classifier_fits` (its settings' hash, which includes the classifier's code
 version, its classes and sizes) and two files under the quality home's `artifacts/pixel_classifier/`:
-the rows (content-key digests, labels, probabilities) and the fold networks' weights. A fit that
+the rows (content-key digests, labels, probabilities, training margins) and the fold networks' weights. A fit that
 only added predicted rows shares its weights file with the fit it grew from.
 """
 
@@ -103,8 +103,9 @@ def prune_fits(conn: duckdb.DuckDBPyConnection, keep: int) -> int:
 
 def _write_rows(path: Path, fit: PixelClassifierFit) -> None:
     partial = path.with_name(path.name + ".partial.npz")
+    margins = {} if fit.margins is None else {"margins": fit.margins.astype(np.float32)}
     np.savez(partial, keys=fit.keys, labels=fit.labels, anchored=fit.anchored, trained=fit.trained,
-             probabilities=fit.probabilities.astype(np.float32))
+             probabilities=fit.probabilities.astype(np.float32), **margins)
     os.replace(partial, path)
 
 
@@ -122,9 +123,10 @@ def _read(home: Path, row) -> PixelClassifierFit:
 
     with np.load(home / row.rows_path) as rows:
         arrays = {name: rows[name] for name in ("keys", "labels", "anchored", "trained", "probabilities")}
+        margins = rows["margins"] if "margins" in rows.files else None   # a fit stored before they were kept
     folds = torch.load(home / row.folds_path, weights_only=True)
     networks = [FoldNetwork(state, np.asarray(present, dtype=np.int64))
                 for state, present in zip(folds["states"], folds["present"])]
     return PixelClassifierFit(tuple(json.loads(row.classes_json)), arrays["keys"], arrays["labels"],
                               arrays["anchored"], arrays["trained"], arrays["probabilities"], networks,
-                              int(row.side), json.loads(row.settings_json))
+                              int(row.side), json.loads(row.settings_json), margins)

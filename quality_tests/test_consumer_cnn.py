@@ -109,6 +109,8 @@ def test_bad_input_is_refused_with_a_reason(tmp_path):
         multi = labels.copy()
         multi[0] = "0|1"
         run_consumer_experiments(images, multi, multi, np.arange(n) < 8, np.arange(n) >= 8, seeds=(0,))
+    with pytest.raises(ValueError, match="one value per image"):
+        train_cnn(images, np.zeros(n, dtype=np.int64), 3, FAST, margins=np.zeros(n - 1))
 
 
 def test_an_extra_train_arm_trains_on_its_own_labels_of_the_same_rows(tmp_path):

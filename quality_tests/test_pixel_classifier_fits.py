@@ -138,6 +138,7 @@ def test_a_stored_fit_reads_back_whole_and_pruning_keeps_the_newest(tmp_path):
         back = StoredPixelClassifierFits(conn).latest(first.settings)
         np.testing.assert_array_equal(back.probabilities, first.probabilities)
         np.testing.assert_array_equal(back.keys, first.keys)
+        np.testing.assert_array_equal(back.margins, first.margins)
         assert back.classes == COLOURS and back.side == 32 and back.n_trained == 27
         for kept, read in zip(first.folds, back.folds):
             assert kept.state.keys() == read.state.keys()
@@ -154,7 +155,18 @@ def test_a_stored_fit_reads_back_whole_and_pruning_keeps_the_newest(tmp_path):
         prune_fits(conn, 1)
         left = sorted(p.name for p in (store.artifacts_dir / "pixel_classifier").iterdir())
         assert left == sorted(Path(p).name for p in files[1])
-        assert StoredPixelClassifierFits(conn).latest(first.settings).keys.size == 30
+        latest = StoredPixelClassifierFits(conn).latest(first.settings)
+        assert latest.keys.size == 30 and np.isnan(latest.margins[27:]).all() and np.isfinite(latest.margins[:27]).all()
+        # A fit stored before margins were kept reads back without them (its rows score on probabilities alone).
+        rows_file = store.home / files[1][0]
+        with np.load(rows_file) as rows:
+            older = {name: rows[name] for name in rows.files if name != "margins"}
+        np.savez(rows_file.with_name("older.npz"), **older)
+        rows_file.with_name("older.npz").replace(rows_file)
+        older_fit = StoredPixelClassifierFits(conn).latest(first.settings)
+        assert older_fit.margins is None and older_fit.keys.size == 30
+        kept = pixel_probabilities(images, codes, COLOURS, keys, previous=older_fit, config=tiny)
+        assert not kept.trained and np.isnan(kept.margins).all()
         # A damaged file reads as no fit (the next run trains one), not as an error.
         (store.home / files[1][0]).write_bytes(b"damaged")
         assert StoredPixelClassifierFits(conn).latest(first.settings) is None

@@ -11,8 +11,10 @@ the tags the evidence disagrees with added or removed, and the confusion table p
 
 With `pixel_classifier` on (by default when the classes have enough images), a small CNN trained on
 the images out of fold (`scores.pixel_classifier`) adds evidence that does not depend on the SSL
-representation. Where the run keeps fits (the service), a drop reuses the last one and predicts only
-its new rows, until the labelled rows changed by more than `pixel_max_growth_fraction`.
+representation: its held-out probabilities and how its networks learned each label while they
+trained (the area under the margin). Where the run keeps fits (the service), a drop reuses the last
+one and predicts only its new rows, until the labelled rows changed by more than
+`pixel_max_growth_fraction`.
 
 The `trusted` split (a checked label book) is clean ground: its samples are never candidates (no
 score, no suggestion), their labels vote as neighbours and anchor every fold of the classifier."""
@@ -24,6 +26,7 @@ from typing import Mapping
 
 import numpy as np
 import pandas as pd
+from scipy.special import expit
 
 from quality_assets.issue_types.base import (
     CleaningDecision, Cutoff, GateSpec, IssueResult, IssueType, ScoringInputs, automatic_cut,
@@ -74,6 +77,10 @@ class LabelErrorOptions(Cutoff):
     # Where a score run can keep the classifier's fit (the service can), a later run keeps it, and
     # predicts only its new rows, until the labelled rows changed by more than this fraction.
     pixel_max_growth_fraction: float = MAX_GROWTH_FRACTION
+    # The pixel classifier's evidence also reads how its networks learned each row's label while
+    # training (area under the margin, `scores.pixel_classifier`): a flip is learned late. Free (no
+    # more training); off: its held-out probabilities alone.
+    pixel_margins: bool = True
     seed: int = 0
 
 
@@ -148,10 +155,17 @@ class LabelError(IssueType):
 
             # A network trained on the pixels weighs as much as the representation's evidence
             # together, in the score and in the suggestion (docs/benchmarks/matrix.md, "Update 2026-12-03").
-            pixel_probs, pixel_summary = _pixel_probabilities(inputs, options, rows, codes_all[rows], classes,
-                                                              trusted[rows], keys)
-            quality = get_label_quality_scores(codes_all[rows], pixel_probs, method="self_confidence")
-            score[rows] = np.sqrt(score[rows] * np.clip(quality, 0.0, 1.0))
+            pixel_probs, margins, pixel_summary = _pixel_probabilities(inputs, options, rows, codes_all[rows], classes,
+                                                                       trusted[rows], keys)
+            quality = np.clip(get_label_quality_scores(codes_all[rows], pixel_probs, method="self_confidence"),
+                              0.0, 1.0)
+            if options.pixel_margins and margins is not None:
+                # The margin as a probability of the given label against its strongest rival, at the
+                # held-out probability's weight; rows no network trained on keep the latter alone.
+                measured = np.isfinite(margins)
+                quality[measured] = np.sqrt(quality[measured] * expit(margins[measured]))
+                pixel_summary["pixel_margin_rows"] = int(measured.sum())
+            score[rows] = np.sqrt(score[rows] * quality)
             posterior = pixel_probs if posterior is None else 0.5 * posterior + 0.5 * pixel_probs
         if posterior is not None:
             best = posterior.argmax(1)
@@ -257,26 +271,30 @@ def _content_keys(inputs: ScoringInputs) -> np.ndarray | None:
 
 
 def _pixel_probabilities(inputs: ScoringInputs, options: LabelErrorOptions, rows: np.ndarray, codes: np.ndarray,
-                         classes: np.ndarray, anchor: np.ndarray, keys: np.ndarray | None) -> tuple[np.ndarray, dict]:
-    """The pixel classifier's out-of-sample probabilities of the labelled `rows`, and what the summary
-    says of them: from a kept fit where the run has somewhere to keep one (and content keys to know
-    the rows by), else from a fit trained here."""
+                         classes: np.ndarray, anchor: np.ndarray,
+                         keys: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None, dict]:
+    """The pixel classifier's out-of-sample probabilities of the labelled `rows`, their training
+    margins (NaN where none) and what the summary says of them: from a kept fit where the run has
+    somewhere to keep one (and content keys to know the rows by), else from a fit trained here."""
     images = lambda at: inputs.images(rows[at])  # noqa: E731
     fits = inputs.pixel_classifier_fits
     # The same file at the same path under two data roots has one content key: such rows cannot be
     # told apart in a kept fit, so that run trains its own.
     if fits is None or keys is None or not pd.Index(keys).is_unique:
+        margins = np.empty(rows.size)
         probs = out_of_fold_pixel_probabilities(images, codes, len(classes), seed=options.seed, anchor=anchor,
-                                                order_key=keys, max_train_rows=options.pixel_max_train_rows)
-        return probs, {"pixel_classifier_trained": True}
+                                                order_key=keys, max_train_rows=options.pixel_max_train_rows,
+                                                margins=margins)
+        return probs, margins, {"pixel_classifier_trained": True}
     settings = pixel_settings(seed=options.seed, max_train_rows=options.pixel_max_train_rows)
     found = pixel_probabilities(images, codes, classes, keys, previous=fits.latest(settings),
                                 max_growth_fraction=options.pixel_max_growth_fraction, seed=options.seed,
                                 anchor=anchor, max_train_rows=options.pixel_max_train_rows)
     if found.fit_changed:
         fits.keep(found.fit)
-    return found.probabilities, {"pixel_classifier_trained": found.trained, "pixel_classifier_reason": found.reason,
-                                 "pixel_classifier_rows_predicted": found.n_predicted}
+    return found.probabilities, found.margins, {
+        "pixel_classifier_trained": found.trained, "pixel_classifier_reason": found.reason,
+        "pixel_classifier_rows_predicted": found.n_predicted}
 
 
 def _uses_pixel_classifier(options: LabelErrorOptions, inputs: ScoringInputs, n_labelled: int,

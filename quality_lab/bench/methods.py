@@ -133,11 +133,13 @@ def pixel_image_loader(data: BenchData):
 def selfclean_rankings(
     vectors: np.ndarray, manifest: pd.DataFrame, *, k: int = 16, config: Any = None,
     thumbnails: np.ndarray | None = None, images: Any = None, colour_grids: np.ndarray | None = None,
+    pixel_classifier_fits: Any = None,
 ) -> tuple[dict[str, Any], dict[str, Any], Any]:
     """Our scores on ``vectors`` (plus the pixel view when ``thumbnails`` are given, as the
     service does): (rankings, extra rankings, graph). ``images``: loads the images for options that
     train on the pixels (``ScoringInputs.images``). ``colour_grids``: the service's colour grids
-    (:func:`colour_grids_for`), for near-exact copies.
+    (:func:`colour_grids_for`), for near-exact copies. ``pixel_classifier_fits``: where the label-error
+    pixel classifier's fit is kept between calls (``ScoringInputs.pixel_classifier_fits``).
 
     rankings: off_topic, label_error, leakage, near_duplicate (pairs by the service's score).
     extra: ``off_topic_knn_baseline`` (mean kNN distance) and ``near_duplicate_distance``
@@ -151,7 +153,7 @@ def selfclean_rankings(
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     graph = build_knn_graph(vectors, k=k)
     out = compute_scores(list(ids), graph, manifest, config, vectors=vectors, thumbnails=thumbnails, images=images,
-                         colour_grids=colour_grids)
+                         colour_grids=colour_grids, pixel_classifier_fits=pixel_classifier_fits)
     pos = pd.Series(np.arange(len(ids), dtype=np.int64), index=ids)
     rows = out.issue_rows
 

@@ -181,6 +181,14 @@ def test_the_pixel_classifier_finds_flips_the_representation_does_not_see():
     assert sum(loads) >= n   # every row predicted, by a network that trained without it
     assert set(np.argsort(with_pixels.score)[:4]) == set(flipped)
     assert list(with_pixels.suggested[flipped]) == list(names[truth[flipped]])
+    # The training margins join the held-out probabilities (every row trained in four folds); without
+    # them the flips still lead, the scores differ, and suggestions and flags stay the same.
+    assert with_pixels.summary["pixel_margin_rows"] == n
+    plain = t.score(inputs, t.Options(pixel_min_per_class=30, pixel_margins=False), {})
+    assert "pixel_margin_rows" not in plain.summary and set(np.argsort(plain.score)[:4]) == set(flipped)
+    assert not np.allclose(plain.score, with_pixels.score)
+    assert list(plain.suggested) == list(with_pixels.suggested)
+    np.testing.assert_array_equal(plain.is_issue, with_pixels.is_issue)
 
 
 def test_a_kept_pixel_classifier_fit_serves_the_next_run_and_duplicate_content_keys_train_their_own(tmp_path):

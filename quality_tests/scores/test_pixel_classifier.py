@@ -1,5 +1,6 @@
 """Out-of-fold probabilities of a CNN trained on the pixels (`scores.pixel_classifier`): held-out
-flips get a low probability for their given label, anchors keep theirs, and runs repeat. A kept fit
+flips get a low probability for their given label and the lowest training margins, anchors keep
+theirs, and runs repeat. A kept fit
 serves a small drop by predicting its new rows only, and is trained again when the data changed more
 than the growth fraction, the classes, the label book, the settings or the image size changed."""
 
@@ -27,6 +28,21 @@ def test_held_out_flips_get_a_low_probability_for_their_given_label():
     self_confidence = probs[np.arange(120), given]
     assert set(np.argsort(self_confidence)[:4]) == set(flipped)
     assert (probs[flipped].argmax(1) == truth[flipped]).all()
+
+
+def test_flips_are_learned_late_their_training_margins_are_the_lowest():
+    images, truth = coloured_images(40)
+    given = truth.copy()
+    flipped = np.array([5, 50, 100, 115])
+    given[flipped] = (truth[flipped] + 1) % 3
+    margins = np.full(120, 99.0)
+    probs = out_of_fold_pixel_probabilities(images, given, 3, config=QUICK, margins=margins)
+    # Every row sat in the training rows of four of the five folds: every row has a margin.
+    assert np.isfinite(margins).all() and not (margins == 99.0).any()
+    assert set(np.argsort(margins)[:4]) == set(flipped)
+    assert margins[flipped].max() < 0 < np.median(margins)   # a flip's rival class wins while training
+    # Recording the margins does not change what the networks learn.
+    np.testing.assert_array_equal(probs, out_of_fold_pixel_probabilities(images, given, 3, config=QUICK))
 
 
 def test_anchors_keep_their_label_and_runs_repeat():
@@ -111,6 +127,10 @@ def test_a_kept_fit_predicts_only_a_small_drops_rows_and_finds_its_flip():
     drop = pixel_probabilities(load, to_order[np.concatenate([codes, given])], order,
                                np.concatenate([_keys("a", 120), _keys("b", 9)]), previous=first.fit, config=QUICK)
     assert not drop.trained and drop.n_predicted == 9 and "9 new rows" in drop.reason
+    # No network trained on the new rows: they have no margin; the others keep theirs.
+    assert np.isfinite(first.margins).all() and np.isnan(drop.margins[120:]).all()
+    np.testing.assert_array_equal(drop.margins[:120], first.margins)
+    assert drop.fit.margins.shape == (129,) and np.isnan(drop.fit.margins[120:]).all()
     assert [sorted(rows) for rows in asked] == [list(range(120, 129))]   # only the new rows' images
     np.testing.assert_allclose(drop.probabilities[:120], first.probabilities[:, [2, 0, 1]], atol=1e-6)
     self_confidence = drop.probabilities[np.arange(129), to_order[np.concatenate([codes, given])]]
@@ -167,6 +187,9 @@ def test_a_fifth_of_the_rows_relabelled_keeps_the_fit_and_each_images_probabilit
     kept = pixel_probabilities(images, relabelled, ("r", "g", "b"), _keys("a", 60), previous=fit, config=TINY)
     assert not kept.trained and kept.n_predicted == 0
     np.testing.assert_allclose(kept.probabilities, fit.probabilities, atol=1e-6)
+    # A margin says how a row's label then was learned: the relabelled rows have none now.
+    assert np.isnan(kept.margins[:12]).all()
+    np.testing.assert_array_equal(kept.margins[12:], fit.margins[12:])
 
 
 def test_new_images_of_another_size_than_the_fits_train_it_again():
