@@ -136,6 +136,17 @@ def ranking_from_probs(codes: np.ndarray, probs: np.ndarray) -> np.ndarray:
     return np.argsort(quality, kind="stable").astype(np.int64)
 
 
+def label_error_table(rankings: dict[str, np.ndarray], data) -> pd.DataFrame:
+    """The matrix's label-error metrics (AP, AUROC, recall at the number injected; all flips and per
+    kind) of each ranking (positions, likeliest error first)."""
+    rows = []
+    for name, order in rankings.items():
+        for row in evaluate_method(MethodResult(name, "-", {"label_error": order}, 0.0), data):
+            rows.append({"method": name, "kind": row["kind"], "AP": row["AP"], "AUROC": row["AUROC"],
+                         "recall@n": row["recall@n"]})
+    return pd.DataFrame(rows)
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("cell", type=Path)
@@ -216,12 +227,7 @@ def main(argv: list[str]) -> int:
         for w in (0.5, 0.33):
             rankings[f"service*{arm}^{w}"] = _order(service_score ** (1 - w) * quality ** w)
 
-    rows = []
-    for name, order in rankings.items():
-        for row in evaluate_method(MethodResult(name, "-", {"label_error": order}, 0.0), data):
-            rows.append({"method": name, "kind": row["kind"], "AP": row["AP"], "AUROC": row["AUROC"],
-                         "recall@n": row["recall@n"]})
-    table = pd.DataFrame(rows)
+    table = label_error_table(rankings, data)
     print(args.cell, json.dumps({k: round(v, 1) for k, v in seconds.items()}))
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     if args.out:

@@ -24,15 +24,12 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 from scipy.stats import rankdata
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from bench_label_cnn import label_error_table  # noqa: E402
 from rescore_cell import load_cell  # noqa: E402
-
-from quality_lab.bench.methods import MethodResult  # noqa: E402
-from quality_lab.bench.metrics import evaluate_method  # noqa: E402
 
 
 def _lowest_first(score: np.ndarray) -> np.ndarray:
@@ -83,12 +80,7 @@ def main(argv: list[str]) -> int:
         "repr+oof*aum": _lowest_first(rankdata(both) + rankdata(aum)),
         "repr*oof*aum": _lowest_first(rankdata(rep) + rankdata(oof) + rankdata(aum)),
     }
-    rows = []
-    for name, order in rankings.items():
-        for row in evaluate_method(MethodResult(name, "-", {"label_error": order}, 0.0), data):
-            rows.append({"method": name, "kind": row["kind"], "AP": row["AP"], "AUROC": row["AUROC"],
-                         "recall@n": row["recall@n"]})
-    table = pd.DataFrame(rows)
+    table = label_error_table(rankings, data)
     print(f"{args.cell}: fold networks {seconds:.0f} s, out-of-fold accuracy {(probs.argmax(1) == codes).mean():.3f}")
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     if args.out:
