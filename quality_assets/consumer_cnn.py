@@ -223,8 +223,9 @@ def _train(images: np.ndarray, codes: np.ndarray, n_classes: int, config: CnnCon
             logits = model(xb)
             loss = torch.nn.functional.cross_entropy(logits, y[batch])
             if margins is not None:
-                margins[batch.numpy()] += _margins(logits.detach(), y[batch])
-                seen[batch.numpy()] += 1
+                rows = batch.numpy()
+                margins[rows] += _margins(logits.detach(), y[batch])
+                seen[rows] += 1
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()

@@ -3,8 +3,8 @@ fold networks again (`scores.pixel_classifier.pixel_probabilities` decides when 
 
 A fit is a row of `pixel_classifier_fits` (its settings' hash, which includes the classifier's code
 version, its classes and sizes) and two files under the quality home's `artifacts/pixel_classifier/`:
-the rows (content-key digests, labels, probabilities, training margins) and the fold networks' weights. A fit that
-only added predicted rows shares its weights file with the fit it grew from.
+the rows (content-key digests, labels, probabilities, training margins) and the fold networks'
+weights. A fit that only added predicted rows shares its weights file with the fit it grew from.
 """
 
 from __future__ import annotations

@@ -207,11 +207,9 @@ class VerifiedPairMemo:
         (a pair registered now keeps its stored pixel verdicts, and the other way round). The new keys
         are sorted and inserted into the kept ones (no sort of every key: a run calls this several
         times over a million stored pairs)."""
-        keys = np.asarray(keys, dtype=np.int64)
-        added, inverse = np.unique(keys, return_inverse=True)
+        added, inverse = np.unique(np.asarray(keys, dtype=np.int64), return_inverse=True)
         at = np.searchsorted(self._keys, added)
-        absent = (at >= self._keys.size) | (self._keys[np.minimum(at, max(self._keys.size - 1, 0))] != added) \
-            if self._keys.size else np.ones(added.size, dtype=bool)
+        absent = ~self._found(added)
         # Where each added key sits once the absent ones are inserted before their search positions.
         place = at + np.cumsum(absent) - absent
         for name in self._VERDICTS:
@@ -224,6 +222,12 @@ class VerifiedPairMemo:
             column[place] = np.where(np.isnan(for_key), column[place], for_key)
             self._values[name] = column
         self._keys = np.insert(self._keys, at[absent], added[absent])
+
+    def _found(self, keys: np.ndarray) -> np.ndarray:
+        """Whether each key is kept."""
+        if not self._keys.size:
+            return np.zeros(keys.size, dtype=bool)
+        return self._keys[np.searchsorted(self._keys, keys).clip(0, self._keys.size - 1)] == keys
 
     def _lookup(self, keys: np.ndarray, name: str) -> np.ndarray:
         if not self._keys.size:
