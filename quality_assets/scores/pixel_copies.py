@@ -307,14 +307,26 @@ class VerifiedPairMemo:
                              **{name: self._values[name][at] for name in self._VERDICTS}})
 
 
-def ratio_to_next_best(dissimilarity: np.ndarray, i: np.ndarray, j: np.ndarray, n: int) -> np.ndarray:
-    """Each pair's dissimilarity over the next best one its ends have (geometric mean of both ends).
+_RATIO_ENDS = ("both", "better")
+
+
+def ratio_to_next_best(dissimilarity: np.ndarray, i: np.ndarray, j: np.ndarray, n: int, *,
+                       ends: str = "both") -> np.ndarray:
+    """Each pair's dissimilarity over the next best one its ends have: the geometric mean of both
+    ends' ratios (`ends="both"`), or the ratio of the end where the pair stands out more
+    (`ends="better"`, the smaller ratio).
 
     For end ``i`` the reference is the smallest dissimilarity among i's *other* pairs; an end
     with no other pair uses 1 (no crowd to stand out from). 0 / 0 (exact copies among exact
     copies) counts as 0: duplicate evidence. Values above 1 mean the pair is not even its
     ends' best. A NaN dissimilarity (unknown) gives NaN.
+
+    Why "better": a copy is its own end's best match by far, while its source may have a natural
+    twin nearer than the transformed copy (a "1" among "1"s); the geometric mean lets the source's
+    crowd pull the pair down, the better end does not.
     """
+    if ends not in _RATIO_ENDS:
+        raise ValueError(f"ends must be one of {_RATIO_ENDS}, got {ends!r}")
     d = np.asarray(dissimilarity, dtype=np.float64)
     i = np.asarray(i, dtype=np.int64)
     j = np.asarray(j, dtype=np.int64)
@@ -322,7 +334,7 @@ def ratio_to_next_best(dissimilarity: np.ndarray, i: np.ndarray, j: np.ndarray, 
     if m == 0:
         return np.zeros(0)
     if not np.isfinite(d).all():
-        return _ratio_by_sort(d, i, j, n)
+        return _ratio_by_sort(d, i, j, n, ends)
     node = np.concatenate([i, j])
     value = np.concatenate([d, d])
     # The smallest of a node's *other* pairs is its smallest pair, except for the one entry that is
@@ -345,11 +357,17 @@ def ratio_to_next_best(dissimilarity: np.ndarray, i: np.ndarray, j: np.ndarray, 
     with np.errstate(divide="ignore", invalid="ignore"):
         r = value / ref
     r = np.where(ref > 0, r, np.where(value > 0, np.inf, 0.0))
+    return _combine_ends(r[:m], r[m:], ends)
+
+
+def _combine_ends(ratio_i: np.ndarray, ratio_j: np.ndarray, ends: str) -> np.ndarray:
+    if ends == "better":
+        return np.minimum(ratio_i, ratio_j)
     with np.errstate(invalid="ignore"):
-        return np.sqrt(r[:m] * r[m:])
+        return np.sqrt(ratio_i * ratio_j)
 
 
-def _ratio_by_sort(d: np.ndarray, i: np.ndarray, j: np.ndarray, n: int) -> np.ndarray:
+def _ratio_by_sort(d: np.ndarray, i: np.ndarray, j: np.ndarray, n: int, ends: str) -> np.ndarray:
     """`ratio_to_next_best` by a sort of every entry: the order NaN and infinities need (NaN sorts
     last, so it is a node's reference only when nothing else is)."""
     m = d.size
@@ -378,9 +396,6 @@ def _ratio_by_sort(d: np.ndarray, i: np.ndarray, j: np.ndarray, n: int) -> np.nd
             r = d / ref
         return np.where(ref > 0, r, np.where(d > 0, np.inf, 0.0))
 
-    ratio_i = side(i, position[:m])
-    ratio_j = side(j, position[m:])
-    with np.errstate(invalid="ignore"):
-        ratio = np.sqrt(ratio_i * ratio_j)
+    ratio = _combine_ends(side(i, position[:m]), side(j, position[m:]), ends)
     ratio[np.isnan(d)] = np.nan  # an unknown dissimilarity is no evidence (not 0 / NaN read as a copy)
     return ratio

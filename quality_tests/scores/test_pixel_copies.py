@@ -123,9 +123,29 @@ def test_ratio_to_next_best_known_values():
     # Exact copies among exact copies: 0 / 0 counts as copy evidence.
     z = ratio_to_next_best(np.array([0.0, 0.0]), np.array([0, 0]), np.array([1, 2]), 3)
     assert (z == 0).all()
+    # At the better end: (0,1) stands out at end 1 (0.1) more than at end 0 (0.25).
+    better = ratio_to_next_best(d, i, j, 4, ends="better")
+    assert better[0] == pytest.approx(0.1)
+    assert better[1] == pytest.approx(2.0)
+    with pytest.raises(ValueError, match="ends"):
+        ratio_to_next_best(d, i, j, 4, ends="either")
 
 
-def _ratio_by_definition(d, i, j, n):
+def test_a_copy_stands_out_at_its_own_end_when_its_source_has_a_nearer_twin():
+    # Source 0 has a natural twin 1 (0.05) nearer than its transformed copy 2 (0.10); the copy's
+    # next best (another image, 3) is far (0.40); the twin has another twin 4 at 0.06.
+    i = np.array([0, 0, 2, 1])
+    j = np.array([1, 2, 3, 4])
+    d = np.array([0.05, 0.10, 0.40, 0.06])
+    both = ratio_to_next_best(d, i, j, 5)
+    better = ratio_to_next_best(d, i, j, 5, ends="better")
+    # Both ends averaged, the crowd at the source puts the twin pair ahead of the copy...
+    assert both[0] < both[1]
+    # ... read at the end where each pair stands out, the copy leads.
+    assert better[1] < better[0]
+
+
+def _ratio_by_definition(d, i, j, n, ends="both"):
     """The docstring's definition, pair by pair: each end's smallest dissimilarity among its other pairs."""
     out = []
     for e in range(d.size):
@@ -136,27 +156,29 @@ def _ratio_by_definition(d, i, j, n):
             others += [d[e]] if i[e] == j[e] else []
             ref = min(others) if others else 1.0
             sides.append(d[e] / ref if ref > 0 else (np.inf if d[e] > 0 else 0.0))
-        out.append(np.sqrt(sides[0] * sides[1]))
+        out.append(min(sides) if ends == "better" else np.sqrt(sides[0] * sides[1]))
     return np.array(out)
 
 
+@pytest.mark.parametrize("ends", ["both", "better"])
 @pytest.mark.parametrize("seed", range(6))
-def test_ratio_to_next_best_matches_its_definition_with_ties_and_gaps(seed):
+def test_ratio_to_next_best_matches_its_definition_with_ties_and_gaps(seed, ends):
     rng = np.random.default_rng(seed)
     n, m = 12, 40
     i, j = rng.integers(0, n, m), rng.integers(0, n, m)
     # Few distinct values, so ties among a node's pairs are common; NaN takes the general path.
     d = rng.choice([0.0, 0.1, 0.2, 0.3, 0.7], m)
-    np.testing.assert_allclose(ratio_to_next_best(d, i, j, n), _ratio_by_definition(d, i, j, n))
+    expected = _ratio_by_definition(d, i, j, n, ends)
+    np.testing.assert_allclose(ratio_to_next_best(d, i, j, n, ends=ends), expected)
     # Unknown dissimilarities (NaN): those pairs have no ratio, and pairs away from them keep theirs.
     with_gap = d.copy()
     with_gap[:3] = np.nan
-    gapped = ratio_to_next_best(with_gap, i, j, n)
+    gapped = ratio_to_next_best(with_gap, i, j, n, ends=ends)
     assert np.isnan(gapped[:3]).all()
     touched = set(i[:3]) | set(j[:3])
     away = np.array([e for e in range(3, m) if i[e] not in touched and j[e] not in touched])
     assert away.size
-    np.testing.assert_allclose(gapped[away], _ratio_by_definition(d, i, j, n)[away])
+    np.testing.assert_allclose(gapped[away], expected[away])
 
 
 def test_bad_thumbnails_are_rejected():
