@@ -1,6 +1,6 @@
 """What the CPU default DINO costs when it trains to its stability stop, on a lab dataset.
 
-    python benchmarks/bench_ssl_stop.py --dataset animal_mnist [--n 10000]
+    python benchmarks/bench_ssl_stop.py --dataset animal_mnist [--n 10000] [--size 64]
 
 The service's `default_config` for the images' size and number (CPU: at least 10, at most 60 epochs,
 stopped when the teacher's neighbour lists are stable; no time budget), trained on the dataset's
@@ -32,6 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dataset", default="animal_mnist")
     ap.add_argument("--n", type=int, default=10_000, help="at most this many images (seeded draw)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--size", type=int, default=None,
+                    help="resize the images to this side first (the cost at another size; the content stays)")
     args = ap.parse_args(argv)
     images, labels = load_dataset(args.dataset)
     digests = [hashlib.sha256(np.ascontiguousarray(im).tobytes()).digest() for im in images]
@@ -40,6 +42,11 @@ def main(argv: list[str] | None = None) -> int:
     rng = np.random.default_rng(args.seed)
     keep = np.sort(rng.choice(keep, size=min(args.n, keep.size), replace=False))
     images = np.stack([images[i] for i in keep])
+    if args.size:
+        from PIL import Image
+
+        images = np.stack([np.asarray(Image.fromarray(im).resize((args.size, args.size), Image.Resampling.BILINEAR))
+                           for im in images])
     codes = np.unique(np.asarray(labels)[keep], return_inverse=True)[1]
     tensor = array_to_tensor(images)
     size = int(max(images.shape[1:3]))
