@@ -39,7 +39,6 @@ def train_snapshots(data, epochs: list[int], seed: int) -> tuple[dict[int, objec
     """The teacher backbone at each of `epochs` of one default-config run without the stability stop."""
     import copy
 
-    from quality_assets.ssl import train as ssl_train
     from quality_assets.ssl.data import load_image_tensor
     from quality_assets.ssl.dino import default_config, train_dino
 
@@ -47,28 +46,20 @@ def train_snapshots(data, epochs: list[int], seed: int) -> tuple[dict[int, objec
     cfg.seed = seed
     cfg.time_budget_s = None
     cfg.epochs = float(max(cfg.epochs, max(epochs)))
-    # The monitor still runs at every epoch that is kept (and reports its agreement), but never stops.
+    # The monitor still runs at every epoch (its agreement is `result.stability`), but never stops.
     cfg.stability_threshold = 2.0
     cfg.stability_every = 1
     cfg.min_epochs = 1.0
     snapshots: dict[int, object] = {}
-    check = ssl_train._StabilityMonitor.check
 
-    def keep(monitor, backbone, epoch, dev):
-        due = monitor.next_check
-        result = check(monitor, backbone, epoch, dev)
-        if epoch + 1e-9 >= due and round(epoch) in epochs:
-            snapshots[round(epoch)] = copy.deepcopy(backbone).cpu().eval()
-            print(f"  snapshot at epoch {epoch:.2f}, neighbour agreement {monitor.history[-1:]}", flush=True)
-        return result
+    def keep(epoch: int, backbone) -> None:
+        if epoch in epochs and epoch < max(epochs):
+            snapshots[epoch] = copy.deepcopy(backbone).cpu().eval()
+            print(f"  snapshot at epoch {epoch}", flush=True)
 
-    ssl_train._StabilityMonitor.check = keep
-    try:
-        tensor = load_image_tensor([str(data.image_dir / p) for p in data.paths], cfg.image_size)
-        result = train_dino(tensor, dataclasses.replace(cfg, epochs=float(max(epochs))))
-    finally:
-        ssl_train._StabilityMonitor.check = check
-    snapshots[max(epochs)] = result.backbone   # the monitor does not run after the last step
+    tensor = load_image_tensor([str(data.image_dir / p) for p in data.paths], cfg.image_size)
+    result = train_dino(tensor, dataclasses.replace(cfg, epochs=float(max(epochs))), on_epoch_end=keep)
+    snapshots[max(epochs)] = result.backbone   # the last one as the service keeps it (BatchNorm recalibrated)
     return snapshots, result
 
 

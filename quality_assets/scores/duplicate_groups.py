@@ -118,7 +118,7 @@ def unmirrored_evidence(pairs: pd.DataFrame, rows: np.ndarray, thumbnails: np.nd
     ratio-to-next-best taken against the same neighbours. Mirrored twins are common in real data
     (arrows, semaphore and sign sets, left and right hands, profile portraits): they are ranked
     for review but not flagged on their own."""
-    from quality_assets.scores.pair_evidence import REGISTERED_RATIO_ENDS
+    from quality_assets.scores.pair_evidence import ratio_ends
     from quality_assets.scores.pixel_copies import ratio_to_next_best, verify_pairs
     from quality_assets.scores.registration import registered_similarity
 
@@ -140,8 +140,7 @@ def unmirrored_evidence(pairs: pd.DataFrame, rows: np.ndarray, thumbnails: np.nd
     for name, values in views:
         known = np.flatnonzero(np.isfinite(values))
         ratio = np.full(len(pairs), np.nan)
-        ends = REGISTERED_RATIO_ENDS if name == "registered_ratio" else "both"   # as pair_evidence reads them
-        ratio[known] = ratio_to_next_best(values[known], i[known], j[known], n, ends=ends)
+        ratio[known] = ratio_to_next_best(values[known], i[known], j[known], n, ends=ratio_ends(name))
         out[name] = ratio[rows]
     return pd.DataFrame(out, index=pairs.index[rows])
 

@@ -50,14 +50,24 @@ REGISTER_HUE_PER_IMAGE = 4
 # against the other's whole thumbnail): a copy holding its source in part of its frame is far from
 # it in every other order.
 REGISTER_CROP_PER_IMAGE = 4
-# A registered pair's ratio to the next best is read at the end where it stands out more
-# (`pixel_copies.ratio_to_next_best(ends="better")`): a copy is its own end's best registration by
-# far, while its source may have a natural twin that registers better than the transformed copy.
-# Both ends averaged (the geometric mean), that twin pulled the copy down. On four matrix cells
-# (pair table re-ranked, `docs/benchmarks/matrix.md` "Update 2026-12-04 (7)") pair AP rose on every
-# one (MNIST s2 0.548 -> 0.560, Animal-MNIST s2 0.506 -> 0.529, clip art s0 0.087 -> 0.091, icons
-# s0 0.073 -> 0.078); the same for the other verifiers' ratios lost on three of them.
-REGISTERED_RATIO_ENDS = "better"
+# Which end of a pair each verifier's ratio to the next best is read at (`pixel_copies.
+# ratio_to_next_best(ends=...)`), by the column it fills; a column not named reads both ends. Every
+# place that computes one of these ratios (here, `duplicate_groups.unmirrored_evidence`) asks
+# `ratio_ends`. A registered pair is read at the end where it stands out more ("better"): a copy is
+# its own end's best registration by far, while its source may have a natural twin that registers
+# better than the transformed copy. Both ends averaged (the geometric mean), that twin pulled the
+# copy down. On four matrix cells (pair table re-ranked, `docs/benchmarks/matrix.md` "Update
+# 2026-12-04 (7)") pair AP rose on every one (MNIST s2 0.548 -> 0.560, Animal-MNIST s2 0.506 ->
+# 0.529, clip art s0 0.087 -> 0.091, icons s0 0.073 -> 0.078); the same for the other verifiers'
+# ratios lost on three of them.
+RATIO_ENDS: dict[str, str] = {"registered_ratio": "better"}
+
+
+def ratio_ends(column: str) -> str:
+    """The ``ends`` argument of `ratio_to_next_best` for the ratio column ``column``."""
+    return RATIO_ENDS.get(column, "both")
+
+
 # The cheaper evidence that picks pairs to register: the fusion before registration existed.
 CHEAP_FUSION_WEIGHTS: dict[str, float] = {"aligned": 0.45, "agreement": 0.45, "embedding": 0.1}
 
@@ -124,8 +134,8 @@ def pixel_evidence(thumbnails, known, pi, pj, n, rank_i, rank_j, pixel_rank, emb
         va, vb = pi[verifiable], pj[verifiable]
         al, ag = (verify or verify_pairs)(np.asarray(thumbnails), va, vb, mirror=mirror)
         aligned[verifiable], agreement[verifiable] = al, ag
-        aligned_ratio[verifiable] = ratio_to_next_best(al, va, vb, n)
-        agreement_ratio[verifiable] = ratio_to_next_best(ag, va, vb, n)
+        aligned_ratio[verifiable] = ratio_to_next_best(al, va, vb, n, ends=ratio_ends("aligned_ratio"))
+        agreement_ratio[verifiable] = ratio_to_next_best(ag, va, vb, n, ends=ratio_ends("agreement_ratio"))
         # Read back where an earlier run measured the pair (a drop measures only the pairs it brings).
         remembered = getattr(verify, "remembered", None)
         thumbs = np.asarray(thumbnails)
@@ -139,7 +149,8 @@ def pixel_evidence(thumbnails, known, pi, pj, n, rank_i, rank_j, pixel_rank, emb
         # part of such a copy weighs against it.
         crop = np.clip(crop, 0.0, 2.0)  # float32 cosines of identical vectors can pass 1
         crop_distance[verifiable] = crop
-        crop_ratio[verifiable] = ratio_to_next_best(crop, va, vb, n) * np.sqrt(crop / np.maximum(whole, 1e-6))
+        crop_ratio[verifiable] = (ratio_to_next_best(crop, va, vb, n, ends=ratio_ends("crop_ratio"))
+                                  * np.sqrt(crop / np.maximum(whole, 1e-6)))
     registered, registered_ratio = _registered_evidence(
         thumbnails, pi, pj, n, verifiable, aligned_ratio, agreement_ratio, embedding_score,
         crop_distance[verifiable], mirror, getattr(verify, "register", None) or registered_similarity,
@@ -199,7 +210,8 @@ def _registered_evidence(thumbnails, pi, pj, n, verifiable, aligned_ratio, agree
     if chosen.size:
         ra, rb = pi[chosen], pj[chosen]
         registered[chosen] = (1.0 - register(np.asarray(thumbnails), ra, rb, mirror=mirror)) / 2.0
-        registered_ratio[chosen] = ratio_to_next_best(registered[chosen], ra, rb, n, ends=REGISTERED_RATIO_ENDS)
+        registered_ratio[chosen] = ratio_to_next_best(registered[chosen], ra, rb, n,
+                                                      ends=ratio_ends("registered_ratio"))
     return registered, registered_ratio
 
 

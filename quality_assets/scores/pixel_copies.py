@@ -223,17 +223,36 @@ class VerifiedPairMemo:
             self._values[name] = column
         self._keys = np.insert(self._keys, at[absent], added[absent])
 
-    def _found(self, keys: np.ndarray) -> np.ndarray:
-        """Whether each key is kept."""
+    def _where_kept(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each key's position among the kept keys (clipped into range) and whether it is kept."""
         if not self._keys.size:
-            return np.zeros(keys.size, dtype=bool)
-        return self._keys[np.searchsorted(self._keys, keys).clip(0, self._keys.size - 1)] == keys
+            return np.zeros(keys.size, dtype=np.int64), np.zeros(keys.size, dtype=bool)
+        at = np.searchsorted(self._keys, keys).clip(0, self._keys.size - 1)
+        return at, self._keys[at] == keys
+
+    def _found(self, keys: np.ndarray) -> np.ndarray:
+        return self._where_kept(keys)[1]
 
     def _lookup(self, keys: np.ndarray, name: str) -> np.ndarray:
         if not self._keys.size:
             return np.full(keys.size, np.nan)
-        at = np.searchsorted(self._keys, keys).clip(0, self._keys.size - 1)
-        return np.where(self._keys[at] == keys, self._values[name][at], np.nan)
+        at, kept = self._where_kept(keys)
+        return np.where(kept, self._values[name][at], np.nan)
+
+    def _read_or_take(self, names: tuple[str, ...], first: np.ndarray, second: np.ndarray, keys: np.ndarray,
+                      compute: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, ...]],
+                      taken: Callable[[np.ndarray], np.ndarray]) -> tuple[tuple[np.ndarray, ...], int]:
+        """The named verdicts per key, read back where ``taken`` says a stored value is one, the rest
+        taken by ``compute(first, second)`` on the missing pairs and kept for `new_rows`; and how
+        many were taken here."""
+        values = [self._lookup(keys, name) for name in names]
+        missing = np.flatnonzero(~np.logical_and.reduce([taken(v) for v in values]))
+        if missing.size:
+            for value, new in zip(values, compute(first[missing], second[missing])):
+                value[missing] = np.asarray(new, dtype=np.float64)
+            self._new_keys.append(keys[missing])
+            self._remember(keys[missing], {name: value[missing] for name, value in zip(names, values)})
+        return tuple(values), int(missing.size)
 
     def _ordered(self, i, j, mirror):
         i = np.asarray(i, dtype=np.int64)
@@ -245,15 +264,11 @@ class VerifiedPairMemo:
     def __call__(self, thumbs: np.ndarray, i: np.ndarray, j: np.ndarray, *, mirror: bool = True,
                  **kwargs) -> tuple[np.ndarray, np.ndarray]:
         first, second, keys = self._ordered(i, j, mirror)
-        aligned, agreement = self._lookup(keys, "aligned"), self._lookup(keys, "agreement")
-        missing = np.flatnonzero(~np.isfinite(aligned) | ~np.isfinite(agreement))
-        if missing.size:
-            aligned[missing], agreement[missing] = self._verify(thumbs, first[missing], second[missing],
-                                                                mirror=mirror, **kwargs)
-            self._new_keys.append(keys[missing])
-            self._remember(keys[missing], {"aligned": aligned[missing], "agreement": agreement[missing]})
-        self.n_verified += int(missing.size)
-        self.n_reused += int(first.size - missing.size)
+        (aligned, agreement), taken = self._read_or_take(
+            ("aligned", "agreement"), first, second, keys,
+            lambda a, b: self._verify(thumbs, a, b, mirror=mirror, **kwargs), np.isfinite)
+        self.n_verified += taken
+        self.n_reused += int(first.size - taken)
         return aligned, agreement
 
     def register(self, thumbs: np.ndarray, i: np.ndarray, j: np.ndarray, *, mirror: bool = True) -> np.ndarray:
@@ -261,14 +276,11 @@ class VerifiedPairMemo:
         from quality_assets.scores.registration import registered_similarity
 
         first, second, keys = self._ordered(i, j, mirror)
-        similarity = self._lookup(keys, "registered")
-        missing = np.flatnonzero(~np.isfinite(similarity))
-        if missing.size:
-            similarity[missing] = (self._register or registered_similarity)(
-                thumbs, first[missing], second[missing], mirror=mirror)
-            self._new_keys.append(keys[missing])
-            self._remember(keys[missing], {"registered": similarity[missing]})
-        self.n_registered += int(missing.size)
+        register = self._register or registered_similarity
+        (similarity,), taken = self._read_or_take(
+            ("registered",), first, second, keys, lambda a, b: (register(thumbs, a, b, mirror=mirror),),
+            np.isfinite)
+        self.n_registered += taken
         return similarity
 
     def remembered(self, names: tuple[str, ...], i: np.ndarray, j: np.ndarray,
@@ -281,19 +293,16 @@ class VerifiedPairMemo:
         if unknown:
             raise ValueError(f"not a remembered verdict: {sorted(unknown)}")
         first, second, keys = self._ordered(i, j, True)
-        values = [self._lookup(keys, name) for name in names]
-        missing = np.flatnonzero(np.logical_or.reduce([np.isnan(v) for v in values]))
-        if missing.size:
-            computed = compute(first[missing], second[missing])
-            for value, new in zip(values, computed):
-                new = np.asarray(new, dtype=np.float64)
-                if np.isnan(new).any():
-                    raise ValueError("a remembered verdict is NaN: store +inf for 'searched, none found'")
-                value[missing] = new
-            self._new_keys.append(keys[missing])
-            self._remember(keys[missing], {name: value[missing] for name, value in zip(names, values)})
-        self.n_measured[names] = self.n_measured.get(names, 0) + int(missing.size)
-        return tuple(values)
+
+        def measured(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, ...]:
+            computed = tuple(np.asarray(v, dtype=np.float64) for v in compute(a, b))
+            if any(np.isnan(v).any() for v in computed):
+                raise ValueError("a remembered verdict is NaN: store +inf for 'searched, none found'")
+            return computed
+
+        values, taken = self._read_or_take(names, first, second, keys, measured, lambda v: ~np.isnan(v))
+        self.n_measured[names] = self.n_measured.get(names, 0) + taken
+        return values
 
     def new_rows(self) -> pd.DataFrame:
         if not self._new_keys:

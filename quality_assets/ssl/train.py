@@ -44,6 +44,9 @@ from quality_assets.ssl.loss import DINOLoss, koleo_loss
 from quality_assets.ssl.networks import MultiCropNet, build_networks
 
 ProgressFn = Callable[[dict[str, Any]], None]
+# Called at the end of every epoch with the epoch count reached and the teacher backbone, live and in
+# train mode: copy it to keep it (e.g. `benchmarks/bench_ssl_epochs.py`'s snapshots).
+EpochEndFn = Callable[[int, nn.Module], None]
 
 
 def cosine_schedule(base: float, final: float, total_steps: int, warmup_steps: int = 0, warmup_start: float = 0.0) -> np.ndarray:
@@ -82,13 +85,15 @@ def train_dino(
     images: torch.Tensor | ImageSource,
     config: DinoConfig,
     progress: ProgressFn | None = None,
+    on_epoch_end: EpochEndFn | None = None,
 ) -> DinoResult:
     """Train DINO on `images` (uint8 `[N, 3, S, S]`, S == config.image_size; a tensor or an
     `ImageSource`, e.g. the disk-backed `MemmapImages`) and return the teacher backbone.
 
     The time budget (`config.time_budget_s`, measured from the call) is checked between steps; when it
     runs out, training stops after the current step and `stopped_by_budget` is set. On CPU with a fixed
-    seed and thread count the result is bit-for-bit reproducible.
+    seed and thread count the result is bit-for-bit reproducible. `on_epoch_end` (if given) sees the
+    teacher backbone after every full epoch, before the stability check; it must not change it.
     """
     t_start = time.monotonic()
     if images.dtype != torch.uint8 or len(images.shape) != 4 or images.shape[1] != 3:
@@ -104,7 +109,7 @@ def train_dino(
     try:
         with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
             torch.manual_seed(config.seed)
-            return _train(images, config, dev, progress, t_start)
+            return _train(images, config, dev, progress, t_start, on_epoch_end)
     finally:
         torch.set_num_threads(old_threads)
 
@@ -154,7 +159,7 @@ class _LoopOutcome:
 
 def _train(
     images: ImageSource, config: DinoConfig, dev: torch.device,
-    progress: ProgressFn | None, t_start: float,
+    progress: ProgressFn | None, t_start: float, on_epoch_end: EpochEndFn | None = None,
 ) -> DinoResult:
     n = len(images)
     parts = _build_parts(images, config, dev)
@@ -162,7 +167,7 @@ def _train(
     data = images.to(dev)
     gen = torch.Generator(device=dev)
     gen.manual_seed(config.seed)
-    outcome = _run_loop(parts, config, dev, sched, data, gen, progress, t_start)
+    outcome = _run_loop(parts, config, dev, sched, data, gen, progress, t_start, on_epoch_end)
     return _finish(parts.teacher, images, data, config, dev, sched, outcome, progress, t_start)
 
 
@@ -253,6 +258,7 @@ def _schedules(config: DinoConfig, n: int, workers: int = 1) -> _Schedules:
 def _run_loop(
     parts: _Parts, config: DinoConfig, dev: torch.device, sched: _Schedules, data: ImageSource,
     gen: torch.Generator, progress: ProgressFn | None, t_start: float,
+    on_epoch_end: EpochEndFn | None = None,
 ) -> _LoopOutcome:
     n = len(data)
     batch, steps_per_epoch, total_steps = sched.batch, sched.steps_per_epoch, sched.total_steps
@@ -292,6 +298,8 @@ def _run_loop(
         if epoch_losses:
             loss_curve.append(float(_agreed(torch.stack(epoch_losses).mean(), False, workers)[0]))
             epoch_losses = []
+        if on_epoch_end is not None and not stopped and step % steps_per_epoch == 0:
+            on_epoch_end(step // steps_per_epoch, parts.teacher.backbone)
         if monitor is not None and not stopped and step < total_steps:
             stable = monitor.check(parts.teacher.backbone, step / steps_per_epoch, dev)
             stable = bool(_agreed(torch.zeros((), device=dev), stable, workers)[1])

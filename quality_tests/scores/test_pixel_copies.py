@@ -274,6 +274,44 @@ def test_a_mirror_image_is_ranked_but_flagged_only_if_it_is_a_copy_without_the_f
     assert not (decided & ~flags).any()
 
 
+def test_the_unmirrored_ratios_read_each_verifier_at_the_ends_the_pair_table_reads(digits_with_copies):
+    """`unmirrored_evidence` recomputes the ratios to the next best; given back the very verdicts
+    the pair table holds, it must give back the table's ratios (each read at the ends that
+    `pair_evidence.ratio_ends` names: the registered one at its better end, the others at both)."""
+    from quality_assets.scores.near_duplicate import unmirrored_evidence
+    from quality_assets.scores.pair_evidence import ratio_ends
+
+    thumbs, _ = digits_with_copies
+    graph, vectors = _embedding_graph(thumbs)
+    pairs = near_duplicate_pairs(graph, thumbnails=thumbs, vectors=vectors)
+    assert ratio_ends("registered_ratio") != ratio_ends("aligned_ratio")   # the case worth checking
+    lookup = {(int(a), int(b)): p for p, (a, b) in enumerate(zip(pairs.i, pairs.j))}
+
+    class StoredVerdicts:
+        """The table's own verdicts, as if the flip had changed nothing."""
+
+        def __call__(self, _thumbs, i, j, mirror):
+            at = [lookup[(int(a), int(b))] for a, b in zip(i, j)]
+            return pairs["aligned"].to_numpy()[at], pairs["agreement"].to_numpy()[at]
+
+        def register(self, _thumbs, i, j, mirror):
+            at = [lookup[(int(a), int(b))] for a, b in zip(i, j)]
+            return 1.0 - 2.0 * pairs["registered"].to_numpy()[at]
+
+    rows = np.flatnonzero(pairs["aligned"].notna().to_numpy())
+    registered_rows = np.isfinite(pairs["registered"].to_numpy()[rows])
+    assert registered_rows.sum() >= 10
+    again = unmirrored_evidence(pairs, rows, thumbs, len(thumbs), verify=StoredVerdicts())
+    for column in ("aligned_ratio", "agreement_ratio", "registered_ratio"):
+        np.testing.assert_allclose(again[column].to_numpy(), pairs[column].to_numpy()[rows], rtol=1e-9,
+                                   err_msg=column)
+    # Read at both ends instead, the registered ratios would differ: the check above can fail.
+    both = ratio_to_next_best(pairs["registered"].to_numpy()[rows][registered_rows],
+                              pairs.i.to_numpy()[rows][registered_rows], pairs.j.to_numpy()[rows][registered_rows],
+                              len(thumbs), ends="both")
+    assert not np.allclose(both, pairs["registered_ratio"].to_numpy()[rows][registered_rows])
+
+
 def test_the_verdict_memo_verifies_each_pair_once_and_reads_back_stored_verdicts(digits_with_copies):
     thumbs = digits_with_copies[0]
     n = 60

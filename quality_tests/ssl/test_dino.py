@@ -123,6 +123,23 @@ def test_training_is_deterministic_for_a_seed(shape_images):
     assert c.loss_curve != a.loss_curve
 
 
+def test_the_epoch_end_hook_sees_each_epoch_without_changing_the_training(shape_images):
+    cfg = tiny_config(epochs=3, n_local_crops=1)
+    seen: list[tuple[int, torch.Tensor]] = []
+
+    def keep(epoch: int, backbone: torch.nn.Module) -> None:
+        first = next(iter(backbone.state_dict().values()))
+        seen.append((epoch, first.detach().clone()))
+
+    hooked = train_dino(shape_images, cfg, on_epoch_end=keep)
+    assert [epoch for epoch, _ in seen] == [1, 2, 3]
+    assert not torch.equal(seen[0][1], seen[1][1])   # live weights, not one copy seen three times
+    plain = train_dino(shape_images, cfg)
+    assert hooked.loss_curve == plain.loss_curve
+    for (k, va), vb in zip(hooked.backbone.state_dict().items(), plain.backbone.state_dict().values()):
+        assert torch.equal(va, vb), k
+
+
 def test_time_budget_stops_cleanly_and_says_so(shape_images):
     result = train_dino(shape_images, tiny_config(epochs=50, time_budget_s=0.0))
     assert result.stopped_by_budget
