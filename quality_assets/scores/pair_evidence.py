@@ -51,16 +51,23 @@ REGISTER_HUE_PER_IMAGE = 4
 # it in every other order.
 REGISTER_CROP_PER_IMAGE = 4
 # Which end of a pair each verifier's ratio to the next best is read at (`pixel_copies.
-# ratio_to_next_best(ends=...)`), by the column it fills; a column not named reads both ends. Every
-# place that computes one of these ratios (here, `duplicate_groups.unmirrored_evidence`) asks
-# `ratio_ends`. A registered pair is read at the end where it stands out more ("better"): a copy is
-# its own end's best registration by far, while its source may have a natural twin that registers
-# better than the transformed copy. Both ends averaged (the geometric mean), that twin pulled the
-# copy down. On four matrix cells (pair table re-ranked, `docs/benchmarks/matrix.md` "Update
-# 2026-12-04 (7)") pair AP rose on every one (MNIST s2 0.548 -> 0.560, Animal-MNIST s2 0.506 ->
-# 0.529, clip art s0 0.087 -> 0.091, icons s0 0.073 -> 0.078); the same for the other verifiers'
-# ratios lost on three of them.
-RATIO_ENDS: dict[str, str] = {"registered_ratio": "better"}
+# ratio_to_next_best(ends=...)`), by the column it fills; a column not named reads both ends (the
+# geometric mean). Every place that computes one of these ratios (here,
+# `duplicate_groups.unmirrored_evidence`) asks `ratio_ends`.
+# - A registered pair is read at the end where it stands out more ("better"): a copy is its own
+#   end's best registration by far, while its source may have a natural twin that registers better
+#   than the transformed copy; averaged, that twin pulled the copy down. On four matrix cells (pair
+#   table re-ranked, `docs/benchmarks/matrix.md` "Update 2026-12-04 (7)") pair AP rose on every one
+#   (MNIST s2 0.548 -> 0.560, Animal-MNIST s2 0.506 -> 0.529, clip art s0 0.087 -> 0.091, icons s0
+#   0.073 -> 0.078); the same for the aligned, agreement and crop ratios lost on three of them.
+# - The crop evidence is read at the end where the pair stands out less ("worse"): it must stand
+#   out at both. A copy with tiles, a bar or a watermark holds, in a crop, a digit that many plain
+#   images resemble; at each such image's end the copy's crop is its nearest (its other pairs have
+#   no foreign part to crop away), so averaged, the copy paired with every lookalike of its source
+#   stood out.
+#   At the copy's end those lookalikes are a crowd, and only the source stands out (matrix.md
+#   "Update 2026-12-05").
+RATIO_ENDS: dict[str, str] = {"registered_ratio": "better", "crop_ratio": "worse"}
 
 
 def ratio_ends(column: str) -> str:

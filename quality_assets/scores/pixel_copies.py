@@ -316,14 +316,15 @@ class VerifiedPairMemo:
                              **{name: self._values[name][at] for name in self._VERDICTS}})
 
 
-_RATIO_ENDS = ("both", "better")
+_RATIO_ENDS = ("both", "better", "worse")
 
 
 def ratio_to_next_best(dissimilarity: np.ndarray, i: np.ndarray, j: np.ndarray, n: int, *,
                        ends: str = "both") -> np.ndarray:
     """Each pair's dissimilarity over the next best one its ends have: the geometric mean of both
-    ends' ratios (`ends="both"`), or the ratio of the end where the pair stands out more
-    (`ends="better"`, the smaller ratio).
+    ends' ratios (`ends="both"`), the ratio of the end where the pair stands out more
+    (`ends="better"`, the smaller ratio), or of the end where it stands out less (`ends="worse"`,
+    the larger: the pair must stand out at both ends).
 
     For end ``i`` the reference is the smallest dissimilarity among i's *other* pairs; an end
     with no other pair uses 1 (no crowd to stand out from). 0 / 0 (exact copies among exact
@@ -372,6 +373,8 @@ def ratio_to_next_best(dissimilarity: np.ndarray, i: np.ndarray, j: np.ndarray, 
 def _combine_ends(ratio_i: np.ndarray, ratio_j: np.ndarray, ends: str) -> np.ndarray:
     if ends == "better":
         return np.minimum(ratio_i, ratio_j)
+    if ends == "worse":
+        return np.maximum(ratio_i, ratio_j)
     with np.errstate(invalid="ignore"):
         return np.sqrt(ratio_i * ratio_j)
 

@@ -127,6 +127,10 @@ def test_ratio_to_next_best_known_values():
     better = ratio_to_next_best(d, i, j, 4, ends="better")
     assert better[0] == pytest.approx(0.1)
     assert better[1] == pytest.approx(2.0)
+    # At the worse end: the pair must stand out at both.
+    worse = ratio_to_next_best(d, i, j, 4, ends="worse")
+    assert worse[0] == pytest.approx(0.25)
+    assert worse[1] == pytest.approx(4.0)
     with pytest.raises(ValueError, match="ends"):
         ratio_to_next_best(d, i, j, 4, ends="either")
 
@@ -145,6 +149,21 @@ def test_a_copy_stands_out_at_its_own_end_when_its_source_has_a_nearer_twin():
     assert better[1] < better[0]
 
 
+def test_a_copys_lookalikes_do_not_stand_out_at_the_worse_end():
+    # Crop distances: copy 0 (its source absent) is near three lookalikes 1-3 through a crop (0.10
+    # each); each lookalike's other pair is far (0.50, to 4-6). Two natural twins 7 and 8 (0.20)
+    # each have another neighbour at 0.30 (9 and 10).
+    i = np.array([0, 0, 0, 1, 2, 3, 7, 7, 8])
+    j = np.array([1, 2, 3, 4, 5, 6, 8, 9, 10])
+    d = np.array([0.10, 0.10, 0.10, 0.50, 0.50, 0.50, 0.20, 0.30, 0.30])
+    both = ratio_to_next_best(d, i, j, 11)
+    worse = ratio_to_next_best(d, i, j, 11, ends="worse")
+    # Averaged, the lookalikes' ends (0.2) lift the copy's pairs above the twins...
+    assert both[:3].max() < both[6]
+    # ... at the worse end the copy's own crowd (ratio 1) keeps them below.
+    assert worse[:3].min() > worse[6]
+
+
 def _ratio_by_definition(d, i, j, n, ends="both"):
     """The docstring's definition, pair by pair: each end's smallest dissimilarity among its other pairs."""
     out = []
@@ -156,11 +175,11 @@ def _ratio_by_definition(d, i, j, n, ends="both"):
             others += [d[e]] if i[e] == j[e] else []
             ref = min(others) if others else 1.0
             sides.append(d[e] / ref if ref > 0 else (np.inf if d[e] > 0 else 0.0))
-        out.append(min(sides) if ends == "better" else np.sqrt(sides[0] * sides[1]))
+        out.append({"better": min(sides), "worse": max(sides)}.get(ends, np.sqrt(sides[0] * sides[1])))
     return np.array(out)
 
 
-@pytest.mark.parametrize("ends", ["both", "better"])
+@pytest.mark.parametrize("ends", ["both", "better", "worse"])
 @pytest.mark.parametrize("seed", range(6))
 def test_ratio_to_next_best_matches_its_definition_with_ties_and_gaps(seed, ends):
     rng = np.random.default_rng(seed)
