@@ -40,16 +40,22 @@ DEFAULT_FUSION_WEIGHTS: dict[str, float] = {"aligned": 0.1, "agreement": 0.1, "r
 # matrix (10 contaminated cells, 4 datasets), 4 per order instead of 2 lifts the protocol's mean
 # pair AP 0.198 -> 0.217 (grayscale cells +0.02-0.08, colour cells -0.004 to +0.009), leaves
 # leakage AP and the clean cells' flag rates as they were, and costs about 30% more scoring time.
-REGISTER_POLAR_PER_IMAGE = 4
-REGISTER_CHEAP_PER_IMAGE = 4
+# 8 per order instead of 4 (2026-12-05, `docs/benchmarks/matrix.md` "Update 2026-12-05 (2)"): a
+# copy of a digit in a crowd of its natural twins (a "1" among "1"s) is often not among either end's
+# 4 best pairs by any order, so it was a candidate that was never registered. On nine matrix cells
+# pair AP rose on six (+0.013 to +0.035), moved by at most 0.004 on three; mean over datasets +0.013;
+# leakage and the clean cells' flag rates unchanged or better; about 1.8x the registrations. From
+# ~35k images on, the registration budget (`max_registered_pairs`) binds before this quota does.
+REGISTER_POLAR_PER_IMAGE = 8
+REGISTER_CHEAP_PER_IMAGE = 8
 # In colour data, also each image's best pairs by hue histogram (`pixel_view.hue_search_vectors`):
 # a clip-art copy turned and cropped has neither a near polar vector nor aligned evidence, but its
 # colours (8 hue neighbours hold 92% of the protocol's clip-art AUG sources).
-REGISTER_HUE_PER_IMAGE = 4
+REGISTER_HUE_PER_IMAGE = 8
 # And each image's best pairs by crop distance (`pixel_view.crop_search_vectors`: one end's crop
 # against the other's whole thumbnail): a copy holding its source in part of its frame is far from
 # it in every other order.
-REGISTER_CROP_PER_IMAGE = 4
+REGISTER_CROP_PER_IMAGE = 8
 # Which end of a pair each verifier's ratio to the next best is read at (`pixel_copies.
 # ratio_to_next_best(ends=...)`), by the column it fills; a column not named reads both ends (the
 # geometric mean). Every place that computes one of these ratios (here,

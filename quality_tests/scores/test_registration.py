@@ -111,10 +111,33 @@ def test_turned_copies_rank_first_among_candidate_pairs(digits_with_turned_copie
     top = {(int(a), int(b)) for a, b in zip(pairs.i[:6], pairs.j[:6])}
     assert truth <= top, pairs.head(8)[["i", "j", "score", "registered", "registered_ratio"]]
     # The quota: each image brings at most its few best pairs by each order that applies to
-    # grayscale thumbnails (polar, cheaper evidence, crop), not every candidate (23 per image here).
+    # grayscale thumbnails (polar, cheaper evidence, crop), not every candidate (28 per image here).
     quota = (pair_evidence.REGISTER_POLAR_PER_IMAGE + pair_evidence.REGISTER_CHEAP_PER_IMAGE
              + pair_evidence.REGISTER_CROP_PER_IMAGE)
     assert pairs["registered"].notna().sum() <= quota * len(thumbs) < len(pairs)
+
+
+def test_a_copy_in_a_crowd_of_twins_is_registered_at_the_default_quota(monkeypatch):
+    """A "1" turned by 25 degrees and cropped, among 150 "1"s: its pair with its source is not
+    among either end's 4 best by any order (the twins are nearer), so at 4 registrations per
+    image and order it was never registered and ranked in the thousands; at the default 8 it is
+    registered and ranks near the top (the matrix cells' case, docs/benchmarks/matrix.md,
+    "Update 2026-12-05 (2)")."""
+    thumbs, truth = _digits_with(lambda base: [(59, _turned_copy(base[59], 25.4, (13, 13, 103, 103), False))])
+    (pair,) = truth
+    vectors = search_vectors(thumbs, size=8)
+    graph = build_knn_graph(vectors, 10)
+
+    def place(pairs):
+        at = {(int(a), int(b)): r for r, (a, b) in enumerate(zip(pairs.i, pairs.j))}[pair]
+        return at, pairs["registered"].iloc[at]
+
+    rank, registered = place(near_duplicate_pairs(graph, thumbnails=thumbs, vectors=vectors))
+    assert np.isfinite(registered) and rank < 3, (rank, registered)
+    for order in ("POLAR", "CHEAP", "HUE", "CROP"):
+        monkeypatch.setattr(pair_evidence, f"REGISTER_{order}_PER_IMAGE", 4)
+    rank, registered = place(near_duplicate_pairs(graph, thumbnails=thumbs, vectors=vectors))
+    assert np.isnan(registered) and rank > 100, (rank, registered)
 
 
 def _in_part_of_frame(img: np.ndarray, other: np.ndarray, corner: tuple[int, int], scale: float) -> np.ndarray:
