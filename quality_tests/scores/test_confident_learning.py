@@ -68,6 +68,31 @@ def test_wide_features_are_projected_and_still_find_the_flips():
     assert len(set(worst) & set(flipped)) >= 12
 
 
+def test_fewer_rows_than_features_are_scored_in_their_own_span_and_still_find_the_flips():
+    # 240 rows of 3,000 features: the linear model's moments would be 3,000^2 per class and fold.
+    # In the rows' span they are at most 239 wide, and every distance between rows is kept.
+    # (Standardised without the span, this set finds 11 of the 12 flips; here 10.)
+    from scipy.spatial.distance import pdist
+    from sklearn.preprocessing import StandardScaler
+
+    from quality_assets.scores.confident_learning import _standardise, confident_learning
+
+    rng = np.random.default_rng(6)
+    n, width = 240, 3000
+    codes = np.repeat(np.arange(3), n // 3)
+    features = rng.normal(0, 1, (n, width))
+    features[:, :30] += 2.0 * np.repeat(np.eye(3), 10, axis=1)[codes]
+    spanned = _standardise(features)
+    assert spanned.shape[0] == n and spanned.shape[1] <= n - 1
+    np.testing.assert_allclose(pdist(spanned), pdist(StandardScaler().fit_transform(features)), rtol=1e-9)
+    noisy = codes.copy()
+    flipped = rng.choice(n, 12, replace=False)
+    noisy[flipped] = (noisy[flipped] + 1) % 3
+    learned = confident_learning(features, noisy, 3)
+    worst = np.argsort(learned.quality)[:12]
+    assert len(set(worst) & set(flipped)) >= 9
+
+
 def test_anchored_labels_back_every_fold_and_are_never_flagged():
     # Class 3 has one sample of its own and eight in the label book (the anchors). Without the book the
     # lone sample's label looks wrong (no fold's model knows class 3); anchored, every fold knows it.
