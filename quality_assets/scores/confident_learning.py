@@ -519,19 +519,26 @@ def _standardise(features: np.ndarray, seed: int = 0) -> np.ndarray:
 
         x = PCA(n_components=MAX_FEATURES, svd_solver="randomized", random_state=seed).fit_transform(x)
     x = StandardScaler().fit_transform(x)
-    return _in_row_span(x) if x.shape[1] > MAX_FEATURES else x
+    return _in_row_span(x, seed) if x.shape[1] > MAX_FEATURES else x
 
 
-def _in_row_span(x: np.ndarray) -> np.ndarray:
+def _in_row_span(x: np.ndarray, seed: int = 0) -> np.ndarray:
     """The centred rows in an orthonormal basis of the directions they span (at most n - 1): every
     distance and inner product between rows is kept, so the kernel model is unchanged, while the
-    linear model's moments shrink from width^2 to n^2 (a 312-image set of 2,352 raw RGB pixels
-    spent 31 s and ~1 GB there; whitening those directions instead would make every pair of rows
-    equally far apart)."""
+    linear model's moments shrink from width^2 to n^2 (a 300-row set of 2,352 features spent 32-36 s
+    and 2 GB there, 0.3-0.6 s and 0.3 GB in the span: `benchmarks/bench_confident_learning.py
+    --sizes 300 --dim 2352`). The basis is a random rotation of the principal axes: the linear
+    model standardises each coordinate, which on the principal axes would blow the rows' least
+    directions (noise) up to the weight of their first (linear AP on synthetic flips 0.93 -> 0.18);
+    in a random basis every coordinate carries about the same variance, as the standardised
+    features did."""
     centred = x - x.mean(0)
-    _, singular, basis = np.linalg.svd(centred, full_matrices=False)
+    _, singular, axes = np.linalg.svd(centred, full_matrices=False)
     kept = singular > singular[:1].max(initial=0.0) * 1e-10 * max(centred.shape)
-    return centred @ basis[kept].T if kept.any() else centred[:, :1] * 0.0
+    if not kept.any():
+        return centred[:, :1] * 0.0
+    rotation, triangle = np.linalg.qr(np.random.default_rng(seed).normal(size=(int(kept.sum()),) * 2))
+    return (centred @ axes[kept].T) @ (rotation * np.sign(np.diag(triangle)))
 
 
 def out_of_sample_tag_probabilities(features: np.ndarray, present: np.ndarray, *, folds: int | None = None,

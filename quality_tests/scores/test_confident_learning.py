@@ -69,28 +69,33 @@ def test_wide_features_are_projected_and_still_find_the_flips():
 
 
 def test_fewer_rows_than_features_are_scored_in_their_own_span_and_still_find_the_flips():
-    # 240 rows of 3,000 features: the linear model's moments would be 3,000^2 per class and fold.
-    # In the rows' span they are at most 239 wide, and every distance between rows is kept.
-    # (Standardised without the span, this set finds 11 of the 12 flips; here 10.)
+    # 300 rows of 2,352 features (a small set of 28 px RGB pixels), 10 classes of 4 sub-clusters, 5%
+    # flips: at full width the linear model's moments are 2,352^2 per class and fold (about 35 s).
+    # In the rows' span they are at most 299 wide, and every distance between rows is kept.
+    # Standardised at full width, this set's flips rank at AP 0.93 (linear) / 0.94 (both models);
+    # in the span 0.96 / 0.94.
+    # The linear model alone is checked: on the span's principal axes its per-feature scaling blew
+    # the least directions up to the weight of the first, and it ranked these flips at AP 0.18.
     from scipy.spatial.distance import pdist
+    from sklearn.metrics import average_precision_score
     from sklearn.preprocessing import StandardScaler
 
     from quality_assets.scores.confident_learning import _standardise, confident_learning
 
-    rng = np.random.default_rng(6)
-    n, width = 240, 3000
-    codes = np.repeat(np.arange(3), n // 3)
-    features = rng.normal(0, 1, (n, width))
-    features[:, :30] += 2.0 * np.repeat(np.eye(3), 10, axis=1)[codes]
+    rng = np.random.default_rng(0)
+    n, width, classes = 300, 2352, 10
+    centres = rng.normal(0, 1.0, (classes * 4, width))
+    component = rng.integers(0, classes * 4, n)
+    features = centres[component] + rng.normal(0, 1.2, (n, width))
+    given = component % classes
+    flipped = rng.random(n) < 0.05
+    given[flipped] = (given[flipped] + rng.integers(1, classes, flipped.sum())) % classes
     spanned = _standardise(features)
     assert spanned.shape[0] == n and spanned.shape[1] <= n - 1
     np.testing.assert_allclose(pdist(spanned), pdist(StandardScaler().fit_transform(features)), rtol=1e-9)
-    noisy = codes.copy()
-    flipped = rng.choice(n, 12, replace=False)
-    noisy[flipped] = (noisy[flipped] + 1) % 3
-    learned = confident_learning(features, noisy, 3)
-    worst = np.argsort(learned.quality)[:12]
-    assert len(set(worst) & set(flipped)) >= 9
+    for kernel in (False, True):
+        learned = confident_learning(features, given, classes, kernel=kernel)
+        assert average_precision_score(flipped, -learned.quality) >= 0.85, kernel
 
 
 def test_anchored_labels_back_every_fold_and_are_never_flagged():
