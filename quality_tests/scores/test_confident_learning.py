@@ -68,6 +68,28 @@ def test_wide_features_are_projected_and_still_find_the_flips():
     assert len(set(worst) & set(flipped)) >= 12
 
 
+def test_wide_real_pixels_are_projected_without_whitening_and_their_flips_found():
+    # 1,000 real MNIST digits as 784 pixels, 5% flips. Projected on the top 384 principal axes and
+    # standardised axis by axis (whitened), the least axes weighed as much as the first and the
+    # flips ranked at AP 0.65 / 0.57; in a random basis of the same axes 0.96 / 0.89.
+    from sklearn.metrics import average_precision_score
+
+    from quality_assets.scores.confident_learning import confident_learning
+    from quality_lab.demo_data import load_mnist_5k
+
+    images, labels = load_mnist_5k()
+    pixels = np.asarray(images, dtype=np.float64).reshape(len(images), -1)
+    for draw in (0, 1):
+        rng = np.random.default_rng(draw)
+        rows = rng.choice(len(pixels), 1000, replace=False)
+        given = np.asarray(labels)[rows].astype(int)
+        flipped = np.zeros(1000, dtype=bool)
+        flipped[rng.choice(1000, 50, replace=False)] = True
+        given[flipped] = (given[flipped] + 1 + rng.integers(0, 9, 50)) % 10
+        learned = confident_learning(pixels[rows], given, 10)
+        assert average_precision_score(flipped, -learned.quality) >= 0.8, draw
+
+
 def test_fewer_rows_than_features_are_scored_in_their_own_span_and_still_find_the_flips():
     # 300 rows of 2,352 features (a small set of 28 px RGB pixels), 10 classes of 4 sub-clusters, 5%
     # flips: at full width the linear model's moments are 2,352^2 per class and fold (about 35 s).
