@@ -77,7 +77,8 @@ def _make(target: str, bin_dir: Path, demo: Path, exit_code: int = 0) -> subproc
 def test_make_test_runs_pytest_against_temporary_homes_it_removes(tmp_path):
     bin_dir, record = _fake_venv(tmp_path)
     demo = _demo_home(tmp_path)
-    for target, marker in (("test", "-m not slow"), ("test-slow", "-m slow"), ("test-all", "-q")):
+    # `make test` runs its suite in two pytest-xdist workers; the others in one process.
+    for target, marker in (("test", "-m not slow -n 2"), ("test-slow", "-m slow"), ("test-all", "-q")):
         made = _make(target, bin_dir, demo)
         assert made.returncode == 0, made.stderr
         quality_home, dagster_home, args = record.read_text().splitlines()
