@@ -44,8 +44,10 @@ DEFAULT_FUSION_WEIGHTS: dict[str, float] = {"aligned": 0.1, "agreement": 0.1, "r
 # copy of a digit in a crowd of its natural twins (a "1" among "1"s) is often not among either end's
 # 4 best pairs by any order, so it was a candidate that was never registered. On nine matrix cells
 # pair AP rose on six (+0.013 to +0.035), moved by at most 0.004 on three; mean over datasets +0.013;
-# leakage and the clean cells' flag rates unchanged or better; about 1.8x the registrations. From
-# ~35k images on, the registration budget (`max_registered_pairs`) binds before this quota does.
+# leakage and the clean cells' flag rates unchanged or better; about 1.8x the registrations. 12 per
+# order gave less (mean over datasets +0.009, grayscale only, clip art -0.004) for 1.4x more
+# ("Update 2026-12-05 (4)"), so 8 stays. From ~35k images on, the registration budget
+# (`max_registered_pairs`) binds before this quota does.
 REGISTER_POLAR_PER_IMAGE = 8
 REGISTER_CHEAP_PER_IMAGE = 8
 # In colour data, also each image's best pairs by hue histogram (`pixel_view.hue_search_vectors`):

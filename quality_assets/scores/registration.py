@@ -241,7 +241,7 @@ def _register(p: _Pyramid, ref: torch.Tensor, query: torch.Tensor, grid: torch.T
 
 
 def registered_similarity(thumbs: np.ndarray, i: np.ndarray, j: np.ndarray, *, mirror: bool = True,
-                          batch: int = 256, threads: int | None = None) -> np.ndarray:
+                          batch: int = 128, threads: int | None = None) -> np.ndarray:
     """Best correlation in [-1, 1] of each pair's thumbnails (uint8 [N, S, S]) over mirror, turn,
     zoom and shift, registered both ways (see the module docstring).
 
@@ -282,6 +282,10 @@ def registered_similarity(thumbs: np.ndarray, i: np.ndarray, j: np.ndarray, *, m
 
 
 def _register_pairs(t: np.ndarray, i: np.ndarray, j: np.ndarray, mirror: bool, batch: int) -> np.ndarray:
+    # `registered_similarity`'s default of 128 pairs a batch keeps a batch's fine warps (30 per pair
+    # and way at 24 px) near 9 MB; at 256 the same scores took 1.13-1.24x longer (three runs in one
+    # process on 4k-20k MNIST pairs, docs/benchmarks/matrix.md "Update 2026-12-05 (4)"). A pair's
+    # result does not depend on its batch.
     out = np.empty(i.size, dtype=np.float64)
     images = np.unique(np.concatenate([i, j]))
     p = _Pyramid(t, images)
