@@ -78,7 +78,6 @@ def test_registration_is_symmetric_enough_and_exact_on_identical_thumbnails(digi
     assert registered_similarity(thumbs, np.array([], dtype=int), np.array([], dtype=int)).size == 0
 
 
-
 def test_a_pairs_registration_does_not_depend_on_the_batch_it_goes_through(digits_with_turned_copies):
     # The batch size is a speed setting (cache-sized warps): every pair must come out the same
     # whether it shares its batch with 6 pairs or 150, and in whatever order.
@@ -91,6 +90,7 @@ def test_a_pairs_registration_does_not_depend_on_the_batch_it_goes_through(digit
     order = rng.permutation(i.size)
     np.testing.assert_allclose(registered_similarity(thumbs, i[order], j[order], batch=64), whole[order], atol=1e-5)
     assert whole[: len(truth)].min() > 0.9  # the copies register: the comparison is not of flat scores
+
 
 def test_polar_vectors_do_not_move_under_turns_and_mirrors():
     images, _ = load_mnist_5k()
