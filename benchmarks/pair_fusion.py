@@ -82,12 +82,30 @@ def fused_order(pairs: pd.DataFrame, weights: dict[str, float]) -> tuple[np.ndar
                              score)
 
 
+def pair_ap(pairs: pd.DataFrame, data, excluded, weights: dict[str, float] | None = None) -> dict[tuple[str, str], float]:
+    """Pair AP of the table ranked by `fused_order` under `weights`, per (truth, kind): the protocol's
+    truth and the one without the source's own duplicates (`excluded`)."""
+    from quality_lab.bench.methods import MethodResult
+    from quality_lab.bench.metrics import evaluate_method
+
+    _, order = fused_order(pairs, weights or {})
+    ranking = (pairs["i"].to_numpy()[order], pairs["j"].to_numpy()[order])
+    result = MethodResult("ours", json.dumps(weights or {}), {"near_duplicate": ranking}, 0.0)
+    rows = pd.DataFrame(evaluate_method(result, data) + evaluate_method(result, data, excluded))
+    rows = rows[rows["issue_type"] == "near_duplicate"]
+    return {(t, k): a for t, k, a in zip(rows["truth"], rows["kind"], rows["AP"])}
+
+
+def ap_summary(ap: dict[tuple[str, str], float]) -> str:
+    return (f"pair AP {ap[('protocol', 'all')]:.3f} (ARTE {ap[('protocol', 'ARTE')]:.3f}, "
+            f"AUG {ap[('protocol', 'AUG')]:.3f}), without the source's duplicates "
+            f"{ap[('without_source_duplicates', 'all')]:.3f}")
+
+
 def main(argv: list[str]) -> int:
     if not argv:
         print(__doc__)
         return 2
-    from quality_lab.bench.methods import MethodResult
-    from quality_lab.bench.metrics import evaluate_method
     from quality_lab.source_duplicates import source_duplicates
 
     root, configs = Path(argv[0]), argv[1:] or ["{}"]
@@ -100,15 +118,7 @@ def main(argv: list[str]) -> int:
     excluded = source_duplicates(data.images, data.splits, data.truth)
     print(f"{root}: {len(pairs)} pairs, {int(pairs['registered_ratio'].notna().sum())} registered")
     for config in configs:
-        _, order = fused_order(pairs, json.loads(config))
-        ranking = (pairs["i"].to_numpy()[order], pairs["j"].to_numpy()[order])
-        result = MethodResult("ours", config, {"near_duplicate": ranking}, 0.0)
-        rows = pd.DataFrame(evaluate_method(result, data) + evaluate_method(result, data, excluded))
-        rows = rows[rows["issue_type"] == "near_duplicate"]
-        ap = {(t, k): a for t, k, a in zip(rows["truth"], rows["kind"], rows["AP"])}
-        print(f"{config}: pair AP {ap[('protocol', 'all')]:.3f} (ARTE {ap[('protocol', 'ARTE')]:.3f}, "
-              f"AUG {ap[('protocol', 'AUG')]:.3f}), without the source's duplicates "
-              f"{ap[('without_source_duplicates', 'all')]:.3f}")
+        print(f"{config}: {ap_summary(pair_ap(pairs, data, excluded, json.loads(config)))}")
     return 0
 
 

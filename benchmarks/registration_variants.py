@@ -27,30 +27,17 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 import quality_assets.scores.registration as registration
 from quality_assets.scores.pair_evidence import ratio_ends
 from quality_assets.scores.pixel_copies import ratio_to_next_best
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from pair_fusion import capture_pairs, fused_order  # noqa: E402
+from pair_fusion import ap_summary, capture_pairs, pair_ap  # noqa: E402
 from rescore_cell import load_cell  # noqa: E402
 
 SETTINGS = ("COARSE_ANGLES", "COARSE_ZOOMS", "FINE_ANGLES", "FINE_ZOOMS", "COARSE_KEEP", "POLISH_STEPS", "POLISH_LR",
             "FINE_BLUR_PX")
-
-
-def pair_ap(pairs: pd.DataFrame, data, excluded) -> dict[str, float]:
-    from quality_lab.bench.methods import MethodResult
-    from quality_lab.bench.metrics import evaluate_method
-
-    _, order = fused_order(pairs, {})
-    result = MethodResult("ours", "variant", {"near_duplicate": (pairs["i"].to_numpy()[order],
-                                                                 pairs["j"].to_numpy()[order])}, 0.0)
-    rows = pd.DataFrame(evaluate_method(result, data) + evaluate_method(result, data, excluded))
-    rows = rows[rows["issue_type"] == "near_duplicate"]
-    return {(t, k): a for t, k, a in zip(rows["truth"], rows["kind"], rows["AP"])}
 
 
 def main(argv: list[str]) -> int:
@@ -89,9 +76,7 @@ def main(argv: list[str]) -> int:
         ap = pair_ap(table, data, excluded)
         reproduces = bool(np.allclose(ratio, captured, rtol=1e-4, equal_nan=True))
         print(f"{json.dumps(variant)}: {seconds:.1f} s, {i.size / seconds:.0f} pairs/s, reproduces {reproduces}; "
-              f"pair AP {ap[('protocol', 'all')]:.3f} (ARTE {ap[('protocol', 'ARTE')]:.3f}, AUG "
-              f"{ap[('protocol', 'AUG')]:.3f}), without the source's duplicates "
-              f"{ap[('without_source_duplicates', 'all')]:.3f}", flush=True)
+              f"{ap_summary(ap)}", flush=True)
     return 0
 
 
