@@ -67,14 +67,14 @@ def test_flipped_tags_rank_first_and_each_suggestion_flips_that_tag(scored):
         # (probability 0.0) and half the pixel neighbours carry.
         assert rows.loc[path, "confidence"] >= 0.7
     # No false alarm: every flag is a flipped sample.
-    assert set(rows.index[rows["is_issue"].fillna(False).astype(bool)]) <= set(flipped)
+    assert set(rows.index[rows["is_issue"].eq(True)]) <= set(flipped)
 
 
 def test_confusion_counts_missed_and_extra_tags_per_tag(scored):
     drop, _, out = scored
     table = {(r.given_label, r.suggested_label): r.count for r in out.confusion.itertuples()}
     expected: dict[tuple[str, str], int] = {}
-    flagged = _label_errors(scored)["is_issue"].fillna(False).astype(bool)
+    flagged = _label_errors(scored)["is_issue"].eq(True)
     for tag, how in (v for path, v in drop.flipped.items() if flagged[path]):
         # The CSV added a tag the image lacks: an extra tag (t -> "(no t)"); removed one: a missed tag.
         key = (tag, absent_tag(tag)) if how == "added" else (absent_tag(tag), tag)
@@ -93,7 +93,7 @@ def test_cleaning_restores_the_true_sets(scored):
     samples = manifest[["sample_id", "path", "split", "label"]].assign(duplicate_group=-1)
     frame = cleaning_frame(samples, flags)
     cleaned = apply_policy(frame, CleaningPolicy()).set_index("path")
-    flagged = _label_errors(scored)["is_issue"].fillna(False).astype(bool)
+    flagged = _label_errors(scored)["is_issue"].eq(True)
     assert flagged[list(drop.flipped)].sum() >= N_FLIPPED - 2
     for path in drop.flipped:
         if flagged[path]:
@@ -121,7 +121,7 @@ def test_the_flag_finds_the_flipped_tags_at_ten_percent_where_the_fraction_cut_f
     def flags(config):
         out = compute_scores(manifest["sample_id"].tolist(), graph, manifest, config, vectors=vectors)
         rows = out.issue_rows[out.issue_rows["issue_type"] == "label_error"].set_index("sample_id")
-        return rows["is_issue"].reindex(manifest["sample_id"]).fillna(False).to_numpy(bool), out.summary
+        return rows["is_issue"].reindex(manifest["sample_id"]).eq(True).to_numpy(bool), out.summary
 
     default, summary = flags(None)
     assert 0.95 < summary["label_noise_ceiling"] < 1.0
