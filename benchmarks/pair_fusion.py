@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy.stats import rankdata
 
 import quality_assets.issue_types.near_duplicate as near_duplicate_type
 from quality_assets.scores.near_duplicate import lift_near_exact, pair_order
@@ -71,9 +72,20 @@ def capture_pairs(root: Path) -> pd.DataFrame:
     return table
 
 
-def fused_order(pairs: pd.DataFrame, weights: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
-    """The service's final score under `weights`, and the pairs' ranking by it (best first)."""
+def fused_order(pairs: pd.DataFrame, weights: dict[str, float],
+                extra_view: tuple[np.ndarray, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The service's final score under `weights`, and the pairs' ranking by it (best first).
+
+    `extra_view` = (one more view's values, lower = likelier a copy; NaN = no evidence, and its
+    weight w): fused as `fuse_p_values` fuses a view, the service's views keeping their ratios
+    within 1 - w."""
     score = fuse_p_values({c: pairs[c].to_numpy() for c in VIEW_COLUMNS}, {**DEFAULT_FUSION_WEIGHTS, **weights})
+    if extra_view is not None:
+        values, w = extra_view
+        valid = np.isfinite(values)
+        p = np.ones(len(score))
+        p[valid] = rankdata(values[valid], method="max") / len(score)
+        score = np.clip(np.minimum(score / (1.0 - w), p / w), 0.0, 1.0)
     evidence = pairs["evidence"].astype(str)
     score[evidence.str.contains("sha256").to_numpy()] = 0.0
     near = evidence.str.contains("near_exact").to_numpy()
@@ -82,13 +94,14 @@ def fused_order(pairs: pd.DataFrame, weights: dict[str, float]) -> tuple[np.ndar
                              score)
 
 
-def pair_ap(pairs: pd.DataFrame, data, excluded, weights: dict[str, float] | None = None) -> dict[tuple[str, str], float]:
-    """Pair AP of the table ranked by `fused_order` under `weights`, per (truth, kind): the protocol's
-    truth and the one without the source's own duplicates (`excluded`)."""
+def pair_ap(pairs: pd.DataFrame, data, excluded, weights: dict[str, float] | None = None,
+            extra_view: tuple[np.ndarray, float] | None = None) -> dict[tuple[str, str], float]:
+    """Pair AP of the table ranked by `fused_order` under `weights` (and `extra_view`), per (truth,
+    kind): the protocol's truth and the one without the source's own duplicates (`excluded`)."""
     from quality_lab.bench.methods import MethodResult
     from quality_lab.bench.metrics import evaluate_method
 
-    _, order = fused_order(pairs, weights or {})
+    _, order = fused_order(pairs, weights or {}, extra_view)
     ranking = (pairs["i"].to_numpy()[order], pairs["j"].to_numpy()[order])
     result = MethodResult("ours", json.dumps(weights or {}), {"near_duplicate": ranking}, 0.0)
     rows = pd.DataFrame(evaluate_method(result, data) + evaluate_method(result, data, excluded))

@@ -1,0 +1,108 @@
+"""Does the learned copy descriptor (`quality_assets.copy_detection`, not in the service's default)
+add to the service's near-duplicate ranking once it is trained long enough? (#12)
+
+    python benchmarks/copy_descriptor_view.py CELL_DIR [--steps 2000] [--weights 0.1 0.2 0.35]
+
+CELL_DIR is a benchmark-matrix cell's `contaminated` folder (`quality_lab.matrix --keep-images`). The
+descriptor trains on the cell's images with `copy_detection.default_config` and `--steps` optimiser
+steps (the default rule gives about 20 epochs: ~230 steps at 3,000 images), or is read from
+`CELL_DIR/copydesc_STEPS.npy`, which the first run writes (8 dihedral descriptors per image). Then:
+
+1. the descriptor alone: `copy_pairs` (each image's 10 nearest, scored against its background)
+   ranked and scored with the matrix's metrics (pair AP per kind, both truths);
+2. candidate recall: how many AUG / ARTE copy pairs are among the service's candidate pairs (the
+   pair table `pair_fusion.py` captures) and among the descriptor's 10 nearest of either end;
+3. the descriptor as one more view of the service's captured pair table: its dihedral
+   dissimilarity over the next best at the end where the pair stands out more
+   (`ratio_to_next_best(ends="better")`, as the registered view is read), fused at each of
+   `--weights` by `pair_fusion.fused_order` (the service's views keep their ratios within 1 - w).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from pair_fusion import ap_summary, capture_pairs, pair_ap  # noqa: E402
+from rescore_cell import load_cell  # noqa: E402
+
+
+def trained_descriptors(root: Path, images: list[np.ndarray], steps: int) -> np.ndarray:
+    """The cell's dihedral descriptors [N, 8, d] after `steps` steps (trained once, then read)."""
+    from quality_assets.copy_detection import default_config, embed_copies, train_copy_descriptor
+
+    cached = root / f"copydesc_{steps}.npy"
+    if cached.exists():
+        return np.load(cached)
+    cfg = default_config(int(np.asarray(images[0]).shape[1]), len(images))
+    cfg.steps = steps
+    started = time.perf_counter()
+    model = train_copy_descriptor(images, cfg)
+    print(f"trained {steps} steps in {time.perf_counter() - started:.0f} s", flush=True)
+    desc = embed_copies(model, images)
+    np.save(cached, desc)
+    return desc
+
+
+def pair_keys(i: np.ndarray, j: np.ndarray, n: int) -> np.ndarray:
+    i, j = np.asarray(i, dtype=np.int64), np.asarray(j, dtype=np.int64)
+    return np.minimum(i, j) * n + np.maximum(i, j)
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("cell", type=Path)
+    parser.add_argument("--steps", type=int, default=2000)
+    parser.add_argument("--weights", type=float, nargs="+", default=[0.1, 0.2, 0.35])
+    args = parser.parse_args(argv)
+
+    from quality_assets.copy_detection import copy_candidates, copy_pairs, pair_similarity
+    from quality_assets.scores.pixel_copies import ratio_to_next_best
+    from quality_lab.bench.methods import MethodResult
+    from quality_lab.bench.metrics import evaluate_method
+    from quality_lab.source_duplicates import source_duplicates
+
+    data, _ = load_cell(args.cell)
+    n = len(data.images)
+    desc = trained_descriptors(args.cell, data.images, args.steps)
+    excluded = source_duplicates(data.images, data.splits, data.truth)
+
+    alone = copy_pairs(desc)   # most likely copy first
+    ranking = (alone["i"].to_numpy(), alone["j"].to_numpy())
+    result = MethodResult("descriptor", str(args.steps), {"near_duplicate": ranking}, 0.0)
+    rows = evaluate_method(result, data) + evaluate_method(result, data, excluded)
+    ap = {(r["truth"], r["kind"]): r["AP"] for r in rows if r["issue_type"] == "near_duplicate"}
+    print(f"descriptor alone ({args.steps} steps): {ap_summary(ap)}")
+
+    pairs = capture_pairs(args.cell)
+    service_keys = set(pair_keys(pairs["i"], pairs["j"], n).tolist())
+    neighbours, _ = copy_candidates(desc)
+    rows_i = np.repeat(np.arange(n), neighbours.shape[1])
+    listed = neighbours.ravel() >= 0
+    descriptor_keys = set(pair_keys(rows_i[listed], neighbours.ravel()[listed], n).tolist())
+    for kind in ("AUG", "ARTE"):
+        truth = data.truth[data.truth["kind"] == kind]
+        keys = pair_keys(truth["index"].to_numpy(), truth["partner_index"].to_numpy(), n).tolist()
+        in_service = sum(k in service_keys for k in keys)
+        in_descriptor = sum(k in descriptor_keys for k in keys)
+        only = sum(k in descriptor_keys and k not in service_keys for k in keys)
+        print(f"{kind}: {len(keys)} copy pairs, {in_service} among the service's candidates, {in_descriptor} among "
+              f"the descriptor's 10 nearest, {only} only there")
+
+    i, j = pairs["i"].to_numpy(), pairs["j"].to_numpy()
+    similarity, _ = pair_similarity(desc, i, j)
+    view = ratio_to_next_best((1.0 - similarity) / 2.0, i, j, n, ends="better")
+    print(f"service: {ap_summary(pair_ap(pairs, data, excluded))}")
+    for w in args.weights:
+        print(f"+ descriptor view at weight {w}: {ap_summary(pair_ap(pairs, data, excluded, extra_view=(view, w)))}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
