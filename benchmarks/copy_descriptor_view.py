@@ -61,6 +61,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--weights", type=float, nargs="+", default=[0.1, 0.2, 0.35])
     args = parser.parse_args(argv)
+    if not all(0.0 < w < 1.0 for w in args.weights):
+        parser.error(f"--weights must lie strictly between 0 and 1, got {args.weights}")
 
     from quality_assets.copy_detection import copy_candidates, copy_pairs, pair_similarity
     from quality_assets.scores.pixel_copies import ratio_to_next_best
