@@ -27,11 +27,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy.stats import rankdata
 
 import quality_assets.issue_types.near_duplicate as near_duplicate_type
 from quality_assets.scores.near_duplicate import lift_near_exact, pair_order
-from quality_assets.scores.pair_evidence import DEFAULT_FUSION_WEIGHTS, fuse_p_values
+from quality_assets.scores.pair_evidence import DEFAULT_FUSION_WEIGHTS, empirical_p_values, fuse_p_values
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from rescore_cell import load_cell  # noqa: E402
@@ -82,10 +81,7 @@ def fused_order(pairs: pd.DataFrame, weights: dict[str, float],
     score = fuse_p_values({c: pairs[c].to_numpy() for c in VIEW_COLUMNS}, {**DEFAULT_FUSION_WEIGHTS, **weights})
     if extra_view is not None:
         values, w = extra_view
-        valid = np.isfinite(values)
-        p = np.ones(len(score))
-        p[valid] = rankdata(values[valid], method="max") / len(score)
-        score = np.clip(np.minimum(score / (1.0 - w), p / w), 0.0, 1.0)
+        score = np.clip(np.minimum(score / (1.0 - w), empirical_p_values(values) / w), 0.0, 1.0)
     evidence = pairs["evidence"].astype(str)
     score[evidence.str.contains("sha256").to_numpy()] = 0.0
     near = evidence.str.contains("near_exact").to_numpy()

@@ -230,6 +230,16 @@ def _registered_evidence(thumbnails, pi, pj, n, verifiable, aligned_ratio, agree
     return registered, registered_ratio
 
 
+def empirical_p_values(values: np.ndarray) -> np.ndarray:
+    """Each pair's share of the pairs whose evidence is at most its own (lower = likelier a copy);
+    NaN evidence (not verified) gives p = 1."""
+    m = values.size
+    valid = np.isfinite(values)
+    p = np.ones(m)
+    p[valid] = rankdata(values[valid], method="max") / m
+    return p
+
+
 def fuse_p_values(columns: dict[str, np.ndarray], weights: dict[str, float]) -> np.ndarray:
     """min over views of (empirical p-value / weight); NaN evidence (not verified) gives p = 1, and
     so does the pixel evidence of a pair marked ``recoloured``."""
@@ -251,10 +261,7 @@ def fuse_p_values(columns: dict[str, np.ndarray], weights: dict[str, float]) -> 
         w = weights.get(name, 0.0) / total
         if w <= 0 or m == 0:
             continue
-        valid = np.isfinite(values)
-        p = np.ones(m)
-        p[valid] = rankdata(values[valid], method="max") / m
-        fused = np.minimum(fused, p / w)
+        fused = np.minimum(fused, empirical_p_values(values) / w)
     return np.clip(fused, 0.0, 1.0)
 
 
