@@ -2,11 +2,15 @@
 add to the service's near-duplicate ranking once it is trained long enough? (#12)
 
     python benchmarks/copy_descriptor_view.py CELL_DIR [--steps 2000] [--weights 0.1 0.2 0.35]
+    python benchmarks/copy_descriptor_view.py CELL_DIR --warm [--steps N]
 
 CELL_DIR is a benchmark-matrix cell's `contaminated` folder (`quality_lab.matrix --keep-images`). The
 descriptor trains on the cell's images with `copy_detection.default_config` and `--steps` optimiser
 steps (the default rule gives about 20 epochs: ~230 steps at 3,000 images), or is read from
-`CELL_DIR/copydesc_STEPS.npy`, which the first run writes (8 dihedral descriptors per image). Then:
+`CELL_DIR/copydesc_STEPS.npy`, which the first run writes (8 dihedral descriptors per image).
+`--warm` starts it from the cell's DINO backbone (`CELL_DIR/ssl_checkpoint.pt`) with
+`copy_detection.warm_start_config` (its step rule unless `--steps` is given; cached as
+`copydesc_warmSTEPS.npy`). Then:
 
 1. the descriptor alone: `copy_pairs` (each image's 10 nearest, scored against its background)
    ranked and scored with the matrix's metrics (pair AP per kind, both truths);
@@ -33,18 +37,27 @@ from pair_fusion import ap_summary, capture_pairs, pair_ap  # noqa: E402
 from rescore_cell import load_cell  # noqa: E402
 
 
-def trained_descriptors(root: Path, images: list[np.ndarray], steps: int) -> np.ndarray:
-    """The cell's dihedral descriptors [N, 8, d] after `steps` steps (trained once, then read)."""
-    from quality_assets.copy_detection import default_config, embed_copies, train_copy_descriptor
+def trained_descriptors(root: Path, images: list[np.ndarray], steps: int | None, warm: bool = False) -> np.ndarray:
+    """The cell's dihedral descriptors [N, 8, d] after `steps` steps (trained once, then read), from
+    scratch or (`warm`) from the cell's DINO backbone."""
+    from quality_assets.copy_detection import default_config, embed_copies, train_copy_descriptor, warm_start_config
+    from quality_assets.ssl.checkpoints import load_checkpoint
 
-    cached = root / f"copydesc_{steps}.npy"
+    side, n = int(np.asarray(images[0]).shape[1]), len(images)
+    backbone = None
+    if warm:
+        backbone, meta = load_checkpoint(root / "ssl_checkpoint.pt")
+        cfg = warm_start_config(meta, side, n)
+    else:
+        cfg = default_config(side, n)
+    cfg.steps = int(steps) if steps is not None else cfg.steps if warm else 2000
+    cached = root / f"copydesc_{'warm' if warm else ''}{cfg.steps}.npy"
     if cached.exists():
         return np.load(cached)
-    cfg = default_config(int(np.asarray(images[0]).shape[1]), len(images))
-    cfg.steps = steps
     started = time.perf_counter()
-    model = train_copy_descriptor(images, cfg)
-    print(f"trained {steps} steps in {time.perf_counter() - started:.0f} s", flush=True)
+    model = train_copy_descriptor(images, cfg, init_backbone=backbone)
+    print(f"trained {cfg.steps} steps{' from the DINO backbone' if warm else ''} in "
+          f"{time.perf_counter() - started:.0f} s", flush=True)
     desc = embed_copies(model, images)
     np.save(cached, desc)
     return desc
@@ -58,7 +71,8 @@ def pair_keys(i: np.ndarray, j: np.ndarray, n: int) -> np.ndarray:
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("cell", type=Path)
-    parser.add_argument("--steps", type=int, default=2000)
+    parser.add_argument("--steps", type=int, default=None, help="optimiser steps (default: 2000, or the warm rule)")
+    parser.add_argument("--warm", action="store_true", help="start from the cell's DINO backbone")
     parser.add_argument("--weights", type=float, nargs="+", default=[0.1, 0.2, 0.35])
     args = parser.parse_args(argv)
     if not all(0.0 < w < 1.0 for w in args.weights):
@@ -72,15 +86,16 @@ def main(argv: list[str]) -> int:
 
     data, _ = load_cell(args.cell)
     n = len(data.images)
-    desc = trained_descriptors(args.cell, data.images, args.steps)
+    desc = trained_descriptors(args.cell, data.images, args.steps, args.warm)
     excluded = source_duplicates(data.images, data.splits, data.truth)
 
     alone = copy_pairs(desc)   # most likely copy first
     ranking = (alone["i"].to_numpy(), alone["j"].to_numpy())
-    result = MethodResult("descriptor", str(args.steps), {"near_duplicate": ranking}, 0.0)
+    what = f"{'warm, ' if args.warm else ''}{args.steps or 'default'} steps"
+    result = MethodResult("descriptor", what, {"near_duplicate": ranking}, 0.0)
     rows = evaluate_method(result, data) + evaluate_method(result, data, excluded)
     ap = {(r["truth"], r["kind"]): r["AP"] for r in rows if r["issue_type"] == "near_duplicate"}
-    print(f"descriptor alone ({args.steps} steps): {ap_summary(ap)}")
+    print(f"descriptor alone ({what}): {ap_summary(ap)}")
 
     pairs = capture_pairs(args.cell)
     service_keys = set(pair_keys(pairs["i"], pairs["j"], n).tolist())

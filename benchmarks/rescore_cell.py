@@ -27,7 +27,7 @@ from quality_assets.imaging import inspect_image
 from quality_assets.scoring import ScoreConfig
 from quality_lab.bench.data import BenchData
 from quality_lab.bench.methods import (
-    MethodResult, colour_grids_for, pixel_image_loader, selfclean_rankings, thumbnails_for,
+    MethodResult, colour_grids_for, pixel_image_loader, selfclean_rankings, ssl_model_loader, thumbnails_for,
 )
 from quality_lab.bench.metrics import evaluate_method
 from quality_lab.source_duplicates import source_duplicates
@@ -93,7 +93,8 @@ def main(argv: list[str]) -> int:
         started = time.perf_counter()
         rankings, extra, _ = selfclean_rankings(vectors, data.manifest, k=16, config=ScoreConfig(json.loads(config)),
                                                 thumbnails=thumbs, images=pixel_image_loader(data),
-                                                colour_grids=grids, pixel_classifier_fits=fits)
+                                                colour_grids=grids, pixel_classifier_fits=fits,
+                                                ssl_model=ssl_model_loader(data))
         result = MethodResult("ours", config, rankings, 0.0)
         rows = pd.DataFrame(evaluate_method(result, data) + evaluate_method(result, data, excluded))
         print(f"{root.name} {config} ({time.perf_counter() - started:.1f} s)")

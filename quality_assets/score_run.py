@@ -12,6 +12,7 @@ import hashlib
 import io
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import duckdb
 import numpy as np
@@ -112,7 +113,8 @@ def run_scores(conn: duckdb.DuckDBPyConnection, config: ScoreConfig, *, reuse: b
                              polar_vectors=stored_search_vectors(conn, "polar", sample_ids),
                              images=_image_loader(manifest_in_order),
                              colour_grids=colour_grids if colour_grid_known.any() else None,
-                             colour_grid_known=colour_grid_known, pixel_classifier_fits=pixel_fits)
+                             colour_grid_known=colour_grid_known, pixel_classifier_fits=pixel_fits,
+                             ssl_model=_ssl_model_loader(conn, model_version))
     outputs.summary.update(pairs_verified_now=verifications.n_verified, pair_verdicts_reused=verifications.n_reused,
                            pairs_registered_now=verifications.n_registered,
                            crop_distances_measured_now=verifications.n_measured.get(("crop_distance", "whole_distance"), 0),
@@ -146,12 +148,31 @@ def run_scores(conn: duckdb.DuckDBPyConnection, config: ScoreConfig, *, reuse: b
                     json.loads(summary_json(outputs)), len(outputs.issue_rows), False)
 
 
+def _ssl_model_loader(conn: duckdb.DuckDBPyConnection, model_version: str):
+    """Loads the graph's DINO model (`ScoringInputs.ssl_model`); None when the representation is
+    another embedder's (a timm checkpoint, precomputed vectors) or its file is gone."""
+    row = run_query(conn, "model_by_version", model_version=model_version)
+    if row.empty or row.iloc[0]["embedder_kind"] != "dino":
+        return None
+    path = Path(str(run_query(conn, "database_path").path[0])).parent / str(row.iloc[0]["checkpoint_path"])
+    if not path.exists():
+        return None
+
+    def load():
+        from quality_assets.ssl.checkpoints import load_checkpoint
+
+        return load_checkpoint(path)
+
+    return load
+
+
 def _image_loader(manifest: pd.DataFrame):
-    """Loads the manifest's images at the row positions asked for, as the pixel classifier takes them:
+    """Loads the manifest's images at the row positions asked for, as the pixel classifier and the copy
+    descriptor take them:
     RGB at the first image's largest side clipped to [32, 64] px (`consumer_cnn.load_images`'s rule),
     from a local or an object-store data root. A set that fits in `_IMAGES_IN_MEMORY` bytes is read
     once and kept when a request asks for a tenth of it or more (small requests, a drop's new rows, are
-    read alone); a larger set is read per request (the classifier asks for bounded chunks)."""
+    read alone); a larger set is read per request (both ask for bounded chunks)."""
     cache: dict[str, np.ndarray] = {}
 
     def read(rows: np.ndarray) -> np.ndarray:
@@ -168,8 +189,9 @@ def _image_loader(manifest: pd.DataFrame):
             sources = [io.BytesIO(read_object(f)) if is_remote(f) else f for f in files]
             return load_images(sources, side, max_size=PIXEL_CLASSIFIER_CONFIG.max_image_size)
         except OSError as err:   # a file moved or changed since ingest: say which option needed it
-            raise ValueError(f"label_error.pixel_classifier needs every image of the manifest and could not read "
-                             f"one ({err}); re-ingest the data root or turn the option off") from err
+            raise ValueError(f"the options that train on the pixels (label_error.pixel_classifier, "
+                             f"near_duplicate.copy_descriptor) need every image of the manifest and could not "
+                             f"read one ({err}); re-ingest the data root or turn the option off") from err
 
     def load(rows: np.ndarray) -> np.ndarray:
         side = PIXEL_CLASSIFIER_CONFIG.max_image_size

@@ -118,7 +118,7 @@ def compute_scores(sample_ids: list[str], graph: KnnGraph, manifest: pd.DataFram
                    images: Callable[[np.ndarray], np.ndarray] | None = None,
                    colour_grids: np.ndarray | None = None,
                    colour_grid_known: np.ndarray | None = None,
-                   pixel_classifier_fits=None) -> ScoreOutputs:
+                   pixel_classifier_fits=None, ssl_model=None) -> ScoreOutputs:
     """Run every registered issue type. `manifest` rows, `vectors` and `thumbnails` must be aligned
     with `sample_ids` (the graph's node order).
 
@@ -132,7 +132,8 @@ def compute_scores(sample_ids: list[str], graph: KnnGraph, manifest: pd.DataFram
     `images`: loads the images at given positions of `sample_ids` (`ScoringInputs.images`), for
     options that train on the pixels. `colour_grids` / `colour_grid_known`: the samples' RGB colour grids
     (`ScoringInputs.colour_grids`), for near-exact copies. `pixel_classifier_fits`: where the label-error
-    pixel classifier's fits are kept between runs (`ScoringInputs.pixel_classifier_fits`).
+    pixel classifier's fits are kept between runs (`ScoringInputs.pixel_classifier_fits`). `ssl_model`:
+    loads the audit's DINO backbone (`ScoringInputs.ssl_model`), for options that start from it.
     """
     config = config or ScoreConfig()
     ids = np.asarray(sample_ids, dtype=object)
@@ -153,7 +154,7 @@ def compute_scores(sample_ids: list[str], graph: KnnGraph, manifest: pd.DataFram
                            copy_candidates=copy_candidates, pair_verifier=pair_verifier,
                            polar_vectors=polar_vectors, images=images,
                            colour_grids=colour_grids, colour_grid_known=colour_grid_known,
-                           pixel_classifier_fits=pixel_classifier_fits)
+                           pixel_classifier_fits=pixel_classifier_fits, ssl_model=ssl_model)
 
     found: dict[str, IssueResult] = {}
     rows, pair_frames, groups, confusions = [], [], [], []

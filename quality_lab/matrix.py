@@ -64,7 +64,7 @@ from PIL import Image
 
 from quality_lab.bench.data import MARKER, BenchData
 from quality_lab.bench.methods import (MethodResult, colour_grids_for, pixel_image_loader, selfclean_rankings,
-                                       ssl_and_random_vectors, thumbnails_for)
+                                       ssl_and_random_vectors, ssl_model_loader, thumbnails_for)
 from quality_lab.bench.metrics import WITHOUT_SOURCE_DUPLICATES, _random_rows, evaluate_method
 from quality_lab.datasets import DATASETS, DatasetUnavailable, foreign_photos, load_dataset
 from quality_lab.protocol import ProtocolRates, inject, inject_leakage, leak_count_for_rate
@@ -357,7 +357,8 @@ def run_cell(name: str, seed: int, out: Path, *, n_samples: int, peers: Sequence
     thumbs = thumbnails_for(data)
     t0 = time.perf_counter()
     rankings, extra, _ = selfclean_rankings(ssl, data.manifest, k=16, thumbnails=thumbs,
-                                            images=pixel_image_loader(data), colour_grids=colour_grids_for(data))
+                                            images=pixel_image_loader(data), colour_grids=colour_grids_for(data),
+                                            ssl_model=ssl_model_loader(data))
     t_ours = time.perf_counter() - t0 + ssl_info["seconds"]
     results = [
         MethodResult("ours", "service", rankings, t_ours, ssl_info),

@@ -40,5 +40,5 @@ def test_a_file_gone_or_damaged_since_ingest_is_a_clear_error(tmp_path, damage):
         path.write_bytes(b"not an image at all")
     else:
         path.write_bytes(path.read_bytes()[:40])
-    with pytest.raises(ValueError, match="label_error.pixel_classifier needs every image"):
+    with pytest.raises(ValueError, match="label_error.pixel_classifier, near_duplicate.copy_descriptor\\) need every image"):
         score_run._image_loader(manifest)(np.arange(6))

@@ -21,6 +21,12 @@ slower per step.
 Training length: a fixed number of optimiser steps scaled with N (``default_config``), not a time
 budget, so results do not depend on machine load; ``time_budget_s`` exists for users who need one.
 Runs on CUDA when present (bf16 autocast), else on the CPU.
+
+Warm start (``warm_start_config`` + ``train_copy_descriptor(init_backbone=...)``): the descriptor
+can start from the audit's own SSL backbone (DINO on the same data: still no outside weights) and
+fine-tune it for the copy task, the "head of the SSL model" route of #12. On the matrix it reaches
+in about 300 steps (170 s on 2 CPU cores at 3,000 images) most of what 2,000 steps from scratch
+reach (750-900 s): docs/benchmarks/matrix.md, "Update 2026-12-05 (6)".
 """
 
 from __future__ import annotations
@@ -35,7 +41,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from quality_assets.ssl.backbones import create_backbone, recalibrate_batchnorm
+from quality_assets.ssl.backbones import create_backbone, is_vit, recalibrate_batchnorm
 from quality_assets.ssl.config import precision_autocast, resolve_device
 from quality_assets.ssl.augment import normalize
 from quality_assets.ssl.data import array_to_tensor, is_grayscale
@@ -70,6 +76,8 @@ class CopyDescriptorConfig:
     threads: int | None = None
     time_budget_s: float | None = None
     augment: CopyAugmentParams = field(default_factory=CopyAugmentParams)
+    # What the backbone started from: "" (random) or "ssl:<the SSL config hash>" (``warm_start_config``).
+    init_from: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -88,6 +96,36 @@ def default_config(image_side: int, n: int, device: str = "auto") -> CopyDescrip
     if cuda:
         cfg.batch_size = 512
     cfg.steps = int(min(3000, max(150, round(20 * n / cfg.batch_size))))
+    return cfg
+
+
+# Warm-start length, in epochs of the data (steps = epochs x N / batch, clamped): on the matrix 8
+# epochs (100 steps at 3,100 digits) added nothing as a view, 25 (300 steps) most of what 2,000
+# steps from scratch added, 49 no more; the floor gives small sets steps enough (the 575 icons: 67
+# epochs; at 267 they gained more), the ceiling bounds large ones (`warm_started_descriptors` trains
+# on at most 20k images: 15 epochs of them).
+WARM_START_EPOCHS = 25.0
+WARM_START_MIN_STEPS = 150
+WARM_START_MAX_STEPS = 1200
+
+
+def warm_start_config(ssl_meta: dict[str, Any], image_side: int, n: int, device: str = "auto") -> CopyDescriptorConfig:
+    """The descriptor's settings when it starts from the SSL backbone described by ``ssl_meta`` (the
+    metadata ``ssl.checkpoints.load_checkpoint`` returns: its ``arch``, ``arch_kwargs``,
+    ``config_hash``): that backbone's layout at the usual input size, ``WARM_START_EPOCHS`` of steps,
+    the batch of 256 on every device (the recipe measured; a GPU only runs it faster)."""
+    if is_vit(str(ssl_meta["arch"])):
+        # CopyNet pools a convolutional feature map; a ViT's tokens would need another head.
+        raise ValueError(f"the copy descriptor's warm start needs a convolutional SSL backbone, "
+                         f"not the ViT {ssl_meta['arch']!r} (CUDA DINO on images of 96 px and more)")
+    cfg = default_config(image_side, n, device)
+    cfg.arch = str(ssl_meta["arch"])
+    cfg.arch_kwargs = dict(ssl_meta.get("arch_kwargs") or {})
+    cfg.stem_pool = cfg.image_size >= 48
+    cfg.batch_size = 256
+    cfg.steps = int(min(WARM_START_MAX_STEPS, max(WARM_START_MIN_STEPS,
+                                                  round(WARM_START_EPOCHS * n / cfg.batch_size))))
+    cfg.init_from = f"ssl:{ssl_meta.get('config_hash', '')}"
     return cfg
 
 
@@ -174,8 +212,12 @@ def train_copy_descriptor(
     config: CopyDescriptorConfig | None = None,
     *,
     progress: ProgressFn | None = None,
+    init_backbone: nn.Module | None = None,
 ) -> CopyDescriptor:
-    """Train the copy descriptor on the dataset's own images (no labels, no outside weights)."""
+    """Train the copy descriptor on the dataset's own images (no labels, no outside weights).
+
+    ``init_backbone``: a backbone of ``config.arch`` to start from (the audit's SSL model, see
+    ``warm_start_config``); its weights are copied, the module itself is left as it was."""
     t_start = time.monotonic()
     if config is None:
         side = images.shape[-1] if isinstance(images, torch.Tensor) else int(np.asarray(images[0]).shape[1])
@@ -188,7 +230,14 @@ def train_copy_descriptor(
         data = prepare_images(images, config.image_size)
         gray = is_grayscale(data)
         torch.manual_seed(config.seed)
-        model = CopyNet(config.arch, config.image_size, config.dim, config.stem_pool, config.arch_kwargs).to(dev)
+        model = CopyNet(config.arch, config.image_size, config.dim, config.stem_pool, config.arch_kwargs)
+        if init_backbone is not None:
+            try:
+                model.backbone.load_state_dict(init_backbone.state_dict())
+            except RuntimeError as err:
+                raise ValueError(f"init_backbone does not fit the descriptor's arch {config.arch!r} "
+                                 f"({str(err).splitlines()[0]}): use warm_start_config for its settings") from err
+        model = model.to(dev)
         aug = CopyAugment(config.image_size, config.augment, grayscale_data=gray, seed=config.seed)
         decay = [p for n_, p in model.named_parameters() if p.ndim > 1]
         no_decay = [p for n_, p in model.named_parameters() if p.ndim <= 1]
@@ -201,7 +250,7 @@ def train_copy_descriptor(
         bs = min(config.batch_size, n)
         history: list[float] = []
         perm = torch.randperm(n, device=dev, generator=gen)
-        cursor, step, loss_v = 0, 0, float("nan")
+        cursor, loss_v = 0, float("nan")
         model.train()
         for step in range(config.steps):
             if config.time_budget_s is not None and time.monotonic() - t_start > config.time_budget_s:
@@ -239,9 +288,49 @@ def train_copy_descriptor(
         # of stored images, so re-estimate them there ("precise BN", as the DINO trainer does).
         recalibrate_batchnorm(model, data, config.augment.mean, config.augment.std, device=dev)
         model.eval()
-        return CopyDescriptor(model.cpu(), config, gray, time.monotonic() - t_start, step + 1, loss_v, history)
+        return CopyDescriptor(model.cpu(), config, gray, time.monotonic() - t_start, len(history), loss_v, history)
     finally:
         torch.set_num_threads(prev_threads)
+
+
+def warm_started_descriptors(
+    load: Callable[[np.ndarray], np.ndarray],
+    n: int,
+    ssl_backbone: nn.Module,
+    ssl_meta: dict[str, Any],
+    *,
+    max_train_rows: int = 20_000,
+    chunk: int = 4096,
+    device: str = "auto",
+    seed: int = 0,
+    steps: int | None = None,
+) -> tuple[np.ndarray, CopyDescriptor]:
+    """The dataset's dihedral copy descriptors float32 [n, 8, d] from a descriptor fine-tuned out of
+    its own SSL backbone (``warm_start_config``'s recipe), and that descriptor.
+
+    ``load(rows)`` returns the images at those positions (uint8 [len(rows), s, s(, 3)]). The
+    descriptor trains on at most ``max_train_rows`` of them (a seeded sample: the warm start's 1,200
+    steps at most see 300k views, 15 epochs of 20k images) and embeds every image in chunks of
+    ``chunk``, so memory holds the sample and one chunk of images, not the whole set. ``steps``
+    overrides the recipe's length."""
+    if n < 2:
+        raise ValueError(f"the copy descriptor needs at least 2 images, got {n}")
+    rows = np.arange(n)
+    if n > max_train_rows:
+        rows = np.sort(np.random.default_rng(seed).choice(n, max_train_rows, replace=False))
+    train_images = load(rows)
+    side = int(np.asarray(train_images[0]).shape[1])
+    config = warm_start_config(ssl_meta, side, len(rows), device)
+    config.seed = seed
+    if steps is not None:
+        config.steps = int(steps)
+    descriptor = train_copy_descriptor(train_images, config, init_backbone=ssl_backbone)
+    del train_images
+    out = np.empty((n, DIHEDRAL, config.dim), dtype=np.float32)
+    for start in range(0, n, chunk):
+        part = np.arange(start, min(n, start + chunk))
+        out[part] = embed_copies(descriptor, load(part), device=device)
+    return out, descriptor
 
 
 def load_copy_descriptor(state: dict[str, Any]) -> CopyDescriptor:

@@ -102,6 +102,10 @@ class ScoringInputs:
     # `keep(fit)`; the service's `pixel_classifier_fits.StoredPixelClassifierFits`). None: every run
     # trains its own.
     pixel_classifier_fits: Any | None = None
+    # Loads the audit's own SSL backbone, `(backbone, metadata)` as `ssl.checkpoints.load_checkpoint`
+    # returns them, for an option that starts a model from it (near_duplicate's `copy_descriptor`).
+    # None: the representation is not a DINO model of this data (or the caller has none).
+    ssl_model: Callable[[], tuple[Any, dict[str, Any]]] | None = None
 
     @property
     def n(self) -> int:

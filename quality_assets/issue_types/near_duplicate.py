@@ -57,6 +57,12 @@ class NearDuplicateOptions:
     max_distance: float = 0.5                # pairs farther apart in the embedding are never flagged
     max_pairs_stored: int = 1_000_000        # unflagged pairs kept in pair_scores, best first
     near_exact_max_diff: float = NEAR_EXACT_MAX_DIFF  # colour-grid difference of a near-exact copy (<= 0: off)
+    # The learned copy descriptor as one more fused view (`_copy_descriptors`): off | on. Off by
+    # default: it trains a second network per scoring run for about +0.005 pair AP.
+    copy_descriptor: str = "off"
+
+
+_COPY_DESCRIPTOR_MODES = ("off", "on")
 
 
 @register
@@ -77,9 +83,13 @@ class NearDuplicate(IssueType):
 
     def score(self, inputs: ScoringInputs, options: NearDuplicateOptions,
               found: Mapping[str, IssueResult]) -> IssueResult:
+        if options.copy_descriptor not in _COPY_DESCRIPTOR_MODES:
+            raise ValueError(f"near_duplicate copy_descriptor must be one of {_COPY_DESCRIPTOR_MODES}, "
+                             f"got {options.copy_descriptor!r}")
         n = inputs.n
         manifest = inputs.manifest
         use_pixels = inputs.thumbnails is not None and options.pixel_evidence
+        descriptors, descriptor_summary = _copy_descriptors(inputs, options, use_pixels)
         # Recoloured variants are ordinary in colour data (the same arrow, balloon or folder icon in
         # five colours) and identical on the grayscale thumbnails: unless asked, pairs whose ingest
         # hue histograms disagree get no pixel evidence and no flag. The protocol's copies keep hues.
@@ -97,7 +107,7 @@ class NearDuplicate(IssueType):
             pixel_candidates=inputs.copy_candidates if use_pixels else None,
             hue_histograms=hues, verify=inputs.pair_verifier, polar_vectors=inputs.polar_vectors,
             colour_grids=inputs.colour_grids, colour_grid_known=inputs.colour_grid_known,
-            near_exact_max_diff=options.near_exact_max_diff,
+            near_exact_max_diff=options.near_exact_max_diff, copy_descriptors=descriptors,
         )
         # The cut is calibrated per sample, not per pair: contamination is a per-sample rate.
         flag = copy_flags(pairs, n, alpha=options.alpha, q=options.q)
@@ -129,6 +139,7 @@ class NearDuplicate(IssueType):
             "n_duplicate_groups": int(len(group_sizes)),
             "n_conflicting_groups": int(conflicts["is_conflict"].sum()) if len(conflicts) else 0,
             "near_duplicate_rate": float((group_sizes - 1).sum() / n) if n else 0.0,
+            **descriptor_summary,
         }
         return IssueResult(score=best_score, is_issue=in_group, partner=best_partner, pairs=pairs,
                            groups=conflicts, summary=summary, shared={"groups": groups})
@@ -138,6 +149,37 @@ class NearDuplicate(IssueType):
             return []
         return [CleaningDecision(non_representatives(frame) & mutable, "drop",
                                  "near_duplicate: not the group representative")]
+
+
+def _copy_descriptors(inputs: ScoringInputs, options: NearDuplicateOptions,
+                      use_pixels: bool) -> tuple[np.ndarray | None, dict]:
+    """The learned copy descriptor's dihedral descriptors of every sample, when this run uses them.
+
+    The descriptor (`copy_detection`, after SSCD) starts from the audit's own DINO backbone and is
+    fine-tuned on the images for the copy invariances (`copy_detection.warm_start_config`: about 25
+    epochs, 170 s at 3,000 images on 2 CPU cores, on the GPU when there is one). As a fifth of the
+    pair fusion it lifted protocol pair AP by about 0.005 on the matrix's mean over datasets
+    (docs/benchmarks/matrix.md, "Update 2026-12-05 (6)"): a second network per run for that, so it
+    is off unless asked for. It needs the thumbnails' pair evidence (the view is fused with it), the
+    image files and a convolutional DINO model of this data; asked for without them, the run stops
+    with the reason. Memory: 4 KB of descriptors a sample (8 dihedral x 128 floats), the training
+    sample's images (at most 20k) and one chunk of images while embedding."""
+    if options.copy_descriptor == "off":
+        return None, {"copy_descriptor_used": False}
+    missing = [what for what, ok in (("the thumbnails' pair evidence", use_pixels),
+                                     ("the image files", inputs.images is not None),
+                                     ("a DINO model of this data", inputs.ssl_model is not None),
+                                     ("at least 2 samples", inputs.n >= 2)) if not ok]
+    if missing:
+        raise ValueError(f"near_duplicate copy_descriptor 'on' needs {', '.join(missing)}; turn it off or "
+                         "provide them")
+    from quality_assets.copy_detection import warm_started_descriptors
+
+    backbone, meta = inputs.ssl_model()
+    descriptors, descriptor = warm_started_descriptors(inputs.images, inputs.n, backbone, meta)
+    return descriptors, {"copy_descriptor_used": True, "copy_descriptor_steps": descriptor.steps_done,
+                         "copy_descriptor_seconds": round(descriptor.seconds, 1),
+                         "copy_descriptor_final_loss": round(float(descriptor.final_loss), 4)}
 
 
 def non_representatives(frame: pd.DataFrame) -> np.ndarray:

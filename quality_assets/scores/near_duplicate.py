@@ -62,7 +62,7 @@ from quality_assets.scores.duplicate_groups import (
 )
 from quality_assets.scores.near_exact import NEAR_EXACT_MAX_DIFF, grid_differences, grid_measures
 from quality_assets.scores.pair_evidence import (
-    DEFAULT_FUSION_WEIGHTS, DEFAULT_WEIGHTS, combined_score, fuse_p_values, pixel_evidence,
+    DEFAULT_FUSION_WEIGHTS, DEFAULT_WEIGHTS, combined_score, descriptor_ratio, fuse_p_values, pixel_evidence,
 )
 
 __all__ = [
@@ -191,6 +191,7 @@ def near_duplicate_pairs(
     colour_grids: np.ndarray | None = None,
     colour_grid_known: np.ndarray | None = None,
     near_exact_max_diff: float = NEAR_EXACT_MAX_DIFF,
+    copy_descriptors: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Candidate duplicate pairs, worst (lowest score) first.
 
@@ -232,6 +233,11 @@ def near_duplicate_pairs(
     matches and before every other pair, its score NEAR_EXACT_SCORE times its score without the
     tier, and carries the ``near_exact`` evidence. Not for ``score_kind="distance"`` (SelfClean's
     plain ranking); ``near_exact_max_diff`` <= 0 turns it off.
+
+    ``copy_descriptors`` (float32 [N, 8, d], the learned copy descriptor's dihedral descriptors,
+    `copy_detection.embed_copies`; with thumbnails only): one more fused view, the pair's
+    descriptor dissimilarity over the next best (``descriptor_ratio`` column,
+    ``pair_evidence.descriptor_ratio``).
     """
     if score_kind not in ("combined", "distance"):
         raise ValueError(f"score_kind must be 'combined' or 'distance', got {score_kind!r}")
@@ -331,6 +337,8 @@ def near_duplicate_pairs(
             hue_histograms=hue_histograms, verify=verify, register_budget=max_registered_pairs,
             polar_vectors=polar_vectors)
         pixel_columns["embedding_score"] = score
+        if copy_descriptors is not None:
+            pixel_columns["descriptor_ratio"] = descriptor_ratio(copy_descriptors, pi, pj, n)
         score = fuse_p_values(pixel_columns, {**DEFAULT_FUSION_WEIGHTS, **(fusion_weights or {})})
         score[exact] = 0.0
     if colour_grids is not None and score_kind == "combined" and near_exact_max_diff > 0:

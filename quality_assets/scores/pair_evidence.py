@@ -13,7 +13,8 @@ from quality_assets.scores.pixel_copies import ratio_to_next_best, verify_pairs
 from quality_assets.pixel_view import crop_distances, hue_search_vectors, polar_search_vectors
 from quality_assets.scores.registration import registered_similarity
 
-__all__ = ["DEFAULT_FUSION_WEIGHTS", "DEFAULT_WEIGHTS", "combined_score", "fuse_p_values", "pixel_evidence"]
+__all__ = ["DEFAULT_FUSION_WEIGHTS", "DEFAULT_WEIGHTS", "combined_score", "descriptor_ratio", "fuse_p_values",
+           "pixel_evidence"]
 
 # Weights of the evidence terms in the combined score's geometric mean.
 DEFAULT_WEIGHTS: dict[str, float] = {"abs": 1.0, "rel": 1.0, "gap": 1.0, "phash": 2.0}
@@ -30,8 +31,13 @@ DEFAULT_WEIGHTS: dict[str, float] = {"abs": 1.0, "rel": 1.0, "gap": 1.0, "phash"
 # pair AP 0.179 -> 0.213 (ARTE up everywhere, AUG down by up to 0.04 on animal_mnist; 0.05 instead
 # of 0.1 gained less on both grayscale cells), leakage and clean flag rates within 0.003 / 0.03
 # points (docs/benchmarks/matrix.md, "Update 2026-12-04 (2)").
+#
+# The learned copy descriptor's view (``descriptor``, only when `near_duplicate.copy_descriptor` is on):
+# 0.275 is a fifth of the fusion with the five views above (the others keep their ratios within
+# the other four fifths), the weight measured on the matrix (docs/benchmarks/matrix.md, "Update
+# 2026-12-05 (6)"; 0.35 of the fusion lost on the grayscale sets, 0.1 gained less).
 DEFAULT_FUSION_WEIGHTS: dict[str, float] = {"aligned": 0.1, "agreement": 0.1, "registered": 0.7, "embedding": 0.1,
-                                             "crop": 0.1}
+                                             "crop": 0.1, "descriptor": 0.275}
 
 # Pairs registered per image (`scores.registration`, about 1k pairs/s on 2 CPU cores): each
 # image's best few by the turn-invariant polar vectors and by the cheaper evidence. On that MNIST
@@ -75,7 +81,9 @@ REGISTER_CROP_PER_IMAGE = 8
 #   stood out.
 #   At the copy's end those lookalikes are a crowd, and only the source stands out (matrix.md
 #   "Update 2026-12-05").
-RATIO_ENDS: dict[str, str] = {"registered_ratio": "better", "crop_ratio": "worse"}
+# - The learned copy descriptor's ratio is read as the registration's: it too matches every turn
+#   and mirror (the dihedral transforms), so a copy's own end picks its source.
+RATIO_ENDS: dict[str, str] = {"registered_ratio": "better", "crop_ratio": "worse", "descriptor_ratio": "better"}
 
 
 def ratio_ends(column: str) -> str:
@@ -230,6 +238,25 @@ def _registered_evidence(thumbnails, pi, pj, n, verifiable, aligned_ratio, agree
     return registered, registered_ratio
 
 
+def descriptor_ratio(descriptors: np.ndarray, i: np.ndarray, j: np.ndarray, n: int, *,
+                     chunk: int = 16_384) -> np.ndarray:
+    """The learned copy descriptor's evidence per pair: its dihedral dissimilarity ((1 - the best
+    cosine over the 8 dihedral transforms) / 2, `copy_detection.pair_similarity`) over the next
+    best one the pair's ends have (`ratio_to_next_best`, at ``ratio_ends("descriptor_ratio")``).
+    ``descriptors`` float32 [N, 8, d] (`copy_detection.embed_copies`); pairs are gathered in chunks
+    (a pair's two [8, d] blocks: 8 KB at d = 128)."""
+    from quality_assets.copy_detection import pair_similarity
+
+    i = np.asarray(i, dtype=np.int64)
+    j = np.asarray(j, dtype=np.int64)
+    dissimilarity = np.empty(i.size)
+    for start in range(0, i.size, chunk):
+        part = slice(start, start + chunk)
+        similarity, _ = pair_similarity(descriptors, i[part], j[part])
+        dissimilarity[part] = (1.0 - similarity) / 2.0
+    return ratio_to_next_best(dissimilarity, i, j, n, ends=ratio_ends("descriptor_ratio"))
+
+
 def empirical_p_values(values: np.ndarray) -> np.ndarray:
     """Each pair's share of the pairs whose evidence is at most its own (lower = likelier a copy);
     NaN evidence (not verified) gives p = 1."""
@@ -252,6 +279,8 @@ def fuse_p_values(columns: dict[str, np.ndarray], weights: dict[str, float]) -> 
         views["registered"] = np.where(pixel_ok, columns["registered_ratio"], np.nan)
     if "crop_ratio" in columns:
         views["crop"] = np.where(pixel_ok, columns["crop_ratio"], np.nan)
+    if "descriptor_ratio" in columns:
+        views["descriptor"] = np.where(pixel_ok, columns["descriptor_ratio"], np.nan)
     total = sum(weights.get(name, 0.0) for name in views)
     if total <= 0:
         raise ValueError(f"fusion weights must give some view a positive weight, got {weights}")

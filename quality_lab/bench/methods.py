@@ -130,16 +130,32 @@ def pixel_image_loader(data: BenchData):
     return load
 
 
+def ssl_model_loader(data: BenchData):
+    """Loads the data's DINO model (``ssl_checkpoint.pt``) as the service's score stage does
+    (`ScoringInputs.ssl_model`); None when the cell has none."""
+    path = data.root / "ssl_checkpoint.pt"
+    if not path.exists():
+        return None
+
+    def load():
+        from quality_assets.ssl.checkpoints import load_checkpoint
+
+        return load_checkpoint(path)
+    return load
+
+
 def selfclean_rankings(
     vectors: np.ndarray, manifest: pd.DataFrame, *, k: int = 16, config: Any = None,
     thumbnails: np.ndarray | None = None, images: Any = None, colour_grids: np.ndarray | None = None,
-    pixel_classifier_fits: Any = None,
+    pixel_classifier_fits: Any = None, ssl_model: Any = None,
 ) -> tuple[dict[str, Any], dict[str, Any], Any]:
     """Our scores on ``vectors`` (plus the pixel view when ``thumbnails`` are given, as the
     service does): (rankings, extra rankings, graph). ``images``: loads the images for options that
     train on the pixels (``ScoringInputs.images``). ``colour_grids``: the service's colour grids
     (:func:`colour_grids_for`), for near-exact copies. ``pixel_classifier_fits``: where the label-error
     pixel classifier's fit is kept between calls (``ScoringInputs.pixel_classifier_fits``).
+    ``ssl_model``: loads the DINO model of the data (:func:`ssl_model_loader`), for options that start
+    from it (near_duplicate's ``copy_descriptor``).
 
     rankings: off_topic, label_error, leakage, near_duplicate (pairs by the service's score).
     extra: ``off_topic_knn_baseline`` (mean kNN distance) and ``near_duplicate_distance``
@@ -153,7 +169,7 @@ def selfclean_rankings(
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     graph = build_knn_graph(vectors, k=k)
     out = compute_scores(list(ids), graph, manifest, config, vectors=vectors, thumbnails=thumbnails, images=images,
-                         colour_grids=colour_grids, pixel_classifier_fits=pixel_classifier_fits)
+                         colour_grids=colour_grids, pixel_classifier_fits=pixel_classifier_fits, ssl_model=ssl_model)
     pos = pd.Series(np.arange(len(ids), dtype=np.int64), index=ids)
     rows = out.issue_rows
 

@@ -14,10 +14,13 @@ import torch
 from PIL import Image
 
 from quality_assets.copy_detection import (
-    copy_flags, copy_pairs, default_config, embed_copies, pair_similarity, train_copy_descriptor,
+    copy_flags, copy_pairs, default_config, embed_copies, pair_similarity, train_copy_descriptor, warm_start_config,
+    warm_started_descriptors,
 )
 from quality_assets.copy_detection.augment import CopyAugment
-from quality_assets.copy_detection.descriptor import CopyNet, CopyDescriptor, copy_loss, dihedral, input_size_for
+from quality_assets.copy_detection.descriptor import (
+    WARM_START_MIN_STEPS, CopyNet, CopyDescriptor, copy_loss, dihedral, input_size_for,
+)
 from quality_lab.demo_data import load_mnist_5k
 
 N_DISTINCT = 200
@@ -102,6 +105,11 @@ def test_loss_prefers_matching_views():
 
 def test_rotated_flipped_cropped_copy_finds_its_source(trained, tmp_path):
     images, descriptor = trained
+    _assert_finds_turned_cropped_copies(descriptor, images, tmp_path)
+
+
+def _assert_finds_turned_cropped_copies(descriptor, images: list[np.ndarray], tmp_path) -> None:
+    """Five protocol-style copies: each has its source among its 10 best pairs, four of them first."""
     sources = [3, 50, 101, 150, 199]
     # Turns of 8-12 degrees beyond a quarter turn: the dihedral matching undoes the quarter turn
     # and the mirror, the descriptor must absorb the rest, the crop and the JPEG. After 40 steps
@@ -150,3 +158,72 @@ def test_checkpoint_round_trip_gives_the_same_descriptors(trained):
     a = embed_copies(descriptor, np.stack(images[:20]), device="cpu", transforms=2)
     b = embed_copies(again, np.stack(images[:20]), device="cpu", transforms=2)
     assert np.allclose(a, b, atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def ssl_checkpoint(trained, tmp_path_factory):
+    """A real DINO model of the same digits, saved and loaded as the service stores its SSL model."""
+    from quality_assets.ssl.data import array_to_tensor
+    from quality_assets.ssl.dino import DinoConfig, load_checkpoint, save_checkpoint, train_dino
+
+    images, _ = trained
+    cfg = DinoConfig(arch="resnet10_half", image_size=28, global_crop_size=28, n_local_crops=0, out_dim=256,
+                     head_hidden_dim=128, head_bottleneck_dim=64, batch_size=64, epochs=2, lr=1e-3,
+                     warmup_epochs=0.5, freeze_last_layer_epochs=0.5, threads=2, device="cpu", seed=0,
+                     time_budget_s=None)
+    result = train_dino(array_to_tensor(np.stack(images), 28), cfg)
+    path = tmp_path_factory.mktemp("ssl") / "model.pt"
+    save_checkpoint(result, path)
+    return load_checkpoint(path)
+
+
+def test_warm_start_takes_the_ssl_backbone_and_leaves_it_alone(trained, ssl_checkpoint):
+    images, _ = trained
+    backbone, meta = ssl_checkpoint
+    before = {k: v.clone() for k, v in backbone.state_dict().items()}
+    cfg = warm_start_config(meta, 28, len(images), device="cpu")
+    assert cfg.arch == meta["arch"] and cfg.init_from == f"ssl:{meta['config_hash']}"
+    assert cfg.steps == WARM_START_MIN_STEPS        # 200 images: 25 epochs is fewer steps than the floor
+    cfg.steps = 0
+    untouched = train_copy_descriptor(np.stack(images[:64]), cfg, init_backbone=backbone)
+    assert untouched.steps_done == 0
+    assert torch.equal(untouched.model.backbone.conv1.weight, backbone.conv1.weight)
+    cfg.steps, cfg.batch_size = 3, 32
+    moved = train_copy_descriptor(np.stack(images[:64]), cfg, init_backbone=backbone)
+    assert moved.steps_done == 3 and not torch.equal(moved.model.backbone.conv1.weight, backbone.conv1.weight)
+    assert all(torch.equal(v, before[k]) for k, v in backbone.state_dict().items())
+    # The scratch layout (a quarter of the channels) cannot take these weights: a clear error.
+    with pytest.raises(ValueError, match="warm_start_config"):
+        train_copy_descriptor(np.stack(images[:64]), default_config(28, 64, device="cpu"), init_backbone=backbone)
+    # A ViT's tokens have no feature map to pool: the warm start says so instead of failing later.
+    with pytest.raises(ValueError, match="convolutional SSL backbone"):
+        warm_start_config({**meta, "arch": "vit_tiny_p16"}, 224, 1000, device="cpu")
+
+
+def test_warm_started_descriptor_finds_turned_cropped_mirrored_copies(trained, ssl_checkpoint, tmp_path):
+    images, _ = trained
+    backbone, meta = ssl_checkpoint
+    cfg = warm_start_config(meta, 28, len(images), device="cpu")
+    cfg.steps, cfg.batch_size, cfg.warmup_steps = 80, 64, 5
+    descriptor = train_copy_descriptor(np.stack(images), cfg, init_backbone=backbone)
+    _assert_finds_turned_cropped_copies(descriptor, images, tmp_path)
+
+
+def test_warm_started_descriptors_train_on_a_sample_and_embed_in_chunks(trained, ssl_checkpoint):
+    images, _ = trained
+    backbone, meta = ssl_checkpoint
+    asked: list[np.ndarray] = []
+
+    def load(rows: np.ndarray) -> np.ndarray:
+        asked.append(np.asarray(rows))
+        return np.stack([images[r] for r in rows])
+
+    desc, descriptor = warm_started_descriptors(load, len(images), backbone, meta, max_train_rows=64, chunk=70,
+                                                device="cpu", steps=3)
+    assert asked[0].size == 64 and np.unique(asked[0]).size == 64      # the training sample
+    assert [a.size for a in asked[1:]] == [70, 70, 60]                   # every image, chunk by chunk
+    assert descriptor.steps_done == 3 and desc.shape == (len(images), 8, descriptor.config.dim)
+    whole = embed_copies(descriptor, np.stack(images), device="cpu")
+    assert np.allclose(desc, whole, atol=1e-5)
+    with pytest.raises(ValueError, match="at least 2 images"):
+        warm_started_descriptors(load, 1, backbone, meta)

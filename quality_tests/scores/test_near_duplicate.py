@@ -235,3 +235,53 @@ def test_colour_disagreement_of_pairs() -> None:
     i = np.array([0, 0, 0, 3, 0])
     j = np.array([1, 2, 3, 4, 5])
     assert colour_disagrees(hist, i, j).tolist() == [False, True, True, False, False]
+
+
+def _dihedral_descriptors(n: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    d = rng.normal(size=(n, 8, 32)).astype(np.float32)
+    return d / np.linalg.norm(d, axis=2, keepdims=True)
+
+
+def test_descriptor_ratio_finds_a_turned_copy_at_its_own_end() -> None:
+    from quality_assets.scores.pair_evidence import descriptor_ratio
+
+    def unit(v: np.ndarray) -> np.ndarray:
+        return v / np.linalg.norm(v)
+
+    desc = _dihedral_descriptors(40)
+    # Image 9 is image 5 turned: 5's third dihedral transform is 9 as stored.
+    desc[9, 0] = desc[5, 3]
+    # Image 20 is a near copy of 21, and 21 has a closer natural twin (22): at 21's end the copy is
+    # not the best pair, at 20's own end it is by far.
+    desc[20, 0] = unit(desc[21, 0] + 0.3 * desc[20, 0])
+    desc[22, 0] = unit(desc[21, 0] + 0.1 * desc[22, 0])
+    i = np.array([5, 5, 9, 20, 21, 20, 0, 1])
+    j = np.array([9, 30, 31, 21, 22, 33, 2, 3])
+    ratio = descriptor_ratio(desc, i, j, 40)
+    assert ratio[0] < 1e-6                       # an exact dihedral match (float32 dot products)
+    assert ratio[3] < 0.1                        # the copy stands out at its own end, whatever 21's twin
+    assert (ratio[[1, 2, 5, 6, 7]] > 0.2).all()  # unrelated pairs do not (no crowd: their dissimilarity)
+    # Gathered in chunks or at once: the same values.
+    assert np.array_equal(descriptor_ratio(desc, i, j, 40, chunk=3), ratio)
+
+
+def test_the_descriptor_view_takes_a_fifth_of_the_fusion() -> None:
+    from quality_assets.scores.pair_evidence import fuse_p_values
+
+    m = 100
+    ranks = np.arange(1, m + 1, dtype=float)
+    columns = {"aligned_ratio": ranks, "agreement_ratio": ranks, "registered_ratio": ranks,
+               "crop_ratio": ranks, "embedding_score": ranks}
+    from quality_assets.scores.pair_evidence import DEFAULT_FUSION_WEIGHTS as w
+
+    without = fuse_p_values(columns, w)
+    with_view = fuse_p_values({**columns, "descriptor_ratio": ranks[::-1].copy()}, w)
+
+    # The last pair is the descriptor's best (p = 1 / m) and every other view's worst.
+    assert with_view[-1] == pytest.approx((1 / m) / 0.2)
+    assert without[-1] == 1.0
+    # The others keep their ratios within the other four fifths: the best pair's p grows by 1 / 0.8.
+    assert with_view[0] == pytest.approx(without[0] / 0.8)
+    assert w["descriptor"] / (w["descriptor"] + sum(w[k] for k in ("aligned", "agreement", "registered",
+                                                                     "embedding", "crop"))) == pytest.approx(0.2)
