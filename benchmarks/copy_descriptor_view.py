@@ -18,7 +18,7 @@ steps (the default rule gives about 20 epochs: ~230 steps at 3,000 images), or i
    pair table `pair_fusion.py` captures) and among the descriptor's 10 nearest of either end;
 3. the descriptor as one more view of the service's captured pair table: its dihedral
    dissimilarity over the next best at the end where the pair stands out more
-   (`ratio_to_next_best(ends="better")`, as the registered view is read), fused at each of
+   (`pair_evidence.descriptor_ratio`, the service's `copy_descriptor` view), fused at each of
    `--weights` by `pair_fusion.fused_order` (the service's views keep their ratios within 1 - w).
 """
 
@@ -78,8 +78,8 @@ def main(argv: list[str]) -> int:
     if not all(0.0 < w < 1.0 for w in args.weights):
         parser.error(f"--weights must lie strictly between 0 and 1, got {args.weights}")
 
-    from quality_assets.copy_detection import copy_candidates, copy_pairs, pair_similarity
-    from quality_assets.scores.pixel_copies import ratio_to_next_best
+    from quality_assets.copy_detection import copy_candidates, copy_pairs
+    from quality_assets.scores.pair_evidence import descriptor_ratio
     from quality_lab.bench.methods import MethodResult
     from quality_lab.bench.metrics import evaluate_method
     from quality_lab.source_duplicates import source_duplicates
@@ -113,8 +113,7 @@ def main(argv: list[str]) -> int:
               f"the descriptor's 10 nearest, {only} only there")
 
     i, j = pairs["i"].to_numpy(), pairs["j"].to_numpy()
-    similarity, _ = pair_similarity(desc, i, j)
-    view = ratio_to_next_best((1.0 - similarity) / 2.0, i, j, n, ends="better")
+    view = descriptor_ratio(desc, i, j, n)
     print(f"service: {ap_summary(pair_ap(pairs, data, excluded))}")
     for w in args.weights:
         print(f"+ descriptor view at weight {w}: {ap_summary(pair_ap(pairs, data, excluded, extra_view=(view, w)))}")
