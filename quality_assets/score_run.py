@@ -150,7 +150,8 @@ def run_scores(conn: duckdb.DuckDBPyConnection, config: ScoreConfig, *, reuse: b
 
 def _ssl_model_loader(conn: duckdb.DuckDBPyConnection, model_version: str):
     """Loads the graph's DINO model (`ScoringInputs.ssl_model`); None when the representation is
-    another embedder's (a timm checkpoint, precomputed vectors) or its file is gone."""
+    another embedder's (a timm checkpoint, precomputed vectors) or its file is gone. A file that is
+    there but cannot be read is an error that names it."""
     row = run_query(conn, "model_by_version", model_version=model_version)
     if row.empty or row.iloc[0]["embedder_kind"] != "dino":
         return None
@@ -161,7 +162,13 @@ def _ssl_model_loader(conn: duckdb.DuckDBPyConnection, model_version: str):
     def load():
         from quality_assets.ssl.checkpoints import load_checkpoint
 
-        return load_checkpoint(path)
+        try:
+            return load_checkpoint(path)
+        except Exception as err:   # torch.load's errors on a damaged file name neither the file nor a fix
+            # (and its text suggests weights_only=False, which no damaged file should be given)
+            why = str(err) if isinstance(err, ValueError) else f"{type(err).__name__}: not a readable checkpoint"
+            raise ValueError(f"the DINO model {path} cannot be read ({why}); materialize ssl_model again or turn "
+                             "near_duplicate.copy_descriptor off") from err
 
     return load
 

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 
+from quality_assets import score_run
 from quality_assets.runner import prepare_environment, run_audit
 from quality_assets.scoring import ScoreConfig
 from quality_lab import matrix
@@ -111,3 +112,16 @@ def test_a_dagster_audit_with_the_descriptor_on_scores_with_it(tmp_path, monkeyp
     on, off = summaries
     assert on["copy_descriptor_used"] is True and on["copy_descriptor_steps"] == 150
     assert off["copy_descriptor_used"] is False
+
+    # The stored model damaged or gone: a clear error naming the file, or no model to start from.
+    conn = duckdb.connect(str(home / "quality.duckdb"), read_only=True)
+    try:
+        model_version, checkpoint = conn.execute(
+            "SELECT model_version, checkpoint_path FROM ssl_models WHERE embedder_kind = 'dino'").fetchone()
+        (home / checkpoint).write_bytes(b"not a checkpoint")
+        with pytest.raises(ValueError, match="cannot be read .*turn near_duplicate.copy_descriptor off"):
+            score_run._ssl_model_loader(conn, model_version)()
+        (home / checkpoint).unlink()
+        assert score_run._ssl_model_loader(conn, model_version) is None
+    finally:
+        conn.close()
