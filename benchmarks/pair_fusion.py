@@ -75,13 +75,20 @@ def fused_order(pairs: pd.DataFrame, weights: dict[str, float],
                 extra_view: tuple[np.ndarray, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The service's final score under `weights`, and the pairs' ranking by it (best first).
 
-    `extra_view` = (one more view's values, lower = likelier a copy; NaN = no evidence, and its
-    weight w): fused as `fuse_p_values` fuses a view, the service's views keeping their ratios
-    within 1 - w."""
-    score = fuse_p_values({c: pairs[c].to_numpy() for c in VIEW_COLUMNS}, {**DEFAULT_FUSION_WEIGHTS, **weights})
+    `extra_view` = (the copy descriptor's view, `pair_evidence.descriptor_ratio`: lower = likelier a
+    copy, NaN = no evidence; and its share w of the fusion): fused by `fuse_p_values` as the
+    service's `descriptor` view (masked on recoloured pairs, as the pixel views are), the other views
+    keeping their ratios within 1 - w."""
+    columns = {c: pairs[c].to_numpy() for c in VIEW_COLUMNS}
+    weights = {**DEFAULT_FUSION_WEIGHTS, **weights}
     if extra_view is not None:
         values, w = extra_view
-        score = np.clip(np.minimum(score / (1.0 - w), empirical_p_values(values) / w), 0.0, 1.0)
+        if not 0.0 < w < 1.0:
+            raise ValueError(f"the extra view's share must lie strictly between 0 and 1, got {w}")
+        others = sum(weight for name, weight in weights.items() if name != "descriptor")
+        columns["descriptor_ratio"] = np.asarray(values, dtype=float)
+        weights["descriptor"] = w / (1.0 - w) * others
+    score = fuse_p_values(columns, weights)
     evidence = pairs["evidence"].astype(str)
     score[evidence.str.contains("sha256").to_numpy()] = 0.0
     near = evidence.str.contains("near_exact").to_numpy()

@@ -12,61 +12,38 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import pickle
-import zipfile
 from pathlib import Path
 
 import duckdb
 import numpy as np
 
-from quality_assets.code_version import code_version
+from quality_assets.fit_files import StoredFits, remove_unread_files
 from quality_assets.scores.pixel_classifier import FoldNetwork, PixelClassifierFit
 from quality_assets.store import run_query
 
-__all__ = ["StoredPixelClassifierFits", "prune_fits", "settings_hash"]
+__all__ = ["StoredPixelClassifierFits", "prune_fits"]
 
-_CODE_ROOTS = ("quality_assets.scores.pixel_classifier",)
 _FOLDER = "pixel_classifier"
 
 
-def settings_hash(settings: dict) -> str:
-    """A fit is read back only under the same settings and classifier code."""
-    return hashlib.sha256((json.dumps(settings, sort_keys=True) + code_version(*_CODE_ROOTS)).encode()).hexdigest()[:16]
-
-
-class StoredPixelClassifierFits:
+class StoredPixelClassifierFits(StoredFits):
     """What `ScoringInputs.pixel_classifier_fits` expects: `latest(settings)` reads the newest fit
     made under these settings, `keep(fit)` remembers one to store; `save()` stores it (call it in
     the score run's transaction)."""
 
-    def __init__(self, conn: duckdb.DuckDBPyConnection):
-        self._conn = conn
-        self._home = Path(str(run_query(conn, "database_path").path[0])).parent
-        self._kept: PixelClassifierFit | None = None
-        self._latest: dict[str, tuple[PixelClassifierFit, str]] = {}
+    code_roots = ("quality_assets.scores.pixel_classifier",)
+    latest_query = "latest_pixel_classifier_fit"
+    shared_file = "folds_path"
 
-    def latest(self, settings: dict) -> PixelClassifierFit | None:
-        digest = settings_hash(settings)
-        found = run_query(self._conn, "latest_pixel_classifier_fit", settings_hash=digest)
-        if found.empty:
-            return None
-        row = found.iloc[0]
-        try:
-            fit = _read(self._home, row)
-        except (OSError, ValueError, KeyError, RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile):
-            return None   # its files are gone or damaged: the caller trains a new fit
-        self._latest[digest] = (fit, str(row.folds_path))
-        return fit
-
-    def keep(self, fit: PixelClassifierFit) -> None:
-        self._kept = fit
+    def _read(self, home: Path, row) -> PixelClassifierFit:
+        return _read(home, row)
 
     def save(self) -> str | None:
         """Store the kept fit; returns its id (None when nothing was kept)."""
         fit = self._kept
         if fit is None:
             return None
-        digest = settings_hash(fit.settings)
+        digest = self.settings_hash(fit.settings)
         fit_id = hashlib.sha256(b"".join([digest.encode(), fit.keys.tobytes(), fit.labels.tobytes(),
                                           fit.trained.tobytes(), fit.anchored.tobytes()])).hexdigest()[:16]
         folder = self._home / "artifacts" / _FOLDER
@@ -91,14 +68,7 @@ def prune_fits(conn: duckdb.DuckDBPyConnection, keep: int) -> int:
     the fits' folder that no remaining fit reads (a pruned fit's, or a crashed write's). Returns how
     many files were deleted."""
     run_query(conn, "prune_pixel_classifier_fits", keep=int(keep))
-    home = Path(str(run_query(conn, "database_path").path[0])).parent
-    used = {(home / path).resolve() for path in run_query(conn, "pixel_classifier_fit_files").path}
-    removed = 0
-    for path in (home / "artifacts" / _FOLDER).glob("*"):
-        if path.is_file() and path.resolve() not in used:
-            path.unlink()
-            removed += 1
-    return removed
+    return remove_unread_files(conn, _FOLDER, "pixel_classifier_fit_files")
 
 
 def _write_rows(path: Path, fit: PixelClassifierFit) -> None:

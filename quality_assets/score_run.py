@@ -21,6 +21,7 @@ import pandas as pd
 from quality_assets.cleaning import CleaningPolicy, apply_policy, cleaning_frame
 from quality_assets.code_version import code_version
 from quality_assets.issue_types import View
+from quality_assets.copy_descriptor_fits import StoredCopyDescriptorFits
 from quality_assets.pixel_classifier_fits import StoredPixelClassifierFits
 from quality_assets.pixel_view import THUMBNAIL_SIZE, search_vectors
 from quality_assets.property_view import property_vectors
@@ -105,6 +106,8 @@ def run_scores(conn: duckdb.DuckDBPyConnection, config: ScoreConfig, *, reuse: b
                                                            verifier_version=verifier_version()))
     # A drop predicts its new rows with the last pixel-classifier fit instead of training one.
     pixel_fits = StoredPixelClassifierFits(conn)
+    # And embeds its new rows with the last copy descriptor fine-tuned from the same SSL model.
+    descriptor_fits = StoredCopyDescriptorFits(conn)
     outputs = compute_scores(sample_ids, graph, manifest, config, vectors=vectors,
                              thumbnails=thumbnails if thumbnail_known.any() else None,
                              thumbnail_known=thumbnail_known, pixel=pixel, properties=properties,
@@ -114,7 +117,7 @@ def run_scores(conn: duckdb.DuckDBPyConnection, config: ScoreConfig, *, reuse: b
                              images=_image_loader(manifest_in_order),
                              colour_grids=colour_grids if colour_grid_known.any() else None,
                              colour_grid_known=colour_grid_known, pixel_classifier_fits=pixel_fits,
-                             ssl_model=_ssl_model_loader(conn, model_version))
+                             ssl_model=_ssl_model_loader(conn, model_version), copy_descriptor_fits=descriptor_fits)
     outputs.summary.update(pairs_verified_now=verifications.n_verified, pair_verdicts_reused=verifications.n_reused,
                            pairs_registered_now=verifications.n_registered,
                            crop_distances_measured_now=verifications.n_measured.get(("crop_distance", "whole_distance"), 0),
@@ -130,6 +133,7 @@ def run_scores(conn: duckdb.DuckDBPyConnection, config: ScoreConfig, *, reuse: b
         insert_df(conn, "duplicate_groups", outputs.groups.assign(score_version=score_version))
         insert_df(conn, "class_confusion", outputs.confusion.assign(score_version=score_version))
         pixel_fits.save()
+        descriptor_fits.save()
         new_verdicts = verifications.new_rows()
         if len(new_verdicts):
             conn.register("_new_pair_verifications", new_verdicts)

@@ -118,7 +118,7 @@ def compute_scores(sample_ids: list[str], graph: KnnGraph, manifest: pd.DataFram
                    images: Callable[[np.ndarray], np.ndarray] | None = None,
                    colour_grids: np.ndarray | None = None,
                    colour_grid_known: np.ndarray | None = None,
-                   pixel_classifier_fits=None, ssl_model=None) -> ScoreOutputs:
+                   pixel_classifier_fits=None, ssl_model=None, copy_descriptor_fits=None) -> ScoreOutputs:
     """Run every registered issue type. `manifest` rows, `vectors` and `thumbnails` must be aligned
     with `sample_ids` (the graph's node order).
 
@@ -134,6 +134,8 @@ def compute_scores(sample_ids: list[str], graph: KnnGraph, manifest: pd.DataFram
     (`ScoringInputs.colour_grids`), for near-exact copies. `pixel_classifier_fits`: where the label-error
     pixel classifier's fits are kept between runs (`ScoringInputs.pixel_classifier_fits`). `ssl_model`:
     loads the audit's DINO backbone (`ScoringInputs.ssl_model`), for options that start from it.
+    `copy_descriptor_fits`: where near_duplicate's copy descriptor fits are kept between runs
+    (`ScoringInputs.copy_descriptor_fits`).
     """
     config = config or ScoreConfig()
     ids = np.asarray(sample_ids, dtype=object)
@@ -154,7 +156,8 @@ def compute_scores(sample_ids: list[str], graph: KnnGraph, manifest: pd.DataFram
                            copy_candidates=copy_candidates, pair_verifier=pair_verifier,
                            polar_vectors=polar_vectors, images=images,
                            colour_grids=colour_grids, colour_grid_known=colour_grid_known,
-                           pixel_classifier_fits=pixel_classifier_fits, ssl_model=ssl_model)
+                           pixel_classifier_fits=pixel_classifier_fits, ssl_model=ssl_model,
+                           copy_descriptor_fits=copy_descriptor_fits)
 
     found: dict[str, IssueResult] = {}
     rows, pair_frames, groups, confusions = [], [], [], []

@@ -215,6 +215,23 @@ CREATE TABLE IF NOT EXISTS pixel_classifier_fits (
     created_at     TIMESTAMP
 );
 
+-- The near-duplicate copy descriptor's fits (copy_detection.fits): the network fine-tuned out of the
+-- SSL model and every row's descriptors, kept so that a drop embeds only its new rows. Files under artifacts/.
+CREATE TABLE IF NOT EXISTS copy_descriptor_fits (
+    fit_id         VARCHAR PRIMARY KEY,
+    settings_hash  VARCHAR NOT NULL,      -- SSL backbone digest, recipe settings and descriptor code version
+    settings_json  VARCHAR,
+    side           INTEGER,               -- image side the rows were embedded at
+    n_rows         INTEGER,
+    n_trained      INTEGER,               -- rows the set had when the network trained
+    steps          INTEGER,
+    seconds        DOUBLE,
+    final_loss     DOUBLE,
+    rows_path      VARCHAR NOT NULL,      -- relative to $QUALITY_HOME
+    network_path   VARCHAR NOT NULL,
+    created_at     TIMESTAMP
+);
+
 CREATE TABLE IF NOT EXISTS duplicate_groups (
     score_version  VARCHAR NOT NULL,
     group_id       INTEGER NOT NULL,

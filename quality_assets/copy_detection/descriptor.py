@@ -107,6 +107,9 @@ def default_config(image_side: int, n: int, device: str = "auto") -> CopyDescrip
 WARM_START_EPOCHS = 25.0
 WARM_START_MIN_STEPS = 150
 WARM_START_MAX_STEPS = 1200
+# `warm_started_descriptors` trains on a seeded sample of at most this many images: its 1,200 steps at
+# most see 300k views, 15 epochs of them.
+WARM_START_MAX_TRAIN_ROWS = 20_000
 
 
 def warm_start_config(ssl_meta: dict[str, Any], image_side: int, n: int, device: str = "auto") -> CopyDescriptorConfig:
@@ -299,7 +302,7 @@ def warm_started_descriptors(
     ssl_backbone: nn.Module,
     ssl_meta: dict[str, Any],
     *,
-    max_train_rows: int = 20_000,
+    max_train_rows: int = WARM_START_MAX_TRAIN_ROWS,
     chunk: int = 4096,
     device: str = "auto",
     seed: int = 0,

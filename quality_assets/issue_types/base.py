@@ -106,6 +106,9 @@ class ScoringInputs:
     # returns them, for an option that starts a model from it (near_duplicate's `copy_descriptor`).
     # None: the representation is not a DINO model of this data (or the caller has none).
     ssl_model: Callable[[], tuple[Any, dict[str, Any]]] | None = None
+    # Where near_duplicate's copy descriptor fits are kept between runs (`latest(settings)`, `keep(fit)`;
+    # the service's `copy_descriptor_fits.StoredCopyDescriptorFits`). None: every run fine-tunes its own.
+    copy_descriptor_fits: Any | None = None
 
     @property
     def n(self) -> int:
@@ -134,6 +137,20 @@ class ScoringInputs:
     @property
     def labelled(self) -> np.ndarray:
         return pd.notna(self.labels)
+
+    @property
+    def content_keys(self) -> np.ndarray | None:
+        """The samples' file sha256 and path, what a fit kept between runs knows a row by (and what
+        confident learning deals its folds by), when the manifest has them. The path breaks ties
+        between identical files, which would otherwise follow row order (sample ids, which hash the
+        data root)."""
+        if "file_sha256" not in self.manifest.columns:
+            return None
+        sha = self.manifest["file_sha256"].to_numpy(dtype=object).astype(str)
+        if "path" not in self.manifest.columns:
+            return sha
+        # Python strings: numpy's fixed-width ones drop a trailing NUL, and with it the separator.
+        return np.array([f"{s}\x00{p}" for s, p in zip(sha, self.manifest["path"].astype(str))], dtype=object)
 
 
 @dataclass

@@ -136,7 +136,7 @@ class LabelError(IssueType):
 
         rows = np.flatnonzero(labelled)
         trusted = np.isin(inputs.splits, TRUSTED_SPLITS)
-        content = _content_keys(inputs)
+        content = inputs.content_keys
         keys = None if content is None else content[rows]
         posterior = None
         if options.confident_learning and inputs.vectors is not None and len(classes) >= 2 and rows.size >= 20:
@@ -195,7 +195,7 @@ class LabelError(IssueType):
             np.hstack([inputs.vectors, pixel.vectors])
         found_tags = multi_label_errors(
             inputs.graph, inputs.labels, vectors=features, extra_graphs=() if pixel is None else (pixel.graph,),
-            confident_learning=options.confident_learning, seed=options.seed, order_key=_content_keys(inputs))
+            confident_learning=options.confident_learning, seed=options.seed, order_key=inputs.content_keys)
         score = found_tags.score.copy()
         suggested = found_tags.suggested.copy()
         confidence = found_tags.confidence.copy()
@@ -255,19 +255,6 @@ def _leave_out(rows: np.ndarray, score: np.ndarray, suggested: np.ndarray, confi
     score[rows] = np.nan
     suggested[rows] = None
     confidence[rows] = np.nan
-
-
-def _content_keys(inputs: ScoringInputs) -> np.ndarray | None:
-    """The samples' file sha256 and path (what confident learning deals its folds by), when the
-    manifest has them. The path breaks ties between identical files, which would otherwise follow
-    row order (sample ids, which hash the data root)."""
-    if "file_sha256" not in inputs.manifest.columns:
-        return None
-    sha = inputs.manifest["file_sha256"].to_numpy(dtype=object).astype(str)
-    if "path" not in inputs.manifest.columns:
-        return sha
-    # Python strings: numpy's fixed-width ones drop a trailing NUL, and with it the separator.
-    return np.array([f"{s}\x00{p}" for s, p in zip(sha, inputs.manifest["path"].astype(str))], dtype=object)
 
 
 def _pixel_probabilities(inputs: ScoringInputs, options: LabelErrorOptions, rows: np.ndarray, codes: np.ndarray,

