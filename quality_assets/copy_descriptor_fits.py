@@ -45,8 +45,10 @@ class StoredCopyDescriptorFits(StoredFits):
         if fit is None:
             return None
         digest = self.settings_hash(fit.settings)
-        fit_id = hashlib.sha256(b"".join([digest.encode(), fit.keys.tobytes(),
-                                          str(fit.n_trained).encode()])).hexdigest()[:16]
+        # The network's training (its side, length, loss and time) is part of the id: a fit trained
+        # again on the same rows (another image size) must not take the earlier row's place.
+        trained = f"{fit.n_trained}:{fit.side}:{fit.steps}:{fit.final_loss!r}:{fit.seconds!r}".encode()
+        fit_id = hashlib.sha256(b"".join([digest.encode(), fit.keys.tobytes(), trained])).hexdigest()[:16]
         folder = self._home / "artifacts" / _FOLDER
         folder.mkdir(parents=True, exist_ok=True)
         earlier = self._latest.get(digest)

@@ -37,7 +37,6 @@ def remove_unread_files(conn: duckdb.DuckDBPyConnection, folder: str, files_quer
     return removed
 
 
-
 class StoredFits:
     """A store of one kind of fit: `latest(settings)` reads the newest fit made under these settings
     and this code (None: none, or its files are gone or damaged, so the caller trains a new one),

@@ -75,3 +75,17 @@ def test_a_stored_fit_reads_back_whole_and_pruning_keeps_the_newest(tmp_path):
         assert StoredCopyDescriptorFits(conn).latest(SETTINGS) is None
         (store.home / files[1][0]).unlink()
         assert StoredCopyDescriptorFits(conn).latest(SETTINGS) is None
+
+
+def test_the_same_rows_fine_tuned_again_are_a_new_fit_not_the_old_row_with_new_files(tmp_path):
+    store = Store(tmp_path / "home")
+    with store.connect() as conn:
+        fits = StoredCopyDescriptorFits(conn)
+        fits.keep(_fit(30))
+        first_id = fits.save()
+        fits = StoredCopyDescriptorFits(conn)
+        fits.keep(replace(_fit(30), side=32, seconds=13.0))   # e.g. trained again on larger images
+        assert fits.save() != first_id
+        latest = StoredCopyDescriptorFits(conn).latest(SETTINGS)
+        assert latest.side == 32 and latest.seconds == 13.0
+        assert conn.execute("SELECT count(*) FROM copy_descriptor_fits").fetchone()[0] == 2
