@@ -9,9 +9,7 @@ weights. A fit that only added predicted rows shares its weights file with the f
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 from pathlib import Path
 
 import duckdb
@@ -32,35 +30,47 @@ class StoredPixelClassifierFits(StoredFits):
     the score run's transaction)."""
 
     code_roots = ("quality_assets.scores.pixel_classifier",)
+    folder = _FOLDER
     latest_query = "latest_pixel_classifier_fit"
     shared_file = "folds_path"
+    shared_suffix = ".folds.pt"
 
-    def _read(self, home: Path, row) -> PixelClassifierFit:
-        return _read(home, row)
+    def _identity(self, fit: PixelClassifierFit) -> list[bytes]:
+        return [fit.keys.tobytes(), fit.labels.tobytes(), fit.trained.tobytes(), fit.anchored.tobytes()]
 
-    def save(self) -> str | None:
-        """Store the kept fit; returns its id (None when nothing was kept)."""
-        fit = self._kept
-        if fit is None:
-            return None
-        digest = self.settings_hash(fit.settings)
-        fit_id = hashlib.sha256(b"".join([digest.encode(), fit.keys.tobytes(), fit.labels.tobytes(),
-                                          fit.trained.tobytes(), fit.anchored.tobytes()])).hexdigest()[:16]
-        folder = self._home / "artifacts" / _FOLDER
-        folder.mkdir(parents=True, exist_ok=True)
-        earlier = self._latest.get(digest)
-        if earlier is not None and earlier[0].folds is fit.folds:
-            folds_path = earlier[1]   # only predicted rows were added: the same networks
-        else:
-            folds_path = f"artifacts/{_FOLDER}/{fit_id}.folds.pt"
-            _write_folds(self._home / folds_path, fit)
-        rows_path = f"artifacts/{_FOLDER}/{fit_id}.rows.npz"
-        _write_rows(self._home / rows_path, fit)
-        run_query(self._conn, "insert_pixel_classifier_fit", fit_id=fit_id, settings_hash=digest,
+    def _same_networks(self, earlier: PixelClassifierFit, fit: PixelClassifierFit) -> bool:
+        return earlier.folds is fit.folds   # only predicted rows were added: the same networks
+
+    def _write_networks(self, path: Path, fit: PixelClassifierFit) -> None:
+        import torch
+
+        torch.save({"states": [fold.state for fold in fit.folds],
+                    "present": [fold.present.astype(np.int64).tolist() for fold in fit.folds]}, path)
+
+    def _write_rows(self, path: Path, fit: PixelClassifierFit) -> None:
+        margins = {} if fit.margins is None else {"margins": fit.margins.astype(np.float32)}
+        np.savez(path, keys=fit.keys, labels=fit.labels, anchored=fit.anchored, trained=fit.trained,
+                 probabilities=fit.probabilities.astype(np.float32), **margins)
+
+    def _insert(self, fit: PixelClassifierFit, *, fit_id: str, settings_hash: str, rows_path: str,
+                shared_path: str) -> None:
+        run_query(self._conn, "insert_pixel_classifier_fit", fit_id=fit_id, settings_hash=settings_hash,
                   settings_json=json.dumps(fit.settings, sort_keys=True), classes_json=json.dumps(list(fit.classes)),
                   side=int(fit.side), n_rows=int(fit.keys.size), n_trained=fit.n_trained,
-                  rows_path=rows_path, folds_path=folds_path)
-        return fit_id
+                  rows_path=rows_path, folds_path=shared_path)
+
+    def _read(self, home: Path, row) -> PixelClassifierFit:
+        import torch
+
+        with np.load(home / row.rows_path) as rows:
+            arrays = {name: rows[name] for name in ("keys", "labels", "anchored", "trained", "probabilities")}
+            margins = rows["margins"] if "margins" in rows.files else None   # a fit stored before they were kept
+        folds = torch.load(home / row.folds_path, weights_only=True)
+        networks = [FoldNetwork(state, np.asarray(present, dtype=np.int64))
+                    for state, present in zip(folds["states"], folds["present"])]
+        return PixelClassifierFit(tuple(json.loads(row.classes_json)), arrays["keys"], arrays["labels"],
+                                  arrays["anchored"], arrays["trained"], arrays["probabilities"], networks,
+                                  int(row.side), json.loads(row.settings_json), margins)
 
 
 def prune_fits(conn: duckdb.DuckDBPyConnection, keep: int) -> int:
@@ -69,34 +79,3 @@ def prune_fits(conn: duckdb.DuckDBPyConnection, keep: int) -> int:
     many files were deleted."""
     run_query(conn, "prune_pixel_classifier_fits", keep=int(keep))
     return remove_unread_files(conn, _FOLDER, "pixel_classifier_fit_files")
-
-
-def _write_rows(path: Path, fit: PixelClassifierFit) -> None:
-    partial = path.with_name(path.name + ".partial.npz")
-    margins = {} if fit.margins is None else {"margins": fit.margins.astype(np.float32)}
-    np.savez(partial, keys=fit.keys, labels=fit.labels, anchored=fit.anchored, trained=fit.trained,
-             probabilities=fit.probabilities.astype(np.float32), **margins)
-    os.replace(partial, path)
-
-
-def _write_folds(path: Path, fit: PixelClassifierFit) -> None:
-    import torch
-
-    partial = path.with_name(path.name + ".partial")
-    torch.save({"states": [fold.state for fold in fit.folds],
-                "present": [fold.present.astype(np.int64).tolist() for fold in fit.folds]}, partial)
-    os.replace(partial, path)
-
-
-def _read(home: Path, row) -> PixelClassifierFit:
-    import torch
-
-    with np.load(home / row.rows_path) as rows:
-        arrays = {name: rows[name] for name in ("keys", "labels", "anchored", "trained", "probabilities")}
-        margins = rows["margins"] if "margins" in rows.files else None   # a fit stored before they were kept
-    folds = torch.load(home / row.folds_path, weights_only=True)
-    networks = [FoldNetwork(state, np.asarray(present, dtype=np.int64))
-                for state, present in zip(folds["states"], folds["present"])]
-    return PixelClassifierFit(tuple(json.loads(row.classes_json)), arrays["keys"], arrays["labels"],
-                              arrays["anchored"], arrays["trained"], arrays["probabilities"], networks,
-                              int(row.side), json.loads(row.settings_json), margins)

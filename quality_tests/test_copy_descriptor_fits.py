@@ -70,6 +70,13 @@ def test_a_stored_fit_reads_back_whole_and_pruning_keeps_the_newest(tmp_path):
         assert sorted(p.name for p in folder.iterdir()) == sorted(Path(p).name for p in files[1])
         assert StoredCopyDescriptorFits(conn).latest(SETTINGS).keys.size == 32
 
+        # A rows file that holds fewer rows than its fit says (another fit's, cut short): no fit.
+        rows_file = store.home / files[1][0]
+        with np.load(rows_file) as rows:
+            whole = {name: rows[name] for name in rows.files}
+        np.savez(rows_file.with_name("short.npz"), keys=whole["keys"][:5], descriptors=whole["descriptors"][:5])
+        rows_file.with_name("short.npz").replace(rows_file)
+        assert StoredCopyDescriptorFits(conn).latest(SETTINGS) is None
         # Damaged or gone: no fit (the caller fine-tunes a new one), not an error.
         (store.home / files[1][0]).write_bytes(b"damaged")
         assert StoredCopyDescriptorFits(conn).latest(SETTINGS) is None
