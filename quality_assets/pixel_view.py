@@ -29,6 +29,7 @@ __all__ = [
     "crop_boxes",
     "crop_search_k",
     "crop_search_vectors",
+    "contrast_weight",
     "pixel_candidate_pairs",
     "search_vectors",
 ]
@@ -57,8 +58,16 @@ def check_thumbnails(thumbs: np.ndarray) -> np.ndarray:
 
 def search_vectors(thumbs: np.ndarray, *, mirror: bool = False, size: int = SEARCH_SIZE) -> np.ndarray:
     """float32 [N, size*size]: area-downsampled thumbnails, zero-mean and unit-norm (cosine space)."""
+    return _search_entries(thumbs, mirror=mirror, size=size)[0]
+
+
+def _search_entries(thumbs: np.ndarray, *, mirror: bool = False,
+                    size: int = SEARCH_SIZE) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`search_vectors` and each one's contrast: the RMS of its area averages before the
+    norm, in [0, 1] grey levels (float64 [N])."""
     t = check_thumbnails(thumbs)
     out = np.empty((len(t), size * size), dtype=np.float32)
+    contrast = np.empty(len(t))
     for start in range(0, len(t), 65536):
         x = torch.from_numpy(t[start:start + 65536]).float()[:, None] / 255.0
         if mirror:
@@ -69,7 +78,8 @@ def search_vectors(thumbs: np.ndarray, *, mirror: bool = False, size: int = SEAR
         # A flat image has no direction; give it a fixed one so it still has neighbours (other flats).
         v = torch.where(norm > 1e-6, v / norm.clamp(min=1e-6), torch.full_like(v, 1.0 / size))
         out[start:start + len(v)] = v.numpy()
-    return out
+        contrast[start:start + len(v)] = norm[:, 0].double().numpy() / size
+    return out, contrast
 
 
 def canonical_search_vectors(thumbs: np.ndarray, *, mirror: bool = False,
@@ -110,6 +120,15 @@ CROPS = len(CROP_SHAPES) * CROP_PLACES
 # blank corners do not all meet in one place (an inverted list of every clip-art image) and the
 # entry finds nothing the plain search would not.
 CROP_FLAT_RMS = 1.0 / 255
+# The crop evidence (`crop_distances`) weighs each cosine by both entries' contrast
+# (`contrast_weight`): a small figure on a blank page is one dark cell of the 8x8 averages, so two
+# such pictures meet at a cosine near 1 whatever they show (a dot and a chicken on white were among
+# clip art's top 100 pairs, through the crop evidence alone). The floor is the contrast (RMS of the
+# averages, [0, 1] grey levels) at which a cosine keeps 71% of itself; a figure with r = 0.02 keeps
+# 89%, a typical picture (r >= 0.08) more than 99%. Chosen on four matrix cells before the rest
+# were measured (docs/benchmarks/matrix.md "Update 2026-12-06 (2)"): 0.005-0.02 all lift clip art
+# (pair AP 0.114 -> 0.121-0.126) and leave MNIST and the icons within 0.003.
+CROP_CONTRAST_FLOOR = 0.01
 
 
 def crop_boxes(side: int, shapes=CROP_SHAPES) -> list[tuple[int, int, int, int]]:
@@ -130,44 +149,72 @@ def crop_search_vectors(thumbs: np.ndarray, *, size: int = SEARCH_SIZE, whole: n
     in each shape, as :func:`search_vectors` makes them (area averages, zero-mean, unit-norm).
     `whole`: the thumbnails' `search_vectors` where already computed (a flat crop's stand-in)."""
     t = check_thumbnails(thumbs)
+    whole_vectors = search_vectors(t, size=size) if whole is None else whole
+    return _crop_entries(t, whole_vectors, np.zeros(len(t)), size=size, shapes=shapes)[0]
+
+
+def _crop_entries(t: np.ndarray, whole: np.ndarray, whole_contrast: np.ndarray, *, size: int = SEARCH_SIZE,
+                  shapes=CROP_SHAPES) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`crop_search_vectors` and each crop's contrast (as `_search_entries`'); a flat crop
+    stands in as its whole thumbnail, vector and contrast."""
     n, side = len(t), t.shape[1]
-    whole_vectors = search_vectors(t, size=size) if whole is None else np.asarray(whole, dtype=np.float32)
-    if whole_vectors.shape != (n, size * size):
-        raise ValueError(f"whole must be [{n}, {size * size}] search vectors, got {whole_vectors.shape}")
+    whole = np.asarray(whole, dtype=np.float32)
+    if whole.shape != (n, size * size):
+        raise ValueError(f"whole must be [{n}, {size * size}] search vectors, got {whole.shape}")
     boxes = crop_boxes(side, shapes)
     out = np.empty((len(boxes) * n, size * size), dtype=np.float32)
+    contrast = np.empty(len(boxes) * n)
     for start in range(0, n, 65536):
         x = torch.from_numpy(t[start:start + 65536]).float()[:, None] / 255.0
-        stand_in = torch.from_numpy(whole_vectors[start:start + 65536])
+        stand_in = torch.from_numpy(whole[start:start + 65536])
+        stand_in_contrast = np.asarray(whole_contrast[start:start + 65536], dtype=np.float64)
         for k, (y0, x0, ch, cw) in enumerate(boxes):
             v = F.interpolate(x[:, :, y0:y0 + ch, x0:x0 + cw], size=(size, size), mode="area").flatten(1)
             v = v - v.mean(1, keepdim=True)
             norm = v.norm(dim=1, keepdim=True)
             flat = norm <= CROP_FLAT_RMS * size
             v = torch.where(flat, stand_in, v / norm.clamp(min=1e-6))
-            out[k * n + start:k * n + start + len(v)] = v.numpy()
-    return out
+            rows = slice(k * n + start, k * n + start + len(v))
+            out[rows] = v.numpy()
+            contrast[rows] = np.where(flat[:, 0].numpy(), stand_in_contrast, norm[:, 0].double().numpy() / size)
+    return out, contrast
 
 
-def crop_distances(thumbs: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def contrast_weight(contrast: np.ndarray, floor: float = CROP_CONTRAST_FLOOR) -> np.ndarray:
+    """How far a search vector's direction can be trusted, from its contrast r (RMS in [0, 1]
+    grey levels): r / sqrt(r^2 + floor^2), near 1 for a picture, near 0 for a blank."""
+    r = np.asarray(contrast, dtype=np.float64)
+    return r / np.sqrt(r * r + floor * floor) if floor > 0 else np.ones_like(r)
+
+
+def crop_distances(thumbs: np.ndarray, a: np.ndarray, b: np.ndarray, *,
+                   contrast_floor: float = CROP_CONTRAST_FLOOR) -> tuple[np.ndarray, np.ndarray]:
     """(1 - the best cosine between one end's crop (any of `crop_search_vectors`') and the other
     end's whole thumbnail, either way round; 1 - the whole thumbnails' cosine), per pair (a, b:
-    rows of `thumbs`). Only the pairs' own images are read, so a pair's distances do not depend on
-    which other pairs are asked with it (a drop measures only its new pairs)."""
+    rows of `thumbs`), each cosine weighed by both entries' `contrast_weight` (at `contrast_floor`;
+    0: plain cosines). Only the pairs' own
+    images are read, so a pair's distances do not depend on which other pairs are asked with it
+    (a drop measures only its new pairs)."""
     a, b = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
     if not a.size:
         return np.empty(0), np.empty(0)
     images = np.unique(np.concatenate([a, b]))
     ra, rb = np.searchsorted(images, a), np.searchsorted(images, b)
     t = np.asarray(thumbs)[images]
-    whole = search_vectors(t)
-    entries = np.vstack([whole, crop_search_vectors(t, whole=whole)])  # as the crop search's index
+    whole, whole_contrast = _search_entries(t)
+    crops, crop_contrast = _crop_entries(t, whole, whole_contrast)
+    entries = np.vstack([whole, crops])  # as the crop search's index
+    weight = contrast_weight(np.concatenate([whole_contrast, crop_contrast]), contrast_floor)
     n = len(t)
+
+    def cosine(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        return pair_dot(entries, x, y) * weight[x] * weight[y]
+
     best = np.full(a.size, -1.0)
     for c in range(1, CROPS + 1):
-        best = np.maximum(best, pair_dot(entries, c * n + ra, rb))
-        best = np.maximum(best, pair_dot(entries, ra, c * n + rb))
-    return 1.0 - best, 1.0 - pair_dot(whole, ra, rb).astype(np.float64)
+        best = np.maximum(best, cosine(c * n + ra, rb))
+        best = np.maximum(best, cosine(ra, c * n + rb))
+    return 1.0 - best, 1.0 - cosine(ra, rb)
 
 
 def crop_search_k(k: int) -> int:

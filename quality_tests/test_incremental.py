@@ -404,7 +404,8 @@ def test_a_drop_reads_the_copy_searches_vectors_back_and_computes_only_its_new_i
             return original(t, *args, **kwargs)
         return wrapper
 
-    for name in ("search_vectors", "canonical_search_vectors", "polar_search_vectors", "crop_search_vectors"):
+    for name in ("search_vectors", "canonical_search_vectors", "polar_search_vectors", "crop_search_vectors",
+                 "_crop_entries"):
         monkeypatch.setattr(pixel_view, name, counting(name))
     later, _ = _graphs_and_scores(store, data, vectors, ["d2"])
     assert later["pixel_copy"].params["built"] == "incremental"
@@ -417,8 +418,9 @@ def test_a_drop_reads_the_copy_searches_vectors_back_and_computes_only_its_new_i
     assert computed["polar_search_vectors"] == [n_new]
     # Crop: the copy search's new images, then the crop distances of the pairs the drop brings
     # (their images only: the other pairs' distances are read back).
-    assert computed["crop_search_vectors"][0] == n_new
-    assert len(computed["crop_search_vectors"]) == 2 and computed["crop_search_vectors"][1] < n_all
+    assert computed["crop_search_vectors"] == [n_new]
+    crops = computed["_crop_entries"]
+    assert len(crops) == 2 and crops[0] == n_new and crops[1] < n_all
     with store.connect(read_only=True) as conn:
         now = _copy_rows_versions(conn)
         for view, version in now.items():

@@ -12,6 +12,8 @@ from quality_assets.pixel_view import (
     SEARCH_SIZE,
     THUMBNAIL_SIZE,
     canonical_search_vectors,
+    contrast_weight,
+    crop_distances,
     crop_search_vectors,
     polar_search_vectors,
     search_vectors,
@@ -85,3 +87,37 @@ def test_every_crop_has_the_same_bits_whatever_batch_and_a_flat_crop_stands_in_a
         crop_search_vectors(thumbs, whole=whole[:10])
     with pytest.raises(ValueError, match="thumbnails must be"):
         crop_search_vectors(thumbs.astype(np.float32))
+
+
+def test_faint_small_figures_on_a_blank_page_no_longer_meet_while_a_padded_copy_keeps_its_crop_evidence():
+    from PIL import Image
+
+    side = THUMBNAIL_SIZE
+    thumbs = np.full((4, side, side), 255, dtype=np.uint8)
+    # Two different faint figures inside one cell of the 8x8 averages: a dot and a small cross.
+    thumbs[0, 9:11, 9:11] = 200
+    thumbs[1, 10, 9:12] = 200
+    thumbs[1, 9:12, 10] = 200
+    # A picture, and a copy of it shrunk into the top-left of a dark canvas.
+    yy, xx = np.mgrid[:side, :side]
+    picture = 128 + 100 * np.sin(xx / 2.5) * np.cos(yy / 3.5) + np.random.default_rng(0).normal(0, 5, (side, side))
+    thumbs[2] = np.clip(picture, 0, 255).astype(np.uint8)
+    thumbs[3] = 40
+    thumbs[3, :19, :19] = np.asarray(Image.fromarray(thumbs[2]).resize((19, 19), Image.BILINEAR))
+    a, b = np.array([0, 2]), np.array([1, 3])
+
+    plain_crop, plain_whole = crop_distances(thumbs, a, b, contrast_floor=0.0)
+    crop, whole = crop_distances(thumbs, a, b)
+    # Plain cosines cannot tell the figures apart whole (one dark cell each) and nearly so cropped.
+    assert plain_whole[0] < 1e-6 and plain_crop[0] < 0.1
+    # Weighed by their contrast, they are far apart: a dot is not a copy of a cross.
+    assert whole[0] > 0.3 and crop[0] > 0.3
+    # The copy's crop evidence hardly moves: its contrast is a picture's.
+    assert crop[1] < 0.02 and abs(crop[1] - plain_crop[1]) < 0.005
+    assert abs(whole[1] - plain_whole[1]) < 0.005
+
+    weights = contrast_weight(np.array([0.0, 0.005, 0.01, 0.02, 0.08, 0.2]))
+    assert weights[0] == 0.0 and np.all(np.diff(weights) > 0) and weights[-1] < 1.0
+    np.testing.assert_allclose(weights[2], 1 / np.sqrt(2))   # the floor keeps 71% of a cosine
+    assert weights[4] > 0.99
+    np.testing.assert_array_equal(contrast_weight(np.array([0.0, 0.3]), floor=0.0), [1.0, 1.0])

