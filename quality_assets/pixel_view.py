@@ -127,7 +127,7 @@ CROP_FLAT_RMS = 1.0 / 255
 # averages, [0, 1] grey levels) at which a cosine keeps 71% of itself; a figure with r = 0.02 keeps
 # 89%, a typical picture (r >= 0.08) more than 99%. Chosen on four matrix cells before the rest
 # were measured (docs/benchmarks/matrix.md "Update 2026-12-06 (2)"): 0.005-0.02 all lift clip art
-# (pair AP 0.114 -> 0.121-0.126) and leave MNIST and the icons within 0.003.
+# (pair AP 0.114 -> 0.121-0.126) and leave MNIST, Animal-MNIST and the icons within 0.003.
 CROP_CONTRAST_FLOOR = 0.01
 
 
@@ -192,9 +192,8 @@ def crop_distances(thumbs: np.ndarray, a: np.ndarray, b: np.ndarray, *,
     """(1 - the best cosine between one end's crop (any of `crop_search_vectors`') and the other
     end's whole thumbnail, either way round; 1 - the whole thumbnails' cosine), per pair (a, b:
     rows of `thumbs`), each cosine weighed by both entries' `contrast_weight` (at `contrast_floor`;
-    0: plain cosines). Only the pairs' own
-    images are read, so a pair's distances do not depend on which other pairs are asked with it
-    (a drop measures only its new pairs)."""
+    0: plain cosines). Only the pairs' own images are read, so a pair's distances do not depend on
+    which other pairs are asked with it (a drop measures only its new pairs)."""
     a, b = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
     if not a.size:
         return np.empty(0), np.empty(0)
