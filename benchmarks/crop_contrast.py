@@ -19,8 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from quality_assets.pixel_view import CROP_CONTRAST_FLOOR, crop_distances
-from quality_assets.scores.pair_evidence import ratio_ends
-from quality_assets.scores.pixel_copies import ratio_to_next_best
+from quality_assets.scores.pair_evidence import crop_evidence
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from pair_fusion import ap_summary, capture_pairs, pair_ap  # noqa: E402
@@ -46,8 +45,7 @@ def main(argv: list[str]) -> int:
     for floor in floors:
         crop, whole = crop_distances(thumbs, i, j, contrast_floor=floor)
         crop = np.clip(crop, 0.0, 2.0)
-        ratio = (ratio_to_next_best(crop, i, j, len(thumbs), ends=ratio_ends("crop_ratio"))
-                 * np.sqrt(crop / np.maximum(whole, 1e-6)))
+        ratio = crop_evidence(crop, whole, i, j, len(thumbs))
         column = pairs["crop_ratio"].to_numpy().copy()
         column[measured] = ratio
         print(f"floor {floor}: {ap_summary(pair_ap(pairs.assign(crop_ratio=column), data, excluded))}")

@@ -172,8 +172,7 @@ def pixel_evidence(thumbnails, known, pi, pj, n, rank_i, rank_j, pixel_rank, emb
         # part of such a copy weighs against it.
         crop = np.clip(crop, 0.0, 2.0)  # float32 cosines of identical vectors can pass 1
         crop_distance[verifiable] = crop
-        crop_ratio[verifiable] = (ratio_to_next_best(crop, va, vb, n, ends=ratio_ends("crop_ratio"))
-                                  * np.sqrt(crop / np.maximum(whole, 1e-6)))
+        crop_ratio[verifiable] = crop_evidence(crop, whole, va, vb, n)
     registered, registered_ratio = _registered_evidence(
         thumbnails, pi, pj, n, verifiable, aligned_ratio, agreement_ratio, embedding_score,
         crop_distance[verifiable], mirror, getattr(verify, "register", None) or registered_similarity,
@@ -255,6 +254,14 @@ def descriptor_ratio(descriptors: np.ndarray, i: np.ndarray, j: np.ndarray, n: i
         similarity, _ = pair_similarity(descriptors, i[part], j[part])
         dissimilarity[part] = (1.0 - similarity) / 2.0
     return ratio_to_next_best(dissimilarity, i, j, n, ends=ratio_ends("descriptor_ratio"))
+
+
+def crop_evidence(crop: np.ndarray, whole: np.ndarray, i: np.ndarray, j: np.ndarray, n: int) -> np.ndarray:
+    """The crop ratio of pairs (i, j) from their crop and whole distances (`pixel_view.crop_distances`,
+    the crop clipped to [0, 2]): the crop distance over the next best of the pair's ends, times the
+    root of its ratio to the whole thumbnails' distance."""
+    return (ratio_to_next_best(crop, i, j, n, ends=ratio_ends("crop_ratio"))
+            * np.sqrt(crop / np.maximum(whole, 1e-6)))
 
 
 def empirical_p_values(values: np.ndarray) -> np.ndarray:
