@@ -121,3 +121,20 @@ def test_faint_small_figures_on_a_blank_page_no_longer_meet_while_a_padded_copy_
     np.testing.assert_allclose(weights[2], 1 / np.sqrt(2))   # the floor keeps 71% of a cosine
     assert weights[4] > 0.99
     np.testing.assert_array_equal(contrast_weight(np.array([0.0, 0.3]), floor=0.0), [1.0, 1.0])
+
+
+def test_a_flat_thumbnail_is_no_crop_copy_of_anything_not_even_another_flat_one():
+    """A blank (a flat grey thumbnail, an empty scan) has no direction: weighed by its contrast 0 it
+    meets nothing through the crop evidence, and the distances stay finite (no 0/0)."""
+    thumbs = _thumbnails(3, seed=4)
+    thumbs[0] = 128
+    thumbs[1] = 200
+    a, b = np.array([0, 0, 1]), np.array([1, 2, 2])
+    crop, whole = crop_distances(thumbs, a, b)
+    assert np.all(np.isfinite(crop)) and np.all(np.isfinite(whole))
+    # Flat against flat and flat against a picture: cosine x weight 0 -> distance 1, never near 0.
+    np.testing.assert_allclose(crop, 1.0)
+    np.testing.assert_allclose(whole, 1.0)
+    # Unweighed, two flats share the fixed stand-in direction and would be a perfect crop match.
+    plain_crop, _ = crop_distances(thumbs, a, b, contrast_floor=0.0)
+    assert plain_crop[0] < 1e-6
