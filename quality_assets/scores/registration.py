@@ -204,14 +204,16 @@ def _polish(p: _Pyramid, ref: torch.Tensor, query: torch.Tensor, start) -> torch
     more correlation than a natural twin loses."""
     mirror = start[0]
     params = [x.clone().requires_grad_(True) for x in start[1:]] + [torch.zeros_like(start[1]).requires_grad_(True)]
-    target = p.fine_unit[ref]
+    target, images, background = p.fine_unit[ref], p.fine[query], p.fine_bg[query]
     opt = torch.optim.Adam(params, lr=POLISH_LR)
     best = torch.full((ref.numel(),), -1.0)
-    for _ in range(POLISH_STEPS + 1):
+    for step in range(POLISH_STEPS + 1):
         theta = _theta(mirror, *params)[:, None]
-        warped = _unit(_warp_each(p.fine[query], p.fine_bg[query], theta)[:, 0])
+        warped = _unit(_warp_each(images, background, theta)[:, 0])
         corr = (warped * target).sum((-2, -1))
         best = torch.maximum(best, corr.detach())
+        if step == POLISH_STEPS:   # a last gradient step would move nothing that is measured again
+            break
         opt.zero_grad()
         (-corr.sum()).backward()
         opt.step()
