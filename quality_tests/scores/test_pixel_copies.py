@@ -477,3 +477,25 @@ def test_the_memo_registers_each_pair_once_and_keeps_both_kinds_of_verdict(digit
     older = VerifiedPairMemo(ids, stored.drop(columns="registered"), register=counted)
     older.register(thumbs, i[:1], j[:1])
     assert older.n_registered == 1
+
+
+def test_many_exact_duplicates_do_not_push_the_copies_down(digits_with_copies):
+    """Exact matches rank first by their bytes and take no part in the views' p-values: counted there,
+    they sat at the top of every view but the crop evidence's (a picture is no crop of itself) and
+    pushed every other pair down against the crop evidence, so a data set with many exact repeats
+    ranked its copies below lookalikes."""
+    thumbs, truth = digits_with_copies
+    rng = np.random.default_rng(11)
+    n = len(thumbs)
+    sources = {s for pair in truth for s in pair}
+    repeated = rng.choice([i for i in range(n) if i not in sources], 120, replace=False)
+    with_repeats = np.concatenate([thumbs, thumbs[repeated]])
+    hashes = [f"h{i}" for i in range(n)] + [f"h{i}" for i in repeated]
+    graph, vectors = _embedding_graph(with_repeats)
+    pairs = near_duplicate_pairs(graph, thumbnails=with_repeats, vectors=vectors, file_sha256=hashes)
+    exact = pairs["evidence"].str.contains("sha256")
+    assert exact.sum() == len(repeated)
+    assert exact.to_numpy()[:len(repeated)].all()   # the exact matches first
+    rest = pairs[~exact]
+    top = {(int(a), int(b)) for a, b in zip(rest.i[:6], rest.j[:6])}
+    assert truth <= top, f"copies missing from the top 6 after the exact matches: {truth - top}"
