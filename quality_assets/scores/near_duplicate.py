@@ -212,9 +212,9 @@ def near_duplicate_pairs(
     included when ``mirror``) join the candidates, every candidate with two thumbnails is
     verified (:mod:`quality_assets.scores.pixel_copies`; at most ``max_verified_pairs``, each
     image's nearest candidates first), and the score becomes the fused p-value: each
-    verifier's ratio-to-next-best and the embedding score are ranked among all candidates
-    (p = rank / M) and score = min over views of p / weight (``fusion_weights``, a weighted
-    Bonferroni combination). Each image's best few candidates are also registered over turn,
+    verifier's ratio-to-next-best and the embedding score are ranked among the candidates that
+    are not exact matches (p = rank / M; the exact matches keep score 0) and score = min over views
+    of p / weight (``fusion_weights``, a weighted Bonferroni combination). Each image's best few candidates are also registered over turn,
     mirror, zoom and shift (:mod:`quality_assets.scores.registration`), the leading view. Extra
     columns: aligned, agreement, registered (pixel dissimilarities, NaN when not verified or not
     registered), aligned_ratio, agreement_ratio, registered_ratio, crop_ratio (the best crop's
