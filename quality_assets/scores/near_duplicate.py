@@ -214,8 +214,9 @@ def near_duplicate_pairs(
     image's nearest candidates first), and the score becomes the fused p-value: each
     verifier's ratio-to-next-best and the embedding score are ranked among the candidates that
     are not exact matches (p = rank / M; the exact matches keep score 0) and score = min over views
-    of p / weight (``fusion_weights``, a weighted Bonferroni combination). Each image's best few candidates are also registered over turn,
-    mirror, zoom and shift (:mod:`quality_assets.scores.registration`), the leading view. Extra
+    of p / weight (``fusion_weights``, a weighted Bonferroni combination). Each image's best few
+    candidates are also registered over turn, mirror, zoom and shift
+    (:mod:`quality_assets.scores.registration`), the leading view. Extra
     columns: aligned, agreement, registered (pixel dissimilarities, NaN when not verified or not
     registered), aligned_ratio, agreement_ratio, registered_ratio, crop_ratio (the best crop's
     evidence, ``pair_evidence.pixel_evidence``) and embedding_score.
