@@ -89,9 +89,7 @@ def fused_order(pairs: pd.DataFrame, weights: dict[str, float],
         columns["descriptor_ratio"] = np.asarray(values, dtype=float)
         weights["descriptor"] = w / (1.0 - w) * others
     evidence = pairs["evidence"].astype(str)
-    exact = evidence.str.contains("sha256").to_numpy()
-    score = np.zeros(len(pairs))   # the exact matches first, outside the views' p-values (as the service)
-    score[~exact] = fuse_p_values({name: values[~exact] for name, values in columns.items()}, weights)
+    score = fuse_p_values(columns, weights, exact=evidence.str.contains("sha256").to_numpy())
     near = evidence.str.contains("near_exact").to_numpy()
     score[near] = lift_near_exact(score[near])
     return score, pair_order(pairs["i"].to_numpy(), pairs["j"].to_numpy(), pairs["distance"].to_numpy(dtype=float),

@@ -340,16 +340,8 @@ def near_duplicate_pairs(
         pixel_columns["embedding_score"] = score
         if copy_descriptors is not None:
             pixel_columns["descriptor_ratio"] = descriptor_ratio(copy_descriptors, pi, pj, n)
-        # The exact matches rank first by their bytes, so they take no part in the views' p-values: each
-        # view ranks them at its top but the crop evidence at its bottom (a picture is no crop of
-        # itself), and counted there they pushed every other pair of the other views down against the
-        # crop evidence, by as many ranks as the data has exact matches. 300 exact copies added to a
-        # matrix cell (MNIST s1) took its pair AP from 0.543 to 0.376; left out, 0.584
-        # (docs/benchmarks/matrix.md "Update 2026-12-06 (3)").
-        score = np.zeros(pi.size)
-        undecided = ~exact
-        score[undecided] = fuse_p_values({name: values[undecided] for name, values in pixel_columns.items()},
-                                         {**DEFAULT_FUSION_WEIGHTS, **(fusion_weights or {})})
+        # The exact matches rank first by their bytes, outside the views' p-values (`fuse_p_values`).
+        score = fuse_p_values(pixel_columns, {**DEFAULT_FUSION_WEIGHTS, **(fusion_weights or {})}, exact=exact)
     if colour_grids is not None and score_kind == "combined" and near_exact_max_diff > 0:
         near = np.zeros(pi.size, dtype=bool)
         check = ~exact
