@@ -89,8 +89,8 @@ def fused_order(pairs: pd.DataFrame, weights: dict[str, float],
         columns["descriptor_ratio"] = np.asarray(values, dtype=float)
         weights["descriptor"] = w / (1.0 - w) * others
     evidence = pairs["evidence"].astype(str)
-    score = fuse_p_values(columns, weights, exact=evidence.str.contains("sha256").to_numpy())
     near = evidence.str.contains("near_exact").to_numpy()
+    score = fuse_p_values(columns, weights, exact=evidence.str.contains("sha256").to_numpy(), near_exact=near)
     score[near] = lift_near_exact(score[near])
     return score, pair_order(pairs["i"].to_numpy(), pairs["j"].to_numpy(), pairs["distance"].to_numpy(dtype=float),
                              score)

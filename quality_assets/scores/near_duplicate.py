@@ -213,7 +213,8 @@ def near_duplicate_pairs(
     verified (:mod:`quality_assets.scores.pixel_copies`; at most ``max_verified_pairs``, each
     image's nearest candidates first), and the score becomes the fused p-value: each
     verifier's ratio-to-next-best and the embedding score are ranked among the candidates that
-    are not exact matches (p = rank / M; the exact matches keep score 0) and score = min over views
+    are neither exact nor near-exact matches (p = rank / M; the exact matches keep score 0, the
+    near-exact ones are ranked among themselves) and score = min over views
     of p / weight (``fusion_weights``, a weighted Bonferroni combination). Each image's best few
     candidates are also registered over turn, mirror, zoom and shift
     (:mod:`quality_assets.scores.registration`), the leading view. Extra
@@ -232,8 +233,8 @@ def near_duplicate_pairs(
     that hold one; :mod:`quality_assets.scores.near_exact`): a candidate pair whose grids differ by at
     most ``near_exact_max_diff`` in every cell (a re-encoded or resized copy) ranks after the exact
     matches and before every other pair, its score NEAR_EXACT_SCORE times its score without the
-    tier, and carries the ``near_exact`` evidence. Not for ``score_kind="distance"`` (SelfClean's
-    plain ranking); ``near_exact_max_diff`` <= 0 turns it off.
+    tier (fused among the near-exact pairs), and carries the ``near_exact`` evidence. Not for
+    ``score_kind="distance"`` (SelfClean's plain ranking); ``near_exact_max_diff`` <= 0 turns it off.
 
     ``copy_descriptors`` (float32 [N, 8, d], the learned copy descriptor's dihedral descriptors,
     `copy_detection.embed_copies`; with thumbnails only): one more fused view, the pair's
@@ -331,19 +332,8 @@ def near_duplicate_pairs(
         )
     score[exact] = 0.0
     score = np.clip(score, 0.0, 1.0)
-    pixel_columns: dict[str, np.ndarray] = {}
-    if thumbnails is not None:
-        pixel_columns = pixel_evidence(
-            thumbnails, thumbnail_known, pi, pj, n, rank_i, rank_j, pixel_rank, score, mirror, max_verified_pairs,
-            hue_histograms=hue_histograms, verify=verify, register_budget=max_registered_pairs,
-            polar_vectors=polar_vectors)
-        pixel_columns["embedding_score"] = score
-        if copy_descriptors is not None:
-            pixel_columns["descriptor_ratio"] = descriptor_ratio(copy_descriptors, pi, pj, n)
-        # The exact matches rank first by their bytes, outside the views' p-values (`fuse_p_values`).
-        score = fuse_p_values(pixel_columns, {**DEFAULT_FUSION_WEIGHTS, **(fusion_weights or {})}, exact=exact)
+    near = np.zeros(pi.size, dtype=bool)
     if colour_grids is not None and score_kind == "combined" and near_exact_max_diff > 0:
-        near = np.zeros(pi.size, dtype=bool)
         check = ~exact
         # The pairs' grid measures are read back where an earlier run took them (a drop takes its new pairs').
         remembered = getattr(verify, "remembered", None)
@@ -353,6 +343,20 @@ def near_duplicate_pairs(
                                 measures=measures)
         near[np.flatnonzero(check)[np.isfinite(diff)]] = True
         flags[near] |= EVIDENCE_FLAGS["near_exact"]
+    pixel_columns: dict[str, np.ndarray] = {}
+    if thumbnails is not None:
+        pixel_columns = pixel_evidence(
+            thumbnails, thumbnail_known, pi, pj, n, rank_i, rank_j, pixel_rank, score, mirror, max_verified_pairs,
+            hue_histograms=hue_histograms, verify=verify, register_budget=max_registered_pairs,
+            polar_vectors=polar_vectors)
+        pixel_columns["embedding_score"] = score
+        if copy_descriptors is not None:
+            pixel_columns["descriptor_ratio"] = descriptor_ratio(copy_descriptors, pi, pj, n)
+        # The exact matches rank first by their bytes and the near-exact ones next by their tier, both
+        # outside the other pairs' p-values (`fuse_p_values`).
+        score = fuse_p_values(pixel_columns, {**DEFAULT_FUSION_WEIGHTS, **(fusion_weights or {})}, exact=exact,
+                              near_exact=near)
+    if near.any():
         # Lifted, in their evidence's order: ordered by the grid difference instead, an icon theme's
         # own repeats (another caption, 0.06-0.12) interleaved with its JPEG leaks (0.04-0.12).
         score[near] = lift_near_exact(score[near])

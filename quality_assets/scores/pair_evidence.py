@@ -23,21 +23,29 @@ DEFAULT_WEIGHTS: dict[str, float] = {"abs": 1.0, "rel": 1.0, "gap": 1.0, "phash"
 # Weighted-Bonferroni weights of the p-values fused when thumbnails are given (normalised to sum
 # to 1 over the views present). The registered view leads: on the SelfClean protocol (MNIST,
 # AUG/ARTE copies and leaks, every candidate registered) its ratio alone ranks copies at pair AP
-# 0.40 where the fusion of the other three reached 0.08, and any view with a large weight lets its natural twins through (0.21 at
-# 0.3 each). The others keep a say for what registration does not see: the embedding for copies
-# under strong photometric changes, agreement for local occlusions on unregistered pairs, the crop
-# evidence (`pixel_evidence`'s ``crop_ratio``) for copies that hold their source in part of their
-# frame, which registration of whole frames scores low: on six matrix cells (four datasets) it took
-# pair AP 0.179 -> 0.213 (ARTE up everywhere, AUG down by up to 0.04 on animal_mnist; 0.05 instead
-# of 0.1 gained less on both grayscale cells), leakage and clean flag rates within 0.003 / 0.03
-# points (docs/benchmarks/matrix.md, "Update 2026-12-04 (2)").
+# 0.40 where the fusion of the other three reached 0.08, and any view with a large weight lets its
+# natural twins through (0.21 at 0.3 each). The crop evidence (`pixel_evidence`'s ``crop_ratio``)
+# comes second, for copies that hold their source in part of their frame, which registration of
+# whole frames scores low (docs/benchmarks/matrix.md, "Update 2026-12-04 (2)"). The others keep a
+# small say for what neither sees: the embedding for copies under strong photometric changes (the
+# only view of a recoloured pair), aligned and agreement for local occlusions on unregistered pairs.
+# Chosen on all twelve matrix cells (four datasets, three seeds) once the exact and near-exact
+# matches stopped taking part in the views' p-values (`fuse_p_values`), over a grid of registered
+# 1-4, crop 0.2-0.8, the others 0.025-0.1 each: pair AP under both truths (the protocol's and the
+# one without the sources' own duplicates) wants crop at about a quarter of registered and little
+# embedding; the leakage ranking, read from the same scores, wants a say for aligned and agreement
+# (a JPEG leak that registration scores poorly). These weights are within 0.001 of the grid's best
+# near-duplicate means (docs/benchmarks/matrix.md, "Update 2026-12-06 (4)"). Before, while those
+# matches sat at the top of every view but the crop view's (a picture is no crop of itself), they
+# gave the crop view's best pairs a head start of as many ranks as the data has such matches, which
+# 0.7 / 0.1 / 0.1 / 0.1 / 0.1 had been tuned under.
 #
 # The learned copy descriptor's view (``descriptor``, only when `near_duplicate.copy_descriptor` is on):
-# 0.275 is a fifth of the fusion with the five views above (the others keep their ratios within
-# the other four fifths), the weight measured on the matrix (docs/benchmarks/matrix.md, "Update
-# 2026-12-05 (6)"; 0.35 of the fusion lost on the grayscale sets, 0.1 gained less).
-DEFAULT_FUSION_WEIGHTS: dict[str, float] = {"aligned": 0.1, "agreement": 0.1, "registered": 0.7, "embedding": 0.1,
-                                             "crop": 0.1, "descriptor": 0.275}
+# a fifth of the fusion with the five views above (the others keep their ratios within the other
+# four fifths), the share measured on the matrix (docs/benchmarks/matrix.md, "Update 2026-12-05
+# (6)"; 0.35 of the fusion lost on the grayscale sets, 0.1 gained less).
+DEFAULT_FUSION_WEIGHTS: dict[str, float] = {"aligned": 0.1, "agreement": 0.1, "registered": 1.5, "embedding": 0.05,
+                                             "crop": 0.4, "descriptor": 0.5375}
 
 # Pairs registered per image (`scores.registration`, about 1k pairs/s on 2 CPU cores): each
 # image's best few by the turn-invariant polar vectors and by the cheaper evidence. On that MNIST
@@ -275,7 +283,7 @@ def empirical_p_values(values: np.ndarray) -> np.ndarray:
 
 
 def fuse_p_values(columns: dict[str, np.ndarray], weights: dict[str, float],
-                  exact: np.ndarray | None = None) -> np.ndarray:
+                  exact: np.ndarray | None = None, near_exact: np.ndarray | None = None) -> np.ndarray:
     """min over views of (empirical p-value / weight); NaN evidence (not verified) gives p = 1, and
     so does the pixel evidence of a pair marked ``recoloured``.
 
@@ -284,12 +292,21 @@ def fuse_p_values(columns: dict[str, np.ndarray], weights: dict[str, float],
     picture is no crop of itself), so counted there they pushed every other pair of the other views
     down against the crop evidence, by as many ranks as the data has exact matches: 300 exact copies
     added to a matrix cell (MNIST s1) took its pair AP from 0.543 to 0.376; left out, 0.584
-    (docs/benchmarks/matrix.md "Update 2026-12-06 (3)")."""
-    if exact is not None:
-        exact = np.asarray(exact, dtype=bool)
-        score = np.zeros(exact.size)
-        score[~exact] = fuse_p_values({name: np.asarray(values)[~exact] for name, values in columns.items()},
-                                      weights)
+    (docs/benchmarks/matrix.md "Update 2026-12-06 (3)"). ``near_exact`` (bool per pair, not exact):
+    the same for re-encoded or resized copies, which the caller ranks after the exact ones by their
+    own tier; they are fused among themselves (p-values over the near-exact pairs only), so their
+    order within the tier still follows their evidence. 300 JPEG re-encodes took the same cell to
+    0.380 while they were counted in the others' p-values; left out (and the weights chosen again
+    without their head start), 0.595 ("Update 2026-12-06 (4)")."""
+    if exact is not None or near_exact is not None:
+        m = np.asarray(next(iter(columns.values()))).size
+        exact = np.zeros(m, dtype=bool) if exact is None else np.asarray(exact, dtype=bool)
+        near = np.zeros(m, dtype=bool) if near_exact is None else np.asarray(near_exact, dtype=bool) & ~exact
+        score = np.zeros(m)
+        for group in (~(exact | near), near):
+            if group.any():
+                score[group] = fuse_p_values({name: np.asarray(values)[group] for name, values in columns.items()},
+                                             weights)
         return score
     recoloured = columns.get("recoloured")
     pixel_ok = ~np.asarray(recoloured, dtype=bool) if recoloured is not None else True

@@ -285,3 +285,38 @@ def test_the_descriptor_view_takes_a_fifth_of_the_fusion() -> None:
     assert with_view[0] == pytest.approx(without[0] / 0.8)
     assert w["descriptor"] / (w["descriptor"] + sum(w[k] for k in ("aligned", "agreement", "registered",
                                                                      "embedding", "crop"))) == pytest.approx(0.2)
+
+
+def test_exact_and_near_exact_pairs_stay_out_of_the_other_pairs_p_values() -> None:
+    from quality_assets.scores.pair_evidence import DEFAULT_FUSION_WEIGHTS as w
+    from quality_assets.scores.pair_evidence import fuse_p_values
+
+    rng = np.random.default_rng(5)
+    m = 60
+    columns = {name: rng.random(m) for name in ("aligned_ratio", "agreement_ratio", "registered_ratio", "crop_ratio",
+                                                "embedding_score")}
+    exact = np.zeros(m, dtype=bool)
+    exact[:5] = True
+    near = np.zeros(m, dtype=bool)
+    near[5:15] = True
+    for column in ("aligned_ratio", "agreement_ratio", "registered_ratio", "embedding_score"):
+        columns[column][:15] = 0.0   # repeats: the best evidence of every view but the crop view's
+    columns["crop_ratio"][:15] = 10.0
+    rest = ~(exact | near)
+
+    fused = fuse_p_values(columns, w, exact=exact, near_exact=near)
+    assert (fused[exact] == 0).all()
+    # The other pairs score as if the repeats were not there ...
+    alone = fuse_p_values({k: v[rest] for k, v in columns.items()}, w)
+    np.testing.assert_array_equal(fused[rest], alone)
+    # ... where counted in the p-values they pushed the registered view's best pair behind the crop
+    # view's best (15 ranks down in one view, none in the other).
+    counted = fuse_p_values(columns, w, exact=exact)
+    others = np.flatnonzero(rest)
+    best_registered = others[np.argmin(columns["registered_ratio"][rest])]
+    best_crop = others[np.argmin(columns["crop_ratio"][rest])]
+    assert best_registered != best_crop
+    assert fused[best_registered] < fused[best_crop]
+    assert counted[best_registered] > counted[best_crop]
+    # The near-exact pairs are ranked among themselves, by their own evidence.
+    np.testing.assert_array_equal(fused[near], fuse_p_values({k: v[near] for k, v in columns.items()}, w))

@@ -7,6 +7,8 @@ contamination code.
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
 import torch
@@ -16,6 +18,7 @@ from quality_lab.contamination import aug_copy, arte_copy
 from quality_lab.demo_data import load_mnist_5k
 from quality_assets.knn import build_knn_graph
 from quality_assets.scores.near_duplicate import copy_flags, near_duplicate_pairs
+from quality_assets.scores.near_exact import COLOUR_GRID_SIZE
 from quality_assets.pixel_view import THUMBNAIL_SIZE, crop_search_k, pixel_candidate_pairs, search_vectors
 from quality_assets.scores.pixel_copies import VerifiedPairMemo, ratio_to_next_best, verify_pairs
 
@@ -499,3 +502,38 @@ def test_many_exact_duplicates_do_not_push_the_copies_down(digits_with_copies):
     rest = pairs[~exact]
     top = {(int(a), int(b)) for a, b in zip(rest.i[:6], rest.j[:6])}
     assert truth <= top, f"copies missing from the top 6 after the exact matches: {truth - top}"
+
+
+def _jpeg(thumb: np.ndarray, quality: int = 90) -> np.ndarray:
+    buffer = io.BytesIO()
+    Image.fromarray(thumb).save(buffer, format="JPEG", quality=quality)
+    return np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("L"))
+
+
+def _colour_grid(thumb: np.ndarray) -> np.ndarray:
+    grey = np.asarray(Image.fromarray(thumb).resize((COLOUR_GRID_SIZE, COLOUR_GRID_SIZE), Image.BOX))
+    return np.repeat(grey[:, :, None], 3, axis=2)
+
+
+def test_many_near_exact_repeats_do_not_push_the_copies_down(digits_with_copies):
+    """Near-exact matches (re-encoded copies) rank after the exact ones by their own tier and, like
+    them, take no part in the other pairs' p-values: counted there, they pushed every pair of the
+    views that see them as copies down against the crop evidence, as exact matches did."""
+    thumbs, truth = digits_with_copies
+    rng = np.random.default_rng(12)
+    n = len(thumbs)
+    sources = {s for pair in truth for s in pair}
+    repeated = rng.choice([i for i in range(n) if i not in sources], 120, replace=False)
+    with_repeats = np.concatenate([thumbs, np.stack([_jpeg(thumbs[i]) for i in repeated])])
+    assert not any(np.array_equal(with_repeats[n + k], thumbs[i]) for k, i in enumerate(repeated))
+    grids = np.stack([_colour_grid(t) for t in with_repeats])
+    graph, vectors = _embedding_graph(with_repeats)
+    pairs = near_duplicate_pairs(graph, thumbnails=with_repeats, vectors=vectors, colour_grids=grids)
+    near = pairs["evidence"].str.contains("near_exact")
+    repeat_pairs = {(int(i), n + k) for k, i in enumerate(repeated)}
+    found = {(int(a), int(b)) for a, b in zip(pairs.i[near], pairs.j[near])}
+    assert len(repeat_pairs & found) >= 0.9 * len(repeated)
+    assert near.to_numpy()[:int(near.sum())].all()   # the near-exact tier first
+    rest = pairs[~near]
+    top = {(int(a), int(b)) for a, b in zip(rest.i[:6], rest.j[:6])}
+    assert truth <= top, f"copies missing from the top 6 after the near-exact matches: {truth - top}"
