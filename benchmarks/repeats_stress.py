@@ -17,7 +17,7 @@ classifier off: it does not touch the pairs) and the service's ranking is measur
 
 Measured (docs/benchmarks/matrix.md "Update 2026-12-06 (3)" and "(4)"): MNIST s1, 300 exact copies,
 pair AP 0.543 -> 0.376 while the exact matches took part in the views' p-values, 0.584 since; 300
-JPEG re-encodes, 0.378 while the near-exact matches did, 0.595 since (0.557 without repeats).
+JPEG re-encodes, 0.380 while the near-exact matches did, 0.595 since (0.556 without repeats).
 """
 
 from __future__ import annotations
