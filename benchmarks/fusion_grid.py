@@ -31,11 +31,9 @@ import pandas as pd
 from sklearn.metrics import average_precision_score
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from pair_fusion import VIEW_COLUMNS, capture_pairs, fused_order  # noqa: E402
+from pair_fusion import capture_pairs, fused_order, pair_ap  # noqa: E402
 from rescore_cell import load_cell  # noqa: E402
 
-from quality_assets.scores.near_duplicate import lift_near_exact, pair_order  # noqa: E402
-from quality_assets.scores.pair_evidence import fuse_p_values  # noqa: E402
 
 # The weights of the service before 2026-12-06 (4), for `--old-population`'s first row.
 OLD_FUSION_WEIGHTS = {"aligned": 0.1, "agreement": 0.1, "registered": 0.7, "embedding": 0.1, "crop": 0.1}
@@ -44,27 +42,6 @@ GRID = [{}] + [
     for r, c, e, a in itertools.product([1.0, 1.5, 2.0, 3.0, 4.0], [0.2, 0.3, 0.4, 0.6, 0.8],
                                         [0.025, 0.05, 0.1], [0.025, 0.05, 0.1])
 ]
-
-
-def _old_population_scores(pairs: pd.DataFrame, weights: dict[str, float]) -> np.ndarray:
-    evidence = pairs["evidence"].astype(str)
-    near = evidence.str.contains("near_exact").to_numpy()
-    score = fuse_p_values({c: pairs[c].to_numpy() for c in VIEW_COLUMNS}, {**OLD_FUSION_WEIGHTS, **weights},
-                          exact=evidence.str.contains("sha256").to_numpy())
-    score[near] = lift_near_exact(score[near])
-    return score
-
-
-def _pair_aps(pairs: pd.DataFrame, data, excluded, score: np.ndarray) -> tuple[float, float]:
-    from quality_lab.bench.methods import MethodResult
-    from quality_lab.bench.metrics import evaluate_method
-
-    i, j = pairs["i"].to_numpy(), pairs["j"].to_numpy()
-    order = pair_order(i, j, pairs["distance"].to_numpy(dtype=float), score)
-    result = MethodResult("ours", "grid", {"near_duplicate": (i[order], j[order])}, 0.0)
-    rows = pd.DataFrame(evaluate_method(result, data) + evaluate_method(result, data, excluded))
-    rows = rows[(rows["issue_type"] == "near_duplicate") & (rows["kind"] == "all")].set_index("truth")["AP"]
-    return float(rows["protocol"]), float(rows["without_source_duplicates"])
 
 
 def _leakage_proxy(pairs: pd.DataFrame, splits: np.ndarray, leaks: np.ndarray, score: np.ndarray) -> float:
@@ -91,8 +68,11 @@ def score_cell(cell: Path, old_population: bool) -> list[list]:
     leaks[truth.loc[truth["issue_type"] == "leakage", "index"].astype(int).to_numpy()] = True
     out = []
     for weights in GRID:
-        score = _old_population_scores(pairs, weights) if old_population else fused_order(pairs, weights)[0]
-        out.append([weights, *_pair_aps(pairs, data, excluded, score), _leakage_proxy(pairs, splits, leaks, score)])
+        fused_with = {**OLD_FUSION_WEIGHTS, **weights} if old_population else weights
+        ap = pair_ap(pairs, data, excluded, fused_with, near_exact_apart=not old_population)
+        score, _ = fused_order(pairs, fused_with, near_exact_apart=not old_population)
+        out.append([weights, ap[("protocol", "all")], ap[("without_source_duplicates", "all")],
+                    _leakage_proxy(pairs, splits, leaks, score)])
     return out
 
 
