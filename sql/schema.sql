@@ -92,7 +92,7 @@ CREATE TABLE IF NOT EXISTS embeddings (
     PRIMARY KEY (sample_id, model_version)
 );
 
--- Small thumbnails for pixel-level copy evidence (near duplicates, leakage): the 24 px grayscale
+-- Small thumbnails for pixel-level copy evidence (near duplicates, leakage): the 28 px grayscale
 -- view and the 32 px RGB colour grid of cell means (scores/near_exact.py), one row each.
 CREATE TABLE IF NOT EXISTS thumbnails (
     sample_id  VARCHAR NOT NULL,
