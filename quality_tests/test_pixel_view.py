@@ -4,6 +4,8 @@ exact only if a vector has the same bits whatever batch computed it."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -94,16 +96,21 @@ def test_faint_small_figures_on_a_blank_page_no_longer_meet_while_a_padded_copy_
 
     side = THUMBNAIL_SIZE
     thumbs = np.full((4, side, side), 255, dtype=np.uint8)
-    # Two different faint figures inside one cell of the 8x8 averages: a dot and a small cross.
-    thumbs[0, 9:11, 9:11] = 200
-    thumbs[1, 10, 9:12] = 200
-    thumbs[1, 9:12, 10] = 200
-    # A picture, and a copy of it shrunk into the top-left of a dark canvas.
+    # Two different faint figures inside one cell of the 8x8 averages (area pooling: cell i spans
+    # [floor(i s / 8), ceil((i + 1) s / 8)), so neighbouring cells share a pixel where 8 does not
+    # divide the side): a dot and a small cross, on the pixels that only cell 3 holds (9-11 at 24 px).
+    c = math.ceil(3 * side / 8)
+    assert math.floor(4 * side / 8) - c >= 3
+    thumbs[0, c:c + 2, c:c + 2] = 200
+    thumbs[1, c + 1, c:c + 3] = 200
+    thumbs[1, c:c + 3, c + 1] = 200
+    # A picture, and a copy of it shrunk to 80% into the top-left of a dark canvas.
     yy, xx = np.mgrid[:side, :side]
     picture = 128 + 100 * np.sin(xx / 2.5) * np.cos(yy / 3.5) + np.random.default_rng(0).normal(0, 5, (side, side))
     thumbs[2] = np.clip(picture, 0, 255).astype(np.uint8)
     thumbs[3] = 40
-    thumbs[3, :19, :19] = np.asarray(Image.fromarray(thumbs[2]).resize((19, 19), Image.BILINEAR))
+    shrunk = round(0.8 * side)
+    thumbs[3, :shrunk, :shrunk] = np.asarray(Image.fromarray(thumbs[2]).resize((shrunk, shrunk), Image.BILINEAR))
     a, b = np.array([0, 2]), np.array([1, 3])
 
     plain_crop, plain_whole = crop_distances(thumbs, a, b, contrast_floor=0.0)
