@@ -8,8 +8,10 @@ pair table `benchmarks/pair_fusion.py` has captured. Every pair the service regi
 registered again (`scores.registration.registered_similarity`, the service's code) on the variant's
 pictures, decoded from the cell's PNG files; the registered ratio is taken again over those pairs
 (`ratio_to_next_best`, the better end, as the service reads it), the table re-fused by
-`pair_fusion.pair_ap` and scored under both truths. A number is a thumbnail side (24 is the service's:
-its ratios must come back to the bit, which is checked); `grid` is the gray (PIL's "L" weights) of the
+`pair_fusion.pair_ap` and scored under both truths. A number is a thumbnail side (the service's,
+`pixel_view.THUMBNAIL_SIZE`, must give the captured ratios back to the bit, which is checked; the
+registration's blur scales with the side against that size, so another side is not the service of
+another size exactly); `grid` is the gray (PIL's "L" weights) of the
 32 px colour grids the service stores beside the thumbnails (`quality_lab.bench.methods.colour_grids_for`:
 box-averaged, where the thumbnails are bilinear); `grad` is the Sobel gradient magnitude of a 48 px
 gray picture pooled to 24 px; `rgb` registers R, G and B each on its own and averages the three
@@ -76,6 +78,7 @@ def main(argv: list[str]) -> int:
     if len(argv) < 2:
         print(__doc__)
         return 2
+    from quality_assets.pixel_view import THUMBNAIL_SIZE
     from quality_assets.scores.pixel_copies import ratio_to_next_best
     from quality_lab.source_duplicates import source_duplicates
 
@@ -101,9 +104,9 @@ def main(argv: list[str]) -> int:
             np.save(cache, dissimilarity)
         ratio = pairs["registered_ratio"].to_numpy().copy()
         ratio[registered] = ratio_to_next_best(dissimilarity, i, j, data.n, ends="better")
-        if variant == "24" and not np.allclose(ratio[registered], pairs["registered_ratio"].to_numpy()[registered],
+        if variant == str(THUMBNAIL_SIZE) and not np.allclose(ratio[registered], pairs["registered_ratio"].to_numpy()[registered],
                                                rtol=1e-6):
-            print("24 px does not give the captured ratios back: the service's registration changed since the capture")
+            print(f"{THUMBNAIL_SIZE} px does not give the captured ratios back: the service changed since the capture")
             return 1
         print(f"{variant}: {ap_summary(pair_ap(pairs.assign(registered_ratio=ratio), data, excluded))}", flush=True)
     return 0
