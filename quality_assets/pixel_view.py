@@ -18,10 +18,12 @@ from quality_assets.imaging import COLOURED_MIN
 from quality_assets.knn import build_knn_graph, pair_dot
 
 __all__ = [
+    "PIXEL_GRAPH_SIZE",
     "SEARCH_SIZE",
     "THUMBNAIL_SIZE",
     "canonical_search_vectors",
     "fill_to_background",
+    "graph_vectors",
     "hue_search_vectors",
     "polar_search_vectors",
     "check_thumbnails",
@@ -42,12 +44,20 @@ __all__ = [
 # on all twelve cells near-duplicate AP 0.326 -> 0.367 (docs/benchmarks/matrix.md, "Update
 # 2026-12-06 (5)" and "(6)"). Registering a pair costs 1.5-1.8x (the pixels).
 THUMBNAIL_SIZE = 28
-# The pixel view's vectors (copy candidates, off-topic and label-error graphs) are 8x8 averages
-# of the thumbnail. On the demo they hold every copy and leak pair among the candidates (85 of
-# 85, as 16x16 does) and give the same off-topic and label-error AP as 16x16 (0.98 / 0.96 vs
+# The copy candidates' search vectors are 8x8 averages of the thumbnail (the pixel view's graph's
+# too until 2026-12-06). On the demo they hold every copy and leak pair among the candidates (85 of
+# 85, as 16x16 does) and gave the same off-topic and label-error AP as 16x16 (0.98 / 0.96 vs
 # 0.97 / 0.94; 0.80 / 0.85 vs 0.81 / 0.85), with a quarter of the dimensions: the kNN searches
 # are the pixel view's largest cost at scale.
 SEARCH_SIZE = 8
+# The pixel view's kNN graph (off-topic and label errors read it, with its vectors) is on finer
+# averages than the copy search: 14x14, the 28 px thumbnail's own 2x2 bins. On all twelve matrix
+# cells the label errors rose 0.648 -> 0.666 on the mean over datasets (icons +0.039, clip art
+# +0.024) and off-topic moved 0.963 -> 0.961 (clip art -0.009); 10x10 gave about +0.011 and 0 on
+# nine cells; the copy search itself at 14 or 10 moved near duplicates by noise and cost leakage,
+# at 7 lost 0.025 (docs/benchmarks/matrix.md, "Update 2026-12-06 (7)"). Three times the
+# dimensions of the 8x8 search: the graph's kNN costs more at scale.
+PIXEL_GRAPH_SIZE = 14
 # Canonical RMS radius, in normalised [-1, 1] image coordinates.
 CANONICAL_RADIUS = 0.45
 BLUR_SIGMA_PX = 1.0  # at THUMBNAIL_SIZE; tolerates the half-pixel errors of the alignment grid
@@ -59,6 +69,12 @@ def check_thumbnails(thumbs: np.ndarray) -> np.ndarray:
         raise ValueError(f"thumbnails must be uint8 [N, S, S], got {t.dtype} {t.shape}")
     return t
 
+
+
+def graph_vectors(thumbs: np.ndarray) -> np.ndarray:
+    """The pixel view's kNN-graph vectors: PIXEL_GRAPH_SIZE averages of each thumbnail (zero-mean,
+    unit-norm), as `search_vectors` makes them."""
+    return search_vectors(thumbs, size=PIXEL_GRAPH_SIZE)
 
 
 def search_vectors(thumbs: np.ndarray, *, mirror: bool = False, size: int = SEARCH_SIZE) -> np.ndarray:

@@ -23,7 +23,7 @@ from quality_assets.code_version import code_version
 from quality_assets.issue_types import View
 from quality_assets.copy_descriptor_fits import StoredCopyDescriptorFits
 from quality_assets.pixel_classifier_fits import StoredPixelClassifierFits
-from quality_assets.pixel_view import THUMBNAIL_SIZE, search_vectors
+from quality_assets.pixel_view import THUMBNAIL_SIZE, graph_vectors
 from quality_assets.property_view import property_vectors
 from quality_assets.representation import load_colour_grids, load_thumbnails, load_vectors
 from quality_assets.view_graphs import (load_graph, load_pixel_views, load_view_graph, manifest_for_scoring,
@@ -95,7 +95,7 @@ def run_scores(conn: duckdb.DuckDBPyConnection, config: ScoreConfig, *, reuse: b
     colour_grids, colour_grid_known = load_colour_grids(conn, list(sample_ids))
     manifest_in_order = manifest.set_index("sample_id").loc[list(sample_ids)].reset_index()
     pixel_graph, copy_candidates, pixel_versions = load_pixel_views(conn, list(sample_ids))
-    pixel = None if pixel_graph is None else View(pixel_graph, search_vectors(thumbnails))
+    pixel = None if pixel_graph is None else View(pixel_graph, graph_vectors(thumbnails))
     property_graph, property_version = load_view_graph(conn, "properties", list(sample_ids))
     properties = None if property_graph is None else View(property_graph, property_vectors(manifest_in_order))
     view_versions = f"{graph_version}+{pixel_versions}+{property_version}"

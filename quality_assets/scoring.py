@@ -21,7 +21,7 @@ import pandas as pd
 from quality_assets.issue_types import IssueResult, ScoringInputs, View, issue_types, options_from_dict
 from quality_assets.knn import KnnGraph, build_knn_graph
 from quality_assets.scores import rank_ascending
-from quality_assets.pixel_view import search_vectors
+from quality_assets.pixel_view import graph_vectors
 from quality_assets.property_view import property_graph, property_vectors
 
 PIXEL_VIEW_K = 16  # neighbours per image in the pixel view's graph
@@ -84,8 +84,8 @@ def _stack_long_rows(frames: list[pd.DataFrame]) -> pd.DataFrame:
 
 
 def pixel_view(thumbnails: np.ndarray, k: int = PIXEL_VIEW_K, seed: int = 0) -> View:
-    """The pixel view's graph: kNN on 8x8 thumbnail averages (zero-mean, unit-norm)."""
-    vectors = search_vectors(thumbnails)
+    """The pixel view's graph: kNN on the thumbnails' `graph_vectors`."""
+    vectors = graph_vectors(thumbnails)
     return View(build_knn_graph(vectors, min(k, len(vectors) - 1), seed=seed, recall_sample=0), vectors)
 
 

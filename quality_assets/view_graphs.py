@@ -34,7 +34,7 @@ import pandas as pd
 import pyarrow as pa
 
 from quality_assets.code_version import code_version
-from quality_assets.pixel_view import THUMBNAIL_SIZE
+from quality_assets.pixel_view import PIXEL_GRAPH_SIZE, THUMBNAIL_SIZE
 from quality_assets.representation import load_thumbnails, load_vectors
 from quality_assets.row_shards import write_rows
 from quality_assets.store import run_query, run_query_arrow
@@ -315,7 +315,7 @@ def build_pixel_views(conn: duckdb.DuckDBPyConnection, *, k: int = 16, copy_k: i
     candidates' searches, are updated incrementally like the SSL graph.
     """
     from quality_assets.knn import pair_dot
-    from quality_assets.pixel_view import search_vectors
+    from quality_assets.pixel_view import graph_vectors, search_vectors
 
     manifest_version, n_manifest = _manifest_state(conn)
     thumbnail_set = run_query(conn, "thumbnail_set_version", size=THUMBNAIL_SIZE).iloc[0]
@@ -328,7 +328,7 @@ def build_pixel_views(conn: duckdb.DuckDBPyConnection, *, k: int = 16, copy_k: i
                    "view": PIXEL_VIEW_CODE}
     copy_version = _graph_version("pixel_copy", source, manifest_version, copy_inputs)
     pixel_k = min(k, n_manifest - 1)
-    pixel_inputs = {"view": PIXEL_VIEW_CODE, "k": pixel_k,
+    pixel_inputs = {"view": PIXEL_VIEW_CODE, "size": PIXEL_GRAPH_SIZE, "k": pixel_k,
                     "index": _index_kind(method, n_manifest, None), "seed": seed}
     pixel_version = _graph_version("pixel", source, manifest_version, pixel_inputs)
     all_known = n_known == n_manifest
@@ -345,7 +345,7 @@ def build_pixel_views(conn: duckdb.DuckDBPyConnection, *, k: int = 16, copy_k: i
         return records
     ids = np.asarray(sorted(manifest_for_scoring(conn, manifest_version).sample_id), dtype=object)
     thumbs, known = load_thumbnails(conn, list(ids))
-    vectors = search_vectors(thumbs)  # the pairs' distances and the pixel kNN view
+    vectors = search_vectors(thumbs)  # the pairs' distances
     if records[0] is None:
         started = time.perf_counter()
         a, b, position, built = _copy_candidates(conn, ids, thumbs, known, copy_k, seed, source, manifest_version,
@@ -358,7 +358,7 @@ def build_pixel_views(conn: duckdb.DuckDBPyConnection, *, k: int = 16, copy_k: i
                                   seconds=time.perf_counter() - started, built=built)
     if all_known and records[1] is None:
         records[1] = _knn_view(conn, "pixel", pixel_version, source, manifest_version, pixel_inputs, ids,
-                               vectors, k=pixel_k, method=pixel_inputs["index"], seed=seed,
+                               graph_vectors(thumbs), k=pixel_k, method=pixel_inputs["index"], seed=seed,
                                recall_sample=0)
     return records
 

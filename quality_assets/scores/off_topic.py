@@ -33,8 +33,8 @@ the other one, and the top of the ranking fills with merely unusual in-domain sa
 handwriting) that join the tree late.
 
 A second, cheap view fixes both: per sample a small grayscale thumbnail, zero-mean, unit-norm
-(`pixel_vectors`; the service uses 8x8 averages, `pixel_copies.search_vectors`; these notes were
-measured at 16x16, which gives the same AP on the demo) and its kNN graph (`pixel_graph`). Three terms, each the log of a distance
+(`pixel_vectors`; the service uses 14x14 averages, `pixel_view.graph_vectors`; these notes were
+measured at 16x16) and its kNN graph (`pixel_graph`). Three terms, each the log of a distance
 over its dataset median (0 = typical, +1 = e times farther than typical; distances below 1 %
 of the median count as that floor, so exact copies read as "very close", not as infinitely so):
 
