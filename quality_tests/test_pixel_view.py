@@ -11,12 +11,14 @@ import pytest
 
 from quality_assets.pixel_view import (
     CROPS,
+    PIXEL_GRAPH_SIZE,
     SEARCH_SIZE,
     THUMBNAIL_SIZE,
     canonical_search_vectors,
     contrast_weight,
     crop_distances,
     crop_search_vectors,
+    graph_vectors,
     polar_search_vectors,
     search_vectors,
 )
@@ -145,3 +147,23 @@ def test_a_flat_thumbnail_is_no_crop_copy_of_anything_not_even_another_flat_one(
     # Unweighed, two flats share the fixed stand-in direction and would be a perfect crop match.
     plain_crop, _ = crop_distances(thumbs, a, b, contrast_floor=0.0)
     assert plain_crop[0] < 1e-6
+
+
+def test_the_graph_vectors_tell_apart_detail_that_the_copy_search_averages_away():
+    """Two thumbnails that differ only inside one cell of the copy search's averages (a thin bar moved
+    by two pixels within the cell) are the same to the copy search and different to the pixel view's
+    graph, whose finer averages off-topic and the label errors read."""
+    side, cells = THUMBNAIL_SIZE, SEARCH_SIZE
+    # Area pooling: cell i spans [floor(i s / n), ceil((i + 1) s / n)); the columns only cell 3 holds.
+    first, last = math.ceil(3 * side / cells), math.floor(4 * side / cells) - 1
+    assert last - first >= 2 and side % PIXEL_GRAPH_SIZE == 0
+    bin_px = side // PIXEL_GRAPH_SIZE
+    assert first // bin_px != last // bin_px  # the two bars fall in different bins of the graph's averages
+    thumbs = np.full((2, side, side), 30, dtype=np.uint8)
+    thumbs[0, :, first] = 220
+    thumbs[1, :, last] = 220
+    search, graph = search_vectors(thumbs), graph_vectors(thumbs)
+    assert search.shape[1] == SEARCH_SIZE ** 2 and graph.shape[1] == PIXEL_GRAPH_SIZE ** 2
+    np.testing.assert_allclose(np.linalg.norm(graph, axis=1), 1.0, atol=1e-5)
+    assert float(search[0] @ search[1]) > 0.999
+    assert float(graph[0] @ graph[1]) < 0.5
