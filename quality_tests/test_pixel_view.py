@@ -38,6 +38,13 @@ def _thumbnails(n: int, seed: int = 0) -> np.ndarray:
     return thumbs
 
 
+def _pixels_only_in_cell(cell: int, side: int, cells: int) -> tuple[int, int]:
+    """(first, last) pixel that only `cell` of the `cells` x `cells` area averages holds: area pooling
+    spans cell i over [floor(i side / cells), ceil((i + 1) side / cells)), so neighbouring cells share
+    a pixel where `cells` does not divide the side."""
+    return math.ceil(cell * side / cells), math.floor((cell + 1) * side / cells) - 1
+
+
 def _by_image(crop_vectors: np.ndarray, n: int) -> np.ndarray:
     """crop_search_vectors' crop-major rows as [n, CROPS, d]."""
     return crop_vectors.reshape(CROPS, n, -1).transpose(1, 0, 2)
@@ -98,11 +105,10 @@ def test_faint_small_figures_on_a_blank_page_no_longer_meet_while_a_padded_copy_
 
     side = THUMBNAIL_SIZE
     thumbs = np.full((4, side, side), 255, dtype=np.uint8)
-    # Two different faint figures inside one cell of the 8x8 averages (area pooling: cell i spans
-    # [floor(i s / 8), ceil((i + 1) s / 8)), so neighbouring cells share a pixel where 8 does not
-    # divide the side): a dot and a small cross, on the pixels that only cell 3 holds (9-11 at 24 px).
-    c = math.ceil(3 * side / 8)
-    assert math.floor(4 * side / 8) - c >= 3
+    # Two different faint figures inside one cell of the 8x8 averages: a dot and a small cross, on
+    # the pixels that only cell 3 holds (9-11 at 24 px).
+    c, last = _pixels_only_in_cell(3, side, SEARCH_SIZE)
+    assert last - c >= 2
     thumbs[0, c:c + 2, c:c + 2] = 200
     thumbs[1, c + 1, c:c + 3] = 200
     thumbs[1, c:c + 3, c + 1] = 200
@@ -153,9 +159,8 @@ def test_the_graph_vectors_tell_apart_detail_that_the_copy_search_averages_away(
     """Two thumbnails that differ only inside one cell of the copy search's averages (a thin bar moved
     by two pixels within the cell) are the same to the copy search and different to the pixel view's
     graph, whose finer averages off-topic and the label errors read."""
-    side, cells = THUMBNAIL_SIZE, SEARCH_SIZE
-    # Area pooling: cell i spans [floor(i s / n), ceil((i + 1) s / n)); the columns only cell 3 holds.
-    first, last = math.ceil(3 * side / cells), math.floor(4 * side / cells) - 1
+    side = THUMBNAIL_SIZE
+    first, last = _pixels_only_in_cell(3, side, SEARCH_SIZE)
     assert last - first >= 2 and side % PIXEL_GRAPH_SIZE == 0
     bin_px = side // PIXEL_GRAPH_SIZE
     assert first // bin_px != last // bin_px  # the two bars fall in different bins of the graph's averages
