@@ -1,7 +1,7 @@
 """Benchmark of `build_knn_graph`: wall time, recall@k and peak memory against N.
 
-Each (N, method) case runs in its own subprocess so its peak RSS (``ru_maxrss`` of the child)
-is its own: it includes the synthetic vectors (N x 128 float32) and the index.
+Each (N, method, dim) case runs in its own subprocess so its peak RSS (``ru_maxrss`` of the child)
+is its own: it includes the synthetic vectors (N x dim float32, 128 unless `--dims`) and the index.
 
 Data: a clustered Gaussian mixture on the unit sphere that looks like embeddings rather than
 uniform noise: ~sqrt(N) clusters of Dirichlet-distributed sizes, each a random 16-dimensional
@@ -13,6 +13,7 @@ extrapolated linearly in the number of queries (the cost per query is exactly N 
 Usage:
     .venv/bin/python benchmarks/bench_knn.py                  # 10k, 100k, 1M (minutes)
     .venv/bin/python benchmarks/bench_knn.py --sizes 10000 100000 --methods flat hnsw
+    .venv/bin/python benchmarks/bench_knn.py --sizes 100000 --methods ivf --dims 64 196   # the pixel graph
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ def _recall_at(nb_d: np.ndarray, exact_d: np.ndarray, k: int) -> float:
 
 
 def run_case(
-    n: int, method: str, k: int, threads: int, exact_queries: int | None, save: Path | None
+    n: int, method: str, k: int, threads: int, exact_queries: int | None, save: Path | None, dim: int = 128
 ) -> dict:
     from quality_assets.knn import build_knn_graph, exact_knn
 
@@ -57,10 +58,10 @@ def run_case(
 
     faiss.omp_set_num_threads(threads)
     t0 = time.perf_counter()
-    x, _ = clustered_vectors(n)
+    x, _ = clustered_vectors(n, dim)
     gen_s = time.perf_counter() - t0
     rss_data = _peak_rss_mb()
-    out: dict = {"n": n, "method": method, "k": k, "threads": threads, "gen_seconds": round(gen_s, 1)}
+    out: dict = {"n": n, "dim": dim, "method": method, "k": k, "threads": threads, "gen_seconds": round(gen_s, 1)}
     if method == "flat" and exact_queries is not None and exact_queries < n:
         # Exact search cost is linear in the number of queries: time a subset, scale up.
         q = np.random.default_rng(1).choice(n, size=exact_queries, replace=False)
@@ -112,6 +113,8 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     ap.add_argument("--methods", nargs="+", default=["flat", "hnsw", "ivf"])
     ap.add_argument("--k", type=int, default=16)
+    ap.add_argument("--dims", type=int, nargs="+", default=[128],
+                    help="vector dimensions, each size and method run at each (the pixel view's graph: 196)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--exact-max", type=int, default=100_000, help="largest N run exactly in full")
     ap.add_argument("--exact-queries", type=int, default=20_000)
@@ -119,28 +122,28 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None, help="append JSON lines here")
     ap.add_argument(
         "--save-graph", type=Path, default=None,
-        help="folder: save each approximate graph as knn_<N>_<method>_k<k>.npz (for bench_scores)",
+        help="folder: save each approximate graph as knn_<N>_<method>_k<k>[_d<dim>].npz (for bench_scores)",
     )
-    ap.add_argument("--case", nargs=2, metavar=("N", "METHOD"), help=argparse.SUPPRESS)
+    ap.add_argument("--case", nargs=3, metavar=("N", "METHOD", "DIM"), help=argparse.SUPPRESS)
     args = ap.parse_args()
 
     if args.case:
-        n, method = int(args.case[0]), args.case[1]
+        n, method, dim = int(args.case[0]), args.case[1], int(args.case[2])
         exact_q = args.exact_queries if (method == "flat" and n > args.exact_max) else None
         save = None
         if args.save_graph is not None and method != "flat":
-            save = args.save_graph / f"knn_{n}_{method}_k{args.k}.npz"
-        print(json.dumps(run_case(n, method, args.k, args.threads, exact_q, save)))
+            save = args.save_graph / (f"knn_{n}_{method}_k{args.k}" + ("" if dim == 128 else f"_d{dim}") + ".npz")
+        print(json.dumps(run_case(n, method, args.k, args.threads, exact_q, save, dim)))
         return
 
     for n in args.sizes:
-        for method in args.methods:
+        for method, dim in ((m, d) for m in args.methods for d in args.dims):
             if method in ("hnsw", "ivf") and n < 10_000:
                 continue
             if method == "ivf" and n > args.ivf_max:
                 continue
             cmd = [
-                sys.executable, __file__, "--case", str(n), method, "--k", str(args.k),
+                sys.executable, __file__, "--case", str(n), method, str(dim), "--k", str(args.k),
                 "--threads", str(args.threads), "--exact-max", str(args.exact_max),
                 "--exact-queries", str(args.exact_queries),
             ]

@@ -56,7 +56,8 @@ SEARCH_SIZE = 8
 # +0.024) and off-topic moved 0.963 -> 0.961 (clip art -0.009); 10x10 gave about +0.011 and 0 on
 # nine cells; the copy search itself at 14 or 10 moved near duplicates by noise and cost leakage,
 # at 7 lost 0.025 (docs/benchmarks/matrix.md, "Update 2026-12-06 (7)"). Three times the
-# dimensions of the 8x8 search: the graph's kNN costs more at scale.
+# dimensions of the 8x8 search: the graph's kNN costs about twice as much at scale (IVF at 1M,
+# `benchmarks/bench_knn.py --dims 64 196`: 173 s against 83 s, peak RSS 2.4 against 1.6 GB).
 PIXEL_GRAPH_SIZE = 14
 # Canonical RMS radius, in normalised [-1, 1] image coordinates.
 CANONICAL_RADIUS = 0.45
