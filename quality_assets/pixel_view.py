@@ -209,33 +209,56 @@ def contrast_weight(contrast: np.ndarray, floor: float = CROP_CONTRAST_FLOOR) ->
     return r / np.sqrt(r * r + floor * floor) if floor > 0 else np.ones_like(r)
 
 
+# The crop evidence compares a pair's crops at two scales, the copy search's 8x8 averages and the
+# pixel graph's 14x14, and takes the mean of the two distances. A copy squeezed beside a bar (ARTE)
+# meets its source through a crop, and on 8x8 averages it meets every natural twin of its source as
+# well (a shrunk "1" and any "1"); 14x14 keeps the strokes that tell the source from its twins,
+# but alone it is too strict for a crop that the box grid cuts a few pixels off (clip art and the
+# icons lost 0.016-0.027 of pair AP at 14 alone). Through the service on all twelve matrix cells:
+# near-duplicate AP 0.367 -> 0.374 on the mean over datasets (every grayscale cell +0.006 to +0.032,
+# the colour cells within 0.003), leakage 0.935 -> 0.934 (docs/benchmarks/matrix.md, "Update
+# 2026-12-06 (9)"); 4.7x the cost a pair of 8x8 alone (`benchmarks/bench_crop_distances.py`).
+CROP_DISTANCE_SIZES = (SEARCH_SIZE, PIXEL_GRAPH_SIZE)
+
+
 def crop_distances(thumbs: np.ndarray, a: np.ndarray, b: np.ndarray, *,
-                   contrast_floor: float = CROP_CONTRAST_FLOOR) -> tuple[np.ndarray, np.ndarray]:
+                   contrast_floor: float = CROP_CONTRAST_FLOOR,
+                   sizes: tuple[int, ...] = CROP_DISTANCE_SIZES) -> tuple[np.ndarray, np.ndarray]:
     """(1 - the best cosine between one end's crop (any of `crop_search_vectors`') and the other
     end's whole thumbnail, either way round; 1 - the whole thumbnails' cosine), per pair (a, b:
     rows of `thumbs`), each cosine weighed by both entries' `contrast_weight` (at `contrast_floor`;
-    0: plain cosines). Only the pairs' own images are read, so a pair's distances do not depend on
-    which other pairs are asked with it (a drop measures only its new pairs)."""
+    0: plain cosines), each distance the mean of its values on the averages of each of `sizes`. Only
+    the pairs' own images are read, so a pair's distances do not depend on which other pairs are
+    asked with it (a drop measures only its new pairs)."""
     a, b = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
     if not a.size:
         return np.empty(0), np.empty(0)
+    if not sizes:
+        raise ValueError("sizes must name at least one size of averages")
     images = np.unique(np.concatenate([a, b]))
     ra, rb = np.searchsorted(images, a), np.searchsorted(images, b)
     t = np.asarray(thumbs)[images]
-    whole, whole_contrast = _search_entries(t)
-    crops, crop_contrast = _crop_entries(t, whole, whole_contrast)
-    entries = np.vstack([whole, crops])  # as the crop search's index
-    weight = contrast_weight(np.concatenate([whole_contrast, crop_contrast]), contrast_floor)
+    per_size = [_crop_distances_at(t, ra, rb, size, contrast_floor) for size in sizes]
+    return np.mean([crop for crop, _ in per_size], axis=0), np.mean([whole for _, whole in per_size], axis=0)
+
+
+def _crop_distances_at(t: np.ndarray, ra: np.ndarray, rb: np.ndarray, size: int,
+                       contrast_floor: float) -> tuple[np.ndarray, np.ndarray]:
+    """`crop_distances` on `size` x `size` averages, for pairs (ra, rb) of rows of `t`. The crops are
+    made one shape at a time: all of a run's images' crops at once would hold 16 vectors an image
+    (12.5 GB at 1M images on 14x14 averages)."""
+    whole, whole_contrast = _search_entries(t, size=size)
+    whole_weight = contrast_weight(whole_contrast, contrast_floor)
     n = len(t)
-
-    def cosine(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        return pair_dot(entries, x, y) * weight[x] * weight[y]
-
-    best = np.full(a.size, -1.0)
-    for c in range(1, CROPS + 1):
-        best = np.maximum(best, cosine(c * n + ra, rb))
-        best = np.maximum(best, cosine(ra, c * n + rb))
-    return 1.0 - best, 1.0 - cosine(ra, rb)
+    best = np.full(ra.size, -1.0)
+    for shape in CROP_SHAPES:
+        crops, crop_contrast = _crop_entries(t, whole, whole_contrast, size=size, shapes=(shape,))
+        entries = np.vstack([whole, crops])  # as the crop search's index, this shape's crops only
+        weight = np.concatenate([whole_weight, contrast_weight(crop_contrast, contrast_floor)])
+        for c in range(1, CROP_PLACES + 1):
+            for x, y in ((c * n + ra, rb), (ra, c * n + rb)):
+                best = np.maximum(best, pair_dot(entries, x, y) * weight[x] * weight[y])
+    return 1.0 - best, 1.0 - pair_dot(whole, ra, rb) * whole_weight[ra] * whole_weight[rb]
 
 
 def crop_search_k(k: int) -> int:

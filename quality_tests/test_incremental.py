@@ -419,8 +419,10 @@ def test_a_drop_reads_the_copy_searches_vectors_back_and_computes_only_its_new_i
     # Crop: the copy search's new images, then the crop distances of the pairs the drop brings
     # (their images only: the other pairs' distances are read back).
     assert computed["crop_search_vectors"] == [n_new]
+    # (The crop distances make their crops one shape at a time, on each of their sizes of averages.)
     crops = computed["_crop_entries"]
-    assert len(crops) == 2 and crops[0] == n_new and crops[1] < n_all
+    assert len(crops) == 1 + len(pixel_view.CROP_SHAPES) * len(pixel_view.CROP_DISTANCE_SIZES)
+    assert crops[0] == n_new and len(set(crops[1:])) == 1 and crops[1] < n_all
     with store.connect(read_only=True) as conn:
         now = _copy_rows_versions(conn)
         for view, version in now.items():

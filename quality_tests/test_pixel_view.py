@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from quality_assets.pixel_view import (
+    CROP_DISTANCE_SIZES,
     CROPS,
     PIXEL_GRAPH_SIZE,
     SEARCH_SIZE,
@@ -121,8 +122,9 @@ def test_faint_small_figures_on_a_blank_page_no_longer_meet_while_a_padded_copy_
     thumbs[3, :shrunk, :shrunk] = np.asarray(Image.fromarray(thumbs[2]).resize((shrunk, shrunk), Image.BILINEAR))
     a, b = np.array([0, 2]), np.array([1, 3])
 
-    plain_crop, plain_whole = crop_distances(thumbs, a, b, contrast_floor=0.0)
-    crop, whole = crop_distances(thumbs, a, b)
+    # On the copy search's 8x8 averages alone (the crop distances' finer 14x14 see the figures' shapes).
+    plain_crop, plain_whole = crop_distances(thumbs, a, b, contrast_floor=0.0, sizes=(SEARCH_SIZE,))
+    crop, whole = crop_distances(thumbs, a, b, sizes=(SEARCH_SIZE,))
     # Plain cosines cannot tell the figures apart whole (one dark cell each) and nearly so cropped.
     assert plain_whole[0] < 1e-6 and plain_crop[0] < 0.1
     # Weighed by their contrast, they are far apart: a dot is not a copy of a cross.
@@ -136,6 +138,48 @@ def test_faint_small_figures_on_a_blank_page_no_longer_meet_while_a_padded_copy_
     np.testing.assert_allclose(weights[2], 1 / np.sqrt(2))   # the floor keeps 71% of a cosine
     assert weights[4] > 0.99
     np.testing.assert_array_equal(contrast_weight(np.array([0.0, 0.3]), floor=0.0), [1.0, 1.0])
+
+
+def test_the_crop_distances_tell_a_copy_s_source_from_a_twin_that_the_8x8_averages_cannot():
+    """A twin that differs from the source only inside cells of the 8x8 averages (a bright stroke on
+    the other side of each cell, the same cell means) is the source itself to the copy search. A copy
+    of the source shrunk into a corner (ARTE's squeeze) meets both alike there; the crop distances,
+    which also compare on 14x14 averages, put the source nearer."""
+    from PIL import Image
+
+    side = THUMBNAIL_SIZE
+    source = np.full((side, side), 30, dtype=np.uint8)
+    twin = source.copy()
+    for row in range(SEARCH_SIZE):
+        r0, r1 = _pixels_only_in_cell(row, side, SEARCH_SIZE)
+        for col in range(SEARCH_SIZE):
+            c0, c1 = _pixels_only_in_cell(col, side, SEARCH_SIZE)
+            if (row + col) % 2 or r1 <= r0 or c1 <= c0:
+                continue
+            stroke = np.full((r1 - r0 + 1, c1 - c0 + 1), 30, dtype=np.uint8)
+            stroke[:, 0] = 230
+            source[r0:r1 + 1, c0:c1 + 1] = stroke
+            twin[r0:r1 + 1, c0:c1 + 1] = stroke[:, ::-1]
+    thumbs = np.full((3, side, side), 40, dtype=np.uint8)
+    thumbs[0], thumbs[1] = source, twin
+    shrunk = round(0.8 * side)
+    thumbs[2, :shrunk, :shrunk] = np.asarray(Image.fromarray(source).resize((shrunk, shrunk), Image.BILINEAR))
+    search = search_vectors(thumbs[:2])
+    assert float(search[0] @ search[1]) > 1 - 1e-6   # the same to the copy search
+    copy, ends = np.array([2, 2]), np.array([0, 1])   # (copy, source), (copy, twin)
+
+    coarse_crop, _ = crop_distances(thumbs, copy, ends, sizes=(SEARCH_SIZE,))
+    np.testing.assert_allclose(coarse_crop[0], coarse_crop[1], atol=1e-6)
+    crop, whole = crop_distances(thumbs, copy, ends)
+    assert CROP_DISTANCE_SIZES == (SEARCH_SIZE, PIXEL_GRAPH_SIZE)
+    assert crop[0] < 0.25 and crop[1] > crop[0] + 0.1
+    # The mean of the two sizes' distances, each as that size alone measures it.
+    fine_crop, fine_whole = crop_distances(thumbs, copy, ends, sizes=(PIXEL_GRAPH_SIZE,))
+    _, coarse_whole = crop_distances(thumbs, copy, ends, sizes=(SEARCH_SIZE,))
+    np.testing.assert_allclose(crop, (coarse_crop + fine_crop) / 2)
+    np.testing.assert_allclose(whole, (coarse_whole + fine_whole) / 2)
+    with pytest.raises(ValueError, match="at least one size"):
+        crop_distances(thumbs, copy, ends, sizes=())
 
 
 def test_a_flat_thumbnail_is_no_crop_copy_of_anything_not_even_another_flat_one():
