@@ -168,14 +168,13 @@ def test_the_crop_distances_tell_a_copy_s_source_from_a_twin_that_the_8x8_averag
     assert float(search[0] @ search[1]) > 1 - 1e-6   # the same to the copy search
     copy, ends = np.array([2, 2]), np.array([0, 1])   # (copy, source), (copy, twin)
 
-    coarse_crop, _ = crop_distances(thumbs, copy, ends, sizes=(SEARCH_SIZE,))
+    coarse_crop, coarse_whole = crop_distances(thumbs, copy, ends, sizes=(SEARCH_SIZE,))
     np.testing.assert_allclose(coarse_crop[0], coarse_crop[1], atol=1e-6)
     crop, whole = crop_distances(thumbs, copy, ends)
     assert CROP_DISTANCE_SIZES == (SEARCH_SIZE, PIXEL_GRAPH_SIZE)
     assert crop[0] < 0.25 and crop[1] > crop[0] + 0.1
     # The mean of the two sizes' distances, each as that size alone measures it.
     fine_crop, fine_whole = crop_distances(thumbs, copy, ends, sizes=(PIXEL_GRAPH_SIZE,))
-    _, coarse_whole = crop_distances(thumbs, copy, ends, sizes=(SEARCH_SIZE,))
     np.testing.assert_allclose(crop, (coarse_crop + fine_crop) / 2)
     np.testing.assert_allclose(whole, (coarse_whole + fine_whole) / 2)
     with pytest.raises(ValueError, match="at least one size"):
