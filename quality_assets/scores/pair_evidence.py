@@ -72,6 +72,14 @@ REGISTER_HUE_PER_IMAGE = 8
 # against the other's whole thumbnail): a copy holding its source in part of its frame is far from
 # it in every other order.
 REGISTER_CROP_PER_IMAGE = 8
+# And each image's best pairs by the representation's own score (`embedding_score`: the SSL graph's
+# combined score). DINO on the data learns the crop, blur and squeeze invariances that the pixel
+# orders lack, so a copy squeezed beside a bar or zoomed and blurred is often among its source's
+# nearest by the representation while it ranks past 8 at both ends by polar vectors, pixels and
+# crops; the cheaper order above gives the representation a tenth of its say and does not pick it.
+# On the stored matrix cells (2026-12-06, `docs/benchmarks/matrix.md` "Update 2026-12-06 (10)")
+# such copies registered at 0.15-0.34 of their ends' next best, among the leading copies' ratios.
+REGISTER_EMBEDDING_PER_IMAGE = 4
 # Which end of a pair each verifier's ratio to the next best is read at (`pixel_copies.
 # ratio_to_next_best(ends=...)`), by the column it fills; a column not named reads both ends (the
 # geometric mean). Every place that computes one of these ratios (here,
@@ -200,9 +208,9 @@ def _registered_evidence(thumbnails, pi, pj, n, verifiable, aligned_ratio, agree
                          images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The registered dissimilarity (1 - correlation) / 2 and its ratio to the next best, for each
     image's best few pairs by polar distance, by the cheaper evidence, by crop distance (given, per
-    verifiable pair) and (both ends coloured) by hue; NaN elsewhere. Over the `budget`, every
-    image's best pair (by any) comes first, then its second, and so on. `images`: the sorted images
-    of the verifiable pairs (`pixel_evidence` has them already)."""
+    verifiable pair), by the representation's score and (both ends coloured) by hue; NaN elsewhere.
+    Over the `budget`, every image's best pair (by any) comes first, then its second, and so on.
+    `images`: the sorted images of the verifiable pairs (`pixel_evidence` has them already)."""
     registered = np.full(pi.size, np.nan)
     registered_ratio = np.full(pi.size, np.nan)
     if not verifiable.size:
@@ -230,11 +238,15 @@ def _registered_evidence(thumbnails, pi, pj, n, verifiable, aligned_ratio, agree
             level = np.minimum(level, np.where(by_hue <= REGISTER_HUE_PER_IMAGE, by_hue, big))
     by_crop = _rank_per_node(crop_distance, va, vb)
     level = np.minimum(level, np.where(by_crop <= REGISTER_CROP_PER_IMAGE, by_crop, big))
+    embedding = np.asarray(embedding_score, dtype=np.float64)[verifiable]
+    by_embedding = _rank_per_node(embedding, va, vb)
+    level = np.minimum(level, np.where(by_embedding <= REGISTER_EMBEDDING_PER_IMAGE, by_embedding, big))
     picked = np.flatnonzero(level < big)
     if budget is not None and picked.size > budget:
         # Within a level, the pairs that any order ranks nearest overall go first.
         nearest = np.minimum.reduce([rankdata(polar_distance[picked]), rankdata(cheap[picked]),
-                                     rankdata(hue_distance[picked]), rankdata(crop_distance[picked])])
+                                     rankdata(hue_distance[picked]), rankdata(crop_distance[picked]),
+                                     rankdata(embedding[picked])])
         picked = np.sort(picked[np.lexsort((nearest, level[picked]))[:max(0, int(budget))]])
     chosen = verifiable[picked]
     if chosen.size:

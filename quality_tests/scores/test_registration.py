@@ -8,7 +8,7 @@ from __future__ import annotations
 import colorsys
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFilter
 
 from quality_assets.knn import build_knn_graph
 from quality_assets.imaging import hue_histogram
@@ -125,10 +125,12 @@ def test_turned_copies_rank_first_among_candidate_pairs(digits_with_turned_copie
     top = {(int(a), int(b)) for a, b in zip(pairs.i[:6], pairs.j[:6])}
     assert truth <= top, pairs.head(8)[["i", "j", "score", "registered", "registered_ratio"]]
     # The quota: each image brings at most its few best pairs by each order that applies to
-    # grayscale thumbnails (polar, cheaper evidence, crop), not every candidate (28 per image here).
+    # grayscale thumbnails (polar, cheaper evidence, crop, representation), not every candidate (28
+    # per image here).
     quota = (pair_evidence.REGISTER_POLAR_PER_IMAGE + pair_evidence.REGISTER_CHEAP_PER_IMAGE
-             + pair_evidence.REGISTER_CROP_PER_IMAGE)
-    assert pairs["registered"].notna().sum() <= quota * len(thumbs) < len(pairs)
+             + pair_evidence.REGISTER_CROP_PER_IMAGE + pair_evidence.REGISTER_EMBEDDING_PER_IMAGE)
+    registered = int(pairs["registered"].notna().sum())
+    assert registered <= quota * len(thumbs) and registered < len(pairs) / 2, (registered, len(pairs))
 
 
 def test_a_copy_in_a_crowd_of_twins_is_registered_at_the_default_quota(monkeypatch):
@@ -148,10 +150,43 @@ def test_a_copy_in_a_crowd_of_twins_is_registered_at_the_default_quota(monkeypat
 
     rank, registered = place(near_duplicate_pairs(graph, thumbnails=thumbs, vectors=vectors))
     assert np.isfinite(registered) and rank < 3, (rank, registered)
-    for order in ("POLAR", "CHEAP", "HUE", "CROP"):
+    for order in ("POLAR", "CHEAP", "HUE", "CROP", "EMBEDDING"):
         monkeypatch.setattr(pair_evidence, f"REGISTER_{order}_PER_IMAGE", 4)
     rank, registered = place(near_duplicate_pairs(graph, thumbnails=thumbs, vectors=vectors))
     assert np.isnan(registered) and rank > 100, (rank, registered)
+
+
+def _blurred_turned_copy(img: np.ndarray, angle: float, crop: tuple[int, int, int, int], radius: float) -> np.ndarray:
+    """A SelfClean-style AUG copy with a fixed draw: turned (black fill), cropped, blurred, zoomed back."""
+    big = Image.fromarray(img).resize((112, 112), Image.BILINEAR).rotate(angle, resample=Image.BILINEAR)
+    return np.asarray(big.crop(crop).filter(ImageFilter.GaussianBlur(radius)).resize(img.shape[::-1], Image.BILINEAR))
+
+
+def test_a_copy_that_only_the_representation_puts_near_its_source_is_registered(monkeypatch):
+    """A "1" turned by 24 degrees, cropped and blurred, among 150 "1"s: by polar vectors, pixels and
+    crops its pair with its source is past either end's 8 best (blurred, it looks like every "1"),
+    but a representation that learned the blur and the turn (DINO on the data does, for the
+    protocol's copies: docs/benchmarks/matrix.md "Update 2026-12-06 (10)") puts the copy next to its
+    source. The representation's order picks the pair to register, and registered it ranks near the
+    top; without that order it is a candidate that is never registered and ranks in the thousands."""
+    thumbs, truth = _digits_with(lambda base: [(80, _blurred_turned_copy(base[80], 23.8, (6, 6, 97, 106), 3))])
+    (pair,) = truth
+    vectors = search_vectors(thumbs, size=8).copy()
+    # The representation: the copy's vector is its source's, slightly moved.
+    moved = vectors[pair[0]] + 0.05 * np.random.default_rng(0).standard_normal(vectors.shape[1]).astype(np.float32)
+    vectors[pair[1]] = moved / np.linalg.norm(moved)
+    graph = build_knn_graph(vectors, 10)
+
+    def place():
+        pairs = near_duplicate_pairs(graph, thumbnails=thumbs, vectors=vectors)
+        at = {(int(a), int(b)): r for r, (a, b) in enumerate(zip(pairs.i, pairs.j))}[pair]
+        return at, pairs["registered"].iloc[at]
+
+    rank, registered = place()
+    assert np.isfinite(registered) and rank < 20, (rank, registered)
+    monkeypatch.setattr(pair_evidence, "REGISTER_EMBEDDING_PER_IMAGE", 0)
+    rank, registered = place()
+    assert np.isnan(registered) and rank > 1000, (rank, registered)
 
 
 def _in_part_of_frame(img: np.ndarray, other: np.ndarray, corner: tuple[int, int], scale: float) -> np.ndarray:
@@ -322,7 +357,7 @@ def test_the_registration_budget_keeps_each_images_best_pair_first(digits_with_t
     # that many pairs registers, before any image's second best; the copies are among them (each is
     # its own end's nearest by polar distance).
     with monkeypatch.context() as quota_of_one:
-        for order in ("POLAR", "CHEAP", "HUE", "CROP"):
+        for order in ("POLAR", "CHEAP", "HUE", "CROP", "EMBEDDING"):
             quota_of_one.setattr(pair_evidence, f"REGISTER_{order}_PER_IMAGE", 1)
         best = registered()
     assert len(thumbs) // 2 < len(best) < len(full) and truth <= best.keys()
