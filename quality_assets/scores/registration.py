@@ -40,6 +40,7 @@ verdicts are kept across runs (``pixel_copies.VerifiedPairMemo.register``).
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -255,6 +256,14 @@ def registered_similarity(thumbs: np.ndarray, i: np.ndarray, j: np.ndarray, *, m
     Painting alone is not safe: a dark picture touching a light border is painted too, and a
     crop of it touches the border elsewhere (on Animal-MNIST that cost near-duplicate AP 0.25 ->
     0.16 and leakage AP 0.98 -> 0.92).
+
+    `threads` (default: torch's thread count) batches run at once, each on one torch thread. A
+    batch's tensors are small (128 pairs of 28 px images): torch's own threads would split each small
+    operation and meet at a barrier after it, and with other work on the cores those meetings wait.
+    On 2,048 kNN pairs of digits on 2 cores (`benchmarks/bench_registration.py --threads-compare`),
+    one batch at a time on 2 torch threads registered 512 pairs/s quiet and 52 beside another
+    process's 2-thread torch work; two batches at once, one thread each, 647 and 327. The scores
+    are the same to the bit: a pair's result does not depend on its batch or on the thread.
     """
     t = check_thumbnails(thumbs)
     i = np.asarray(i, dtype=np.int64)
@@ -265,25 +274,28 @@ def registered_similarity(thumbs: np.ndarray, i: np.ndarray, j: np.ndarray, *, m
     if i.size == 0:
         return out
     previous = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(int(threads))
+    workers = max(1, int(threads) if threads else previous)
+    # Set before the workers start: a thread takes torch's thread count when it first runs an operation.
+    torch.set_num_threads(1)
     try:
-        # no_grad, not inference_mode: the polish step needs autograd on tensors made here.
-        with torch.no_grad():
-            out[:] = _register_pairs(t, i, j, mirror, batch)
-            images = np.unique(np.concatenate([i, j]))
-            filled, changed = fill_to_background(t[images])
-            again = np.flatnonzero(changed[np.searchsorted(images, i)] | changed[np.searchsorted(images, j)])
-            if again.size:
-                painted = t.copy()
-                painted[images[changed]] = filled[changed]
-                out[again] = np.maximum(out[again], _register_pairs(painted, i[again], j[again], mirror, batch))
+        out[:] = _register_pairs(t, i, j, mirror, batch, workers)
+        images = np.unique(np.concatenate([i, j]))
+        filled, changed = fill_to_background(t[images])
+        slot_i, slot_j = np.searchsorted(images, i), np.searchsorted(images, j)
+        again = np.flatnonzero(changed[slot_i] | changed[slot_j])
+        if again.size:
+            # The pairs' own images painted, not a copy of every thumbnail (784 MB at 1M images).
+            painted = t[images]
+            painted[changed] = filled[changed]
+            out[again] = np.maximum(out[again], _register_pairs(painted, slot_i[again], slot_j[again], mirror, batch,
+                                                                workers))
     finally:
         torch.set_num_threads(previous)
     return out
 
 
-def _register_pairs(t: np.ndarray, i: np.ndarray, j: np.ndarray, mirror: bool, batch: int) -> np.ndarray:
+def _register_pairs(t: np.ndarray, i: np.ndarray, j: np.ndarray, mirror: bool, batch: int,
+                    workers: int = 1) -> np.ndarray:
     # `registered_similarity`'s default of 128 pairs a batch keeps a batch's fine warps (30 per pair
     # and way at 24 px) near 9 MB; at 256 the same scores took 1.13-1.24x longer (three runs in one
     # process on 4k-20k MNIST pairs, docs/benchmarks/matrix.md "Update 2026-12-05 (4)"). A pair's
@@ -294,7 +306,18 @@ def _register_pairs(t: np.ndarray, i: np.ndarray, j: np.ndarray, mirror: bool, b
     slot_i = torch.from_numpy(np.searchsorted(images, i))
     slot_j = torch.from_numpy(np.searchsorted(images, j))
     grid = _coarse_grid(mirror)
-    for start in range(0, i.size, batch):
+    starts = range(0, i.size, batch)
+
+    def one_batch(start: int) -> None:
         a, b = slot_i[start:start + batch], slot_j[start:start + batch]
-        out[start:start + a.numel()] = _register(p, a, b, grid).clamp(-1.0, 1.0).double().numpy()
+        # Grad mode is per thread. no_grad, not inference_mode: the polish needs autograd on tensors made here.
+        with torch.no_grad():
+            out[start:start + a.numel()] = _register(p, a, b, grid).clamp(-1.0, 1.0).double().numpy()
+
+    if workers == 1 or len(starts) == 1:
+        for start in starts:
+            one_batch(start)
+    else:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            list(pool.map(one_batch, starts))   # list(): a batch's exception is raised here
     return out

@@ -462,6 +462,28 @@ def test_a_copy_on_a_black_canvas_registers_above_every_other_drawing(clip_art_w
         assert sim[0] > 0.9 and sim[0] > sim[1:].max(), (source, copy, sim[0], sim[1:].max())
 
 
+def test_batches_registered_at_once_score_as_one_at_a_time_and_leave_torchs_threads_alone(clip_art_with_copies):
+    # Batches run side by side on one torch thread each (the speed setting `threads`): every pair,
+    # the second pass with black fill painted included, must come out as when one batch runs at a time.
+    import torch
+
+    thumbs, _, turned_pairs, canvas_pairs = clip_art_with_copies
+    pairs = sorted(turned_pairs | canvas_pairs)
+    rng = np.random.default_rng(5)
+    i = np.concatenate([[a for a, _ in pairs], rng.integers(0, len(thumbs), 90)])
+    j = np.concatenate([[b for _, b in pairs], rng.integers(0, len(thumbs), 90)])
+    previous = torch.get_num_threads()
+    one_at_a_time = registered_similarity(thumbs, i, j, batch=16, threads=1)
+    assert torch.get_num_threads() == previous
+    side_by_side = registered_similarity(thumbs, i, j, batch=16, threads=3)
+    assert torch.get_num_threads() == previous
+    np.testing.assert_array_equal(side_by_side, one_at_a_time)
+    _, changed = fill_to_background(thumbs)
+    assert changed[j[: len(pairs)]].sum() >= 6                  # the painted pass ran on several batches' pairs
+    assert one_at_a_time[: len(pairs)].min() > 0.9               # the copies register: not a comparison of flat scores
+    assert np.median(one_at_a_time[len(pairs):]) < 0.9
+
+
 def test_the_hue_search_brings_coloured_copies_whatever_their_geometry(clip_art_with_copies):
     thumbs, hues, turned_pairs, _ = clip_art_with_copies
     without, with_hue = _candidates(thumbs), _candidates(thumbs, hue_histograms=hues)
