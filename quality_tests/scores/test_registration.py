@@ -478,6 +478,10 @@ def test_batches_registered_at_once_score_as_one_at_a_time_and_leave_torchs_thre
     side_by_side = registered_similarity(thumbs, i, j, batch=16, threads=3)
     assert torch.get_num_threads() == previous
     np.testing.assert_array_equal(side_by_side, one_at_a_time)
+    # A thread count of 0 means torch's own, a negative one a single batch at a time: neither is refused.
+    for odd in (0, -2):
+        np.testing.assert_array_equal(registered_similarity(thumbs, i, j, batch=16, threads=odd), one_at_a_time)
+        assert torch.get_num_threads() == previous
     _, changed = fill_to_background(thumbs)
     assert changed[j[: len(pairs)]].sum() >= 6                  # the painted pass ran on several batches' pairs
     assert one_at_a_time[: len(pairs)].min() > 0.9               # the copies register: not a comparison of flat scores
