@@ -34,7 +34,6 @@ import math
 import os
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Mapping, Sequence, TypeVar
 
@@ -42,6 +41,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from quality_assets.side_by_side import map_side_by_side
 from quality_assets.splits import EVAL_SPLITS, TRAIN_SPLITS, TRUSTED_SPLITS
 
 __all__ = ["CnnConfig", "ConsumerResult", "EXPERIMENTS", "build_cnn", "consumer_experiments_from_frame",
@@ -138,22 +138,9 @@ def train_side_by_side(fit: Callable[[_T], _R], items: Sequence[_T], *, workers:
     at once in threads: torch runs the networks' kernels without the GIL. Each `fit` should train
     with `train_cnn` on one thread (`CnnConfig.threads`, the default), whose networks are the same
     whatever ran beside them."""
-    import torch
-
     items = list(items)
-    workers = side_by_side_workers(len(items)) if workers is None else max(1, min(int(workers), len(items)))
-    # torch's thread count is the process's: at one thread before the fits start, each fit's own
-    # set-and-restore (`train_cnn`) cannot hand a count to a network still training beside it, and
-    # what a fit predicts is computed on one thread however many run.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        if workers <= 1:
-            return [fit(item) for item in items]
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cnn") as pool:
-            return list(pool.map(fit, items))
-    finally:
-        torch.set_num_threads(previous)
+    workers = side_by_side_workers(len(items)) if workers is None else workers
+    return map_side_by_side(fit, items, workers, name="cnn")
 
 
 def build_cnn(config: CnnConfig, n_classes: int):

@@ -222,31 +222,31 @@ def _registered_evidence(thumbnails, pi, pj, n, verifiable, aligned_ratio, agree
     if polar is None or not np.isfinite(polar).all():
         polar = polar_search_vectors(np.asarray(thumbnails)[images])
     polar_distance = 1.0 - pair_dot(polar, np.searchsorted(images, va), np.searchsorted(images, vb))
-    # A pair's level: its best rank at either end by either order, within each order's quota.
-    big = np.iinfo(np.int64).max
-    by_polar, by_cheap = _rank_per_node(polar_distance, va, vb), _rank_per_node(cheap, va, vb)
-    level = np.minimum(np.where(by_polar <= REGISTER_POLAR_PER_IMAGE, by_polar, big),
-                       np.where(by_cheap <= REGISTER_CHEAP_PER_IMAGE, by_cheap, big))
     hue_distance = np.full(va.size, np.inf)
+    coloured_pair = np.zeros(va.size, dtype=bool)
     if hue_histograms is not None:
         hue_vectors, coloured = hue_search_vectors(np.asarray(hue_histograms)[images])
         ha, hb = np.searchsorted(images, va), np.searchsorted(images, vb)
-        both = coloured[ha] & coloured[hb]
-        hue_distance[both] = 1.0 - pair_dot(hue_vectors, ha[both], hb[both])
-        if both.any():
-            by_hue = np.where(both, _rank_per_node(hue_distance, va, vb), big)
-            level = np.minimum(level, np.where(by_hue <= REGISTER_HUE_PER_IMAGE, by_hue, big))
-    by_crop = _rank_per_node(crop_distance, va, vb)
-    level = np.minimum(level, np.where(by_crop <= REGISTER_CROP_PER_IMAGE, by_crop, big))
+        coloured_pair = coloured[ha] & coloured[hb]
+        hue_distance[coloured_pair] = 1.0 - pair_dot(hue_vectors, ha[coloured_pair], hb[coloured_pair])
     embedding = np.asarray(embedding_score, dtype=np.float64)[verifiable]
-    by_embedding = _rank_per_node(embedding, va, vb)
-    level = np.minimum(level, np.where(by_embedding <= REGISTER_EMBEDDING_PER_IMAGE, by_embedding, big))
+    everywhere = np.ones(va.size, dtype=bool)
+    orders = [(polar_distance, REGISTER_POLAR_PER_IMAGE, everywhere), (cheap, REGISTER_CHEAP_PER_IMAGE, everywhere),
+              (hue_distance, REGISTER_HUE_PER_IMAGE, coloured_pair), (crop_distance, REGISTER_CROP_PER_IMAGE, everywhere),
+              (embedding, REGISTER_EMBEDDING_PER_IMAGE, everywhere)]
+    # A pair's level: its best rank at either end by any order, within that order's quota.
+    big = np.iinfo(np.int64).max
+    level = np.full(va.size, big)
+    for distance, quota, ranked in orders:
+        if ranked.any():
+            by_order = _rank_per_node(distance, va, vb)
+            level = np.minimum(level, np.where(ranked & (by_order <= quota), by_order, big))
     picked = np.flatnonzero(level < big)
     if budget is not None and picked.size > budget:
         # Within a level, the pairs that any order ranks nearest overall go first.
-        nearest = np.minimum.reduce([rankdata(polar_distance[picked]), rankdata(cheap[picked]),
-                                     rankdata(hue_distance[picked]), rankdata(crop_distance[picked]),
-                                     rankdata(embedding[picked])])
+        # (Without colour every hue distance is infinite and ties at the middle rank: a cap that the
+        # stored budget figures were measured with.)
+        nearest = np.minimum.reduce([rankdata(distance[picked]) for distance, _, _ in orders])
         picked = np.sort(picked[np.lexsort((nearest, level[picked]))[:max(0, int(budget))]])
     chosen = verifiable[picked]
     if chosen.size:

@@ -40,7 +40,6 @@ verdicts are kept across runs (``pixel_copies.VerifiedPairMemo.register``).
 from __future__ import annotations
 
 import math
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -49,6 +48,7 @@ import torch.nn.functional as F
 from quality_assets.pixel_view import (
     THUMBNAIL_SIZE, border_median, check_thumbnails, fill_to_background, gaussian_blur,
 )
+from quality_assets.side_by_side import map_side_by_side
 
 __all__ = ["COARSE_ANGLES", "COARSE_ZOOMS", "registered_similarity"]
 
@@ -273,24 +273,18 @@ def registered_similarity(thumbs: np.ndarray, i: np.ndarray, j: np.ndarray, *, m
     out = np.full(i.size, -1.0, dtype=np.float64)
     if i.size == 0:
         return out
-    previous = torch.get_num_threads()
-    workers = max(1, int(threads) if threads else previous)
-    # Set before the workers start: a thread takes torch's thread count when it first runs an operation.
-    torch.set_num_threads(1)
-    try:
-        out[:] = _register_pairs(t, i, j, mirror, batch, workers)
-        images = np.unique(np.concatenate([i, j]))
-        filled, changed = fill_to_background(t[images])
-        slot_i, slot_j = np.searchsorted(images, i), np.searchsorted(images, j)
-        again = np.flatnonzero(changed[slot_i] | changed[slot_j])
-        if again.size:
-            # The pairs' own images painted, not a copy of every thumbnail (784 MB at 1M images).
-            painted = t[images]
-            painted[changed] = filled[changed]
-            out[again] = np.maximum(out[again], _register_pairs(painted, slot_i[again], slot_j[again], mirror, batch,
-                                                                workers))
-    finally:
-        torch.set_num_threads(previous)
+    workers = max(1, int(threads) if threads else torch.get_num_threads())
+    out[:] = _register_pairs(t, i, j, mirror, batch, workers)
+    images = np.unique(np.concatenate([i, j]))
+    filled, changed = fill_to_background(t[images])
+    slot_i, slot_j = np.searchsorted(images, i), np.searchsorted(images, j)
+    again = np.flatnonzero(changed[slot_i] | changed[slot_j])
+    if again.size:
+        # The pairs' own images painted, not a copy of every thumbnail (784 MB at 1M images).
+        painted = t[images]
+        painted[changed] = filled[changed]
+        out[again] = np.maximum(out[again], _register_pairs(painted, slot_i[again], slot_j[again], mirror, batch,
+                                                            workers))
     return out
 
 
@@ -314,10 +308,5 @@ def _register_pairs(t: np.ndarray, i: np.ndarray, j: np.ndarray, mirror: bool, b
         with torch.no_grad():
             out[start:start + a.numel()] = _register(p, a, b, grid).clamp(-1.0, 1.0).double().numpy()
 
-    if workers == 1 or len(starts) == 1:
-        for start in starts:
-            one_batch(start)
-    else:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            list(pool.map(one_batch, starts))   # list(): a batch's exception is raised here
+    map_side_by_side(one_batch, starts, workers, name="register")
     return out
