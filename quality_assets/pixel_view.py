@@ -217,7 +217,8 @@ def contrast_weight(contrast: np.ndarray, floor: float = CROP_CONTRAST_FLOOR) ->
 # icons lost 0.016-0.027 of pair AP at 14 alone). Through the service on all twelve matrix cells:
 # near-duplicate AP 0.367 -> 0.374 on the mean over datasets (every grayscale cell +0.006 to +0.032,
 # the colour cells within 0.003), leakage 0.935 -> 0.934 (docs/benchmarks/matrix.md, "Update
-# 2026-12-06 (9)"); 4.7x the cost a pair of 8x8 alone (`benchmarks/bench_crop_distances.py`).
+# 2026-12-06 (9)"); 3.4x the cost a pair of 8x8 alone (`benchmarks/bench_crop_distances.py`; 4.7x before
+# a pair end's crops came in one gather).
 CROP_DISTANCE_SIZES = (SEARCH_SIZE, PIXEL_GRAPH_SIZE)
 
 
@@ -243,21 +244,32 @@ def crop_distances(thumbs: np.ndarray, a: np.ndarray, b: np.ndarray, *,
 
 
 def _crop_distances_at(t: np.ndarray, ra: np.ndarray, rb: np.ndarray, size: int,
-                       contrast_floor: float) -> tuple[np.ndarray, np.ndarray]:
+                       contrast_floor: float, chunk: int = 2048) -> tuple[np.ndarray, np.ndarray]:
     """`crop_distances` on `size` x `size` averages, for pairs (ra, rb) of rows of `t`. The crops are
     made one shape at a time: all of a run's images' crops at once would hold 16 vectors an image
-    (12.5 GB at 1M images on 14x14 averages)."""
+    (12.5 GB at 1M images on 14x14 averages). A shape's crops are laid out image-major, so a pair's
+    five crops of one end come in one gather, not five (2x faster on 100k pairs,
+    `benchmarks/bench_crop_distances.py`); each cosine is computed and weighed as one pair's alone
+    would be (the same einsum over the same rows, the same products in the same order), so the
+    distances are the same to the bit. Chunks of 2,048 pairs keep a gather (8 MB at 14x14) near
+    the caches; 8,192 took 1.1-1.3x longer."""
     whole, whole_contrast = _search_entries(t, size=size)
     whole_weight = contrast_weight(whole_contrast, contrast_floor)
     n = len(t)
     best = np.full(ra.size, -1.0)
     for shape in CROP_SHAPES:
         crops, crop_contrast = _crop_entries(t, whole, whole_contrast, size=size, shapes=(shape,))
-        entries = np.vstack([whole, crops])  # as the crop search's index, this shape's crops only
-        weight = np.concatenate([whole_weight, contrast_weight(crop_contrast, contrast_floor)])
-        for c in range(1, CROP_PLACES + 1):
-            for x, y in ((c * n + ra, rb), (ra, c * n + rb)):
-                best = np.maximum(best, pair_dot(entries, x, y) * weight[x] * weight[y])
+        by_image = crops.reshape(CROP_PLACES, n, -1).transpose(1, 0, 2).copy()   # [n, places, d]
+        del crops
+        crop_weight = contrast_weight(crop_contrast, contrast_floor).reshape(CROP_PLACES, n).T.copy()
+        for start in range(0, ra.size, chunk):
+            a, b = ra[start:start + chunk], rb[start:start + chunk]
+            # Either end's crops against the other's whole thumbnail, weighed crop first as listed.
+            a_crops = np.einsum("pcd,pd->pc", np.take(by_image, a, axis=0), whole[b])
+            b_crops = np.einsum("pd,pcd->pc", whole[a], np.take(by_image, b, axis=0))
+            cosine = np.maximum(((a_crops * crop_weight[a]) * whole_weight[b][:, None]).max(1),
+                                ((b_crops * whole_weight[a][:, None]) * crop_weight[b]).max(1))
+            best[start:start + chunk] = np.maximum(best[start:start + chunk], cosine)
     return 1.0 - best, 1.0 - pair_dot(whole, ra, rb) * whole_weight[ra] * whole_weight[rb]
 
 

@@ -215,3 +215,34 @@ def test_the_graph_vectors_tell_apart_detail_that_the_copy_search_averages_away(
     np.testing.assert_allclose(np.linalg.norm(graph, axis=1), 1.0, atol=1e-5)
     assert float(search[0] @ search[1]) > 0.999
     assert float(graph[0] @ graph[1]) < 0.5
+
+
+@pytest.mark.parametrize("size", [SEARCH_SIZE, PIXEL_GRAPH_SIZE])
+def test_the_crop_distances_are_each_pairs_best_crop_cosine_either_way_round_weighed_by_contrast(size):
+    """The distances against a plain reading of their definition: every crop of one end (all
+    shapes at once, crop-major as the crop search indexes them) against the other end's whole
+    thumbnail, both ways round, pair by pair. Pairs repeat, meet themselves and span more than one
+    chunk of the computation; flat thumbnails stand in for flat crops."""
+    from quality_assets.pixel_view import _crop_entries, _search_entries
+
+    thumbs = _thumbnails(60, seed=7)
+    rng = np.random.default_rng(1)
+    a, b = rng.integers(0, 60, 5000), rng.integers(0, 60, 5000)
+    a[:4], b[:4] = [4, 4, 17, 9], [4, 9, 34, 4]   # an image with itself, a pair both ways round, two flats
+    crop, whole = crop_distances(thumbs, a, b, sizes=(size,))
+
+    vectors, contrast = _search_entries(thumbs, size=size)
+    crops, crops_contrast = _crop_entries(thumbs, vectors, contrast, size=size)
+    weight, crop_weight = contrast_weight(contrast), contrast_weight(crops_contrast)
+    n = len(thumbs)
+    expected_crop = np.empty(a.size)
+    for p, (i, j) in enumerate(zip(a, b)):
+        rows = np.arange(CROPS) * n
+        either_way = np.concatenate([crops[rows + i] @ vectors[j] * crop_weight[rows + i] * weight[j],
+                                     crops[rows + j] @ vectors[i] * crop_weight[rows + j] * weight[i]])
+        expected_crop[p] = 1.0 - either_way.max()
+    expected_whole = 1.0 - np.einsum("pd,pd->p", vectors[a], vectors[b]) * weight[a] * weight[b]
+    np.testing.assert_allclose(crop, expected_crop, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(whole, expected_whole, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(crop[3], crop[1], rtol=0, atol=1e-12)   # either way round
+    np.testing.assert_allclose([crop[2], whole[2]], 1.0, atol=1e-9)   # two flats meet nowhere
