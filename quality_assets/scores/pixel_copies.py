@@ -35,7 +35,8 @@ a copy and no verifier's scale dominates.
 
 Measured on the demo (MNIST 5k + 60 injected copies + 25 leaked copies; `benchmarks/demo_rescore.py`,
 docs/BENCHMARKS.md): near-duplicate pair AP 0.05 with embedding evidence alone -> 0.86, leakage
-AP 0.72 -> 1.0. Cost at scale: `benchmarks/bench_pixel_copies.py`, docs/benchmarks/knn_scores.md.
+AP 0.72 -> 1.0. Cost at scale: `benchmarks/bench_pixel_copies.py`, docs/benchmarks/knn_scores.md; the
+verifiers alone: `benchmarks/bench_verify_pairs.py`.
 """
 
 from __future__ import annotations
@@ -122,27 +123,33 @@ def verify_pairs(thumbs: np.ndarray, i: np.ndarray, j: np.ndarray, *, mirror: bo
                 x = torch.from_numpy(t[images[start:start + 16384]]).to(dev).float()[:, None] / 255.0
                 frame[start:start + len(x)] = torch.stack(frames(gaussian_blur(x, sigma)), dim=1)
                 median[start:start + len(x)] = x.flatten(1).median(1).values
+            # The pairs by their second image: a batch warps each of its second images once (the 18
+            # turned and mirrored canonical frames), not once per pair; an image sits in ~20 pairs.
+            by_second = np.argsort(j, kind="stable")
             for start in range(0, i.size, batch):
-                ia, jb = i[start:start + batch], j[start:start + batch]
-                sa, sb = torch.from_numpy(slot[ia]).to(dev), torch.from_numpy(slot[jb]).to(dev)
+                rows = by_second[start:start + batch]
+                ia, jb = i[rows], j[rows]
+                seconds, of_pair = np.unique(jb, return_inverse=True)
+                of_pair = torch.from_numpy(of_pair.reshape(-1)).to(dev)
+                sa, sb = torch.from_numpy(slot[ia]).to(dev), torch.from_numpy(slot[seconds]).to(dev)
                 xa = torch.from_numpy(t[ia]).to(dev).float()[:, None] / 255.0
-                xb = torch.from_numpy(t[jb]).to(dev).float()[:, None] / 255.0
-                ba, bb = gaussian_blur(xa, sigma), gaussian_blur(xb, sigma)
+                xs = torch.from_numpy(t[seconds]).to(dev).float()[:, None] / 255.0
+                ba, bs = gaussian_blur(xa, sigma), gaussian_blur(xs, sigma)
+                xb, bb = xs[of_pair], bs[of_pair]
                 ua = _unit(ba)
                 best = (ua * _unit(bb)).sum(1)
-                med_a, med_b = median[sa], median[sb]
+                med_a, med_b = median[sa], median[sb][of_pair]
                 agree = _agreement_dissimilarity(xa, xb, med_a, med_b)
                 if mirror:
                     best = torch.maximum(best, (ua * _unit(torch.flip(bb, dims=[3]))).sum(1))
                     agree = torch.minimum(agree, _agreement_dissimilarity(xa, torch.flip(xb, dims=[3]), med_a, med_b))
-                fa, fb = frame[sa].unbind(1), frame[sb].unbind(1)
+                fa, fs = frame[sa].unbind(1), frame[sb].unbind(1)
                 ca = _unit(warp(ba, *fa, 0.0, False))
                 for flip in flips:
                     for theta in thetas:
-                        best = torch.maximum(best, (ca * _unit(warp(bb, *fb, theta, flip))).sum(1))
-                stop = start + len(ia)
-                aligned[start:stop] = ((1.0 - best.clamp(-1.0, 1.0)) / 2.0).double().cpu().numpy()
-                agreement[start:stop] = agree.double().cpu().numpy()
+                        best = torch.maximum(best, (ca * _unit(warp(bs, *fs, theta, flip))[of_pair]).sum(1))
+                aligned[rows] = ((1.0 - best.clamp(-1.0, 1.0)) / 2.0).double().cpu().numpy()
+                agreement[rows] = agree.double().cpu().numpy()
     finally:
         torch.set_num_threads(previous)
     return aligned, agreement

@@ -113,6 +113,29 @@ def test_mirror_is_a_copy_only_when_asked(digits_with_copies):
     assert with_mirror[0] < 0.01 < without[0]
 
 
+@pytest.mark.parametrize("mirror", [True, False])
+def test_a_pair_s_verdict_is_its_own_whatever_pairs_share_its_batch_and_in_what_order(digits_with_copies, mirror):
+    """The verifiers warp each batch's second images once for all their pairs: a pair's verdicts
+    must be what it gets alone, and come back in the order the pairs were asked."""
+    thumbs, _ = digits_with_copies
+    rng = np.random.default_rng(5)
+    i = rng.integers(0, len(thumbs), 600)
+    j = rng.choice(rng.integers(0, len(thumbs), 40), 600)   # second images in ~15 pairs each
+    i[:4], j[:4] = [600, 3, 3, 9], [5, 3, 3, 600]           # a copy, an image with itself twice, the copy second again
+    together = verify_pairs(thumbs, i, j, mirror=mirror)
+    small_batches = verify_pairs(thumbs, i, j, mirror=mirror, batch=7)
+    alone = [np.array([verify_pairs(thumbs, i[p:p + 1], j[p:p + 1], mirror=mirror)[k][0] for p in range(0, 600, 37)])
+             for k in range(2)]
+    for k in range(2):
+        np.testing.assert_allclose(together[k], small_batches[k], rtol=0, atol=1e-6)
+        np.testing.assert_allclose(together[k][::37], alone[k], rtol=0, atol=1e-6)
+    reversed_order = verify_pairs(thumbs, i[::-1], j[::-1], mirror=mirror)
+    for k in range(2):
+        np.testing.assert_allclose(reversed_order[k][::-1], together[k], rtol=0, atol=1e-6)
+    assert together[0][1] == pytest.approx(0.0, abs=1e-6) and together[0][2] == together[0][1]
+    assert together[0][0] < 0.02   # the copy of image 5, turned by 7 degrees
+
+
 def test_ratio_to_next_best_known_values():
     # Node 0 has pairs to 1 (0.1) and 2 (0.4); node 1 only to 0; node 2 to 0 and 3 (0.2).
     i = np.array([0, 0, 2])
