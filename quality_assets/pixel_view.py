@@ -457,18 +457,27 @@ def fill_to_background(thumbs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     dark = x <= FILL_MAX
     edge = torch.zeros(s, s, dtype=torch.bool)
     edge[0] = edge[-1] = edge[:, 0] = edge[:, -1] = True
-    fill = dark & edge
-    for _ in range(s * s):  # a flood fill by dilation; a region snakes at most through every pixel
-        grown = (F.max_pool2d(fill[:, None].float(), 3, 1, 1)[:, 0] > 0) & dark
-        if torch.equal(grown, fill):
-            break
-        fill = grown
-    border, border_fill = x[:, edge], fill[:, edge]
-    background = torch.nanmedian(torch.where(border_fill, torch.nan, border), dim=1).values
-    changed = ((~border_fill).float().mean(1) >= FILL_MIN_BORDER) & (background > FILL_MAX) & fill.any((1, 2))
-    fill |= (F.max_pool2d(fill[:, None].float(), 3, 1, 1)[:, 0] > 0) & (x < background[:, None, None] / 2)
-    out = torch.where(changed[:, None, None] & fill, background[:, None, None], x)
-    return out.round().clamp(0, 255).to(torch.uint8).numpy(), changed.numpy()
+    # The fill grows from the dark border pixels through dark pixels only, so on the border it is
+    # exactly the dark pixels, and the rest of the border (the background) is light: which images
+    # change is known before the flood fill, which then runs on those alone (a digit on black, a
+    # drawing on white: none of a batch, where every image used to grow its fill).
+    border_dark = dark[:, edge]
+    changed = ((~border_dark).float().mean(1) >= FILL_MIN_BORDER) & border_dark.any(1)
+    out = t.copy()
+    at = torch.nonzero(changed)[:, 0]
+    if at.numel():
+        x, dark = x[at], dark[at]
+        fill = dark & edge
+        for _ in range(s * s):  # a flood fill by dilation; a region snakes at most through every pixel
+            grown = (F.max_pool2d(fill[:, None].float(), 3, 1, 1)[:, 0] > 0) & dark
+            if torch.equal(grown, fill):
+                break
+            fill = grown
+        background = torch.nanmedian(torch.where(fill[:, edge], torch.nan, x[:, edge]), dim=1).values
+        fill |= (F.max_pool2d(fill[:, None].float(), 3, 1, 1)[:, 0] > 0) & (x < background[:, None, None] / 2)
+        painted = torch.where(fill, background[:, None, None], x)
+        out[at.numpy()] = painted.round().clamp(0, 255).to(torch.uint8).numpy()
+    return out, changed.numpy()
 
 
 def hue_search_vectors(hue_histograms: np.ndarray, thumbs: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:

@@ -598,3 +598,30 @@ def test_warping_every_image_by_shared_transforms_equals_warping_each_by_its_own
     # The identity transform gives the image back.
     identity = _warp_all(x, background, _affine(torch.ones(1), torch.zeros(1), torch.ones(1)))
     assert torch.allclose(identity[:, 0], x, atol=1e-5)
+
+
+def test_black_fill_is_painted_only_where_the_border_is_mostly_light_and_touches_dark():
+    """Which images change is decided from the border alone (its dark pixels seed the fill, the rest
+    is the background), and only those are flood-filled; each image reads the same in any company."""
+    side = THUMBNAIL_SIZE
+    light = np.full((side, side), 220, dtype=np.uint8)
+    light[8:20, 8:20] = 60                     # a drawing inside, away from the border
+    corner = light.copy()
+    corner[:6, :6] = 0                         # a black rotation corner
+    mostly_dark = np.zeros((side, side), dtype=np.uint8)
+    mostly_dark[8:20, 8:20] = 60
+    mostly_dark[5:15, side - 1] = 220          # light on a tenth of the border: black is the background
+    inner_black = light.copy()
+    inner_black[10:14, 10:14] = 0              # black, but not touching the border
+    touching = light.copy()
+    touching[12:16, :16] = 3                   # a dark bar that reaches the left border
+    thumbs = np.stack([light, corner, mostly_dark, inner_black, touching])
+    filled, changed = fill_to_background(thumbs)
+    assert changed.tolist() == [False, True, False, False, True]
+    np.testing.assert_array_equal(filled[~changed], thumbs[~changed])
+    assert (filled[1][:6, :6] == 220).all() and (filled[1][8:20, 8:20] == 60).all()
+    assert (filled[4][12:16, :16] == 220).all()
+    for k in range(len(thumbs)):
+        alone_filled, alone_changed = fill_to_background(thumbs[k:k + 1])
+        np.testing.assert_array_equal(alone_filled[0], filled[k])
+        assert alone_changed[0] == changed[k]
