@@ -92,8 +92,16 @@ def _sampling_grid(theta: torch.Tensor, s: int) -> torch.Tensor:
     lin = (torch.arange(s, dtype=torch.float32) * 2 + 1) / s - 1
     gx, gy = lin[None, :], lin[:, None]
     th = theta.flatten(-2)[..., None, None]
-    return torch.stack([th[..., 0, :, :] * gx + th[..., 1, :, :] * gy + th[..., 2, :, :],
-                        th[..., 3, :, :] * gx + th[..., 4, :, :] * gy + th[..., 5, :, :]], -1)
+    if theta.requires_grad:   # the polish differentiates through the grid, and out= has no gradient
+        return torch.stack([th[..., 0, :, :] * gx + th[..., 1, :, :] * gy + th[..., 2, :, :],
+                            th[..., 3, :, :] * gx + th[..., 4, :, :] * gy + th[..., 5, :, :]], -1)
+    # The same sums in the same order, written in place: the fine level's grids (30 warps a pair)
+    # were built 2.2-2.5x slower through two full-size temporaries and a stack.
+    grid = torch.empty(*theta.shape[:-2], s, s, 2, dtype=theta.dtype, device=theta.device)
+    for axis in range(2):
+        torch.add(th[..., 3 * axis, :, :] * gx, th[..., 3 * axis + 1, :, :] * gy, out=grid[..., axis])
+        grid[..., axis].add_(th[..., 3 * axis + 2, :, :])
+    return grid
 
 
 def _warp_each(x: torch.Tensor, background: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
