@@ -28,7 +28,7 @@ TEST_HOMES = tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
 	export QUALITY_HOME="$$tmp/home" DAGSTER_HOME="$$tmp/home/dagster" && mkdir -p "$$DAGSTER_HOME"
 
 # Two workers (pytest-xdist): CI's two cores; each worker is its own process with its own test homes
-# (conftest.py). 8-9 min in one process on CI, about 6 in two. The slow tests stay in one: they time
+# (conftest.py). About 12 min in two on CI (726 tests, 2026-12-07). The slow tests stay in one: they time
 # servers and signals, which two workers on two cores would only make flaky.
 test: install
 	$(TEST_HOMES) && $(BIN)/python -m pytest -q -m "not slow" -n 2
