@@ -28,10 +28,12 @@ TEST_HOMES = tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
 	export QUALITY_HOME="$$tmp/home" DAGSTER_HOME="$$tmp/home/dagster" && mkdir -p "$$DAGSTER_HOME"
 
 # Two workers (pytest-xdist): CI's two cores; each worker is its own process with its own test homes
-# (conftest.py). About 12 min in two on CI (726 tests, 2026-12-07). The slow tests stay in one: they time
-# servers and signals, which two workers on two cores would only make flaky.
+# (conftest.py), and its torch (and the audits it starts) on one thread: two workers' intra-op threads
+# on two cores wait on each other at every barrier (the default run took 6% longer on two threads each).
+# About 12 min in two on CI (726 tests, 2026-12-07). The slow tests stay in one: they time servers and
+# signals, which two workers on two cores would only make flaky.
 test: install
-	$(TEST_HOMES) && $(BIN)/python -m pytest -q -m "not slow" -n 2
+	$(TEST_HOMES) && OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -m "not slow" -n 2
 
 # pytest exits 5 when no test carries the marker; that is not a failure here.
 test-slow: install

@@ -1,6 +1,9 @@
-"""`qaudit ui` (dagster dev) stops on SIGTERM or Ctrl-C (SIGINT) within 10 s, after a run has executed
-in it and while the next one executes, and leaves no process behind (webserver, daemon, code servers,
-run workers).
+"""`qaudit ui` (dagster dev) stops on SIGTERM within 10 s, after a run has executed in it and while the
+next one executes, and leaves no process behind (webserver, daemon, code servers, run workers).
+
+SIGTERM alone: `qaudit`'s SIGTERM handler raises SIGINT in its own process (`cli._terminate_like_interrupt`),
+so a SIGTERM takes Ctrl-C's whole way out after one step, and a second `dagster dev` started only to
+send it SIGINT cost CI another 90 s (`test_crash_safety` stops a waiting `qaudit audit` by SIGTERM).
 
 Slow (a real `dagster dev`, a drop ingested by its sensor in a run worker), so marked `slow`; CI
 runs it via `make test-slow`.
@@ -94,8 +97,8 @@ def _wait_for(what: str, predicate, timeout: float, log: Path):
 
 @pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process tree from /proc")
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_qaudit_ui_stops_with_its_whole_process_tree_after_a_run(tmp_path, sig):
+def test_qaudit_ui_stops_with_its_whole_process_tree_after_a_run(tmp_path):
+    sig = signal.SIGTERM
     home, drops, log_path = tmp_path / "home", tmp_path / "drops", tmp_path / "ui.log"
     drops.mkdir()
     port = _free_port()

@@ -56,10 +56,25 @@ def _embedding_graph(thumbs: np.ndarray, k: int = 10):
     return build_knn_graph(vectors, k), vectors
 
 
-def test_injected_copies_rank_first_among_natural_twins(digits_with_copies):
-    thumbs, truth = digits_with_copies
+@pytest.fixture(scope="module")
+def default_pairs_of_digits(digits_with_copies):
+    """The graph, vectors and default pair table of `digits_with_copies`: several tests read the same
+    table (a pair table is a pure function of its inputs), so it is computed once a module; each test
+    gets its own copy of the table."""
+    thumbs, _ = digits_with_copies
     graph, vectors = _embedding_graph(thumbs)
-    with_pixels = near_duplicate_pairs(graph, thumbnails=thumbs, vectors=vectors)
+    return graph, vectors, near_duplicate_pairs(graph, thumbnails=thumbs, vectors=vectors)
+
+
+@pytest.fixture
+def default_pairs(default_pairs_of_digits):
+    graph, vectors, pairs = default_pairs_of_digits
+    return graph, vectors, pairs.copy()
+
+
+def test_injected_copies_rank_first_among_natural_twins(digits_with_copies, default_pairs):
+    thumbs, truth = digits_with_copies
+    graph, vectors, with_pixels = default_pairs
     top = {(int(a), int(b)) for a, b in zip(with_pixels.i[:6], with_pixels.j[:6])}
     assert truth <= top, f"copies missing from the top 6: {truth - top}"
     # Without pixel evidence the embedding alone cannot single the copies out (the point of the view).
@@ -68,10 +83,9 @@ def test_injected_copies_rank_first_among_natural_twins(digits_with_copies):
     assert len(truth & top_embedding) < len(truth)
 
 
-def test_copy_flags_flag_the_copies_and_few_twins(digits_with_copies):
+def test_copy_flags_flag_the_copies_and_few_twins(digits_with_copies, default_pairs):
     thumbs, truth = digits_with_copies
-    graph, vectors = _embedding_graph(thumbs)
-    pairs = near_duplicate_pairs(graph, thumbnails=thumbs, vectors=vectors)
+    _, _, pairs = default_pairs
     flags = copy_flags(pairs, len(thumbs))
     flagged = {(int(a), int(b)) for a, b in zip(pairs.i[flags], pairs.j[flags])}
     assert len(truth & flagged) >= 3
@@ -260,10 +274,9 @@ def test_unknown_thumbnails_leave_pairs_unverified(digits_with_copies):
     assert pairs.score.between(0, 1).all()
 
 
-def test_verification_budget_keeps_each_images_nearest_candidates(digits_with_copies):
+def test_verification_budget_keeps_each_images_nearest_candidates(digits_with_copies, default_pairs):
     thumbs, truth = digits_with_copies
-    graph, vectors = _embedding_graph(thumbs)
-    full = near_duplicate_pairs(graph, thumbnails=thumbs, vectors=vectors)
+    graph, vectors, full = default_pairs
     budget = len(full) // 4
     limited = near_duplicate_pairs(graph, thumbnails=thumbs, vectors=vectors, max_verified_pairs=budget)
     assert limited["aligned"].notna().sum() == budget
@@ -300,12 +313,12 @@ def test_hash_groups_beyond_the_graph_and_pixel_pairs_are_merged_once(digits_wit
     assert (identical.score == 0).all() and identical.evidence.astype(str).str.contains("pixel_sha256").all()
 
 
-def test_a_mirror_image_is_ranked_but_flagged_only_if_it_is_a_copy_without_the_flip(digits_with_copies):
+def test_a_mirror_image_is_ranked_but_flagged_only_if_it_is_a_copy_without_the_flip(digits_with_copies,
+                                                                                    default_pairs):
     from quality_assets.scores.near_duplicate import unmirrored_evidence
 
     thumbs, truth = digits_with_copies
-    graph, vectors = _embedding_graph(thumbs)
-    pairs = near_duplicate_pairs(graph, thumbnails=thumbs, vectors=vectors)
+    _, _, pairs = default_pairs
     listed = {(int(a), int(b)): p for p, (a, b) in enumerate(zip(pairs.i, pairs.j))}
     mirrored = (420, len(thumbs) - 2)
     assert pairs["rank"].iloc[listed[mirrored]] <= 6   # still ranked with the copies
@@ -319,7 +332,8 @@ def test_a_mirror_image_is_ranked_but_flagged_only_if_it_is_a_copy_without_the_f
     assert not (decided & ~flags).any()
 
 
-def test_the_unmirrored_ratios_read_each_verifier_at_the_ends_the_pair_table_reads(digits_with_copies):
+def test_the_unmirrored_ratios_read_each_verifier_at_the_ends_the_pair_table_reads(digits_with_copies,
+                                                                                    default_pairs):
     """`unmirrored_evidence` recomputes the ratios to the next best; given back the very verdicts
     the pair table holds, it must give back the table's ratios (each read at the ends that
     `pair_evidence.ratio_ends` names: the registered one at its better end, the others at both)."""
@@ -327,8 +341,7 @@ def test_the_unmirrored_ratios_read_each_verifier_at_the_ends_the_pair_table_rea
     from quality_assets.scores.pair_evidence import ratio_ends
 
     thumbs, _ = digits_with_copies
-    graph, vectors = _embedding_graph(thumbs)
-    pairs = near_duplicate_pairs(graph, thumbnails=thumbs, vectors=vectors)
+    _, _, pairs = default_pairs
     assert ratio_ends("registered_ratio") != ratio_ends("aligned_ratio")   # the case worth checking
     lookup = {(int(a), int(b)): p for p, (a, b) in enumerate(zip(pairs.i, pairs.j))}
 

@@ -17,6 +17,7 @@ from quality_assets.pixel_view import (
     pixel_candidate_pairs, polar_search_vectors, search_vectors,
 )
 from quality_assets.scores.near_duplicate import near_duplicate_pairs
+from quality_assets.scores.pixel_copies import VerifiedPairMemo
 import quality_assets.scores.pair_evidence as pair_evidence
 from quality_assets.scores.pair_evidence import _rank_per_node
 from quality_assets.scores.registration import registered_similarity
@@ -49,11 +50,25 @@ def _digits_with(copies_of) -> tuple[np.ndarray, set[tuple[int, int]]]:
     return thumbs, {(source, len(base) + c) for c, (source, _) in enumerate(copies)}
 
 
+def _memo(thumbs: np.ndarray) -> VerifiedPairMemo:
+    """The verdict memo the service scores through, over one test's runs on the same thumbnails: a
+    pair's verdicts depend on its two thumbnails alone (`test_a_pairs_registration_does_not_depend_on_
+    the_batch_it_goes_through`), so a test that ranks the same images under other quotas or weights
+    registers each pair once. Ids in position order keep every pair's ends as the runs give them."""
+    return VerifiedPairMemo([f"{p:06d}" for p in range(len(thumbs))])
+
+
 @pytest.fixture(scope="module")
 def digits_with_turned_copies():
     draws = [(7, 95.0, (6, 10, 104, 108), False), (200, 150.0, (14, 4, 100, 96), True),
              (333, 60.0, (0, 12, 96, 108), True), (470, 178.0, (10, 10, 102, 102), False)]
     return _digits_with(lambda base: [(s, _turned_copy(base[s], a, c, m)) for s, a, c, m in draws])
+
+
+@pytest.fixture(scope="module")
+def turned_copies_memo(digits_with_turned_copies):
+    """One memo for the module's runs on `digits_with_turned_copies`."""
+    return _memo(digits_with_turned_copies[0])
 
 
 def test_a_turned_mirrored_cropped_copy_registers_above_every_natural_twin(digits_with_turned_copies):
@@ -118,10 +133,11 @@ def test_the_polar_search_brings_turned_copies_to_the_candidates(digits_with_tur
     assert without < with_polar and len(with_polar) <= len(without) + 16 * n
 
 
-def test_turned_copies_rank_first_among_candidate_pairs(digits_with_turned_copies):
+def test_turned_copies_rank_first_among_candidate_pairs(digits_with_turned_copies, turned_copies_memo):
     thumbs, truth = digits_with_turned_copies
     vectors = search_vectors(thumbs, size=8)
-    pairs = near_duplicate_pairs(build_knn_graph(vectors, 10), thumbnails=thumbs, vectors=vectors)
+    pairs = near_duplicate_pairs(build_knn_graph(vectors, 10), thumbnails=thumbs, vectors=vectors,
+                                 verify=turned_copies_memo)
     top = {(int(a), int(b)) for a, b in zip(pairs.i[:6], pairs.j[:6])}
     assert truth <= top, pairs.head(8)[["i", "j", "score", "registered", "registered_ratio"]]
     # The quota: each image brings at most its few best pairs by each order that applies to
@@ -148,11 +164,12 @@ def test_a_copy_in_a_crowd_of_twins_is_registered_at_the_default_quota(monkeypat
         at = {(int(a), int(b)): r for r, (a, b) in enumerate(zip(pairs.i, pairs.j))}[pair]
         return at, pairs["registered"].iloc[at]
 
-    rank, registered = place(near_duplicate_pairs(graph, thumbnails=thumbs, vectors=vectors))
+    memo = _memo(thumbs)
+    rank, registered = place(near_duplicate_pairs(graph, thumbnails=thumbs, vectors=vectors, verify=memo))
     assert np.isfinite(registered) and rank < 3, (rank, registered)
     for order in ("POLAR", "CHEAP", "HUE", "CROP", "EMBEDDING"):
         monkeypatch.setattr(pair_evidence, f"REGISTER_{order}_PER_IMAGE", 4)
-    rank, registered = place(near_duplicate_pairs(graph, thumbnails=thumbs, vectors=vectors))
+    rank, registered = place(near_duplicate_pairs(graph, thumbnails=thumbs, vectors=vectors, verify=memo))
     assert np.isnan(registered) and rank > 100, (rank, registered)
 
 
@@ -176,9 +193,10 @@ def test_a_copy_that_only_the_representation_puts_near_its_source_is_registered(
     moved = vectors[pair[0]] + 0.05 * np.random.default_rng(0).standard_normal(vectors.shape[1]).astype(np.float32)
     vectors[pair[1]] = moved / np.linalg.norm(moved)
     graph = build_knn_graph(vectors, 10)
+    memo = _memo(thumbs)
 
     def place():
-        pairs = near_duplicate_pairs(graph, thumbnails=thumbs, vectors=vectors)
+        pairs = near_duplicate_pairs(graph, thumbnails=thumbs, vectors=vectors, verify=memo)
         at = {(int(a), int(b)): r for r, (a, b) in enumerate(zip(pairs.i, pairs.j))}[pair]
         return at, pairs["registered"].iloc[at]
 
@@ -227,7 +245,8 @@ def test_copies_in_part_of_the_frame_are_registered_and_their_best_pair_is_their
     thumbs, truth = digits_in_part_of_frame
     vectors = search_vectors(thumbs, size=8)
     graph = build_knn_graph(vectors, 10)
-    pairs = near_duplicate_pairs(graph, thumbnails=thumbs, vectors=vectors)
+    memo = _memo(thumbs)
+    pairs = near_duplicate_pairs(graph, thumbnails=thumbs, vectors=vectors, verify=memo)
     position = {(int(a), int(b)): r for r, (a, b) in enumerate(zip(pairs.i, pairs.j))}
     for source, copy in sorted(truth):
         mine = pairs[(pairs.i == copy) | (pairs.j == copy)]
@@ -239,7 +258,7 @@ def test_copies_in_part_of_the_frame_are_registered_and_their_best_pair_is_their
     # they are candidates but rank far down.
     monkeypatch.setattr(pair_evidence, "REGISTER_CROP_PER_IMAGE", 0)
     monkeypatch.setitem(pair_evidence.DEFAULT_FUSION_WEIGHTS, "crop", 0.0)
-    pairs = near_duplicate_pairs(graph, thumbnails=thumbs, vectors=vectors)
+    pairs = near_duplicate_pairs(graph, thumbnails=thumbs, vectors=vectors, verify=memo)
     position = {(int(a), int(b)): r for r, (a, b) in enumerate(zip(pairs.i, pairs.j))}
     assert sum(position[pair] < 10 for pair in truth) <= 1, {pair: position[pair] for pair in truth}
 
@@ -290,9 +309,10 @@ def test_the_crop_evidence_ranks_squeezed_copies_near_the_top_with_or_without_th
     thumbs, truth = digits_squeezed_beside_a_bar
     vectors = search_vectors(thumbs, size=8)
     graph = build_knn_graph(vectors, 10)
+    memo = _memo(thumbs)
 
     def positions() -> dict[tuple[int, int], int]:
-        pairs = near_duplicate_pairs(graph, thumbnails=thumbs, vectors=vectors)
+        pairs = near_duplicate_pairs(graph, thumbnails=thumbs, vectors=vectors, verify=memo)
         position = {(int(a), int(b)): r for r, (a, b) in enumerate(zip(pairs.i, pairs.j))}
         return {pair: position.get(pair, len(pairs)) for pair in truth}
 
@@ -339,13 +359,15 @@ def test_rank_per_node_matches_a_direct_count():
         assert rank[p] == min(at(i[p]), at(j[p])), p
 
 
-def test_the_registration_budget_keeps_each_images_best_pair_first(digits_with_turned_copies, monkeypatch):
+def test_the_registration_budget_keeps_each_images_best_pair_first(digits_with_turned_copies, turned_copies_memo,
+                                                                   monkeypatch):
     thumbs, truth = digits_with_turned_copies
     vectors = search_vectors(thumbs, size=8)
     graph = build_knn_graph(vectors, 10)
+    memo = turned_copies_memo
 
-    def registered(**budget) -> dict[tuple[int, int], float]:
-        pairs = near_duplicate_pairs(graph, thumbnails=thumbs, vectors=vectors, **budget)
+    def registered(verify=memo, **budget) -> dict[tuple[int, int], float]:
+        pairs = near_duplicate_pairs(graph, thumbnails=thumbs, vectors=vectors, verify=verify, **budget)
         pairs = pairs[pairs["registered"].notna()]
         return dict(zip(zip(pairs.i.astype(int), pairs.j.astype(int)), pairs["registered"]))
 
@@ -361,7 +383,8 @@ def test_the_registration_budget_keeps_each_images_best_pair_first(digits_with_t
             quota_of_one.setattr(pair_evidence, f"REGISTER_{order}_PER_IMAGE", 1)
         best = registered()
     assert len(thumbs) // 2 < len(best) < len(full) and truth <= best.keys()
-    at_best = registered(max_registered_pairs=len(best))
+    # Registered afresh (no memo): the budget's pairs score as they did under the quota.
+    at_best = registered(verify=None, max_registered_pairs=len(best))
     assert at_best.keys() == best.keys()
     np.testing.assert_allclose([at_best[p] for p in best], list(best.values()), atol=1e-6)
 
