@@ -1,10 +1,11 @@
-"""A real local Ray cluster for the Ray tests: one per test module (a head with no CPUs and one
-worker node of two CPUs, so two actors or two Ray Train workers run side by side)."""
+"""A real local Ray cluster for the Ray tests: one for the session (a head with no CPUs and one worker
+node of two CPUs, so two actors or two Ray Train workers run side by side). One per module cost the
+slow run a second cluster's start and stop (25-30 s on two cores); the tests hold no state in it."""
 
 import pytest
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def ray_cluster():
     pytest.importorskip("ray")
     import ray
