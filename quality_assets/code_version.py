@@ -40,7 +40,7 @@ def _statements(body: list[ast.stmt]):
         yield node
         for field in ("body", "orelse", "finalbody", "handlers", "cases"):
             children = getattr(node, field, None)
-            if isinstance(children, list) and children and not isinstance(children[0], ast.expr):
+            if isinstance(children, list):   # a lambda's or a conditional expression's body is one expression
                 yield from _statements(children)
 
 
