@@ -73,14 +73,16 @@ def capture_pairs(root: Path) -> pd.DataFrame:
 
 def fused_order(pairs: pd.DataFrame, weights: dict[str, float],
                 extra_view: tuple[np.ndarray, float] | None = None,
-                near_exact_apart: bool = True) -> tuple[np.ndarray, np.ndarray]:
+                near_exact_apart: bool = True, lifted: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The service's final score under `weights`, and the pairs' ranking by it (best first).
 
     `extra_view` = (the copy descriptor's view, `pair_evidence.descriptor_ratio`: lower = likelier a
     copy, NaN = no evidence; and its share w of the fusion): fused by `fuse_p_values` as the
     service's `descriptor` view (masked on recoloured pairs, as the pixel views are), the other views
     keeping their ratios within 1 - w. `near_exact_apart=False` counts the near-exact pairs in the
-    other pairs' p-values, as the service did before 2026-12-06 (4) (a comparison only)."""
+    other pairs' p-values, as the service did before 2026-12-06 (4) (a comparison only). `lifted`
+    (a boolean mask): more pairs lifted into the near-exact tier, after the exact matches and in
+    their fused order (a candidate tier measured, e.g. `exact_pixel_tier.py`)."""
     columns = {c: pairs[c].to_numpy() for c in VIEW_COLUMNS}
     weights = {**DEFAULT_FUSION_WEIGHTS, **weights}
     if extra_view is not None:
@@ -94,6 +96,8 @@ def fused_order(pairs: pd.DataFrame, weights: dict[str, float],
     near = evidence.str.contains("near_exact").to_numpy()
     score = fuse_p_values(columns, weights, exact=evidence.str.contains("sha256").to_numpy(),
                           near_exact=near if near_exact_apart else None)
+    if lifted is not None:
+        near = near | (np.asarray(lifted, dtype=bool) & ~evidence.str.contains("sha256").to_numpy())
     score[near] = lift_near_exact(score[near])
     return score, pair_order(pairs["i"].to_numpy(), pairs["j"].to_numpy(), pairs["distance"].to_numpy(dtype=float),
                              score)
@@ -101,13 +105,13 @@ def fused_order(pairs: pd.DataFrame, weights: dict[str, float],
 
 def pair_ap(pairs: pd.DataFrame, data, excluded, weights: dict[str, float] | None = None,
             extra_view: tuple[np.ndarray, float] | None = None,
-            near_exact_apart: bool = True) -> dict[tuple[str, str], float]:
-    """Pair AP of the table ranked by `fused_order` under `weights` (and `extra_view`), per (truth,
-    kind): the protocol's truth and the one without the source's own duplicates (`excluded`)."""
+            near_exact_apart: bool = True, lifted: np.ndarray | None = None) -> dict[tuple[str, str], float]:
+    """Pair AP of the table ranked by `fused_order` under `weights` (and `extra_view`, `lifted`), per
+    (truth, kind): the protocol's truth and the one without the source's own duplicates (`excluded`)."""
     from quality_lab.bench.methods import MethodResult
     from quality_lab.bench.metrics import evaluate_method
 
-    _, order = fused_order(pairs, weights or {}, extra_view, near_exact_apart)
+    _, order = fused_order(pairs, weights or {}, extra_view, near_exact_apart, lifted)
     ranking = (pairs["i"].to_numpy()[order], pairs["j"].to_numpy()[order])
     result = MethodResult("ours", json.dumps(weights or {}), {"near_duplicate": ranking}, 0.0)
     rows = pd.DataFrame(evaluate_method(result, data) + evaluate_method(result, data, excluded))
