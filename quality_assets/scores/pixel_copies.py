@@ -35,7 +35,10 @@ a copy and no verifier's scale dominates.
 
 Measured on the demo (MNIST 5k + 60 injected copies + 25 leaked copies; `benchmarks/demo_rescore.py`,
 docs/BENCHMARKS.md): near-duplicate pair AP 0.05 with embedding evidence alone -> 0.86, leakage
-AP 0.72 -> 1.0. Cost at scale: `benchmarks/bench_pixel_copies.py`, docs/benchmarks/knn_scores.md; the
+AP 0.72 -> 1.0, with these two verifiers leading the fusion (2026-11-24). The fusion chosen on the
+benchmark matrix since (`pair_evidence.DEFAULT_FUSION_WEIGHTS`: registration leads, agreement keeps
+0.1) reads 0.49 on the demo: its overlay copies, which agreement finds, share their exactness with
+a drawn set's template variants (docs/benchmarks/matrix.md, "Update 2026-12-07 (3)"). Cost at scale: `benchmarks/bench_pixel_copies.py`, docs/benchmarks/knn_scores.md; the
 verifiers alone: `benchmarks/bench_verify_pairs.py`.
 """
 
