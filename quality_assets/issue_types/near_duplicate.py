@@ -76,7 +76,8 @@ class NearDuplicate(IssueType):
     gallery = "pairs"
     Options = NearDuplicateOptions
     gate = GateSpec(
-        rate_key="near_duplicate_rate", threshold=0.05, blocking=True, what="near-duplicate rate",
+        rate_key="near_duplicate_rate", threshold=0.05, blocking=True,
+        what="near-duplicate rate (samples beyond their group's first)",
         description="Near-duplicate rate: samples in a duplicate group beyond its first member / samples.",
         metadata_keys=("n_duplicate_groups", "n_conflicting_groups"),
     )
