@@ -38,8 +38,9 @@ docs/BENCHMARKS.md): near-duplicate pair AP 0.05 with embedding evidence alone -
 AP 0.72 -> 1.0, with these two verifiers leading the fusion (2026-11-24). The fusion chosen on the
 benchmark matrix since (`pair_evidence.DEFAULT_FUSION_WEIGHTS`: registration leads, agreement keeps
 0.1) reads 0.49 on the demo: its overlay copies, which agreement finds, share their exactness with
-a drawn set's template variants (docs/benchmarks/matrix.md, "Update 2026-12-07 (3)"). Cost at scale: `benchmarks/bench_pixel_copies.py`, docs/benchmarks/knn_scores.md; the
-verifiers alone: `benchmarks/bench_verify_pairs.py`.
+a drawn set's template variants (docs/benchmarks/matrix.md, "Update 2026-12-07 (3)"). Cost at
+scale: `benchmarks/bench_pixel_copies.py`, docs/benchmarks/knn_scores.md; the verifiers alone:
+`benchmarks/bench_verify_pairs.py`.
 """
 
 from __future__ import annotations
