@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-import quality_assets.issue_types.near_duplicate as near_duplicate_type
+import quality_assets.scores.near_duplicate as near_duplicate_scores
 from quality_assets.scores.near_duplicate import lift_near_exact, pair_order
 from quality_assets.scores.pair_evidence import DEFAULT_FUSION_WEIGHTS, empirical_p_values, fuse_p_values
 
@@ -50,14 +50,14 @@ def capture_pairs(root: Path) -> pd.DataFrame:
 
     data, vectors = load_cell(root)
     captured: list[pd.DataFrame] = []
-    service_pairs = near_duplicate_type.near_duplicate_pairs
+    service_pairs = near_duplicate_scores.near_duplicate_pairs
 
     def keep_table(*args, **kwargs):  # the issue type stores only some columns of its table
         table = service_pairs(*args, **kwargs)
         captured.append(table)
         return table
 
-    near_duplicate_type.near_duplicate_pairs = keep_table
+    near_duplicate_scores.near_duplicate_pairs = keep_table
     try:
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         compute_scores(list(data.manifest["sample_id"]), build_knn_graph(vectors, k=16), data.manifest,
@@ -65,7 +65,7 @@ def capture_pairs(root: Path) -> pd.DataFrame:
                        thumbnails=thumbnails_for(data), images=pixel_image_loader(data),
                        colour_grids=colour_grids_for(data))
     finally:
-        near_duplicate_type.near_duplicate_pairs = service_pairs
+        near_duplicate_scores.near_duplicate_pairs = service_pairs
     table = captured[-1][["i", "j", "distance", "score", "evidence", *VIEW_COLUMNS]]
     table.to_pickle(cached)
     return table

@@ -81,10 +81,10 @@ GATE_DEST = "gate__"
 
 
 def _gate_fields() -> dict:
-    """The `gates` resource's fields (generated from the issue-type registry), for the flags."""
-    from quality_assets.defs.scoring.config import gate_thresholds_class
+    """The `gates` resource's fields (the issue-type registry's `gate_fields`), for the flags."""
+    from quality_assets.issue_types import gate_fields
 
-    return dict(gate_thresholds_class().model_fields)
+    return gate_fields()
 
 
 def _add_run_config_arguments(parser: argparse.ArgumentParser, *, gate_flags: bool) -> None:
@@ -96,17 +96,17 @@ def _add_run_config_arguments(parser: argparse.ArgumentParser, *, gate_flags: bo
     ssl.add_argument("--epochs", type=int, help="SSL epochs (0: train until the neighbour lists are stable)")
     ssl.add_argument("--checkpoint-file", help="with --embedder timm_checkpoint: a local weights file")
     ssl.add_argument("--embeddings-file", help="with --embedder precomputed: Parquet or .npy keyed by path")
-    if not gate_flags:  # building them imports Dagster and the registry: only for the command that has them
+    if not gate_flags:  # building them loads the registry: only for the command that has them
         return
     gates = parser.add_argument_group("gates (resources.gates.config; override --config)")
-    for name, field in _gate_fields().items():
+    for name, (kind, default) in _gate_fields().items():
         flag = "--" + name.replace("_", "-")
-        if field.annotation is bool:
+        if kind is bool:
             gates.add_argument(flag, dest=GATE_DEST + name, action=argparse.BooleanOptionalAction, default=None,
-                               help=f"a failure blocks (default {'yes' if field.default else 'no'})")
+                               help=f"a failure blocks (default {'yes' if default else 'no'})")
         else:
             gates.add_argument(flag, dest=GATE_DEST + name, type=float, metavar="RATE",
-                               help=f"threshold (default {field.default})")
+                               help=f"threshold (default {default})")
 
 
 def _run_config_from_args(args: argparse.Namespace) -> dict:

@@ -14,10 +14,12 @@ from quality_assets.issue_types.base import (
     CleaningDecision, Cutoff, GateSpec, IssueResult, IssueType, NoOptions, ScoringInputs, View, automatic_cut,
 )
 from quality_assets.issue_types.registry import (
-    get_issue_type, issue_types, iter_gated, options_from_dict, register, unregister,
+    CLEANED_SPLIT_GATE_FIELDS, gate_fields, get_issue_type, issue_types, iter_gated, options_from_dict, register,
+    unregister,
 )
 
 __all__ = [
-    "CleaningDecision", "Cutoff", "GateSpec", "IssueResult", "IssueType", "NoOptions", "ScoringInputs", "View",
-    "automatic_cut", "get_issue_type", "issue_types", "iter_gated", "options_from_dict", "register", "unregister",
+    "CLEANED_SPLIT_GATE_FIELDS", "CleaningDecision", "Cutoff", "GateSpec", "IssueResult", "IssueType", "NoOptions",
+    "ScoringInputs", "View", "automatic_cut", "gate_fields", "get_issue_type", "issue_types", "iter_gated",
+    "options_from_dict", "register", "unregister",
 ]

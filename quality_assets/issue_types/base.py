@@ -9,14 +9,15 @@ on its flags. Scoring, gates, report sections and cleaning inputs are loops over
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Mapping
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping
 
 import numpy as np
 import pandas as pd
 
-from quality_assets.knn import KnnGraph
-from quality_assets.scores.cutoff import fraction_cut
 from quality_assets.splits import EVAL_SPLITS
+
+if TYPE_CHECKING:
+    from quality_assets.knn import KnnGraph
 
 __all__ = ["CleaningDecision", "Cutoff", "GateSpec", "IssueResult", "IssueType", "NoOptions",
            "ScoringInputs", "View", "automatic_cut"]
@@ -39,6 +40,8 @@ class Cutoff:
 
 def automatic_cut(score: np.ndarray, cutoff: Cutoff, *, n_samples: int | None = None) -> np.ndarray:
     """Flags of the automatic cut over the finite scores (NaN never flagged)."""
+    from quality_assets.scores.cutoff import fraction_cut
+
     mask = np.zeros(len(score), dtype=bool)
     valid = np.isfinite(score)
     if valid.sum() < 3:

@@ -26,19 +26,12 @@ from typing import Mapping
 
 import numpy as np
 import pandas as pd
-from scipy.special import expit
 
 from quality_assets.issue_types.base import (
     CleaningDecision, Cutoff, GateSpec, IssueResult, IssueType, ScoringInputs, automatic_cut,
 )
 from quality_assets.issue_types.registry import register
 from quality_assets.scores import canonical_labels
-from quality_assets.scores.confident_learning import confident_learning
-from quality_assets.scores.label_error import (
-    class_confusion, confidently_contradicted, knn_vote_shares, label_error_scores, label_noise_ceiling,
-    noise_corrected_confidence,
-)
-from quality_assets.scores.multi_label import is_multi_label, multi_label_errors, tag_confusion
 from quality_assets.scores.pixel_classifier import (MAX_GROWTH_FRACTION, MAX_TRAIN_ROWS, out_of_fold_pixel_probabilities,
                                                      pixel_probabilities, pixel_settings)
 from quality_assets.splits import TRUSTED_SPLITS
@@ -101,6 +94,14 @@ class LabelError(IssueType):
 
     def score(self, inputs: ScoringInputs, options: LabelErrorOptions,
               found: Mapping[str, IssueResult]) -> IssueResult:
+        from scipy.special import expit
+
+        from quality_assets.scores.confident_learning import confident_learning
+        from quality_assets.scores.label_error import (
+            class_confusion, confidently_contradicted, knn_vote_shares, label_error_scores,
+        )
+        from quality_assets.scores.multi_label import is_multi_label
+
         if options.flag_rule not in _FLAG_RULES:
             raise ValueError(f"label_error flag_rule must be one of {_FLAG_RULES}, got {options.flag_rule!r}")
         if not 0.0 < options.flag_confidence <= 1.0:
@@ -190,6 +191,8 @@ class LabelError(IssueType):
     def _score_tags(self, inputs: ScoringInputs, options: LabelErrorOptions,
                     found: Mapping[str, IssueResult]) -> IssueResult:
         """Multi-label data: every tag one-vs-rest (`scores.multi_label.multi_label_errors`)."""
+        from quality_assets.scores.multi_label import multi_label_errors, tag_confusion
+
         pixel = inputs.views.get("pixel")
         features = inputs.vectors if pixel is None or pixel.vectors is None or inputs.vectors is None else \
             np.hstack([inputs.vectors, pixel.vectors])
@@ -236,6 +239,8 @@ class LabelError(IssueType):
 def _against_ceiling(confidence: np.ndarray, options: LabelErrorOptions, n_classes: int) -> tuple[np.ndarray, float]:
     """The confidence read against the label-noise ceiling (unchanged when the option is off), and
     the ceiling, which the summary reports either way."""
+    from quality_assets.scores.label_error import label_noise_ceiling, noise_corrected_confidence
+
     ceiling = label_noise_ceiling(confidence)
     if options.correct_for_label_noise:
         confidence = noise_corrected_confidence(confidence, ceiling, n_classes)

@@ -14,8 +14,7 @@ import pandas as pd
 from quality_assets.issue_types.base import CleaningDecision, GateSpec, IssueResult, IssueType, ScoringInputs
 from quality_assets.issue_types.registry import register
 from quality_assets.scores.leakage import leakage_pairs, leakage_scores
-from quality_assets.scores.near_duplicate import NEAR_EXACT_SCORE
-from quality_assets.scores.near_exact import CROP_MAX_DIFF, crop_differences
+from quality_assets.scores.near_exact import CROP_MAX_DIFF, NEAR_EXACT_SCORE, crop_differences
 
 
 @dataclass(frozen=True)

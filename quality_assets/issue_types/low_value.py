@@ -10,7 +10,6 @@ import numpy as np
 
 from quality_assets.issue_types.base import Cutoff, IssueResult, IssueType, ScoringInputs, automatic_cut
 from quality_assets.issue_types.registry import register
-from quality_assets.scores.data_value import data_value_scores
 from quality_assets.splits import TRUSTED_SPLITS
 
 
@@ -33,5 +32,7 @@ class LowValue(IssueType):
         reference = inputs.is_eval | np.isin(inputs.splits, TRUSTED_SPLITS)
         if not (reference.any() and inputs.labelled.any()):
             return None  # no eval or trusted split, or no labels: nothing to value against
+        from quality_assets.scores.data_value import data_value_scores
+
         value = data_value_scores(inputs.graph, inputs.labels, inputs.splits)
         return IssueResult(score=value, is_issue=automatic_cut(value, options))

@@ -36,10 +36,6 @@ from quality_assets.issue_types.base import (
 from quality_assets.issue_types.registry import register
 from quality_assets.scores.leakage import evidence_mentions
 from quality_assets.scores.near_exact import NEAR_EXACT_MAX_DIFF
-from quality_assets.scores.near_duplicate import (
-    copy_flags, duplicate_groups, group_label_conflicts, near_duplicate_pairs, sample_duplicate_scores,
-    colour_disagrees, unmirrored_evidence,
-)
 from quality_assets.splits import HELD_OUT_SPLITS
 
 
@@ -85,6 +81,11 @@ class NearDuplicate(IssueType):
 
     def score(self, inputs: ScoringInputs, options: NearDuplicateOptions,
               found: Mapping[str, IssueResult]) -> IssueResult:
+        from quality_assets.scores.near_duplicate import (
+            colour_disagrees, copy_flags, duplicate_groups, group_label_conflicts, near_duplicate_pairs,
+            sample_duplicate_scores, unmirrored_evidence,
+        )
+
         if options.copy_descriptor not in _COPY_DESCRIPTOR_MODES:
             raise ValueError(f"near_duplicate copy_descriptor must be one of {_COPY_DESCRIPTOR_MODES}, "
                              f"got {options.copy_descriptor!r}")

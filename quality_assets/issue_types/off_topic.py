@@ -14,7 +14,6 @@ from quality_assets.issue_types.base import (
     CleaningDecision, Cutoff, GateSpec, IssueResult, IssueType, ScoringInputs, automatic_cut,
 )
 from quality_assets.issue_types.registry import register
-from quality_assets.scores.off_topic import fused_off_topic_scores, lad_scores, off_topic_scores
 
 
 @dataclass(frozen=True)
@@ -37,6 +36,8 @@ class OffTopic(IssueType):
 
     def score(self, inputs: ScoringInputs, options: OffTopicOptions,
               found: Mapping[str, IssueResult]) -> IssueResult:
+        from quality_assets.scores.off_topic import fused_off_topic_scores, lad_scores, off_topic_scores
+
         ssl = inputs.views["ssl"]
         pixel = inputs.views.get("pixel")
         if pixel is None:

@@ -4,6 +4,11 @@ Built-in types live in this package, one module each, and are found by importing
 here (`pkgutil`), so a new type is its module and its test. `register` also takes a class from
 anywhere (a plugin, a test). Order: the `requires` graph first, then registration order, which is
 also the report's reading order.
+
+A unit imports its scoring modules inside its methods, not at the top: loading the registry (names,
+options, gates: the run config's schema and the command line's flags) then costs about 0.7 s and
+no torch, scikit-learn or scipy.stats, where importing every scorer took 2.5 s; `qaudit audit --help`
+is built from it (`quality_tests/issue_types/test_registry.py` guards this).
 """
 
 from __future__ import annotations
@@ -16,7 +21,8 @@ from typing import Any, Iterator, Mapping
 
 from quality_assets.issue_types.base import IssueType
 
-__all__ = ["get_issue_type", "issue_types", "options_from_dict", "register", "unregister"]
+__all__ = ["CLEANED_SPLIT_GATE_FIELDS", "gate_fields", "get_issue_type", "issue_types", "iter_gated",
+           "options_from_dict", "register", "unregister"]
 
 _REGISTRY: dict[str, IssueType] = {}
 _BUILTINS_LOADED = False
@@ -95,6 +101,22 @@ def get_issue_type(name: str) -> IssueType:
 
 def iter_gated() -> Iterator[IssueType]:
     return (t for t in issue_types() if t.gate is not None)
+
+
+# The cleaned split's own gate (`defs.scoring.checks.build_cleaned_leakage_check`): not an issue
+# type's, but a field of the same `gates` resource.
+CLEANED_SPLIT_GATE_FIELDS: dict[str, tuple[type, Any]] = {"max_cleaned_leakage_rate": (float, 0.0)}
+
+
+def gate_fields() -> dict[str, tuple[type, Any]]:
+    """The `gates` resource's fields, name -> (type, default): the cleaned split's own, then
+    `max_<rate>` and `<type>_blocking` per gated issue type, in registry order. Dagster's resource
+    (`defs.scoring.config.gate_thresholds_class`) and the command line's flags are built from it."""
+    fields = dict(CLEANED_SPLIT_GATE_FIELDS)
+    for t in iter_gated():
+        fields[f"max_{t.gate.rate_key}"] = (float, t.gate.threshold)
+        fields[f"{t.name}_blocking"] = (bool, t.gate.blocking)
+    return fields
 
 
 def options_from_dict(values: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Any]:

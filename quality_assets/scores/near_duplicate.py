@@ -60,7 +60,7 @@ from quality_assets.scores.duplicate_groups import (
     colour_disagrees, copy_flags, duplicate_groups, group_label_conflicts, sample_duplicate_scores,
     unmirrored_evidence,
 )
-from quality_assets.scores.near_exact import NEAR_EXACT_MAX_DIFF, grid_differences, grid_measures
+from quality_assets.scores.near_exact import NEAR_EXACT_MAX_DIFF, NEAR_EXACT_SCORE, grid_differences, grid_measures
 from quality_assets.scores.pair_evidence import (
     DEFAULT_FUSION_WEIGHTS, DEFAULT_WEIGHTS, combined_score, descriptor_ratio, fuse_p_values, pixel_evidence,
 )
@@ -92,9 +92,6 @@ EVIDENCE_FLAGS: dict[str, int] = {
     "near_exact": 64,  # the colour grids agree cell by cell (scores.near_exact)
 }
 _HASH_EXACT = EVIDENCE_FLAGS["file_sha256"] | EVIDENCE_FLAGS["pixel_sha256"]
-# A near-exact pair's score is this times its score without the tier: below any fused p-value of
-# fewer than 10^9 candidate pairs (the smallest is 1 / (M x the leading view's weight)), above exact (0).
-NEAR_EXACT_SCORE = 1e-9
 
 
 def _hash_values(phash: Any, n: int) -> tuple[np.ndarray, np.ndarray]:

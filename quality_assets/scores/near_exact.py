@@ -37,13 +37,18 @@ from typing import Callable
 import numpy as np
 
 __all__ = ["COLOUR_GRID_SIZE", "COMPARED_GRID_SIZE", "CROP_MAX_DIFF", "CROP_MAX_RELATIVE", "NEAR_EXACT_MAX_DIFF",
-           "NEAR_EXACT_MAX_RELATIVE", "check_colour_grids", "compared_grids", "crop_differences", "grid_differences", "grid_measures"]
+           "NEAR_EXACT_MAX_RELATIVE", "NEAR_EXACT_SCORE", "check_colour_grids", "compared_grids", "crop_differences",
+           "grid_differences", "grid_measures"]
 
 COLOUR_GRID_SIZE = 32      # stored: fine enough to resample a crop from
 COMPARED_GRID_SIZE = 16    # compared: JPEG noise averages out in a cell of 4 x 4 px at 64 px
 # Above the JPEG-75 leaks' 0.12 and below the nearest natural pairs (0.18 on MNIST; on clip art the
 # unlisted pairs within 0.15 are 2 of 154,000). See the module docstring.
 NEAR_EXACT_MAX_DIFF = 0.15
+# A near-exact pair's score is this times its score without the tier (`near_duplicate.lift_near_exact`):
+# below any fused p-value of fewer than 10^9 candidate pairs (the smallest is 1 / (M x the leading
+# view's weight)), above exact (0).
+NEAR_EXACT_SCORE = 1e-9
 # The grids' RMS difference over their own standard deviation (over cells and channels): JPEG leaks
 # reach 0.03-0.09 (two at 0.30 / 0.56 on near-blank clip art), two near-blank drawings with small
 # different marks 0.7-1.4, a small dot against a small star of the same colour 0.13-0.39.

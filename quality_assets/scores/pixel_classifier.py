@@ -48,8 +48,6 @@ import numpy as np
 import pandas as pd
 
 from quality_assets.consumer_cnn import CnnConfig, build_cnn, train_cnn, train_side_by_side
-from quality_assets.scores.confident_learning import (_content_order, _training_rows, anchored_probabilities,
-                                                      deal_folds)
 
 __all__ = ["MAX_GROWTH_FRACTION", "MAX_TRAIN_ROWS", "PIXEL_CLASSIFIER_CONFIG", "FoldNetwork", "PixelClassifierFit",
            "PixelProbabilities", "fit_pixel_classifier", "key_digests", "out_of_fold_pixel_probabilities",
@@ -346,6 +344,10 @@ def _fit_folds(images: ImageRows, codes: np.ndarray, n_classes: int, *, folds: i
     import torch
 
     from quality_assets.consumer_cnn import _as_tensor
+    # Here, not at the top: the label-error unit reads this module's limits as its options' defaults
+    # whenever the registry loads, and confident_learning brings scikit-learn.
+    from quality_assets.scores.confident_learning import (_content_order, _training_rows, anchored_probabilities,
+                                                          deal_folds)
 
     codes = np.asarray(codes, dtype=np.int64)
     if not callable(images):

@@ -14,7 +14,7 @@ import typing
 import dagster as dg
 import pydantic
 
-from quality_assets.issue_types import issue_types
+from quality_assets.issue_types import gate_fields, issue_types
 
 
 def _camel(name: str) -> str:
@@ -50,19 +50,13 @@ def _score_run_config_class(key: tuple) -> type[dg.Config]:
 class _GateThresholdsBase(dg.ConfigurableResource):
     """Rates above these fail the gate. `<type>_blocking=False` turns a gate into a warning."""
 
-    max_cleaned_leakage_rate: float = 0.0   # the cleaned split's own gate (not an issue type's)
-
 
 def gate_thresholds_class() -> type[dg.ConfigurableResource]:
-    """The `gates` resource: `max_<rate>` and `<type>_blocking` per gated issue type."""
+    """The `gates` resource: `max_<rate>` and `<type>_blocking` per gated issue type, and the cleaned
+    split's own threshold (`issue_types.gate_fields`, which the command line's flags read too)."""
     return _gate_thresholds_class(_registry_key())
 
 
 @functools.lru_cache(maxsize=None)
 def _gate_thresholds_class(key: tuple) -> type[dg.ConfigurableResource]:
-    fields = {}
-    for t in issue_types():
-        if t.gate is not None:
-            fields[f"max_{t.gate.rate_key}"] = (float, t.gate.threshold)
-            fields[f"{t.name}_blocking"] = (bool, t.gate.blocking)
-    return pydantic.create_model("GateThresholds", __base__=_GateThresholdsBase, **fields)
+    return pydantic.create_model("GateThresholds", __base__=_GateThresholdsBase, **gate_fields())
