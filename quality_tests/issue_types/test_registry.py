@@ -6,14 +6,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+
 import pytest
 
 from quality_assets.cli import GATE_DEST, build_parser
 from quality_assets.defs.scoring.config import gate_thresholds_class
-from quality_assets.issue_types import (
-    CLEANED_SPLIT_GATE_FIELDS, GateSpec, IssueResult, IssueType, NoOptions, gate_fields, iter_gated, register,
-    unregister,
-)
+from quality_assets.issue_types import CLEANED_SPLIT_GATE_FIELDS, gate_fields, iter_gated, register, unregister
+from quality_tests.issue_types.test_toy_issue_type import DarkestImages
 
 # What a unit's scoring needs and the registry must not: each of these costs 0.2-1.5 s to import.
 SCORING_STACK = ("torch", "faiss", "sklearn", "scipy.stats", "cleanlab", "timm", "dagster")
@@ -45,36 +44,24 @@ def test_the_registry_and_the_audit_flags_load_without_the_scoring_stack():
         assert f"--{t.name.replace('_', '-')}-blocking" in found["help"]
 
 
-class _Sealed(IssueType):
-    name = "toy_sealed"
-    title = "Toy: a gated type"
-    description = "A gated issue type registered by a test."
-    Options = NoOptions
-    gate = GateSpec(rate_key="toy_sealed_rate", threshold=0.25, blocking=True, what="toy sealed rate",
-                    description="Share of images the toy type flags.")
-
-    def score(self, inputs, options, found):
-        return IssueResult(score=None, is_issue=None)
-
-
 @pytest.fixture
-def sealed_type():
-    register(_Sealed)
+def gated_toy_type():
+    register(DarkestImages)    # gated: toy_darkest_rate, threshold 0.1, not blocking
     yield
-    unregister("toy_sealed")
+    unregister("toy_darkest")
 
 
-def test_the_gate_resource_and_the_flags_have_the_same_fields_and_defaults(sealed_type):
+def test_the_gate_resource_and_the_flags_have_the_same_fields_and_defaults(gated_toy_type):
     fields = gate_fields()
     assert list(fields)[:len(CLEANED_SPLIT_GATE_FIELDS)] == list(CLEANED_SPLIT_GATE_FIELDS)
-    assert fields["max_toy_sealed_rate"] == (float, 0.25) and fields["toy_sealed_blocking"] == (bool, True)
+    assert fields["max_toy_darkest_rate"] == (float, 0.1) and fields["toy_darkest_blocking"] == (bool, False)
     resource = gate_thresholds_class().model_fields
     assert {name: (field.annotation, field.default) for name, field in resource.items()} == fields
 
     args = build_parser(["audit"]).parse_args(
-        ["audit", "data", "--max-toy-sealed-rate", "0.5", "--no-toy-sealed-blocking"])
+        ["audit", "data", "--max-toy-darkest-rate", "0.5", "--toy-darkest-blocking"])
     given = {key[len(GATE_DEST):]: value for key, value in vars(args).items()
              if key.startswith(GATE_DEST) and value is not None}
-    assert given == {"max_toy_sealed_rate": 0.5, "toy_sealed_blocking": False}
+    assert given == {"max_toy_darkest_rate": 0.5, "toy_darkest_blocking": True}
     unset = {key[len(GATE_DEST):] for key in vars(args) if key.startswith(GATE_DEST)}
     assert unset == set(fields)
