@@ -19,9 +19,8 @@ from pathlib import Path
 
 import pandas as pd
 
-
-def _number(path: str) -> int:
-    return int(path.rsplit("_", 1)[1][:6])
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from rescore_cell import cell_paths  # noqa: E402
 
 
 def demo_cell(home: Path, out: Path) -> Path:
@@ -36,8 +35,7 @@ def demo_cell(home: Path, out: Path) -> Path:
     if not images.exists():
         images.symlink_to(data.resolve(), target_is_directory=True)
     shutil.copyfile(checkpoints[-1], cell / "ssl_checkpoint.pt")
-    paths = sorted((str(p.relative_to(data)) for p in data.rglob("*.png")), key=_number)
-    position = {p: k for k, p in enumerate(paths)}
+    position = {p: k for k, p in enumerate(cell_paths(data))}   # the positions `load_cell` gives
     truth = pd.read_csv(truth_file, keep_default_na=False)
     truth["index"] = [position[p] for p in truth["path"]]
     truth["partner_index"] = [position[p] if p else -1 for p in truth["partner_path"]]

@@ -35,12 +35,18 @@ from quality_lab.source_duplicates import source_duplicates
 COLUMNS = ("truth", "issue_type", "kind", "AP", "AUROC", "recall@n")
 
 
+def cell_paths(image_dir: Path) -> np.ndarray:
+    """The cell's image paths relative to `image_dir`, in position order: by the files' img_NNNNNN
+    numbers (the truth's `index` and `partner_index` are these positions)."""
+    paths = np.asarray([str(p.relative_to(image_dir)) for p in image_dir.rglob("*.png")], dtype=object)
+    return paths[np.argsort([int(p.rsplit("_", 1)[1][:6]) for p in paths])]
+
+
 def load_cell(root: Path) -> tuple[BenchData, np.ndarray]:
     """The cell's data (positions follow the files' img_NNNNNN numbers) and its SSL vectors."""
     truth = pd.read_csv(root / "ground_truth.csv", keep_default_na=False)
     image_dir = root / "images"
-    paths = np.asarray([str(p.relative_to(image_dir)) for p in image_dir.rglob("*.png")], dtype=object)
-    paths = paths[np.argsort([int(p.rsplit("_", 1)[1][:6]) for p in paths])]
+    paths = cell_paths(image_dir)
     labels = np.asarray([p.split("/")[1] for p in paths])
     splits = np.asarray([p.split("/")[0] for p in paths])
     cache = root / "manifest.pkl"
