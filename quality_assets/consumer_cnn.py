@@ -76,18 +76,18 @@ def image_side(width: int, height: int, max_size: int = 64) -> int:
 
 
 def load_images(paths: Sequence[str], size: int | None = None, *, max_size: int = 64) -> np.ndarray:
-    """[n, size, size, 3] uint8 RGB, decoded with PIL (torchvision's decoders do not load on CPU
-    torch here). `size` None: the largest side of the first image, clipped to [32, max_size]."""
+    """[n, size, size, 3] uint8 RGB, decoded as the SSL model's images are (`ssl.data.load_image_tensor`:
+    EXIF turn, 16-bit, palette and alpha normalised as the ingest statistics see them, large JPEGs
+    drafted; torchvision's decoders do not load on CPU torch here). `paths` may be open binary files.
+    `size` None: the largest side of the first image, clipped to [32, max_size]."""
+    from quality_assets.ssl.data import load_image_tensor
+
     if not len(paths):
         raise ValueError("no images to load")
     if size is None:
         with Image.open(paths[0]) as first:
             size = image_side(*first.size, max_size=max_size)
-    out = np.empty((len(paths), size, size, 3), dtype=np.uint8)
-    for i, p in enumerate(paths):
-        with Image.open(p) as im:
-            out[i] = np.asarray(im.convert("RGB").resize((size, size), Image.BILINEAR))
-    return out
+    return load_image_tensor(list(paths), size, channels=3).permute(0, 2, 3, 1).contiguous().numpy()
 
 
 def _as_tensor(images: np.ndarray):

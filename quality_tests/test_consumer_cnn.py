@@ -49,6 +49,37 @@ def test_cnn_learns_digits_from_png_files_well_above_chance(tmp_path):
     assert (predict(again, images[200:]) == predict(model, images[200:])).all()   # deterministic per seed
 
 
+def test_images_load_as_the_ssl_model_sees_them_turned_deep_and_transparent_ones_too(tmp_path):
+    """The networks read the pixels the ingest statistics and the SSL model read (`ssl.data.decode_views`):
+    EXIF turn applied, 16-bit scaled (PIL's own conversion saturates it to white), transparent pixels
+    on black (not the colour a transparent pixel happens to hold)."""
+    from sklearn.datasets import load_sample_image
+
+    from quality_assets.ssl.data import decode_views
+
+    rng = np.random.default_rng(3)
+    paths = []
+    turned = Image.fromarray(load_sample_image("china.jpg")[:240:10, :400:10])   # 40 wide, 24 high
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    paths.append(tmp_path / "turned.jpg")
+    turned.save(paths[-1], quality=95, exif=exif)
+    paths.append(tmp_path / "deep.png")
+    Image.fromarray((rng.integers(20, 200, (32, 32)) * 257).astype(np.uint16)).save(paths[-1])
+    rgba = np.concatenate([np.full((32, 32, 3), 255, np.uint8), np.zeros((32, 32, 1), np.uint8)], axis=2)
+    rgba[8:24, 8:24, 3] = 255
+    paths.append(tmp_path / "transparent.png")
+    Image.fromarray(rgba, "RGBA").save(paths[-1])
+
+    images = load_images([str(p) for p in paths], 32)
+    for image, path in zip(images, paths):
+        np.testing.assert_array_equal(image, decode_views(path, [(32, 3, Image.BILINEAR)])[0].transpose(1, 2, 0))
+    assert np.abs(images[0].astype(int) - np.asarray(turned.transpose(Image.Transpose.ROTATE_270).resize(
+        (32, 32), Image.BILINEAR))).mean() < 8      # upright (JPEG noise aside)
+    assert 20 <= images[1].mean() <= 200             # scaled, not saturated
+    assert images[2][0, 0].tolist() == [0, 0, 0] and images[2][16, 16].tolist() == [255, 255, 255]
+
+
 def test_networks_trained_side_by_side_are_the_networks_trained_alone(tmp_path):
     paths, labels = _digits(tmp_path, per_class=20)
     images = load_images(paths)
