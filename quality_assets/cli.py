@@ -155,10 +155,19 @@ def _print_summary(home: Path) -> None:
     if not store.db_path.exists():
         return
     version = store.query("manifest_version")
-    rejected = store.query("rejected_counts")
-    print(f"manifest: {int(version.n_samples[0])} samples, {int(rejected.n.sum()) if len(rejected) else 0} rejected")
+    rejected = store.query("rejected_examples")
+    accepted = int(version.n_samples[0])
+    print(f"manifest: {accepted} samples, {int(rejected.n.sum()) if len(rejected) else 0} rejected")
     if len(rejected):
         print("  rejected by reason: " + ", ".join(f"{r}={n}" for r, n in zip(rejected.reason, rejected.n)))
+        # One file a reason says what was wrong (every row is in the rejected_samples table).
+        for example in rejected.itertuples():
+            print(f"    e.g. {example.path}: {example.detail or example.reason}")
+        if not accepted:
+            from quality_assets.splits import KNOWN_SPLITS
+
+            print(f"  nothing was accepted: a drop is an ImageFolder tree <split>/<label>/<file> (split: "
+                  f"{', '.join(KNOWN_SPLITS)}) or a folder with manifest.csv (path,label,split); README, \"Input\"")
     summary = store.query("issue_summary")
     if len(summary):
         print("issues:")

@@ -64,3 +64,24 @@ def test_usage_errors_exit_with_code_2(tmp_path):
     bad_review = _qaudit("review", "x.png", "--decision", "relabel", "--home", str(tmp_path / "home"),
                          home=tmp_path / "home")
     assert bad_review.returncode == 2 and "--label" in bad_review.stderr
+
+
+def test_the_summary_says_what_was_wrong_with_the_files_when_none_was_accepted(store, quality_home, tmp_path, capsys):
+    """A class-folder tree without split folders (the commonest mistake) is rejected file by file; the
+    summary shows one file a reason with what was wrong, and the layout a drop must have."""
+    from quality_assets.cli import _print_summary
+    from quality_assets.ingest import ingest_drop
+
+    data = tmp_path / "data"
+    make_imagefolder(data, {"cats": {"tabby": 2}, "dogs": {"pug": 3}})  # <label>/<breed>/<file>: no split
+    (data / "train" / "a").mkdir(parents=True)
+    (data / "train" / "a" / "notes.png").write_bytes(b"not an image at all")
+    ingest_drop(store, data, data)
+    capsys.readouterr()
+    _print_summary(quality_home)
+    shown = capsys.readouterr().out
+    assert "manifest: 0 samples, 6 rejected" in shown
+    assert "rejected by reason: unknown_split=5, not_an_image=1" in shown
+    assert "e.g. cats/tabby/" in shown and "split folder 'cats' is not one of train, val, test" in shown
+    assert "e.g. train/a/notes.png: " in shown
+    assert "nothing was accepted: a drop is an ImageFolder tree <split>/<label>/<file>" in shown
