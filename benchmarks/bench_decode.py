@@ -10,7 +10,8 @@ that drafting leaves alone, PNG. Each is decoded to the views an audit on a CPU 
 model's 64 px RGB (also the pixel classifier's), and the thumbnails' 28 px grayscale with the 32 px
 colour grid. Printed per frame and format: ms an image for each path, their ratio, and the largest
 and mean difference of the pixels (0-255), and what ingest's `inspect_image` (which must decode
-whole: it hashes every pixel) costs beside them.
+whole: it hashes every pixel) costs beside them: one file after another, and as ingest now runs it
+(`scan._inspect_all`: on threads when the files are large, `scan.THREADED_INSPECT_MIN_BYTES`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import numpy as np
 from PIL import Image, ImageOps
 from sklearn.datasets import load_sample_image
 
+import quality_assets.scan as scan
 from quality_assets.imaging import inspect_image, normalised_rgb
 from quality_assets.ssl.data import decode_views
 
@@ -69,6 +71,14 @@ def _ms_per_image(decode, paths, views) -> float:
     return (time.perf_counter() - start) / len(paths) * 1000.0
 
 
+def _ingest_ms(paths) -> float:
+    """ms an image for ingest's inspection of `paths` as a drop's candidates."""
+    candidates = [scan._Candidate(path=p.name, full_path=p, split="train", label="a", labels=["a"]) for p in paths]
+    start = time.perf_counter()
+    scan._inspect_all(candidates, 40_000_000, 256 * 2**20, 1, None)
+    return (time.perf_counter() - start) / len(paths) * 1000.0
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=24, help="files per frame and format")
@@ -76,12 +86,17 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         print("| frame, format | views | whole decode, ms/image | drafted (service), ms/image | ratio "
-              "| largest / mean pixel difference | ingest `inspect_image`, ms/image |")
+              "| largest / mean pixel difference | ingest `inspect_image`, ms/image: one after another, as ingest runs it "
+              f"({scan.INSPECT_THREADS} threads for files of {scan.THREADED_INSPECT_MIN_BYTES // 1024} KB and more) |")
         print("|---|---|---|---|---|---|---|")
         for frame_name, frame in FRAMES.items():
             for fmt in ("jpg", "png"):
                 paths = _photos(Path(tmp), frame, fmt, args.count)
-                inspect_ms = _ms_per_image(lambda p, _: inspect_image(p), paths, None)
+                one_by_one, as_ingest = [], []
+                for _ in range(args.repeats):
+                    one_by_one.append(_ms_per_image(lambda p, _: inspect_image(p), paths, None))
+                    as_ingest.append(_ingest_ms(paths))
+                inspect_ms, ingest_ms = statistics.median(one_by_one), statistics.median(as_ingest)
                 for views_name, views in VIEWS.items():
                     whole, drafted = [], []
                     for _ in range(args.repeats):
@@ -93,7 +108,7 @@ def main() -> None:
                     mean = float(np.mean([d.mean() for d in diffs]))
                     w, d = statistics.median(whole), statistics.median(drafted)
                     print(f"| {frame_name}, {fmt.upper()} | {views_name} | {w:.1f} | {d:.1f} | {w / d:.1f}x "
-                          f"| {largest} / {mean:.2f} | {inspect_ms:.1f} |")
+                          f"| {largest} / {mean:.2f} | {inspect_ms:.1f} / {ingest_ms:.1f} |")
 
 
 if __name__ == "__main__":

@@ -53,6 +53,15 @@ _SPLIT_LIST = ", ".join(SPLITS)
 _OUTSIDE = "symlink resolves outside data_root"
 # Objects read at once when a drop lives in an object store (each read is a round trip).
 REMOTE_READ_THREADS = 16
+# Local files are inspected on threads when they are large: PIL decodes and hashlib hashes with the
+# GIL released, so on two cores 240 full-HD JPEGs went 1.9x faster, 640 x 480 PNGs 1.8x and 128 px
+# PNGs (27 KB) 1.35x; on files of a few KB the interpreter's own share dominates and two threads
+# lost (2,000 clip-art PNGs of 3 KB: 1.2x slower). The median size of a sample of the drop's files
+# decides. At most 4 threads: each holds a decoded image and its copies (up to ~0.5 GB at the
+# 40-megapixel limit).
+THREADED_INSPECT_MIN_BYTES = 16 * 1024
+INSPECT_THREADS = max(1, min(4, os.cpu_count() or 1))
+_INSPECT_CHUNK = 1024  # jobs handed to the threads at once: a million files are not a million futures
 
 ACCEPTED_COLUMNS = ("sample_id", "drop_id", "path", "label", "labels", "split", *INSPECT_KEYS)
 REJECTED_COLUMNS = ("drop_id", "path", "reason", "detail")
@@ -440,6 +449,20 @@ def _inspect_one(args: tuple[str, int, int]) -> tuple[bool, Any, str]:
         return False, "corrupt", f"unexpected {type(exc).__name__}: {exc}"
 
 
+def _inspect_threads(jobs: list[tuple[str, int, int]]) -> int:
+    """Threads to inspect these local files on: INSPECT_THREADS when the median size of up to 64 of
+    them (evenly spaced) is at least THREADED_INSPECT_MIN_BYTES, else 1 (this thread)."""
+    if len(jobs) < 2 or INSPECT_THREADS < 2:
+        return 1
+    sizes = []
+    for path, _, _ in jobs[::max(1, len(jobs) // 64)]:
+        try:
+            sizes.append(os.stat(path).st_size)
+        except OSError:  # the inspection itself rejects it with the reason
+            sizes.append(0)
+    return INSPECT_THREADS if sorted(sizes)[len(sizes) // 2] >= THREADED_INSPECT_MIN_BYTES else 1
+
+
 def _inspect_all(
     candidates: list[_Candidate],
     max_pixels: int,
@@ -470,6 +493,15 @@ def _inspect_all(
                     progress(len(results), total)
         return results
     if workers <= 1 or total < 2:
+        threads = _inspect_threads(jobs)
+        if threads > 1:
+            with ThreadPoolExecutor(max_workers=threads) as pool:
+                for start in range(0, total, _INSPECT_CHUNK):
+                    for outcome in pool.map(_inspect_one, jobs[start:start + _INSPECT_CHUNK]):
+                        results.append(outcome)
+                        if progress is not None:
+                            progress(len(results), total)
+            return results
         outcomes: Iterator[tuple[bool, Any, str]] = map(_inspect_one, jobs)
         for outcome in outcomes:
             results.append(outcome)

@@ -323,6 +323,33 @@ def test_process_pool_gives_the_same_result_and_reports_progress(tmp_path: Path)
     assert [done for done, _ in calls] == sorted(done for done, _ in calls)
 
 
+def test_large_local_files_are_inspected_on_threads_with_the_same_result(tmp_path: Path, monkeypatch) -> None:
+    import quality_assets.scan as scan
+
+    large, small = tmp_path / "large", tmp_path / "small"
+    make_imagefolder(large, {"train": {"a": 8, "b": 8}, "test": {"a": 4}}, size=(320, 240))  # ~43 KB each
+    make_imagefolder(small, {"train": {"a": 8, "b": 8}, "test": {"a": 4}})                   # 28 px
+    (large / "train" / "a" / "cut.png").write_bytes((large / "train" / "b" / "b_000.png").read_bytes()[:9000])
+    (large / "train" / "b" / "text.png").write_bytes(b"not an image" * 2000)
+    for root in (large, small):
+        mark_complete(root)
+
+    def jobs(root: Path) -> list[tuple[str, int, int]]:
+        return [(str(f), 1, 1) for f in sorted(root.rglob("*.png"))]
+
+    monkeypatch.setattr(scan, "INSPECT_THREADS", 2)
+    assert scan._inspect_threads(jobs(large)) == 2 and scan._inspect_threads(jobs(small)) == 1
+    calls: list[tuple[int, int]] = []
+    threaded = scan_drop(large, large, "d", progress=lambda done, total: calls.append((done, total)))
+    monkeypatch.setattr(scan, "INSPECT_THREADS", 1)
+    serial = scan_drop(large, large, "d")
+    assert len(threaded.accepted) == 20
+    assert _reasons(threaded) == {"train/a/cut.png": "truncated", "train/b/text.png": "not_an_image"}
+    assert threaded.accepted.drop(columns="labels").equals(serial.accepted.drop(columns="labels"))
+    assert threaded.rejected.equals(serial.rejected)
+    assert calls[-1] == (22, 22) and [done for done, _ in calls] == sorted(done for done, _ in calls)
+
+
 def test_directory_symlink_loop_terminates_and_alias_dir_is_scanned(tmp_path: Path) -> None:
     make_imagefolder(tmp_path, {"train": {"cat": 1}})
     os.symlink(tmp_path / "train", tmp_path / "train/cat/loop")  # points back at an ancestor

@@ -99,10 +99,10 @@ def decode_views(path: str | Path | BinaryIO, views: Sequence[tuple[int, int, in
     with Image.open(path) as im:
         # A large JPEG decodes at 1/2, 1/4 or 1/8 scale inside its DCT (PIL's draft), still at least
         # DRAFT_MARGIN times the largest view on both sides: a phone photo (4032 x 3024) to 64 px in
-        # about 16 ms instead of 115-140 (`benchmarks/bench_decode.py`). Closer to the view, the scaled
+        # 15-21 ms instead of 127-149 (`benchmarks/bench_decode.py`). Closer to the view, the scaled
         # decode's own error showed in the colour grids that near-exact copies are judged on (a JPEG
         # copy of a 300 px picture drafted to twice the grid: 0.09 of the 0.15 limit, against 0.02
-        # decoded whole); at 8 times it stays at a whole decode's. Other formats decode whole.
+        # decoded whole); at 8 times, 0.02-0.04. Other formats decode whole.
         # Asked for before the EXIF turn, which loads the pixels; a square request is turn-free.
         reach = DRAFT_MARGIN * max((size for size, _, _ in views), default=0)
         if reach:
