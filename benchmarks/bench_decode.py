@@ -1,6 +1,6 @@
 """What decoding photographs costs an audit: `ssl.data.decode_views` (JPEGs drafted: decoded at 1/2-1/8
-scale inside the DCT, still at least twice the largest view) against the same views from the whole
-decode it replaced (kept here), alternated in one process.
+scale inside the DCT, still at least `DRAFT_MARGIN` times the largest view) against the same function
+asked for no draft (every pixel decoded, as before), alternated in one process.
 
     python benchmarks/bench_decode.py [--count 24] [--repeats 3]
 
@@ -23,11 +23,12 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 from sklearn.datasets import load_sample_image
 
 import quality_assets.scan as scan
-from quality_assets.imaging import inspect_image, normalised_rgb
+import quality_assets.ssl.data as ssl_data
+from quality_assets.imaging import inspect_image
 from quality_assets.ssl.data import decode_views
 
 FRAMES = {"VGA 640x480": (640, 480), "full HD 1920x1080": (1920, 1080), "phone 4032x3024": (4032, 3024)}
@@ -37,17 +38,14 @@ VIEWS = {"SSL 64 px RGB": [(64, 3, Image.BILINEAR)],
 
 
 def whole_decode_views(path, views):
-    """`decode_views` before drafting: every pixel decoded, then resized."""
-    out = []
-    with Image.open(path) as im:
-        im = normalised_rgb(ImageOps.exif_transpose(im))
-        for size, channels, resample in views:
-            view = im.convert("L") if channels == 1 else im
-            if view.size != (size, size):
-                view = view.resize((size, size), resample, reducing_gap=None)
-            arr = np.asarray(view, dtype=np.uint8)
-            out.append(arr[None] if channels == 1 else arr.transpose(2, 0, 1))
-    return out
+    """`decode_views` before drafting: every pixel decoded, then resized (the service's function with
+    its draft margin at 0, which asks for no draft)."""
+    kept = ssl_data.DRAFT_MARGIN
+    ssl_data.DRAFT_MARGIN = 0
+    try:
+        return decode_views(path, views)
+    finally:
+        ssl_data.DRAFT_MARGIN = kept
 
 
 def _photos(folder: Path, frame: tuple[int, int], fmt: str, count: int) -> list[Path]:
