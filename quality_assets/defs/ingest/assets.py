@@ -20,7 +20,7 @@ class IngestConfig(dg.Config):
     drops: list[str] = []  # folders relative to data_root; empty = data_root itself is the drop
     max_pixels: int = 40_000_000
     max_bytes: int = 256 * 2**20
-    workers: int = 1
+    workers: int = 1  # processes; 1: this one, which reads large local files on threads (scan.INSPECT_THREADS)
 
 
 @dg.asset(
