@@ -64,8 +64,8 @@ def test_a_small_jpeg_and_a_png_decode_whole(tmp_path):
 # Drafted to 1/2, 1/4 and 1/8 of the frame for the thumbnails (at least 8 x 32 px = 256 px a side).
 @pytest.mark.parametrize("size", [(600, 520), (1200, 1040), (2100, 2060)])
 def test_a_jpeg_copy_of_a_large_png_stays_a_near_exact_copy(tmp_path, size):
-    """The near-exact tier judges a re-encoded copy on the colour grids: the drafted JPEG must stay as
-    near its (whole-decoded) PNG source as a whole decode of it would, well inside the limits."""
+    """The near-exact tier judges a re-encoded copy on the colour grids: the drafted JPEG must stay near
+    its (whole-decoded) PNG source, well inside the tier's limits."""
     measures = []
     for picture in ("china.jpg", "flower.jpg"):
         photo = _photo(size, picture)
