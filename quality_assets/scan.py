@@ -480,43 +480,40 @@ def _inspect_all(
         from quality_assets.distributed.ingest import inspect_on_ray
 
         return inspect_on_ray(address, jobs, progress=progress)
-    results: list[tuple[bool, Any, str]] = []
     if progress is not None:
         progress(0, total)
+    outcomes: Iterator[tuple[bool, Any, str]]
     if total >= 2 and is_remote(jobs[0][0]):
         # Objects: each read is a network round trip, so threads overlap them (PIL decodes with
         # the GIL released); processes would add little but start-up cost.
-        with ThreadPoolExecutor(max_workers=max(workers, REMOTE_READ_THREADS)) as threads:
-            for outcome in threads.map(_inspect_one, jobs):
-                results.append(outcome)
-                if progress is not None:
-                    progress(len(results), total)
-        return results
-    if workers <= 1 or total < 2:
+        outcomes = _on_threads(jobs, max(workers, REMOTE_READ_THREADS))
+    elif workers > 1 and total >= 2:
+        outcomes = _in_processes(jobs, workers)
+    else:
         threads = _inspect_threads(jobs)
-        if threads > 1:
-            with ThreadPoolExecutor(max_workers=threads) as pool:
-                for start in range(0, total, _INSPECT_CHUNK):
-                    for outcome in pool.map(_inspect_one, jobs[start:start + _INSPECT_CHUNK]):
-                        results.append(outcome)
-                        if progress is not None:
-                            progress(len(results), total)
-            return results
-        outcomes: Iterator[tuple[bool, Any, str]] = map(_inspect_one, jobs)
-        for outcome in outcomes:
-            results.append(outcome)
-            if progress is not None:
-                progress(len(results), total)
-        return results
+        outcomes = _on_threads(jobs, threads) if threads > 1 else map(_inspect_one, jobs)
+    results: list[tuple[bool, Any, str]] = []
+    for outcome in outcomes:
+        results.append(outcome)
+        if progress is not None:
+            progress(len(results), total)
+    return results
+
+
+def _on_threads(jobs: list[tuple[str, int, int]], threads: int) -> Iterator[tuple[bool, Any, str]]:
+    """`_inspect_one` of each job, in order, on `threads` threads, _INSPECT_CHUNK jobs handed out at once."""
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        for start in range(0, len(jobs), _INSPECT_CHUNK):
+            yield from pool.map(_inspect_one, jobs[start:start + _INSPECT_CHUNK])
+
+
+def _in_processes(jobs: list[tuple[str, int, int]], workers: int) -> Iterator[tuple[bool, Any, str]]:
+    """`_inspect_one` of each job, in order, in `workers` processes."""
     # spawn, not fork: the caller (Dagster) runs threads, and forking a threaded process can
     # deadlock the children.
-    chunksize = max(1, min(64, total // (workers * 4) or 1))
+    chunksize = max(1, min(64, len(jobs) // (workers * 4) or 1))
     with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
-        for outcome in pool.map(_inspect_one, jobs, chunksize=chunksize):
-            results.append(outcome)
-            if progress is not None:
-                progress(len(results), total)
-    return results
+        yield from pool.map(_inspect_one, jobs, chunksize=chunksize)
 
 
 def _accepted_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:

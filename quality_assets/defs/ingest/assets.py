@@ -53,7 +53,7 @@ def raw_manifest(
     with quality_store.connect() as conn:
         version = run_query(conn, "manifest_version")
         counts = run_query(conn, "manifest_counts")
-        rejected = run_query(conn, "rejected_counts")
+        rejected = run_query(conn, "rejected_examples")
         preview = run_query(conn, "manifest_preview")
         superseded = run_query(conn, "superseded_counts")
 
