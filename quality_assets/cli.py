@@ -36,6 +36,8 @@ def _print_outcome(outcome: AuditOutcome) -> None:
     print(f"run {outcome.run_id}: {'succeeded' if outcome.success else 'FAILED'}")
     if outcome.materialized:
         print("materialized: " + ", ".join(dict.fromkeys(outcome.materialized)))
+    for asset, reason in outcome.skipped.items():
+        print(f"  skipped {asset}: {reason}")
     from quality_assets.scores.drop_shift import DROP_CHECK_NAMES
 
     for check in outcome.checks:

@@ -135,6 +135,8 @@ class AuditOutcome:
     materialized: list[str]
     checks: list[CheckOutcome] = field(default_factory=list)
     error: str | None = None
+    # Assets that materialized without doing their work, and why (their `skipped` metadata).
+    skipped: dict[str, str] = field(default_factory=dict)
 
     @property
     def failed_blocking_checks(self) -> list[CheckOutcome]:
@@ -219,17 +221,21 @@ def run_audit(
                 description=evaluation.description or "",
                 stops_run=stops_run,
             ))
-        materialized = [
-            event.asset_key.to_user_string() for event in result.get_asset_materialization_events()
-            if event.asset_key is not None
-        ]
+        materialized, skipped = [], {}
+        for event in result.get_asset_materialization_events():
+            if event.asset_key is None:
+                continue
+            materialized.append(event.asset_key.to_user_string())
+            reason = event.materialization.metadata.get("skipped")
+            if reason is not None:
+                skipped[materialized[-1]] = str(reason.value)
         error = None
         if not result.success:
             failures = result.get_step_failure_events()
             if failures:
                 error = "; ".join(f"{e.step_key}: {_failure_message(e)}" for e in failures)
         return AuditOutcome(success=result.success, run_id=result.run_id, materialized=materialized,
-                            checks=outcomes, error=error)
+                            checks=outcomes, error=error, skipped=skipped)
 
 
 def _failure_message(event) -> str:

@@ -43,19 +43,53 @@ class ProbeResult:
         return self.accuracy_cleaned - self.accuracy_raw
 
 
+@dataclass
+class _ConsumerRows:
+    raw_train: np.ndarray      # train rows with a given label
+    clean_train: np.ndarray    # train rows the cleaning kept, with their (corrected) label
+    eval_kept: np.ndarray      # val/test rows the cleaning kept, with a given label
+    trusted: np.ndarray        # trusted rows with a label
+
+
+def _consumer_rows(frame: pd.DataFrame) -> _ConsumerRows:
+    split = frame["split"].astype(str).str.lower()
+    labelled = frame["original_label"].notna().to_numpy()
+    is_train = split.isin(TRAIN_SPLITS).to_numpy()
+    kept = (frame["action"] != "drop").to_numpy()
+    return _ConsumerRows(raw_train=is_train & labelled, clean_train=is_train & kept & frame["label"].notna().to_numpy(),
+                         eval_kept=split.isin(EVAL_SPLITS).to_numpy() & kept & labelled,
+                         trusted=split.isin(TRUSTED_SPLITS).to_numpy() & labelled)
+
+
+def consumer_skip_reason(frame: pd.DataFrame, consumer: str = "linear") -> str | None:
+    """Why a consumer cannot compare raw and cleaned training on this cleaned split, or None.
+
+    A dataset without a train split (a test set audited on its own) or without an evaluation split
+    (a training set audited before anyone split it) is ordinary input: the audit's scores and its
+    cleaned split stand, only the consumer has nothing to train or nothing to be scored on. The CNN
+    consumer reports its raw and cleaned eval figures on val/test, so a trusted split alone does not
+    serve it; the linear probe evaluates on the trusted split when there is one."""
+    rows = _consumer_rows(frame)
+    if not rows.raw_train.any():
+        return "no labelled train samples: the consumer trains on the train split, and this data has none"
+    if not rows.clean_train.any():
+        return "the cleaning dropped every train sample: there is no cleaned train split to train on"
+    if consumer == "cnn" and not rows.eval_kept.any():
+        return "no labelled val or test samples: the CNN consumer is scored on the val and test splits"
+    if not (rows.eval_kept.any() or rows.trusted.any()):
+        return "no labelled eval samples: the consumer is scored on a trusted, val or test split, and this data has none"
+    return None
+
+
 def train_probes(frame: pd.DataFrame, vectors: np.ndarray, *, seed: int = 0, max_iter: int = 500) -> ProbeResult:
     """`frame`: split, label (cleaned), original_label, action per row of `vectors`."""
-    is_eval = frame["split"].isin(EVAL_SPLITS).to_numpy()
-    is_trusted = frame["split"].isin(TRUSTED_SPLITS).to_numpy() & frame["original_label"].notna().to_numpy()
-    is_train = frame["split"].isin(TRAIN_SPLITS).to_numpy()
-    kept = (frame["action"] != "drop").to_numpy()
-    raw_train = is_train & frame["original_label"].notna().to_numpy()
-    clean_train = is_train & kept & frame["label"].notna().to_numpy()
-    evaluation = is_trusted if is_trusted.any() else is_eval & kept & frame["original_label"].notna().to_numpy()
-    if evaluation.sum() == 0:
-        raise ValueError("no labelled eval samples: the probe needs a trusted, val or test split")
-    if raw_train.sum() == 0 or clean_train.sum() == 0:
-        raise ValueError("no labelled train samples to train the probe on")
+    reason = consumer_skip_reason(frame)
+    if reason:
+        raise ValueError(reason)
+    rows = _consumer_rows(frame)
+    raw_train, clean_train = rows.raw_train, rows.clean_train
+    is_trusted = rows.trusted
+    evaluation = is_trusted if is_trusted.any() else rows.eval_kept
 
     original = frame["original_label"].to_numpy(dtype=object)
     cleaned = frame["label"].to_numpy(dtype=object)

@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from quality_assets.training_probe import train_probes
+from quality_assets.training_probe import consumer_skip_reason, train_probes
 
 
 def test_cleaning_flipped_training_labels_improves_the_probe():
@@ -30,6 +30,38 @@ def test_probe_needs_an_eval_split():
                           "action": ["keep"] * 4})
     with pytest.raises(ValueError, match="eval"):
         train_probes(frame, np.eye(4))
+
+
+def _split_frame(splits, actions=None):
+    n = len(splits)
+    return pd.DataFrame({"split": splits, "original_label": ["a", "b"] * (n // 2) + ["a"] * (n % 2),
+                         "label": ["a", "b"] * (n // 2) + ["a"] * (n % 2), "action": actions or ["keep"] * n})
+
+
+def test_a_split_without_train_or_eval_rows_says_why_each_consumer_skips():
+    """Auditing a training set before anyone split it, or a test set on its own, is ordinary input:
+    the consumers say what they lack instead of failing the audit."""
+    assert consumer_skip_reason(_split_frame(["train", "train", "test", "test"])) is None
+    assert consumer_skip_reason(_split_frame(["train", "train", "test", "test"]), "cnn") is None
+    train_only = _split_frame(["train"] * 4)
+    for consumer in ("linear", "cnn"):
+        assert "no labelled" in consumer_skip_reason(train_only, consumer)
+        assert "val or test" in consumer_skip_reason(train_only, consumer)
+    test_only = _split_frame(["test"] * 4)
+    assert "no labelled train samples" in consumer_skip_reason(test_only)
+    assert "no labelled train samples" in consumer_skip_reason(test_only, "cnn")
+    # The linear probe is scored on a trusted split alone; the CNN reports val/test figures too.
+    trusted = _split_frame(["train", "train", "trusted", "trusted"])
+    assert consumer_skip_reason(trusted) is None
+    assert "val or test" in consumer_skip_reason(trusted, "cnn")
+    # Eval rows without a label do not count, and neither does a train split the cleaning emptied.
+    unlabelled = _split_frame(["train", "train", "test", "test"])
+    unlabelled.loc[2:, "original_label"] = None
+    assert "eval" in consumer_skip_reason(unlabelled)
+    dropped = _split_frame(["train", "train", "test", "test"], ["drop", "drop", "keep", "keep"])
+    assert "dropped every train sample" in consumer_skip_reason(dropped)
+    with pytest.raises(ValueError, match="dropped every train sample"):
+        train_probes(dropped, np.eye(4))
 
 
 def test_multi_label_probe_is_one_vs_rest_and_scores_sets_and_tags():

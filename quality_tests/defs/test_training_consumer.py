@@ -62,3 +62,29 @@ def test_unknown_consumer_is_refused(tmp_path, store, dagster_instance):
     assert not result.success
     [failure] = result.get_step_failure_events()
     assert "linear, cnn" in failure.step_failure_data.user_failure_data.description
+
+
+def test_an_audit_of_a_train_split_alone_succeeds_and_says_the_consumer_had_nothing_to_score_on(
+        tmp_path, monkeypatch, capsys):
+    """A training set audited before anyone split it (no val, test or trusted folder): every score
+    and the cleaned split are written, the run succeeds with exit code 0, and the consumer's step
+    says why it trained nothing (in its metadata and in the audit's summary) instead of failing."""
+    from quality_assets.cli import _print_outcome
+    from quality_assets.runner import EXIT_OK, run_audit
+
+    data, home = tmp_path / "data", tmp_path / "home"
+    make_imagefolder(data, {"train": {"a": 12, "b": 12}})
+    monkeypatch.setenv("QUALITY_HOME", str(home))
+    monkeypatch.setenv("DAGSTER_HOME", str(home / "dagster"))
+    outcome = run_audit(home, data, [], extra_op_config={"ssl_model": TINY_SSL}, log_level="ERROR",
+                        say=lambda _: None)
+    assert outcome.success, outcome.error
+    assert outcome.exit_code == EXIT_OK
+    assert {"issue_scores", "cleaned_split", "training_probe"} <= set(outcome.materialized)
+    assert set(outcome.skipped) == {"training_probe"}
+    assert "no labelled eval samples" in outcome.skipped["training_probe"]
+    _print_outcome(outcome)
+    assert "  skipped training_probe: no labelled eval samples" in capsys.readouterr().out
+    with QualityStoreResource(home=str(home)).store().connect() as conn:
+        assert conn.execute("SELECT count(*) FROM cleaned_split").fetchone()[0] == 24
+        assert conn.execute("SELECT count(*) FROM consumer_runs").fetchone()[0] == 0

@@ -19,7 +19,7 @@ from quality_assets.defs.scoring.assets import cleaned_split
 from quality_assets.defs.scoring.checks import CLEANED_SPLIT_GATES
 from quality_assets.issue_types import iter_gated
 from quality_assets.store import arrow_to_vectors, run_query, run_query_arrow
-from quality_assets.training_probe import train_probes
+from quality_assets.training_probe import consumer_skip_reason, train_probes
 
 if TYPE_CHECKING:  # imported where the CNN consumer runs, as _cnn_consumer does
     from quality_assets.consumer_cnn import ConsumerResult
@@ -115,13 +115,19 @@ def training_probe(context: dg.AssetExecutionContext, store: QualityStoreResourc
             frame = run_query(conn, "consumer_inputs")
         else:
             table = run_query_arrow(conn, "probe_inputs")
+            frame = table.drop_columns(["vector"]).to_pandas()
+    skipped = consumer_skip_reason(frame, config.consumer)
+    if skipped:
+        # Not a failure: the audit stands, and the data has no train or no eval split to compare on.
+        context.log.warning(f"{config.consumer} consumer skipped: {skipped}")
+        return dg.MaterializeResult(metadata={"consumer": config.consumer, "skipped": skipped,
+                                              "consumer_version": version, "reused": False})
     # Training runs without the store's lock; the results are written in one short transaction after.
     if config.consumer == "cnn":
         cnn, metadata = _cnn_consumer(context, frame, config)
         accuracies, seconds = cnn.per_seed, cnn.seconds
     else:
         started = time.perf_counter()
-        frame = table.drop_columns(["vector"]).to_pandas()
         result = train_probes(frame, arrow_to_vectors(table))
         context.log.info(f"probe accuracy raw {result.accuracy_raw:.4f} -> cleaned {result.accuracy_cleaned:.4f}")
         accuracies, seconds = probe_accuracies(result), time.perf_counter() - started
