@@ -357,6 +357,23 @@ def _remote_locate(root: RemoteRoot, listing: dict[str, dict[str, Any]]) -> _Loc
     return locate
 
 
+# Spreadsheets export CSV with semicolons (where the comma is the decimal mark) or tabs.
+CSV_DELIMITERS = (",", ";", "\t")
+
+
+def _csv_rows(text: str) -> list[list[str]]:
+    """The CSV's rows, split at the first delimiter whose header names the manifest's columns (else
+    at commas, whose header then says what is missing)."""
+    first: list[list[str]] | None = None
+    for delimiter in CSV_DELIMITERS:
+        rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
+        first = rows if first is None else first
+        header = {column.strip().lower() for column in rows[0]} if rows else set()
+        if {"path", "split"} <= header and header & {"label", "labels"}:
+            return rows
+    return first or []
+
+
 def _csv_candidates(
     csv_name: str,
     read_text: Callable[[], str],
@@ -368,8 +385,11 @@ def _csv_candidates(
     csv_rel = _join_rel(drop_rel, csv_name)
     named: set[str] = set()
     try:
-        rows = list(csv.reader(io.StringIO(read_text(), newline="")))
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        rows = _csv_rows(read_text())
+    except UnicodeDecodeError as exc:
+        rejections.add(csv_rel, "bad_csv", f"unreadable CSV: not UTF-8 ({exc}); save it as UTF-8")
+        return [], named
+    except (OSError, csv.Error) as exc:
         rejections.add(csv_rel, "bad_csv", f"unreadable CSV: {type(exc).__name__}: {exc}")
         return [], named
     if not rows:

@@ -281,7 +281,26 @@ def test_csv_missing_a_column_is_one_bad_csv_row(tmp_path: Path) -> None:
 
 def test_unreadable_csv_is_bad_csv(tmp_path: Path) -> None:
     (tmp_path / "manifest.csv").write_bytes(b"path,label,split\n\xff\xfe\x00bad\n")
-    assert _reasons(scan_drop(tmp_path, tmp_path, "d")) == {"manifest.csv": "bad_csv"}
+    result = scan_drop(tmp_path, tmp_path, "d")
+    assert _reasons(result) == {"manifest.csv": "bad_csv"}
+    assert "save it as UTF-8" in result.rejected.detail.iloc[0]
+
+
+def test_spreadsheet_exports_with_semicolons_tabs_or_a_byte_order_mark_are_read(tmp_path: Path) -> None:
+    """Spreadsheets write `;` where the comma is the decimal mark, tabs for "text", and a UTF-8 BOM;
+    each is read by its header. A label holding a comma or a semicolon stays whole."""
+    for name, delimiter, bom in (("semicolon", ";", ""), ("tab", "\t", ""), ("bom", ",", "\ufeff")):
+        root = tmp_path / name
+        write_png(root / "a.png", 1)
+        write_png(root / "b.png", 2)
+        other = ";" if delimiter == "," else ","
+        lines = [delimiter.join(["Path", "Label", "Split"]), delimiter.join(["a.png", f"x{other}y", "train"]),
+                 delimiter.join(["b.png", "z", "TEST"])]
+        (root / "manifest.csv").write_text(bom + "\r\n".join(lines) + "\r\n", encoding="utf-8", newline="")
+        result = scan_drop(root, root, name)
+        assert result.rejected.empty, (name, result.rejected)
+        assert result.accepted[["path", "label", "split"]].values.tolist() == [
+            ["a.png", f"x{other}y", "train"], ["b.png", "z", "test"]], name
 
 
 def test_csv_listing_bad_image_files_rejects_them(tmp_path: Path) -> None:
