@@ -140,12 +140,14 @@ class LabelError(IssueType):
         content = inputs.content_keys
         keys = None if content is None else content[rows]
         posterior = None
+        kernel_used = False
         if options.confident_learning and inputs.vectors is not None and len(classes) >= 2 and rows.size >= 20:
             features = inputs.vectors if pixel is None or pixel.vectors is None else \
                 np.hstack([inputs.vectors, pixel.vectors])
             learned = confident_learning(features[rows], codes_all[rows], len(classes), seed=options.seed,
                                          anchor=trusted[rows], order_key=keys)
             score[rows] = np.sqrt(score[rows] * learned.quality)
+            kernel_used = learned.kernel_used
             # Suggestion: the classifier's out-of-fold probabilities and the neighbours' vote, averaged.
             votes = knn_vote_shares(inputs.graph, codes_all, len(classes))[rows]
             posterior = 0.5 * learned.pred_probs + 0.5 * votes.toarray()
@@ -186,7 +188,8 @@ class LabelError(IssueType):
         return IssueResult(score=score, is_issue=flag, suggested=suggested, confidence=confidence,
                            confusion=confusion,
                            summary={"label_error_rate": rate, "label_noise_ceiling": round(ceiling, 4),
-                                    "pixel_classifier_used": bool(on_pixels), **pixel_summary})
+                                    "pixel_classifier_used": bool(on_pixels),
+                                    "kernel_model_used": bool(kernel_used), **pixel_summary})
 
     def _score_tags(self, inputs: ScoringInputs, options: LabelErrorOptions,
                     found: Mapping[str, IssueResult]) -> IssueResult:

@@ -20,7 +20,9 @@ classes (quality_tests: wide features), which LDA's shrinkage handles. Pairwise-
 probabilities matter: the same machine calibrated one-vs-rest (`CalibratedClassifierCV`, sigmoid
 or temperature) ranked worse than LDA. Calibrating on the outer folds instead of libsvm's inner
 cross-validation ranks as well (mean AP of the fused score on the matrix's 12 cells 0.655 against
-0.656) in a ninth of the time (docs/benchmarks/matrix.md, "Update 2026-12-02 (3)"). A kernel
+0.656) in a ninth of the time (docs/benchmarks/matrix.md, "Update 2026-12-02 (3)"). Above
+`KERNEL_MAX_CLASSES` classes the linear model decides alone (the kernel model's class pairs grow as
+the square of the classes and it ranked worse there). A kernel
 model trains on at most `MAX_TRAIN_ROWS` rows of its fold (its fit costs about the square of its
 rows, its predictions the number of support vectors): beyond that, a per-class share in content
 order. cleanlab turns the probabilities into per-sample label quality
@@ -52,7 +54,8 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
 __all__ = ["ConfidentLearning", "MultiLabelConfidentLearning", "anchored_probabilities", "confident_learning",
-           "deal_folds", "multi_label_confident_learning", "out_of_sample_probabilities", "out_of_sample_tag_probabilities"]
+           "deal_folds", "multi_label_confident_learning", "out_of_sample_probabilities", "out_of_sample_tag_probabilities",
+           "uses_kernel_model"]
 
 # Folds by dataset size: 5 is cleanlab's recommendation; past 200k samples 3 folds lose little.
 _FOLDS_SMALL, _FOLDS_LARGE, _LARGE = 5, 3, 200_000
@@ -63,6 +66,17 @@ _FOLDS_SMALL, _FOLDS_LARGE, _LARGE = 5, 3, 200_000
 MAX_TRAIN_ROWS = 2500
 # Folds fitted at once: libsvm fits without the GIL.
 _KERNEL_THREADS = 4
+# Classes up to which the kernel model joins the linear one. Its one-against-one machines have
+# C (C - 1) / 2 class pairs, each with a Platt sigmoid per fold, and every row couples C x C pairwise
+# probabilities, so its cost grows with the square of the classes, while its capped training rows
+# leave each class fewer of them. On synthetic 320-d features, 10k rows, 5% flips
+# (`benchmarks/bench_confident_learning.py --sizes 10000 --classes C`), label-quality AP of the
+# linear model alone / the two averaged, and seconds: 100 classes 0.999 / 0.996, 3 / 21 s; 120
+# 0.999 / 0.997, 3 / 25 s; 150 0.998 / 0.979, 3 / 34 s; 200 0.984 / 0.864, 4 / 54 s; 400 0.856 /
+# 0.495, 8 / 214 s; 1,000 classes did not finish in 15 minutes. On real digits (10 classes) the
+# kernel model is what finds the flips, even at 12 rows a class (`--digits`: AP 0.55 -> 0.66), so
+# the rule counts classes, not rows (docs/BENCHMARKS.md, "Many classes").
+KERNEL_MAX_CLASSES = 100
 # Bytes per block of rows when predicting: a block holds its kernel values (rows x training rows)
 # and its pairwise probabilities (rows x classes^2).
 _BLOCK_BYTES = 16 * 2 ** 20
@@ -134,6 +148,7 @@ def _out_of_fold(x: np.ndarray, codes: np.ndarray, n_classes: int, *, folds: int
     if anchored.all():
         return probs
     fold_of, k = deal_folds(codes, anchored, n_classes, folds=folds, seed=seed)
+    kernel = kernel and uses_kernel_model(codes)
     machines = []  # (held rows, training rows) per fold with a kernel model
     for fold, (present, linear) in enumerate(_fold_lda(x, codes, fold_of, k)):
         held = np.flatnonzero(fold_of == fold)
@@ -250,6 +265,12 @@ def _fold_lda(x: np.ndarray, codes: np.ndarray, fold_of: np.ndarray, folds: int)
             continue
         priors = np.array([counts[fold][c] for c in present], dtype=np.float64) / n_train[fold]
         yield present, _FoldLda(np.stack([means[fold][c] for c in present]), covariance[fold], priors)
+
+
+def uses_kernel_model(codes: np.ndarray) -> bool:
+    """Whether the kernel model joins the linear one for these labels: up to `KERNEL_MAX_CLASSES`
+    classes with members."""
+    return int(np.unique(np.asarray(codes)).size) <= KERNEL_MAX_CLASSES
 
 
 def _content_order(n: int, order_key: np.ndarray | None) -> np.ndarray:
@@ -470,6 +491,7 @@ class ConfidentLearning:
     pred_probs: np.ndarray       # [n, C] out-of-sample probabilities
     quality: np.ndarray          # [n] label quality in [0, 1], lower = more likely wrong
     is_issue: np.ndarray         # [n] cleanlab's flags (prune by noise rate)
+    kernel_used: bool = False    # the kernel model joined the linear one (`KERNEL_MAX_CLASSES`)
 
 
 def confident_learning(features: np.ndarray, codes: np.ndarray, n_classes: int, *, seed: int = 0,
@@ -499,7 +521,8 @@ def confident_learning(features: np.ndarray, codes: np.ndarray, n_classes: int, 
         # n_jobs=1: cleanlab otherwise forks a process pool, which can deadlock in a process that already
         # runs torch/OpenMP threads (seen in this test suite).
         issues[free] = find_label_issues(remap[codes[free]], sub, filter_by="prune_by_noise_rate", n_jobs=1)
-    return ConfidentLearning(probs, np.clip(quality, 0.0, 1.0), np.asarray(issues, dtype=bool))
+    return ConfidentLearning(probs, np.clip(quality, 0.0, 1.0), np.asarray(issues, dtype=bool),
+                             kernel_used=bool(kernel and uses_kernel_model(codes)))
 
 
 # Every kernel evaluation reads every feature: a raw-pixel embedder plus the pixel view (848) would

@@ -175,6 +175,7 @@ def test_the_pixel_classifier_finds_flips_the_representation_does_not_see():
     t = get_issue_type("label_error")
     without = t.score(inputs, t.Options(), {})
     assert not loads and without.summary["pixel_classifier_used"] is False
+    assert without.summary["kernel_model_used"] is True   # 3 classes: the linear and kernel models
     assert len(set(np.argsort(without.score)[:4]) & set(flipped)) <= 1
     with_pixels = t.score(inputs, t.Options(pixel_min_per_class=30), {})
     assert with_pixels.summary["pixel_classifier_used"] is True

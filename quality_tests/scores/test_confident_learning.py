@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from quality_assets.scores import confident_learning as cl_module
 from quality_assets.scores.confident_learning import (
     confident_learning, out_of_sample_probabilities, out_of_sample_tag_probabilities,
 )
@@ -227,6 +228,28 @@ def test_the_kernel_model_finds_flips_in_classes_no_line_separates():
     assert (both.argmax(1) == y).mean() > 0.95
     worst = set(np.argsort(both[np.arange(n), given])[:12])
     assert len(worst & set(flipped)) >= 11
+
+
+def test_above_the_class_limit_the_linear_model_decides_alone_and_still_finds_the_flips(monkeypatch):
+    """The kernel model's class pairs grow as the square of the classes: above KERNEL_MAX_CLASSES
+    (lowered here so the test stays small) the probabilities are the linear model's alone, flips
+    are still found, and the result says the kernel model did not run."""
+    rng = np.random.default_rng(3)
+    x, y = _blobs(rng, n_per=40, classes=12, dim=24)
+    given = y.copy()
+    flipped = rng.choice(len(y), 10, replace=False)
+    given[flipped] = (given[flipped] + 1) % 12
+    both = confident_learning(x, given, 12)
+    assert both.kernel_used
+    monkeypatch.setattr(cl_module, "KERNEL_MAX_CLASSES", 11)
+    alone = confident_learning(x, given, 12)
+    assert not alone.kernel_used
+    np.testing.assert_array_equal(alone.pred_probs, out_of_sample_probabilities(x, given, 12, kernel=False))
+    assert not np.allclose(alone.pred_probs, both.pred_probs)
+    assert set(np.argsort(alone.quality)[:10]) == set(flipped)
+    # Classes without members do not count: 11 classes present, 12 columns.
+    present = given != 11
+    assert confident_learning(x[present], given[present], 12).kernel_used
 
 
 def test_a_capped_kernel_training_set_keeps_every_class_the_label_book_and_the_content_order(monkeypatch):
