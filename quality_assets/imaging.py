@@ -231,6 +231,21 @@ def _allowed_open_formats() -> tuple[str, ...]:
     return _open_formats
 
 
+# Formats people bring that no decoder here reads, by their signature: the rejection says what to do.
+_HEIF_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1", b"avif", b"avis")
+
+
+def _unread_format(data: bytes) -> str:
+    head = data[:256].lstrip()
+    if data[4:8] == b"ftyp" and data[8:12] in _HEIF_BRANDS:
+        return "a HEIF/HEIC or AVIF image (phone cameras write them): not read here, convert it to JPEG or PNG"
+    if head.startswith(b"<svg") or (head.startswith(b"<?xml") and b"<svg" in data[:1024]):
+        return "a vector image (SVG): not read here, render it to PNG first"
+    if data[:12] == b"\x00\x00\x00\x0cjP  \r\n\x87\n" or data[:4] == b"\xff\x4f\xff\x51":
+        return "a JPEG 2000 image: not read here, convert it to PNG or JPEG"
+    return f"not a recognised raster image format (read here: {', '.join(ALLOWED_FORMATS)})"
+
+
 def _decode(data: bytes, max_pixels: int) -> tuple[Image.Image, str]:
     """Open, size-check, fully load and orient. Returns (image, mode as stored)."""
     formats = _allowed_open_formats()
@@ -240,7 +255,7 @@ def _decode(data: bytes, max_pixels: int) -> tuple[Image.Image, str]:
         try:
             image = Image.open(io.BytesIO(data), formats=formats)
         except UnidentifiedImageError:
-            raise ImageRejected("not_an_image", "not a recognised raster image format") from None
+            raise ImageRejected("not_an_image", _unread_format(data)) from None
         except Exception as exc:  # noqa: BLE001 - any decoder failure is a property of the file
             raise _decode_error(exc) from None
         width, height = image.size

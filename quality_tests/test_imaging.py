@@ -175,6 +175,23 @@ def test_bad_files_are_rejected_with_their_reason(tmp_path: Path, writer, reason
     assert _reason(path) == reason
 
 
+@pytest.mark.parametrize(("name", "content", "says"), [
+    ("phone.heic", b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(64), "HEIF/HEIC or AVIF"),
+    ("icon.avif", b"\x00\x00\x00\x1cftypavif\x00\x00\x00\x00avifmif1" + bytes(64), "HEIF/HEIC or AVIF"),
+    ("logo.svg", b'<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg" width="4" height="4"/>', "SVG"),
+    ("scan.jp2", b"\x00\x00\x00\x0cjP  \r\n\x87\n" + bytes(64), "JPEG 2000"),
+    ("notes.png", b"just some text", "not a recognised raster image format (read here: PNG, JPEG"),
+])
+def test_a_format_no_decoder_here_reads_is_rejected_saying_what_it_is(tmp_path: Path, name, content, says) -> None:
+    """Phone photos (HEIC), vector art and JPEG 2000 scans are images to their owner: the rejection
+    names the format and what to convert it to, not just "not an image"."""
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(ImageRejected) as caught:
+        inspect_image(path)
+    assert caught.value.reason == "not_an_image" and says in caught.value.detail
+
+
 def test_png_missing_its_end_chunk_is_truncated(tmp_path: Path) -> None:
     buffer = io.BytesIO()
     Image.fromarray(distinct_image(1, (32, 32))).save(buffer, format="PNG")
