@@ -31,7 +31,7 @@ from quality_assets.imaging import (
     inspect_image,
     size_rejection,
 )
-from quality_assets.splits import EVAL_SPLITS, KNOWN_SPLITS, LABELLED_SPLITS
+from quality_assets.splits import EVAL_SPLITS, KNOWN_SPLITS, LABELLED_SPLITS, SPLIT_ALIASES
 
 __all__ = [
     "ACCEPTED_COLUMNS",
@@ -49,7 +49,7 @@ DROP_MARKER = "_DROP_COMPLETE"
 MANIFEST_NAME = "manifest.csv"
 
 _TREE = "<split>/<label>/<file>"
-_SPLIT_LIST = ", ".join(SPLITS)
+_SPLIT_LIST = ", ".join(SPLITS) + " (or " + ", ".join(SPLIT_ALIASES) + ")"
 _OUTSIDE = "symlink resolves outside data_root"
 # Objects read at once when a drop lives in an object store (each read is a round trip).
 REMOTE_READ_THREADS = 16
@@ -266,7 +266,8 @@ def _find_remote_csv(found: list[_FoundFile]) -> str | None:
 
 
 def _normalise_split(value: str | None) -> str:
-    return (value or "").strip().lower()
+    split = (value or "").strip().lower()
+    return SPLIT_ALIASES.get(split, split)
 
 
 def _imagefolder_candidates(

@@ -23,3 +23,7 @@ TRUSTED_SPLITS: tuple[str, ...] = ("trusted",)
 HELD_OUT_SPLITS: tuple[str, ...] = EVAL_SPLITS + TRUSTED_SPLITS   # never cleaned, never trained on
 LABELLED_SPLITS: tuple[str, ...] = TRAIN_SPLITS + TRUSTED_SPLITS  # a row without a label is rejected
 KNOWN_SPLITS: tuple[str, ...] = TRAIN_SPLITS + EVAL_SPLITS + TRUSTED_SPLITS
+# Other names exporters give the same splits (Roboflow writes `valid/`, Hugging Face `validation`),
+# read as the split they name; the path keeps the folder's own name.
+SPLIT_ALIASES: dict[str, str] = {"training": "train", "valid": "val", "validation": "val", "dev": "val",
+                                 "testing": "test"}

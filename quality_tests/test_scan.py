@@ -162,10 +162,10 @@ def test_special_file_is_not_a_file(tmp_path: Path) -> None:
 
 def test_unknown_split_is_case_insensitive_for_known_ones(tmp_path: Path) -> None:
     write_png(tmp_path / "Train/x/a.png", 1)
-    write_png(tmp_path / "validation/x/b.png", 2)
+    write_png(tmp_path / "holdout/x/b.png", 2)
     result = scan_drop(tmp_path, tmp_path, "d")
     assert result.accepted.split.tolist() == ["train"]
-    assert _reasons(result) == {"validation/x/b.png": "unknown_split"}
+    assert _reasons(result) == {"holdout/x/b.png": "unknown_split"}
 
 
 def test_files_below_the_label_folder_take_the_first_folder_as_label(tmp_path: Path) -> None:
@@ -284,6 +284,23 @@ def test_unreadable_csv_is_bad_csv(tmp_path: Path) -> None:
     result = scan_drop(tmp_path, tmp_path, "d")
     assert _reasons(result) == {"manifest.csv": "bad_csv"}
     assert "save it as UTF-8" in result.rejected.detail.iloc[0]
+
+
+def test_the_split_names_exporters_use_are_read_as_their_splits(tmp_path: Path) -> None:
+    """Roboflow exports `train/valid/test`, Hugging Face `validation`: each is the split it names,
+    in folder trees and in CSVs, and the path keeps the folder's own name."""
+    for folder in ("training", "valid", "validation", "dev", "Testing"):
+        write_png(tmp_path / "tree" / folder / "cat" / "a.png", hash(folder) % 1000)
+    write_png(tmp_path / "tree" / "holdout" / "cat" / "b.png", 7)
+    tree = scan_drop(tmp_path / "tree", tmp_path / "tree", "t")
+    by_path = dict(zip(tree.accepted.path, tree.accepted.split))
+    assert by_path == {"training/cat/a.png": "train", "valid/cat/a.png": "val", "validation/cat/a.png": "val",
+                       "dev/cat/a.png": "val", "Testing/cat/a.png": "test"}
+    [detail] = tree.rejected.detail.tolist()
+    assert "split folder 'holdout' is not one of train, val, test, trusted (or training, valid" in detail
+    make_csv_drop(tmp_path / "csv", [("a.png", "x", "Validation"), ("b.png", "y", "training")])
+    listed = scan_drop(tmp_path / "csv", tmp_path / "csv", "c").accepted
+    assert dict(zip(listed.path, listed.split)) == {"a.png": "val", "b.png": "train"}
 
 
 def test_spreadsheet_exports_with_semicolons_tabs_or_a_byte_order_mark_are_read(tmp_path: Path) -> None:
