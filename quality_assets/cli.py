@@ -169,7 +169,12 @@ def _print_summary(home: Path) -> None:
             from quality_assets.splits import KNOWN_SPLITS
 
             print(f"  nothing was accepted: a drop is an ImageFolder tree <split>/<label>/<file> (split: "
-                  f"{', '.join(KNOWN_SPLITS)}) or a folder with manifest.csv (path,label,split); README, \"Input\"")
+                  f"{', '.join(KNOWN_SPLITS)}), class folders <label>/<file> (read as train) or a folder with "
+                  f"manifest.csv (path,label,split); README, \"Input\"")
+    for drop in store.query("class_folder_drops").itertuples():
+        where = "the data root" if drop.drop_dir in (".", "") else drop.drop_dir
+        print(f"  {where}: class folders without split folders: its {drop.n_accepted} images are read as "
+              f"train, each folder its label (leakage needs val or test folders)")
     summary = store.query("issue_summary")
     if len(summary):
         print("issues:")

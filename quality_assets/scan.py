@@ -31,7 +31,7 @@ from quality_assets.imaging import (
     inspect_image,
     size_rejection,
 )
-from quality_assets.splits import EVAL_SPLITS, KNOWN_SPLITS, LABELLED_SPLITS, SPLIT_ALIASES
+from quality_assets.splits import EVAL_SPLITS, KNOWN_SPLITS, LABELLED_SPLITS, SPLIT_ALIASES, TRAIN_SPLITS
 
 __all__ = [
     "ACCEPTED_COLUMNS",
@@ -82,7 +82,7 @@ _FLOAT_COLUMNS = (
 class ScanResult:
     accepted: pd.DataFrame
     rejected: pd.DataFrame
-    layout: str  # "imagefolder" | "csv"
+    layout: str  # "imagefolder" | "classfolders" | "csv"
 
 
 @dataclass
@@ -270,10 +270,23 @@ def _normalise_split(value: str | None) -> str:
     return SPLIT_ALIASES.get(split, split)
 
 
+def is_class_folder_tree(found: list[_FoundFile]) -> bool:
+    """A tree `<label>/<file>` without split folders (torchvision's ImageFolder): files in folders,
+    and no folder of the first two levels that names a split (or an alias of one). The second level
+    counts because a folder of drops (`<drop>/<split>/<label>/<file>`, audited from above) is not a
+    class-folder tree."""
+    in_folders = [item.rel_in_drop for item in found if item.problem is None and len(item.rel_in_drop) >= 2]
+    named = {_normalise_split(part) for parts in in_folders for part in parts[:2][:len(parts) - 1]}
+    return bool(in_folders) and not named & set(SPLITS)
+
+
 def _imagefolder_candidates(
-    found: list[_FoundFile], drop_rel: PurePosixPath, rejections: _Rejections
+    found: list[_FoundFile], drop_rel: PurePosixPath, rejections: _Rejections, *, class_folders: bool = False
 ) -> list[_Candidate]:
+    """`<split>/<label>/<file>` rows; with `class_folders`, `<label>/<file>` rows, every one in train
+    (a set nobody has split yet: the audit scores it whole, leakage and the consumer have no eval)."""
     candidates: list[_Candidate] = []
+    expected = "<label>/<file>" if class_folders else _TREE
     for item in found:
         path = _join_rel(drop_rel, *item.rel_in_drop)
         if item.problem is not None:
@@ -281,7 +294,10 @@ def _imagefolder_candidates(
             continue
         parts = item.rel_in_drop
         if len(parts) == 1:
-            rejections.add(path, "unexpected_location", f"file at the drop root; expected {_TREE}")
+            rejections.add(path, "unexpected_location", f"file at the drop root; expected {expected}")
+            continue
+        if class_folders:
+            candidates.append(_Candidate(path, item.full_path, TRAIN_SPLITS[0], parts[0], [parts[0]]))
             continue
         split = _normalise_split(parts[0])
         if split not in SPLITS:
@@ -667,8 +683,8 @@ def scan_drop(
     rejections = _Rejections(drop_id)
 
     if csv_source is None:
-        layout = "imagefolder"
-        candidates = _imagefolder_candidates(found, drop_rel, rejections)
+        layout = "classfolders" if is_class_folder_tree(found) else "imagefolder"
+        candidates = _imagefolder_candidates(found, drop_rel, rejections, class_folders=layout == "classfolders")
     else:
         layout = "csv"
         csv_name, read_text = csv_source

@@ -85,3 +85,22 @@ def test_the_summary_says_what_was_wrong_with_the_files_when_none_was_accepted(s
     assert "e.g. cats/tabby/" in shown and "split folder 'cats' is not one of train, val, test" in shown
     assert "e.g. train/a/notes.png: " in shown
     assert "nothing was accepted: a drop is an ImageFolder tree <split>/<label>/<file>" in shown
+
+
+def test_the_summary_says_class_folders_were_read_as_train(store, quality_home, tmp_path, capsys):
+    """torchvision's `<label>/<file>` tree is accepted whole as train, and the summary says so (and
+    what leakage would need)."""
+    from quality_assets.cli import _print_summary
+    from quality_assets.ingest import ingest_drop
+
+    data = tmp_path / "data"
+    make_imagefolder(data, {"cats": {"tabby": 2}, "dogs": {"pug": 3}})   # <label>/<sub>/<file>: no splits
+    ingest_drop(store, data, data)
+    capsys.readouterr()
+    _print_summary(quality_home)
+    shown = capsys.readouterr().out
+    assert "manifest: 5 samples, 0 rejected" in shown
+    assert "the data root: class folders without split folders: its 5 images are read as train" in shown
+    with store.connect(read_only=True) as conn:
+        assert conn.execute("SELECT DISTINCT split FROM raw_manifest").fetchall() == [("train",)]
+        assert sorted(r[0] for r in conn.execute("SELECT DISTINCT label FROM raw_manifest").fetchall()) == ["cats", "dogs"]

@@ -286,6 +286,30 @@ def test_unreadable_csv_is_bad_csv(tmp_path: Path) -> None:
     assert "save it as UTF-8" in result.rejected.detail.iloc[0]
 
 
+def test_class_folders_without_split_folders_are_read_as_train(tmp_path: Path) -> None:
+    """torchvision's ImageFolder layout, `<label>/<file>`: no top folder names a split, so each is a
+    label and every image is train; a file at the root still has no label. One split folder among
+    them makes it a split tree, where the class folders are unknown splits."""
+    write_png(tmp_path / "classes" / "cat" / "a.png", 1)
+    write_png(tmp_path / "classes" / "dog" / "2024" / "b.png", 2)
+    write_png(tmp_path / "classes" / "loose.png", 3)
+    result = scan_drop(tmp_path / "classes", tmp_path / "classes", "c")
+    assert result.layout == "classfolders"
+    assert result.accepted[["path", "label", "split"]].values.tolist() == [
+        ["cat/a.png", "cat", "train"], ["dog/2024/b.png", "dog", "train"]]
+    assert _reasons(result) == {"loose.png": "unexpected_location"}
+    assert "<label>/<file>" in result.rejected.detail.iloc[0]
+    # A folder of drops (`<drop>/<split>/<label>/<file>`) is not a class-folder tree.
+    write_png(tmp_path / "drops" / "d2" / "train" / "dog" / "d.png", 5)
+    drops = scan_drop(tmp_path / "drops", tmp_path / "drops", "d")
+    assert drops.layout == "imagefolder" and _reasons(drops) == {"d2/train/dog/d.png": "unknown_split"}
+    write_png(tmp_path / "classes" / "valid" / "cat" / "c.png", 4)
+    mixed = scan_drop(tmp_path / "classes", tmp_path / "classes", "c")
+    assert mixed.layout == "imagefolder"
+    assert mixed.accepted[["path", "split"]].values.tolist() == [["valid/cat/c.png", "val"]]
+    assert _reasons(mixed)["cat/a.png"] == "unknown_split"
+
+
 def test_the_split_names_exporters_use_are_read_as_their_splits(tmp_path: Path) -> None:
     """Roboflow exports `train/valid/test`, Hugging Face `validation`: each is the split it names,
     in folder trees and in CSVs, and the path keeps the folder's own name."""

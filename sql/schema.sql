@@ -6,7 +6,7 @@ CREATE TABLE IF NOT EXISTS drops (
     drop_id        VARCHAR PRIMARY KEY,
     data_root      VARCHAR NOT NULL,      -- absolute folder that `path` values are relative to
     drop_dir       VARCHAR NOT NULL,      -- the drop folder, relative to data_root ('.' = the root)
-    layout         VARCHAR,               -- imagefolder | csv
+    layout         VARCHAR,               -- imagefolder | classfolders | csv
     n_accepted     INTEGER,
     n_rejected     INTEGER,
     n_new          INTEGER,               -- accepted rows that were not in the manifest yet
