@@ -270,7 +270,7 @@ def _normalise_split(value: str | None) -> str:
     return SPLIT_ALIASES.get(split, split)
 
 
-def is_class_folder_tree(found: list[_FoundFile]) -> bool:
+def _is_class_folder_tree(found: list[_FoundFile]) -> bool:
     """A tree `<label>/<file>` without split folders (torchvision's ImageFolder): files in folders,
     and no folder of the first two levels that names a split (or an alias of one). The second level
     counts because a folder of drops (`<drop>/<split>/<label>/<file>`, audited from above) is not a
@@ -683,7 +683,7 @@ def scan_drop(
     rejections = _Rejections(drop_id)
 
     if csv_source is None:
-        layout = "classfolders" if is_class_folder_tree(found) else "imagefolder"
+        layout = "classfolders" if _is_class_folder_tree(found) else "imagefolder"
         candidates = _imagefolder_candidates(found, drop_rel, rejections, class_folders=layout == "classfolders")
     else:
         layout = "csv"
