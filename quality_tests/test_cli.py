@@ -66,39 +66,39 @@ def test_usage_errors_exit_with_code_2(tmp_path):
     assert bad_review.returncode == 2 and "--label" in bad_review.stderr
 
 
-def test_the_summary_says_what_was_wrong_with_the_files_when_none_was_accepted(store, quality_home, tmp_path, capsys):
-    """A class-folder tree without split folders (the commonest mistake) is rejected file by file; the
-    summary shows one file a reason with what was wrong, and the layout a drop must have."""
+def _summary_of(data, store, quality_home, capsys) -> str:
+    """What `qaudit audit` prints about the manifest after ingesting `data` as one drop."""
     from quality_assets.cli import _print_summary
     from quality_assets.ingest import ingest_drop
 
-    data = tmp_path / "data"
-    make_imagefolder(data, {"cats": {"tabby": 2}, "dogs": {"pug": 3}})  # <label>/<breed>/<file>: no split
-    (data / "train" / "a").mkdir(parents=True)
-    (data / "train" / "a" / "notes.png").write_bytes(b"not an image at all")
     ingest_drop(store, data, data)
     capsys.readouterr()
     _print_summary(quality_home)
-    shown = capsys.readouterr().out
+    return capsys.readouterr().out
+
+
+def test_the_summary_says_what_was_wrong_with_the_files_when_none_was_accepted(store, quality_home, tmp_path, capsys):
+    """Class folders beside a split folder (a half-converted tree) are rejected file by file; the
+    summary shows one file a reason with what was wrong, and the layouts a drop may have."""
+    data = tmp_path / "data"
+    make_imagefolder(data, {"cats": {"tabby": 2}, "dogs": {"pug": 3}})  # <label>/<breed>/<file>
+    (data / "train" / "a").mkdir(parents=True)
+    (data / "train" / "a" / "notes.png").write_bytes(b"not an image at all")
+    shown = _summary_of(data, store, quality_home, capsys)
     assert "manifest: 0 samples, 6 rejected" in shown
     assert "rejected by reason: unknown_split=5, not_an_image=1" in shown
     assert "e.g. cats/tabby/" in shown and "split folder 'cats' is not one of train, val, test" in shown
     assert "e.g. train/a/notes.png: " in shown
     assert "nothing was accepted: a drop is an ImageFolder tree <split>/<label>/<file>" in shown
+    assert "class folders <label>/<file> (read as train)" in shown
 
 
 def test_the_summary_says_class_folders_were_read_as_train(store, quality_home, tmp_path, capsys):
     """torchvision's `<label>/<file>` tree is accepted whole as train, and the summary says so (and
     what leakage would need)."""
-    from quality_assets.cli import _print_summary
-    from quality_assets.ingest import ingest_drop
-
     data = tmp_path / "data"
     make_imagefolder(data, {"cats": {"tabby": 2}, "dogs": {"pug": 3}})   # <label>/<sub>/<file>: no splits
-    ingest_drop(store, data, data)
-    capsys.readouterr()
-    _print_summary(quality_home)
-    shown = capsys.readouterr().out
+    shown = _summary_of(data, store, quality_home, capsys)
     assert "manifest: 5 samples, 0 rejected" in shown
     assert "the data root: class folders without split folders: its 5 images are read as train" in shown
     with store.connect(read_only=True) as conn:
