@@ -34,7 +34,8 @@ fold's training data, are never held out, and get their own label as probability
 noise rates cleanlab prunes by are estimated on the other samples only.
 
 Multi-label data (`multi_label_confident_learning`): one binary model per tag ("has t / lacks t",
-one-vs-rest), fitted out of fold with per-tag stratified folds; cleanlab's multi-label functions
+one-vs-rest), fitted out of fold on folds all tags share (iterative stratification), so that one
+pass of moments and one kernel matrix per fold serve every tag; cleanlab's multi-label functions
 (`cleanlab.multilabel_classification.rank.get_label_quality_scores_per_class` for each tag's
 quality, `get_label_quality_scores` for the aggregate, `cleanlab.filter.find_label_issues(...,
 multi_label=True)` for the flags) read the per-tag probabilities.
@@ -171,10 +172,20 @@ class _FoldLda:
     """One fold's linear discriminant (sklearn's LinearDiscriminantAnalysis(solver="lsqr",
     shrinkage="auto"), the same estimates) built from moments; predict_proba as sklearn's."""
 
-    def __init__(self, means: np.ndarray, covariance: np.ndarray, priors: np.ndarray) -> None:
+    def __init__(self, means: np.ndarray, covariance: np.ndarray, priors: np.ndarray, *,
+                 cholesky: bool = False) -> None:
         from scipy import linalg
 
-        self.coef = linalg.lstsq(covariance, means.T)[0].T
+        # `cholesky`: a shrunk covariance is positive definite, and its Cholesky solve is ~20x
+        # cheaper than sklearn's least squares (the same solution up to rounding), which the
+        # multi-label path pays per tag and fold; a singular one falls back to least squares.
+        coef = None
+        if cholesky:
+            try:
+                coef = linalg.cho_solve(linalg.cho_factor(covariance), means.T).T
+            except linalg.LinAlgError:
+                pass
+        self.coef = linalg.lstsq(covariance, means.T)[0].T if coef is None else coef
         self.intercept = -0.5 * np.diag(means @ self.coef.T) + np.log(priors)
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
@@ -577,20 +588,150 @@ def out_of_sample_tag_probabilities(features: np.ndarray, present: np.ndarray, *
                                     seed: int = 0, order_key: np.ndarray | None = None) -> np.ndarray:
     """[n, T] probability that each sample carries each tag, each from a one-vs-rest model fitted
     without that sample (`present`: [n, T] bool). A tag every sample carries (or none does) gets
-    that constant; a tag with fewer members than folds is split as far as it goes. `order_key`: the
-    folds are dealt in this order (see :func:`out_of_sample_probabilities`)."""
+    that constant. `order_key`: the folds are dealt, and rows fed, in this order (see
+    :func:`out_of_sample_probabilities`).
+
+    Every tag shares one set of folds (`_tag_folds`), so that one pass of moments serves every tag's
+    linear model (`_tag_linear_probabilities`) and one kernel matrix per fold every tag's kernel
+    machine (`_tag_kernel_probabilities`): with folds per tag, each tag computed its own, and the
+    cost grew with the tags times the rows (`benchmarks/bench_multi_label_cost.py`). Each tag's
+    probability is the average of its linear model's and its kernel model's, as for single labels."""
     present = np.asarray(present, dtype=bool)
     n, n_tags = present.shape
     order = _content_order(n, order_key)  # see `out_of_sample_probabilities`
-    x = _standardise(np.asarray(features)[order], seed)
+    y = present[order]
     probs = np.zeros((n, n_tags))
+    varied = np.flatnonzero(y.any(0) & ~y.all(0))
+    constant = np.setdiff1d(np.arange(n_tags), varied)
+    if n:
+        probs[:, constant] = y[0, constant].astype(np.float64)
+    if varied.size:
+        x = _standardise(np.asarray(features)[order], seed)
+        tags = y[:, varied]
+        strata = _tag_strata(tags)
+        fold_of, k = _tag_folds(tags, folds=folds, seed=seed)
+        linear, settled = _tag_linear_probabilities(x, tags, fold_of, k)
+        kernel = _tag_kernel_probabilities(x, tags, strata, fold_of, k)
+        probs[:, varied] = np.where(settled, linear, 0.5 * linear + 0.5 * kernel)
+    out = np.empty_like(probs)
+    out[order] = probs
+    return np.clip(out, 0.0, 1.0)
+
+
+def _tag_folds(tags: np.ndarray, *, folds: int | None = None, seed: int = 0) -> tuple[np.ndarray, int]:
+    """(fold of each row, number of folds) for all tags at once: iterative stratification (Sechidis,
+    Tsoumakas and Vlahavas 2011; the `iterative-stratification` package's MultilabelStratifiedKFold),
+    which deals the rarest tags' members first, so every tag, not one, is spread evenly over the
+    folds. Folds stratified on each row's rarest tag alone ranked flipped tags worse at 100 tags
+    (entry AP 0.424 against 0.456 with folds per tag, on one draw; these folds 0.456, and the same
+    as per tag over three draws: `benchmarks/bench_multi_label_cost.py`, docs/BENCHMARKS.md "Many tags")."""
+    from iterstrat.ml_stratifiers import MultilabelStratifiedKFold
+
+    n = len(tags)
+    k = int(max(2, min(folds or (_FOLDS_SMALL if n <= _LARGE else _FOLDS_LARGE), n)))
+    fold_of = np.full(n, -1, dtype=np.int64)
+    splitter = MultilabelStratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
+    for fold, (_, held) in enumerate(splitter.split(np.zeros((n, 1)), tags.astype(np.int64))):
+        fold_of[held] = fold
+    return fold_of, k
+
+
+def _tag_strata(tags: np.ndarray) -> np.ndarray:
+    """Each row's rarest tag (its column in `tags`), or the number of tags for a row without any:
+    the strata a capped kernel training set takes its per-stratum shares of (`_first_per_class`),
+    so a rare tag keeps members there."""
+    count = tags.sum(0)
+    rarity = np.where(tags, count[None, :], np.iinfo(np.int64).max)
+    return np.where(tags.any(1), rarity.argmin(1), tags.shape[1]).astype(np.int64)
+
+
+def _tag_linear_probabilities(x: np.ndarray, tags: np.ndarray, fold_of: np.ndarray,
+                              folds: int) -> tuple[np.ndarray, np.ndarray]:
+    """([n, T] each row's linear-model probability of carrying each tag, [n, T] whether the row's
+    fold's training rows carried one state of the tag, which the probability then is).
+
+    Each tag's model is `_fold_lda`'s two-class discriminant ("lacks t", "has t"), but the moments
+    are shared: each fold's rows are summed once for all tags, and a tag's "lacks" moments are the
+    fold's less its "has" moments, so a tag costs its members' rows, not all rows (`_fold_lda`
+    per tag summed every row for every tag: two thirds of the time at 100 tags). The moments are
+    taken about zero, the standardised features' mean, where `_fold_lda` takes a class's about its
+    own mean; the difference is rounding."""
+    n, n_tags = tags.shape
+    linear, settled = np.empty((n, n_tags)), np.zeros((n, n_tags), dtype=bool)
+    in_fold = [np.flatnonzero(fold_of == fold) for fold in range(folds)]
+    fold_moments = [_moments(x[rows]) for rows in in_fold]
+    total = [sum(parts) for parts in zip(*fold_moments)]
+    trains = [[a - b for a, b in zip(total, held)] for held in fold_moments]
     for t in range(n_tags):
-        y = present[order, t].astype(np.int64)
-        if y.min() == y.max():
-            probs[:, t] = float(y[0])
-            continue
-        probs[order, t] = _out_of_fold(x, y, 2, folds=folds, seed=seed + t, anchor=None)[:, 1]
-    return np.clip(probs, 0.0, 1.0)
+        has_fold = [_moments(x[rows[tags[rows, t]]]) for rows in in_fold]
+        has_total = [sum(parts) for parts in zip(*has_fold)]
+        for fold, rows in enumerate(in_fold):
+            has = [a - b for a, b in zip(has_total, has_fold[fold])]
+            train = trains[fold]
+            lacks = [a - b for a, b in zip(train, has)]
+            if has[0] == 0 or lacks[0] == 0:
+                linear[rows, t], settled[rows, t] = float(has[0] > 0), True
+                continue
+            n_train = float(train[0])
+            covariance = (has[0] / n_train * _shrunk_covariance(*has)
+                          + lacks[0] / n_train * _shrunk_covariance(*lacks))
+            means = np.stack([lacks[1] / lacks[0], has[1] / has[0]])
+            linear[rows, t] = _FoldLda(means, covariance, np.array([lacks[0], has[0]]) / n_train,
+                                       cholesky=True).predict_proba(x[rows])[:, 1]
+    return linear, settled
+
+
+def _tag_kernel_probabilities(x: np.ndarray, tags: np.ndarray, strata: np.ndarray, fold_of: np.ndarray,
+                              folds: int) -> np.ndarray:
+    """[n, T] each row's kernel-model probability of carrying each tag, from its fold's models.
+
+    One kernel matrix per fold serves every tag: the fold's training rows (capped at
+    `MAX_TRAIN_ROWS`, a share of each stratum) are the same for all tags, so each tag's machine is
+    libsvm's RBF machine fitted on the same precomputed kernel, and each held row's kernel values
+    are computed once for all tags. Decision values become probabilities as in
+    `_kernel_probabilities`: Platt's sigmoid per tag and fold, fitted on the other folds' held-out
+    decision values. A fold whose training rows carry one state of a tag says that state."""
+    n, n_tags = tags.shape
+    trains = [_training_rows(np.flatnonzero(fold_of != fold), strata, np.zeros(n, dtype=bool), np.arange(n))
+              for fold in range(folds)]
+    gammas = [1.0 / (x.shape[1] * max(float(x[rows].var()), 1e-12)) for rows in trains]  # gamma="scale"
+    grams = [rbf_kernel(x[rows], gamma=gamma) for rows, gamma in zip(trains, gammas)]
+
+    def fit(fold: int) -> list:
+        labels = tags[trains[fold]]
+        return [float(labels[0, t]) if labels[:, t].min() == labels[:, t].max() else
+                SVC(C=1.0, kernel="precomputed", cache_size=500).fit(grams[fold], labels[:, t].astype(np.int64))
+                for t in range(n_tags)]
+
+    # libsvm fits without the GIL; the kernel matrices are BLAS products, computed outside the threads.
+    with ThreadPoolExecutor(min(folds, _KERNEL_THREADS)) as pool:
+        machines = list(pool.map(fit, range(folds)))
+    del grams
+    decision = np.full((n, n_tags), np.nan)
+    said = np.full((n, n_tags), np.nan)            # a fold's one-state machines
+    for fold in range(folds):
+        held = np.flatnonzero(fold_of == fold)
+        step = int(np.clip(_BLOCK_BYTES // (8 * max(len(trains[fold]), 1)), 16, 4096))
+        for lo in range(0, held.size, step):
+            rows = held[lo:lo + step]
+            values = rbf_kernel(x[rows], x[trains[fold]], gamma=gammas[fold])
+            for t, machine in enumerate(machines[fold]):
+                if isinstance(machine, float):
+                    said[rows, t] = machine
+                else:   # sklearn's binary machine: positive towards its second class, "carries the tag"
+                    decision[rows, t] = machine.decision_function(values)
+    kernel = said.copy()
+    for fold in range(folds):
+        held, others = fold_of == fold, fold_of != fold
+        for t in range(n_tags):
+            if isinstance(machines[fold][t], float):
+                continue
+            evidence = others & ~np.isnan(decision[:, t])
+            if not evidence.any():
+                evidence = held
+            slope, intercept = _platt(decision[evidence, t], tags[evidence, t])
+            kernel[held, t] = expit(-(slope * decision[held, t] + intercept))
+    return kernel
 
 
 @dataclass

@@ -130,6 +130,42 @@ def test_tag_probabilities_are_out_of_fold_and_handle_constant_and_rare_tags() -
     assert np.all((learned.tag_quality >= 0) & (learned.tag_quality <= 1))
 
 
+def test_tags_share_one_set_of_folds_and_each_tags_models_are_its_own_two_class_models() -> None:
+    """The shared folds, moments and kernel matrices are an economy, not another model: on those folds
+    each tag's linear and kernel probabilities are what the single-label models give that tag's
+    two classes on the same folds and training rows (the first rows carry no tag, so the kernel
+    machines number the classes alike)."""
+    from quality_assets.scores import confident_learning as cl
+
+    rng = np.random.default_rng(0)
+    n = 400
+    x = rng.normal(size=(n, 12))
+    tags = np.column_stack([x[:, 0] + 0.5 * rng.normal(size=n) > 0, x[:, 1] * x[:, 2] > 0.3,
+                            np.arange(n) % 37 == 5])
+    tags[:10] = False
+    strata = cl._tag_strata(tags)
+    assert strata[42] == 2 and strata[0] == 3   # a row's rarest tag; a row without tags apart
+    fold_of, k = cl._tag_folds(tags, seed=0)
+    # Iterative stratification: every tag's members spread evenly over the folds, the rare one too.
+    per_fold = np.stack([tags[fold_of == fold].sum(0) for fold in range(k)])
+    assert k == 5 and (fold_of >= 0).all() and (per_fold.max(0) - per_fold.min(0) <= 1).all()
+    linear, settled = cl._tag_linear_probabilities(x, tags, fold_of, k)
+    kernel = cl._tag_kernel_probabilities(x, tags, strata, fold_of, k)
+    assert not settled.any()
+    trains = [cl._training_rows(np.flatnonzero(fold_of != f), strata, np.zeros(n, dtype=bool), np.arange(n))
+              for f in range(k)]
+    for t in range(tags.shape[1]):
+        codes = tags[:, t].astype(np.int64)
+        own_linear, own_kernel = np.full(n, np.nan), np.full(n, np.nan)
+        for fold, (_, model) in enumerate(cl._fold_lda(x, codes, fold_of, k)):
+            own_linear[fold_of == fold] = model.predict_proba(x[fold_of == fold])[:, 1]
+        folds = [(np.flatnonzero(fold_of == f), trains[f]) for f in range(k)]
+        for held, met, probs in cl._kernel_probabilities(x, codes, folds):
+            own_kernel[held] = probs[:, list(met).index(1)]
+        np.testing.assert_allclose(linear[:, t], own_linear, atol=1e-9)
+        np.testing.assert_allclose(kernel[:, t], own_kernel, atol=1e-9)
+
+
 def test_valuation_is_the_mean_of_per_tag_values() -> None:
     x, labels, _, _, truth = _tagged_vectors(1, n=300, n_flipped=0)
     splits = np.where(np.arange(300) % 4 == 0, "test", "train").astype(object)
