@@ -17,6 +17,13 @@ size), where the rows a class are few:
 
     .venv/bin/python benchmarks/bench_confident_learning.py --sizes 10000 --classes 200 --kernel-max-classes 1000
     .venv/bin/python benchmarks/bench_confident_learning.py --digits --sizes 150 250 400 800
+
+The kernel model's training rows (`MAX_TRAIN_ROWS`): `--caps` compares caps on the synthetic data,
+or with `--pixels mnist|animal_mnist` on real images (14x14 pixel averages, 10% flips, two draws; the
+cap binds above about 1.25 x cap rows):
+
+    .venv/bin/python benchmarks/bench_confident_learning.py --caps 2500 5000 --sizes 10000 50000 --classes 100
+    .venv/bin/python benchmarks/bench_confident_learning.py --caps 2500 5000 8000 --pixels animal_mnist --sizes 10000
 """
 
 from __future__ import annotations
@@ -55,10 +62,14 @@ def main() -> None:
     p.add_argument("--kernel-max-classes", type=int, default=service.KERNEL_MAX_CLASSES,
                    help="classes up to which the kernel model runs (default: the service's)")
     p.add_argument("--digits", action="store_true", help="real digits at the given sizes, 10 classes")
+    p.add_argument("--caps", nargs="+", type=int, help="compare these kernel training-row caps (linear + kernel)")
+    p.add_argument("--pixels", choices=["mnist", "animal_mnist"], help="with --caps: real images instead")
     args = p.parse_args()
     service.KERNEL_MAX_CLASSES = args.kernel_max_classes
     if args.digits:
         return few_rows_on_digits(args.sizes)
+    if args.caps:
+        return compare_caps(args)
     for n in args.sizes:
         x, given, flipped = synthetic(n, args.classes, args.dim, args.seed)
         keys = np.asarray([f"{i:012d}" for i in np.random.default_rng(1).permutation(n)])
@@ -71,6 +82,40 @@ def main() -> None:
             out[f"{name}_peak_rss_gb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20, 2)
         out["ratio"] = round(out["linear+kernel_s"] / out["linear_s"], 2)
         print(json.dumps(out), flush=True)
+
+
+def compare_caps(args: argparse.Namespace, draws: int = 2) -> None:
+    """Label-quality AP and seconds of the linear + kernel models at each kernel training-row cap."""
+    cases = []
+    if args.pixels:
+        from quality_lab.datasets import load_dataset
+
+        images, labels = load_dataset(args.pixels)
+        images = np.asarray(images, dtype=np.float32)
+        images = images.mean(-1) if images.ndim == 4 else images
+        features = images[:, :28, :28].reshape(-1, 14, 2, 14, 2).mean((2, 4)).reshape(len(images), -1)
+        codes = np.unique(labels, return_inverse=True)[1]
+        classes = int(codes.max()) + 1
+        for n in args.sizes:
+            for draw in range(draws):
+                rng = np.random.default_rng(draw)
+                rows = rng.choice(len(codes), min(n, len(codes)), replace=False)
+                given, flipped = codes[rows].copy(), rng.random(rows.size) < 0.1
+                given[flipped] = (given[flipped] + rng.integers(1, classes, flipped.sum())) % classes
+                cases.append(({"data": args.pixels, "n": int(rows.size), "draw": draw}, features[rows], given,
+                              flipped, classes))
+    else:
+        for n in args.sizes:
+            x, given, flipped = synthetic(n, args.classes, args.dim, args.seed)
+            cases.append(({"data": "synthetic", "n": n, "classes": args.classes}, x, given, flipped, args.classes))
+    for row, x, given, flipped, classes in cases:
+        for cap in args.caps:
+            service.MAX_TRAIN_ROWS = cap
+            started = time.perf_counter()
+            quality = confident_learning(x, given, classes).quality
+            row[f"cap_{cap}"] = {"ap": round(float(average_precision_score(flipped, -quality)), 4),
+                                 "s": round(time.perf_counter() - started, 1)}
+        print(json.dumps(row), flush=True)
 
 
 def few_rows_on_digits(sizes: list[int], draws: int = 6) -> None:

@@ -63,8 +63,13 @@ _FOLDS_SMALL, _FOLDS_LARGE, _LARGE = 5, 3, 200_000
 # Training rows per kernel model. A fit costs about the square of its rows and a prediction the
 # number of support vectors, a large share of the rows on overlapping classes. A fold of the
 # benchmark matrix's 3,000-image cells trains on all of its ~2,500 rows; larger sets train on a
-# per-class share of that many (benchmarks/bench_confident_learning.py).
-MAX_TRAIN_ROWS = 2500
+# per-class share of the cap. The matrix never reaches the cap; at 2,500 it cost label-error AP
+# where it binds: 10% flips among Animal-MNIST's 10k images as 14x14 pixel averages, caps 2,500 /
+# 5,000 / 8,000 (every row of a fold), AP 0.902 / 0.919 / 0.926 and 0.888 / 0.912 / 0.926 on two
+# draws, 2.5-3.9 / 5.2-7.5 / 15 s; synthetic 100 classes at 10k 0.986 / 1.000 (24 / 36 s), at 50k
+# 63 / 98 s (`benchmarks/bench_confident_learning.py --caps`, docs/BENCHMARKS.md, "The kernel
+# model's training rows").
+MAX_TRAIN_ROWS = 5000
 # Folds fitted at once: libsvm fits without the GIL.
 _KERNEL_THREADS = 4
 # Classes up to which the kernel model joins the linear one. Its one-against-one machines have
@@ -695,18 +700,20 @@ def _tag_kernel_probabilities(x: np.ndarray, tags: np.ndarray, strata: np.ndarra
     trains = [_training_rows(np.flatnonzero(fold_of != fold), strata, np.zeros(n, dtype=bool), np.arange(n))
               for fold in range(folds)]
     gammas = [1.0 / (x.shape[1] * max(float(x[rows].var()), 1e-12)) for rows in trains]  # gamma="scale"
-    grams = [rbf_kernel(x[rows], gamma=gamma) for rows, gamma in zip(trains, gammas)]
+    machines = []
+    # One fold's kernel matrix at a time (200 MB at 5,000 rows), its tags fitted in threads: libsvm
+    # fits without the GIL, while the kernel matrix is a BLAS product, computed outside them.
+    with ThreadPoolExecutor(_KERNEL_THREADS) as pool:
+        for rows, gamma in zip(trains, gammas):
+            gram, labels = rbf_kernel(x[rows], gamma=gamma), tags[rows]
 
-    def fit(fold: int) -> list:
-        labels = tags[trains[fold]]
-        return [float(labels[0, t]) if labels[:, t].min() == labels[:, t].max() else
-                SVC(C=1.0, kernel="precomputed", cache_size=500).fit(grams[fold], labels[:, t].astype(np.int64))
-                for t in range(n_tags)]
+            def fit(t: int, gram: np.ndarray = gram, labels: np.ndarray = labels):
+                if labels[:, t].min() == labels[:, t].max():
+                    return float(labels[0, t])
+                return SVC(C=1.0, kernel="precomputed", cache_size=500).fit(gram, labels[:, t].astype(np.int64))
 
-    # libsvm fits without the GIL; the kernel matrices are BLAS products, computed outside the threads.
-    with ThreadPoolExecutor(min(folds, _KERNEL_THREADS)) as pool:
-        machines = list(pool.map(fit, range(folds)))
-    del grams
+            machines.append(list(pool.map(fit, range(n_tags))))
+            del gram
     decision = np.full((n, n_tags), np.nan)
     said = np.full((n, n_tags), np.nan)            # a fold's one-state machines
     for fold in range(folds):
