@@ -181,9 +181,9 @@ class _FoldLda:
                  cholesky: bool = False) -> None:
         from scipy import linalg
 
-        # `cholesky`: a shrunk covariance is positive definite, and its Cholesky solve is ~20x
-        # cheaper than sklearn's least squares (the same solution up to rounding), which the
-        # multi-label path pays per tag and fold; a singular one falls back to least squares.
+        # `cholesky`: a shrunk covariance is positive definite, and its Cholesky solve is about 10x
+        # cheaper than sklearn's least squares at 320 features (4 against 48 ms, the same solution
+        # to 1e-14), which the multi-label path pays per tag and fold; a singular one falls back.
         coef = None
         if cholesky:
             try:

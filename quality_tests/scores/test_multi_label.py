@@ -130,12 +130,16 @@ def test_tag_probabilities_are_out_of_fold_and_handle_constant_and_rare_tags() -
     assert np.all((learned.tag_quality >= 0) & (learned.tag_quality <= 1))
 
 
-def test_tags_share_one_set_of_folds_and_each_tags_models_are_its_own_two_class_models() -> None:
+@pytest.mark.parametrize("cap", [None, 150])
+def test_tags_share_one_set_of_folds_and_each_tags_models_are_its_own_two_class_models(cap, monkeypatch) -> None:
     """The shared folds, moments and kernel matrices are an economy, not another model: on those folds
     each tag's linear and kernel probabilities are what the single-label models give that tag's
     two classes on the same folds and training rows (the first rows carry no tag, so the kernel
-    machines number the classes alike)."""
+    machines number the classes alike), with every training row and with a capped share of them."""
     from quality_assets.scores import confident_learning as cl
+
+    if cap:
+        monkeypatch.setattr(cl, "MAX_TRAIN_ROWS", cap)
 
     rng = np.random.default_rng(0)
     n = 400
@@ -154,6 +158,8 @@ def test_tags_share_one_set_of_folds_and_each_tags_models_are_its_own_two_class_
     assert not settled.any()
     trains = [cl._training_rows(np.flatnonzero(fold_of != f), strata, np.zeros(n, dtype=bool), np.arange(n))
               for f in range(k)]
+    # 320 training rows a fold: all of them, or under the cap a share of each row's rarest tag, the rare one's too.
+    assert all((len(rows) <= cap + 10 if cap else len(rows) == 320) and tags[rows, 2].any() for rows in trains)
     for t in range(tags.shape[1]):
         codes = tags[:, t].astype(np.int64)
         own_linear, own_kernel = np.full(n, np.nan), np.full(n, np.nan)
