@@ -276,7 +276,7 @@ def _is_class_folder_tree(found: list[_FoundFile]) -> bool:
     counts because a folder of drops (`<drop>/<split>/<label>/<file>`, audited from above) is not a
     class-folder tree."""
     in_folders = [item.rel_in_drop for item in found if item.problem is None and len(item.rel_in_drop) >= 2]
-    named = {_normalise_split(part) for parts in in_folders for part in parts[:2][:len(parts) - 1]}
+    named = {_normalise_split(folder) for parts in in_folders for folder in parts[:-1][:2]}
     return bool(in_folders) and not named & set(SPLITS)
 
 

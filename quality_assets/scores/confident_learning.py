@@ -715,7 +715,7 @@ def _tag_kernel_probabilities(x: np.ndarray, tags: np.ndarray, strata: np.ndarra
             machines.append(list(pool.map(fit, range(n_tags))))
             del gram
     decision = np.full((n, n_tags), np.nan)
-    said = np.full((n, n_tags), np.nan)            # a fold's one-state machines
+    kernel = np.full((n, n_tags), np.nan)          # a fold's one-state machines say that state here
     for fold in range(folds):
         held = np.flatnonzero(fold_of == fold)
         step = int(np.clip(_BLOCK_BYTES // (8 * max(len(trains[fold]), 1)), 16, 4096))
@@ -724,10 +724,9 @@ def _tag_kernel_probabilities(x: np.ndarray, tags: np.ndarray, strata: np.ndarra
             values = rbf_kernel(x[rows], x[trains[fold]], gamma=gammas[fold])
             for t, machine in enumerate(machines[fold]):
                 if isinstance(machine, float):
-                    said[rows, t] = machine
+                    kernel[rows, t] = machine
                 else:   # sklearn's binary machine: positive towards its second class, "carries the tag"
                     decision[rows, t] = machine.decision_function(values)
-    kernel = said.copy()
     for fold in range(folds):
         held, others = fold_of == fold, fold_of != fold
         for t in range(n_tags):
