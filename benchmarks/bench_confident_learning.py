@@ -24,6 +24,14 @@ cap binds above about 1.25 x cap rows):
 
     .venv/bin/python benchmarks/bench_confident_learning.py --caps 2500 5000 --sizes 10000 50000 --classes 100
     .venv/bin/python benchmarks/bench_confident_learning.py --caps 2500 5000 8000 --pixels animal_mnist --sizes 10000
+
+Features wider than the models take (`MAX_FEATURES`; the default SSL model and the pixel view give
+452) are projected on their principal components first: `--projections` compares the service's
+covariance solver with the randomized one it replaced, on real images' every pixel (784) or on the
+synthetic features at `--dim`:
+
+    .venv/bin/python benchmarks/bench_confident_learning.py --projections --pixels animal_mnist --sizes 10000
+    .venv/bin/python benchmarks/bench_confident_learning.py --projections --dim 452 --sizes 10000 100000
 """
 
 from __future__ import annotations
@@ -63,13 +71,18 @@ def main() -> None:
                    help="classes up to which the kernel model runs (default: the service's)")
     p.add_argument("--digits", action="store_true", help="real digits at the given sizes, 10 classes")
     p.add_argument("--caps", nargs="+", type=int, help="compare these kernel training-row caps (linear + kernel)")
-    p.add_argument("--pixels", choices=["mnist", "animal_mnist"], help="with --caps: real images instead")
+    p.add_argument("--pixels", choices=["mnist", "animal_mnist"],
+                   help="with --caps (14x14 averages) or --projections (every pixel): real images instead")
+    p.add_argument("--projections", action="store_true",
+                   help="the projection of wide features: covariance against randomized PCA (use --dim 452)")
     args = p.parse_args()
     service.KERNEL_MAX_CLASSES = args.kernel_max_classes
     if args.digits:
         return few_rows_on_digits(args.sizes)
     if args.caps:
         return compare_caps(args)
+    if args.projections:
+        return compare_projections(args)
     for n in args.sizes:
         x, given, flipped = synthetic(n, args.classes, args.dim, args.seed)
         keys = np.asarray([f"{i:012d}" for i in np.random.default_rng(1).permutation(n)])
@@ -84,8 +97,10 @@ def main() -> None:
         print(json.dumps(out), flush=True)
 
 
-def compare_caps(args: argparse.Namespace, draws: int = 2) -> None:
-    """Label-quality AP and seconds of the linear + kernel models at each kernel training-row cap."""
+def _cases(args: argparse.Namespace, draws: int, *, side: int = 14) -> list[tuple]:
+    """(row, features, given labels, flipped, classes) per size (and draw): with `--pixels`, real
+    images as `side` x `side` pixel averages (28: every pixel), 10% of the labels flipped; else the
+    synthetic features at `--dim`."""
     cases = []
     if args.pixels:
         from quality_lab.datasets import load_dataset
@@ -93,7 +108,8 @@ def compare_caps(args: argparse.Namespace, draws: int = 2) -> None:
         images, labels = load_dataset(args.pixels)
         images = np.asarray(images, dtype=np.float32)
         images = images.mean(-1) if images.ndim == 4 else images
-        features = images[:, :28, :28].reshape(-1, 14, 2, 14, 2).mean((2, 4)).reshape(len(images), -1)
+        pool = 28 // side
+        features = images[:, :28, :28].reshape(-1, side, pool, side, pool).mean((2, 4)).reshape(len(images), -1)
         codes = np.unique(labels, return_inverse=True)[1]
         classes = int(codes.max()) + 1
         for n in args.sizes:
@@ -102,13 +118,53 @@ def compare_caps(args: argparse.Namespace, draws: int = 2) -> None:
                 rows = rng.choice(len(codes), min(n, len(codes)), replace=False)
                 given, flipped = codes[rows].copy(), rng.random(rows.size) < 0.1
                 given[flipped] = (given[flipped] + rng.integers(1, classes, flipped.sum())) % classes
-                cases.append(({"data": args.pixels, "n": int(rows.size), "draw": draw}, features[rows], given,
-                              flipped, classes))
+                cases.append(({"data": args.pixels, "features": side * side, "n": int(rows.size), "draw": draw},
+                              features[rows], given, flipped, classes))
     else:
         for n in args.sizes:
             x, given, flipped = synthetic(n, args.classes, args.dim, args.seed)
-            cases.append(({"data": "synthetic", "n": n, "classes": args.classes}, x, given, flipped, args.classes))
-    for row, x, given, flipped, classes in cases:
+            cases.append(({"data": "synthetic", "features": args.dim, "n": n, "classes": args.classes}, x, given,
+                          flipped, args.classes))
+    return cases
+
+
+def compare_projections(args: argparse.Namespace, draws: int = 2, repeats: int = 3) -> None:
+    """Features wider than `MAX_FEATURES` are projected on their top principal components before
+    the models: the covariance solver (the service's, `_pca_solver`) against sklearn's randomized
+    one (the peer, what the service used before), alternated in this process. Prints the projection's
+    median seconds of `repeats`, the share of the features' variance each keeps, and the label-quality
+    AP and seconds of the whole classifier under each."""
+    from sklearn.decomposition import PCA
+
+    solvers = {"randomized": np.inf, "covariance": service._COVARIANCE_ROWS_PER_FEATURE}
+    for row, x, given, flipped, classes in _cases(args, draws, side=28):
+        x64 = np.asarray(x, dtype=np.float64)
+        total = float(((x64 - x64.mean(0)) ** 2).sum())
+        seconds: dict[str, list[float]] = {name: [] for name in solvers}
+        for _ in range(repeats):
+            for name, rows_per_feature in solvers.items():
+                service._COVARIANCE_ROWS_PER_FEATURE = rows_per_feature
+                started = time.perf_counter()
+                service._standardise(x)
+                seconds[name].append(time.perf_counter() - started)
+        for name, rows_per_feature in solvers.items():
+            service._COVARIANCE_ROWS_PER_FEATURE = rows_per_feature
+            solver = service._pca_solver(*x.shape)
+            pca = PCA(n_components=service.MAX_FEATURES, svd_solver=solver, random_state=0).fit(x64)
+            started = time.perf_counter()
+            quality = confident_learning(x, given, classes).quality
+            row[name] = {"solver": solver, "projection_s": round(float(np.median(seconds[name])), 3),
+                         "variance_kept": round(float(pca.explained_variance_.sum() * (len(x) - 1) / total), 6),
+                         "ap": round(float(average_precision_score(flipped, -quality)), 4),
+                         "classifier_s": round(time.perf_counter() - started, 1)}
+        service._COVARIANCE_ROWS_PER_FEATURE = solvers["covariance"]
+        row["projection_speedup"] = round(row["randomized"]["projection_s"] / row["covariance"]["projection_s"], 1)
+        print(json.dumps(row), flush=True)
+
+
+def compare_caps(args: argparse.Namespace, draws: int = 2) -> None:
+    """Label-quality AP and seconds of the linear + kernel models at each kernel training-row cap."""
+    for row, x, given, flipped, classes in _cases(args, draws):
         for cap in args.caps:
             service.MAX_TRAIN_ROWS = cap
             started = time.perf_counter()

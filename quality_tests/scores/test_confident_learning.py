@@ -69,6 +69,26 @@ def test_wide_features_are_projected_and_still_find_the_flips():
     assert len(set(worst) & set(flipped)) >= 12
 
 
+def test_many_rows_of_wide_features_keep_exactly_their_top_principal_components():
+    """With ten rows a feature or more the projection reads the covariance: the projected features
+    span exactly the top MAX_FEATURES principal components, even where the components beyond them
+    carry almost as much variance (a randomized solver's subspace is 5% off here)."""
+    from quality_assets.scores.confident_learning import MAX_FEATURES, _pca_solver, _standardise
+
+    rng = np.random.default_rng(0)
+    n, width = 4000, MAX_FEATURES + 16
+    x = rng.normal(size=(n, width)) * np.linspace(2.0, 1.0, width)
+    assert _pca_solver(n, width) == "covariance_eigh"
+    assert _pca_solver(9 * width, width) == "randomized"
+    centred = x - x.mean(0)
+    axes = np.linalg.svd(centred, full_matrices=False)[2][:MAX_FEATURES]
+    basis = np.linalg.qr(centred @ axes.T)[0]
+    projected = _standardise(x)
+    projected -= projected.mean(0)
+    outside = projected - basis @ (basis.T @ projected)
+    assert np.linalg.norm(outside) < 1e-9 * np.linalg.norm(projected)
+
+
 def test_wide_real_pixels_are_projected_without_whitening_and_their_flips_found():
     # 1,000 real MNIST digits as 784 pixels, 5% flips. Projected on the top 384 principal axes and
     # standardised axis by axis (whitened), the least axes weighed as much as the first and the
