@@ -32,6 +32,11 @@ synthetic features at `--dim`:
 
     .venv/bin/python benchmarks/bench_confident_learning.py --projections --pixels animal_mnist --sizes 10000
     .venv/bin/python benchmarks/bench_confident_learning.py --projections --dim 452 --sizes 10000 100000
+
+`--kept-decisions`: the kernel model's decision values computed once for its two passes over the
+held rows against twice (the probabilities must be equal):
+
+    .venv/bin/python benchmarks/bench_confident_learning.py --kept-decisions --dim 452 --sizes 10000 100000
 """
 
 from __future__ import annotations
@@ -75,6 +80,8 @@ def main() -> None:
                    help="with --caps (14x14 averages) or --projections (every pixel): real images instead")
     p.add_argument("--projections", action="store_true",
                    help="the projection of wide features: covariance against randomized PCA (use --dim 452)")
+    p.add_argument("--kept-decisions", action="store_true",
+                   help="the kernel model's decision values kept between its two passes, against computed twice")
     args = p.parse_args()
     service.KERNEL_MAX_CLASSES = args.kernel_max_classes
     if args.digits:
@@ -83,6 +90,8 @@ def main() -> None:
         return compare_caps(args)
     if args.projections:
         return compare_projections(args)
+    if args.kept_decisions:
+        return compare_kept_decisions(args)
     for n in args.sizes:
         x, given, flipped = synthetic(n, args.classes, args.dim, args.seed)
         keys = np.asarray([f"{i:012d}" for i in np.random.default_rng(1).permutation(n)])
@@ -159,6 +168,27 @@ def compare_projections(args: argparse.Namespace, draws: int = 2, repeats: int =
                          "classifier_s": round(time.perf_counter() - started, 1)}
         service._COVARIANCE_ROWS_PER_FEATURE = solvers["covariance"]
         row["projection_speedup"] = round(row["randomized"]["projection_s"] / row["covariance"]["projection_s"], 1)
+        print(json.dumps(row), flush=True)
+
+
+def compare_kept_decisions(args: argparse.Namespace, repeats: int = 2) -> None:
+    """The kernel model's decision values kept between its two passes over the held rows (the
+    service's default within `_KEPT_DECISION_BYTES`) against computing them in each pass (the peer,
+    the budget set to 0), alternated in this process; the probabilities must be equal."""
+    budget = service._KEPT_DECISION_BYTES
+    for row, x, given, flipped, classes in _cases(args, draws=1, side=28):
+        seconds: dict[str, list[float]] = {"twice": [], "kept": []}
+        results = {}
+        for _ in range(repeats):
+            for name, bytes_kept in (("twice", 0), ("kept", budget)):
+                service._KEPT_DECISION_BYTES = bytes_kept
+                started = time.perf_counter()
+                results[name] = service.out_of_sample_probabilities(x, given, classes)
+                seconds[name].append(time.perf_counter() - started)
+        service._KEPT_DECISION_BYTES = budget
+        row.update({f"{name}_s": round(float(np.median(s)), 2) for name, s in seconds.items()})
+        row["speedup"] = round(row["twice_s"] / row["kept_s"], 2)
+        row["equal"] = bool(np.array_equal(results["twice"], results["kept"]))
         print(json.dumps(row), flush=True)
 
 

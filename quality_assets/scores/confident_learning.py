@@ -86,6 +86,11 @@ KERNEL_MAX_CLASSES = 100
 # Bytes per block of rows when predicting: a block holds its kernel values (rows x training rows)
 # and its pairwise probabilities (rows x classes^2).
 _BLOCK_BYTES = 16 * 2 ** 20
+# Bytes of decision values kept between the kernel model's two passes over its held rows (the
+# sigmoids' evidence, then the probabilities) instead of computing them again: 10 classes at 100k
+# rows hold 36 MB and skip half of the decision values' cost (8.6 of 26 s of confident learning in a
+# 100k drop's profile); 100 classes at 10k hold 400 MB.
+_KEPT_DECISION_BYTES = 512 * 2 ** 20
 
 
 def out_of_sample_probabilities(features: np.ndarray, codes: np.ndarray, n_classes: int, *,
@@ -332,17 +337,24 @@ def _kernel_probabilities(x: np.ndarray, codes: np.ndarray, folds: list[tuple[np
     more (its fits cost 4-5x as much). Fitting draws no random numbers, so the folds fit in threads
     (libsvm releases the GIL) and give the same models in any order. scikit-learn deprecates the
     `probability` option (1.9) for one-vs-rest calibration, which ranked label errors worse here.
-    Decision values are computed in blocks of rows, twice (for the sigmoids' evidence, then for the
-    probabilities), never held for a whole fold: with C classes a row has C (C - 1) / 2 of them."""
+    Decision values are computed in blocks of rows; with C classes a row has C (C - 1) / 2 of them.
+    Where every held row's values fit in `_KEPT_DECISION_BYTES` the blocks that gave the sigmoids'
+    evidence give the probabilities too; else they are computed twice, never held for a whole fold."""
     # Only the fits run in threads: libsvm's solver is single-threaded, while the decision values
     # are BLAS products that use every core already (threads there oversubscribe them: 100 classes
     # at 50k took 48 s with four threads, 35 s with one).
     with ThreadPoolExecutor(min(len(folds), _KERNEL_THREADS)) as pool:
         machines = list(pool.map(lambda fold: _FoldMachine.fit(x, codes, fold[1]), folds))
-    evidence = [machine.pair_evidence(x, codes, held) for machine, (held, _) in zip(machines, folds)]
+    held_values = sum(held.size * len(machine.pairs) for machine, (held, _) in zip(machines, folds))
+    keep = 8 * held_values <= _KEPT_DECISION_BYTES
+    evidence, kept = [], []
+    for machine, (held, _) in zip(machines, folds):
+        blocks = [] if keep else None
+        evidence.append(machine.pair_evidence(x, codes, held, keep=blocks))
+        kept.append(blocks)
     sigmoids = _pair_sigmoids(machines, evidence)
-    for (held, _), machine, fold_sigmoids in zip(folds, machines, sigmoids):
-        yield held, machine.met, machine.probabilities(x[held], fold_sigmoids)
+    for (held, _), machine, fold_sigmoids, blocks in zip(folds, machines, sigmoids, kept):
+        yield held, machine.met, machine.probabilities(x[held], fold_sigmoids, blocks)
 
 
 @dataclass
@@ -391,12 +403,16 @@ class _FoldMachine:
             values[:, self.swapped] *= -1.0
             yield lo, min(lo + step, x.shape[0]), values
 
-    def pair_evidence(self, x: np.ndarray, codes: np.ndarray, held: np.ndarray) -> dict:
-        """{(i, j): (decision values, is class i)} of the held rows labelled i or j, per pair."""
+    def pair_evidence(self, x: np.ndarray, codes: np.ndarray, held: np.ndarray, *,
+                      keep: list | None = None) -> dict:
+        """{(i, j): (decision values, is class i)} of the held rows labelled i or j, per pair; `keep`
+        (a list): every block of decision values is appended to it, for `probabilities`."""
         if self.machine is None:
             return {}
         at_pair, values, first = [], [], []
         for lo, hi, block in self.decisions(x[held]):
+            if keep is not None:
+                keep.append((lo, hi, block))
             labels = codes[held[lo:hi]]
             row, pair = np.nonzero((labels[:, None] == self.pairs[None, :, 0])
                                    | (labels[:, None] == self.pairs[None, :, 1]))
@@ -409,12 +425,13 @@ class _FoldMachine:
         return {(int(i), int(j)): (values[by_pair[bounds[k]:bounds[k + 1]]], first[by_pair[bounds[k]:bounds[k + 1]]])
                 for k, (i, j) in enumerate(self.pairs)}
 
-    def probabilities(self, x: np.ndarray, sigmoids: np.ndarray) -> np.ndarray:
-        """[n, met] coupled probabilities; `sigmoids`: [P, 2] Platt's (A, B) per pair."""
+    def probabilities(self, x: np.ndarray, sigmoids: np.ndarray, blocks: list | None = None) -> np.ndarray:
+        """[n, met] coupled probabilities; `sigmoids`: [P, 2] Platt's (A, B) per pair; `blocks`: the
+        decision values of x as `pair_evidence` kept them (None: computed here)."""
         if self.machine is None:
             return np.ones((x.shape[0], 1))
         out = np.empty((x.shape[0], self.met.size))
-        for lo, hi, values in self.decisions(x):
+        for lo, hi, values in (self.decisions(x) if blocks is None else blocks):
             win = expit(-(values * sigmoids[:, 0] + sigmoids[:, 1]))  # P(first of pair | pair)
             out[lo:hi] = _couple(win, self.met, self.pairs)
         return out

@@ -394,3 +394,32 @@ def test_the_probabilities_do_not_depend_on_the_block_size(monkeypatch):
     whole = out_of_sample_probabilities(x, given, 5)
     monkeypatch.setattr(cl, "_BLOCK_BYTES", 1)       # the smallest block: 16 rows
     np.testing.assert_allclose(out_of_sample_probabilities(x, given, 5), whole, atol=1e-12)
+
+
+def test_kept_decision_values_serve_both_passes_and_give_the_same_probabilities(monkeypatch):
+    # The sigmoids' evidence and the probabilities read the same held rows' decision values: within
+    # the budget each block is computed once, and the probabilities are those of computing it twice.
+    from quality_assets.scores import confident_learning as cl
+
+    rng = np.random.default_rng(13)
+    x, y = _blobs(rng, n_per=60, classes=4, dim=6)
+    x += rng.normal(0, 2.0, x.shape)
+    given = y.copy()
+    given[rng.choice(len(y), 12, replace=False)] = (y[:12] + 1) % 4
+    monkeypatch.setattr(cl, "_BLOCK_BYTES", 1)       # many blocks a fold
+    computed = []
+    decisions = cl._FoldMachine.decisions
+
+    def counted(machine, rows):
+        for lo, hi, values in decisions(machine, rows):
+            computed.append(hi - lo)
+            yield lo, hi, values
+
+    monkeypatch.setattr(cl._FoldMachine, "decisions", counted)
+    kept = out_of_sample_probabilities(x, given, 4)
+    assert sum(computed) == len(y)                   # every held row once
+    computed.clear()
+    monkeypatch.setattr(cl, "_KEPT_DECISION_BYTES", 0)
+    again = out_of_sample_probabilities(x, given, 4)
+    assert sum(computed) == 2 * len(y)               # over the budget: both passes compute them
+    np.testing.assert_array_equal(kept, again)
