@@ -381,16 +381,21 @@ def test_the_machine_on_its_kernel_matrix_is_libsvms_rbf_machine(classes):
         np.testing.assert_allclose(values[:, k], expected[:, column[(int(i), int(j))]], atol=1e-6)
 
 
+def _overlapping_blobs(rng, *, n_per: int, classes: int, flips: int):
+    """(x, y, given): 6-d blobs blurred into each other, and `flips` labels moved to the next class."""
+    x, y = _blobs(rng, n_per=n_per, classes=classes, dim=6)
+    x += rng.normal(0, 2.0, x.shape)
+    given = y.copy()
+    given[rng.choice(len(y), flips, replace=False)] = (y[:flips] + 1) % classes
+    return x, y, given
+
+
 def test_the_probabilities_do_not_depend_on_the_block_size(monkeypatch):
     # Decision values are computed block by block, never for a whole fold at once (with C classes a
     # row has C (C - 1) / 2 of them): blocks of 16 rows give the same probabilities as one block.
     from quality_assets.scores import confident_learning as cl
 
-    rng = np.random.default_rng(12)
-    x, y = _blobs(rng, n_per=50, classes=5, dim=6)
-    x += rng.normal(0, 2.0, x.shape)
-    given = y.copy()
-    given[rng.choice(len(y), 10, replace=False)] = (y[:10] + 1) % 5
+    x, _, given = _overlapping_blobs(np.random.default_rng(12), n_per=50, classes=5, flips=10)
     whole = out_of_sample_probabilities(x, given, 5)
     monkeypatch.setattr(cl, "_BLOCK_BYTES", 1)       # the smallest block: 16 rows
     np.testing.assert_allclose(out_of_sample_probabilities(x, given, 5), whole, atol=1e-12)
@@ -401,11 +406,7 @@ def test_kept_decision_values_serve_both_passes_and_give_the_same_probabilities(
     # the budget each block is computed once, and the probabilities are those of computing it twice.
     from quality_assets.scores import confident_learning as cl
 
-    rng = np.random.default_rng(13)
-    x, y = _blobs(rng, n_per=60, classes=4, dim=6)
-    x += rng.normal(0, 2.0, x.shape)
-    given = y.copy()
-    given[rng.choice(len(y), 12, replace=False)] = (y[:12] + 1) % 4
+    x, y, given = _overlapping_blobs(np.random.default_rng(13), n_per=60, classes=4, flips=12)
     monkeypatch.setattr(cl, "_BLOCK_BYTES", 1)       # many blocks a fold
     computed = []
     decisions = cl._FoldMachine.decisions
