@@ -75,7 +75,8 @@ class StoredFits:
         row = found.iloc[0]
         try:
             fit = self._read(self._home, row)
-        except (OSError, ValueError, KeyError, RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile):
+        except (OSError, ValueError, KeyError, RuntimeError, EOFError, AttributeError, ImportError,
+                pickle.UnpicklingError, zipfile.BadZipFile):
             return None
         self._latest[digest] = (fit, str(row[self.shared_file]))
         return fit

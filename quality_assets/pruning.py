@@ -6,8 +6,8 @@ versions of each (the current graph of each view always stays) and keeps their v
 so lineage still reads and a pruned version that comes back is computed again rather than reused.
 Stored pixel verdicts of an older verifier code are deleted too, and so are the row files of the
 copy searches' pruned versions (`artifacts/copy_rows`), all but the newest `keep` fits of the
-label-error pixel classifier (`artifacts/pixel_classifier`) and of the near-duplicate copy descriptor
-(`artifacts/copy_descriptor`), and, with Parquet row storage, the shard
+label-error pixel classifier (`artifacts/pixel_classifier`), of its representation classifiers
+(`artifacts/label_model`) and of the near-duplicate copy descriptor (`artifacts/copy_descriptor`), and, with Parquet row storage, the shard
 files no version lists any more; the small shard files of each key are merged into few.
 """
 
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import duckdb
 
-from quality_assets import copy_descriptor_fits, pixel_classifier_fits
+from quality_assets import copy_descriptor_fits, label_model_fits, pixel_classifier_fits
 from quality_assets.row_shards import compact_shards, delete_keys, remove_unlisted_shards
 from quality_assets.score_run import verifier_version
 from quality_assets.store import run_query
@@ -48,6 +48,7 @@ def prune_versions(conn: duckdb.DuckDBPyConnection, keep: int) -> dict[str, int]
     remove_unlisted_shards(conn)
     pixel_classifier_fits.prune_fits(conn, keep)
     copy_descriptor_fits.prune_fits(conn, keep)
+    label_model_fits.prune_fits(conn, keep)
     # Deleted rows free their blocks for reuse at the checkpoint; the file itself does not shrink.
     conn.execute("CHECKPOINT")
     return {name: int(counts[name]) for name in ("graphs", "score_runs", "splits")}

@@ -22,6 +22,7 @@ from quality_assets.cleaning import CleaningPolicy, apply_policy, cleaning_frame
 from quality_assets.code_version import code_version
 from quality_assets.issue_types import View
 from quality_assets.copy_descriptor_fits import StoredCopyDescriptorFits
+from quality_assets.label_model_fits import StoredLabelModelFits
 from quality_assets.pixel_classifier_fits import StoredPixelClassifierFits
 from quality_assets.pixel_view import THUMBNAIL_SIZE, graph_vectors
 from quality_assets.property_view import property_vectors
@@ -106,8 +107,10 @@ def run_scores(conn: duckdb.DuckDBPyConnection, config: ScoreConfig, *, reuse: b
                                                            verifier_version=verifier_version()))
     # A drop predicts its new rows with the last pixel-classifier fit instead of training one.
     pixel_fits = StoredPixelClassifierFits(conn)
-    # And embeds its new rows with the last copy descriptor fine-tuned from the same SSL model.
+    # And embeds its new rows with the last copy descriptor fine-tuned from the same SSL model, and
+    # predicts them with the representation classifiers' last fit.
     descriptor_fits = StoredCopyDescriptorFits(conn)
+    label_model_fits = StoredLabelModelFits(conn)
     outputs = compute_scores(sample_ids, graph, manifest, config, vectors=vectors,
                              thumbnails=thumbnails if thumbnail_known.any() else None,
                              thumbnail_known=thumbnail_known, pixel=pixel, properties=properties,
@@ -117,7 +120,8 @@ def run_scores(conn: duckdb.DuckDBPyConnection, config: ScoreConfig, *, reuse: b
                              images=_image_loader(manifest_in_order),
                              colour_grids=colour_grids if colour_grid_known.any() else None,
                              colour_grid_known=colour_grid_known, pixel_classifier_fits=pixel_fits,
-                             ssl_model=_ssl_model_loader(conn, model_version), copy_descriptor_fits=descriptor_fits)
+                             ssl_model=_ssl_model_loader(conn, model_version), copy_descriptor_fits=descriptor_fits,
+                             label_model_fits=label_model_fits)
     outputs.summary.update(pairs_verified_now=verifications.n_verified, pair_verdicts_reused=verifications.n_reused,
                            pairs_registered_now=verifications.n_registered,
                            crop_distances_measured_now=verifications.n_measured.get(("crop_distance", "whole_distance"), 0),
@@ -134,6 +138,7 @@ def run_scores(conn: duckdb.DuckDBPyConnection, config: ScoreConfig, *, reuse: b
         insert_df(conn, "class_confusion", outputs.confusion.assign(score_version=score_version))
         pixel_fits.save()
         descriptor_fits.save()
+        label_model_fits.save()
         new_verdicts = verifications.new_rows()
         if len(new_verdicts):
             conn.register("_new_pair_verifications", new_verdicts)

@@ -118,7 +118,8 @@ def compute_scores(sample_ids: list[str], graph: KnnGraph, manifest: pd.DataFram
                    images: Callable[[np.ndarray], np.ndarray] | None = None,
                    colour_grids: np.ndarray | None = None,
                    colour_grid_known: np.ndarray | None = None,
-                   pixel_classifier_fits=None, ssl_model=None, copy_descriptor_fits=None) -> ScoreOutputs:
+                   pixel_classifier_fits=None, ssl_model=None, copy_descriptor_fits=None,
+                   label_model_fits=None) -> ScoreOutputs:
     """Run every registered issue type. `manifest` rows, `vectors` and `thumbnails` must be aligned
     with `sample_ids` (the graph's node order).
 
@@ -135,7 +136,8 @@ def compute_scores(sample_ids: list[str], graph: KnnGraph, manifest: pd.DataFram
     pixel classifier's fits are kept between runs (`ScoringInputs.pixel_classifier_fits`). `ssl_model`:
     loads the audit's DINO backbone (`ScoringInputs.ssl_model`), for options that start from it.
     `copy_descriptor_fits`: where near_duplicate's copy descriptor fits are kept between runs
-    (`ScoringInputs.copy_descriptor_fits`).
+    (`ScoringInputs.copy_descriptor_fits`). `label_model_fits`: where the label-error classifiers'
+    fits on the representation are kept (`ScoringInputs.label_model_fits`).
     """
     config = config or ScoreConfig()
     ids = np.asarray(sample_ids, dtype=object)
@@ -157,7 +159,7 @@ def compute_scores(sample_ids: list[str], graph: KnnGraph, manifest: pd.DataFram
                            polar_vectors=polar_vectors, images=images,
                            colour_grids=colour_grids, colour_grid_known=colour_grid_known,
                            pixel_classifier_fits=pixel_classifier_fits, ssl_model=ssl_model,
-                           copy_descriptor_fits=copy_descriptor_fits)
+                           copy_descriptor_fits=copy_descriptor_fits, label_model_fits=label_model_fits)
 
     found: dict[str, IssueResult] = {}
     rows, pair_frames, groups, confusions = [], [], [], []

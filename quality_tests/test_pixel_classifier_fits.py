@@ -12,41 +12,14 @@ from pathlib import Path
 import dagster as dg
 import numpy as np
 import pytest
-from PIL import Image
 
 from quality_assets.pixel_classifier_fits import StoredPixelClassifierFits, prune_fits
 from quality_assets.scores.pixel_classifier import key_digests, pixel_settings
 from quality_assets.store import Store
-from quality_tests.drop_scenarios import audit_drop
+from quality_tests.drop_scenarios import COLOURS, MISLABELLED, audit_drop, make_colour_drops
 from quality_tests.imagefolders import coloured_images
 
-COLOURS = ("red", "green", "blue")
 PIXELS_ON = {"label_error": {"pixel_classifier": "on"}}
-
-
-def _write_root(data: Path) -> Path:
-    """Drop `base`: 40 images per colour; drop `more`: 9 images (3 red, 4 green, 1 blue and a red
-    square filed as green; 7.5% of the base). Returns the vectors file the `precomputed` embedder reads."""
-    base, base_codes = coloured_images(40, seed=3)
-    more, more_codes = coloured_images(4, seed=4)
-    paths, pixels = [], []
-    for drop, images, codes in (("base", base, base_codes), ("more", more[:-3], more_codes[:-3])):
-        for i, (image, code) in enumerate(zip(images, codes)):
-            folder = COLOURS[code]
-            if drop == "more" and i == 0:
-                folder = "green"   # a red square, mislabelled
-            path = f"{drop}/train/{folder}/{drop}_{i:03d}.png"
-            (data / path).parent.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(image).save(data / path)
-            paths.append(path)
-            # 4x4-pixel means as the vectors: the representation's LDA stays quick (a 3,072-d one took 45 s).
-            pixels.append(image.reshape(8, 4, 8, 4, 3).mean((1, 3)).reshape(-1).astype(np.float32))
-    vectors = np.stack(pixels)
-    vectors -= vectors.mean(1, keepdims=True)
-    out = data.parent / "vectors.npy"
-    np.save(out, vectors)
-    Path(str(out) + ".paths.txt").write_text("\n".join(paths))
-    return out
 
 
 def _audit(store, data, vectors, drop, instance):
@@ -72,7 +45,7 @@ def _latest_fit(store):
 def drops(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("pixel_fits")
     data = tmp / "data"
-    vectors = _write_root(data)
+    vectors = make_colour_drops(data)
     store = Store(tmp / "home")
     with dg.instance_for_test() as instance:
         first, _ = _audit(store, data, vectors, "base", instance)
@@ -102,7 +75,7 @@ def test_a_small_drop_is_predicted_by_the_kept_fit_without_training(drops):
 
 
 def test_the_mislabelled_image_of_the_drop_leads_the_label_errors(drops):
-    path = "more/train/green/more_000.png"
+    path = MISLABELLED
     assert drops["top"] == (path, "red")
     fit = drops["drop_fit"]
     sha = hashlib.sha256((drops["data"] / path).read_bytes()).hexdigest()

@@ -232,6 +232,21 @@ CREATE TABLE IF NOT EXISTS copy_descriptor_fits (
     created_at     TIMESTAMP
 );
 
+-- The label-error classifiers' fits on the representation (scores.kept_label_model): the standardiser
+-- and every fold's linear and kernel models, kept so that a drop predicts its new rows instead of
+-- fitting every fold again. Files under artifacts/.
+CREATE TABLE IF NOT EXISTS label_model_fits (
+    fit_id         VARCHAR PRIMARY KEY,
+    settings_hash  VARCHAR NOT NULL,      -- settings (seed, feature width, caps, scikit-learn) and code version
+    settings_json  VARCHAR,
+    classes_json   VARCHAR NOT NULL,
+    n_rows         INTEGER,
+    n_trained      INTEGER,               -- rows dealt into the folds; the others were predicted later
+    rows_path      VARCHAR NOT NULL,      -- relative to $QUALITY_HOME
+    models_path    VARCHAR NOT NULL,
+    created_at     TIMESTAMP
+);
+
 CREATE TABLE IF NOT EXISTS duplicate_groups (
     score_version  VARCHAR NOT NULL,
     group_id       INTEGER NOT NULL,

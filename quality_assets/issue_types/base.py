@@ -105,6 +105,9 @@ class ScoringInputs:
     # `keep(fit)`; the service's `pixel_classifier_fits.StoredPixelClassifierFits`). None: every run
     # trains its own.
     pixel_classifier_fits: Any | None = None
+    # Where label_error's representation classifiers' fits are kept between runs (`latest(settings)`,
+    # `keep(fit)`; the service's `label_model_fits.StoredLabelModelFits`). None: every run fits its own.
+    label_model_fits: Any | None = None
     # Loads the audit's own SSL backbone, `(backbone, metadata)` as `ssl.checkpoints.load_checkpoint`
     # returns them, for an option that starts a model from it (near_duplicate's `copy_descriptor`).
     # None: the representation is not a DINO model of this data (or the caller has none).

@@ -16,13 +16,20 @@ trained (the area under the margin). Where the run keeps fits (the service), a d
 one and predicts only its new rows, until the labelled rows changed by more than
 `pixel_max_growth_fraction`.
 
+The representation's classifiers (`scores.confident_learning`) are kept the same way where the run
+keeps fits (`scores.kept_label_model`) and has at least `classifier_keep_from_rows` labelled rows: a
+drop predicts its new rows with every fold's models until the labelled rows changed by more than
+`classifier_max_growth_fraction`, or the features did (another SSL model). Below that size every run
+fits them again, which costs seconds and keeps a drop's scores those of a run on all the data at once
+(a kept fit's depend on the order the drops came in).
+
 The `trusted` split (a checked label book) is clean ground: its samples are never candidates (no
 score, no suggestion), their labels vote as neighbours and anchor every fold of the classifier."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
@@ -32,7 +39,8 @@ from quality_assets.issue_types.base import (
 )
 from quality_assets.issue_types.registry import register
 from quality_assets.scores import canonical_labels
-from quality_assets.scores.pixel_classifier import (MAX_GROWTH_FRACTION, MAX_TRAIN_ROWS, out_of_fold_pixel_probabilities,
+from quality_assets.scores.kept_fits import MAX_GROWTH_FRACTION
+from quality_assets.scores.pixel_classifier import (MAX_TRAIN_ROWS, out_of_fold_pixel_probabilities,
                                                      pixel_probabilities, pixel_settings)
 from quality_assets.splits import TRUSTED_SPLITS
 
@@ -74,6 +82,13 @@ class LabelErrorOptions(Cutoff):
     # training (area under the margin, `scores.pixel_classifier`): a flip is learned late. Free (no
     # more training); off: its held-out probabilities alone.
     pixel_margins: bool = True
+    # The same for the representation's classifiers (`scores.kept_label_model`): a later run keeps the
+    # last fit and predicts only its new rows until the labelled rows changed by more than this fraction,
+    # from `classifier_keep_from_rows` labelled rows. Below, fitting again costs a few seconds (5 s at
+    # 10k rows of the default's 452 features, 18 s at 100k, docs/BENCHMARKS.md "Incremental drops"), and
+    # a drop then scores exactly as a run on all its data at once.
+    classifier_max_growth_fraction: float = MAX_GROWTH_FRACTION
+    classifier_keep_from_rows: int = 20_000
     seed: int = 0
 
 
@@ -96,7 +111,6 @@ class LabelError(IssueType):
               found: Mapping[str, IssueResult]) -> IssueResult:
         from scipy.special import expit
 
-        from quality_assets.scores.confident_learning import confident_learning
         from quality_assets.scores.label_error import (
             class_confusion, confidently_contradicted, knn_vote_shares, label_error_scores,
         )
@@ -112,9 +126,9 @@ class LabelError(IssueType):
         if options.pixel_min_per_class < 1 or options.pixel_max_train_rows < 2:
             raise ValueError("label_error pixel_min_per_class must be at least 1 and pixel_max_train_rows at "
                              f"least 2, got {options.pixel_min_per_class!r} and {options.pixel_max_train_rows!r}")
-        if not options.pixel_max_growth_fraction >= 0:
-            raise ValueError(f"label_error pixel_max_growth_fraction must be >= 0, got "
-                             f"{options.pixel_max_growth_fraction!r}")
+        for name in ("pixel_max_growth_fraction", "classifier_max_growth_fraction", "classifier_keep_from_rows"):
+            if not getattr(options, name) >= 0:
+                raise ValueError(f"label_error {name} must be >= 0, got {getattr(options, name)!r}")
         if options.multi_label not in _MULTI_LABEL_MODES:
             raise ValueError(f"label_error multi_label must be one of {_MULTI_LABEL_MODES}, "
                              f"got {options.multi_label!r}")
@@ -141,11 +155,12 @@ class LabelError(IssueType):
         keys = None if content is None else content[rows]
         posterior = None
         kernel_used = False
+        classifier_summary: dict = {}
         if options.confident_learning and inputs.vectors is not None and len(classes) >= 2 and rows.size >= 20:
             features = inputs.vectors if pixel is None or pixel.vectors is None else \
                 np.hstack([inputs.vectors, pixel.vectors])
-            learned = confident_learning(features[rows], codes_all[rows], len(classes), seed=options.seed,
-                                         anchor=trusted[rows], order_key=keys)
+            learned, classifier_summary = _classifier_evidence(inputs, options, features[rows], codes_all[rows],
+                                                               classes, trusted[rows], keys)
             score[rows] = np.sqrt(score[rows] * learned.quality)
             kernel_used = learned.kernel_used
             # Suggestion: the classifier's out-of-fold probabilities and the neighbours' vote, averaged.
@@ -189,7 +204,8 @@ class LabelError(IssueType):
                            confusion=confusion,
                            summary={"label_error_rate": rate, "label_noise_ceiling": round(ceiling, 4),
                                     "pixel_classifier_used": bool(on_pixels),
-                                    "kernel_model_used": bool(kernel_used), **pixel_summary})
+                                    "kernel_model_used": bool(kernel_used), **classifier_summary,
+                                    **pixel_summary})
 
     def _score_tags(self, inputs: ScoringInputs, options: LabelErrorOptions,
                     found: Mapping[str, IssueResult]) -> IssueResult:
@@ -263,6 +279,30 @@ def _leave_out(rows: np.ndarray, score: np.ndarray, suggested: np.ndarray, confi
     score[rows] = np.nan
     suggested[rows] = None
     confidence[rows] = np.nan
+
+
+def _classifier_evidence(inputs: ScoringInputs, options: LabelErrorOptions, features: np.ndarray, codes: np.ndarray,
+                         classes: np.ndarray, anchor: np.ndarray, keys: np.ndarray | None) -> tuple[Any, dict]:
+    """Confident learning on the representation's out-of-sample probabilities of the labelled rows
+    (`features`, `codes`), and what the summary says of them: from a kept fit where the run has
+    somewhere to keep one (and content keys to know the rows by), else from a fit made here."""
+    from quality_assets.scores.confident_learning import confident_learning, label_quality
+    from quality_assets.scores.kept_label_model import label_model_probabilities, label_model_settings
+
+    fits = inputs.label_model_fits
+    # As for the pixel classifier: rows with one content key under two data roots cannot be told apart.
+    if (fits is None or keys is None or codes.size < options.classifier_keep_from_rows
+            or not pd.Index(keys).is_unique):
+        return confident_learning(features, codes, len(classes), seed=options.seed, anchor=anchor, order_key=keys), {}
+    settings = label_model_settings(seed=options.seed, features=features.shape[1])
+    found = label_model_probabilities(features, codes, classes, keys, previous=fits.latest(settings),
+                                      max_growth_fraction=options.classifier_max_growth_fraction, seed=options.seed,
+                                      anchor=anchor)
+    if found.fit_changed:
+        fits.keep(found.fit)
+    learned = label_quality(codes, found.probabilities, anchor, kernel_used=found.fit.model.kernel_used)
+    return learned, {"classifier_fitted": found.trained, "classifier_reason": found.reason,
+                     "classifier_rows_predicted": found.n_predicted}
 
 
 def _pixel_probabilities(inputs: ScoringInputs, options: LabelErrorOptions, rows: np.ndarray, codes: np.ndarray,

@@ -38,16 +38,17 @@ does. A 1% drop of 10k images then costs a prediction of 100 images, not five tr
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from quality_assets.consumer_cnn import CnnConfig, build_cnn, train_cnn, train_side_by_side
+from quality_assets.scores.kept_fits import (MAX_GROWTH_FRACTION, change_reason, keep_rows, key_digests,
+                                             unique_digests)
 
 __all__ = ["MAX_GROWTH_FRACTION", "MAX_TRAIN_ROWS", "PIXEL_CLASSIFIER_CONFIG", "FoldNetwork", "PixelClassifierFit",
            "PixelProbabilities", "fit_pixel_classifier", "key_digests", "out_of_fold_pixel_probabilities",
@@ -61,9 +62,6 @@ PIXEL_CLASSIFIER_CONFIG = CnnConfig()
 # (the representation's LDA sees every row).
 MAX_TRAIN_ROWS = 5_000
 _PREDICT_CHUNK = 2048
-# Train the folds again when the labelled rows changed by more than this fraction of the fit's
-# training rows (the SSL model's `max_growth_fraction`).
-MAX_GROWTH_FRACTION = 0.2
 
 ImageRows = np.ndarray | Callable[[np.ndarray], np.ndarray]
 
@@ -155,20 +153,15 @@ def pixel_settings(*, seed: int = 0, max_train_rows: int = MAX_TRAIN_ROWS,
     return {"seed": int(seed), "max_train_rows": int(max_train_rows), "folds": folds, "config": config.to_dict()}
 
 
-def key_digests(keys: np.ndarray) -> np.ndarray:
-    """64-bit digests of content keys (a fit of a million rows keeps 8 MB of keys, not the strings)."""
-    return np.fromiter((int.from_bytes(hashlib.blake2b(str(k).encode(), digest_size=8).digest(), "little")
-                        for k in np.asarray(keys, dtype=object)), dtype=np.uint64, count=len(keys))
-
-
 def fit_pixel_classifier(images: ImageRows, codes: np.ndarray, classes, keys: np.ndarray, *,
                          folds: int | None = None, seed: int = 0, anchor: np.ndarray | None = None,
                          config: CnnConfig = PIXEL_CLASSIFIER_CONFIG,
                          max_train_rows: int = MAX_TRAIN_ROWS) -> PixelClassifierFit:
     """:func:`out_of_fold_pixel_probabilities` that keeps its fold networks, for later runs. `keys`:
     the rows' content keys (unique; the folds are dealt in their order)."""
-    return _fit(images, np.asarray(codes, dtype=np.int64), tuple(str(c) for c in classes), keys, _unique_digests(keys),
-                folds=folds, seed=seed, anchor=anchor, config=config, max_train_rows=max_train_rows)
+    return _fit(images, np.asarray(codes, dtype=np.int64), tuple(str(c) for c in classes), keys,
+                unique_digests(keys, "pixel classifier"), folds=folds, seed=seed, anchor=anchor, config=config,
+                max_train_rows=max_train_rows)
 
 
 def pixel_probabilities(images: ImageRows, codes: np.ndarray, classes, keys: np.ndarray, *,
@@ -185,7 +178,7 @@ def pixel_probabilities(images: ImageRows, codes: np.ndarray, classes, keys: np.
     codes = np.asarray(codes, dtype=np.int64)
     anchored = np.zeros(len(codes), bool) if anchor is None else np.asarray(anchor, dtype=bool)
     settings = pixel_settings(seed=seed, max_train_rows=max_train_rows, config=config, folds=folds)
-    digests = _unique_digests(keys)
+    digests = unique_digests(keys, "pixel classifier")
     if previous is None:
         reason = "no earlier fit"
     elif previous.settings != settings:
@@ -196,7 +189,7 @@ def pixel_probabilities(images: ImageRows, codes: np.ndarray, classes, keys: np.
         # Each row's place in the earlier fit (-1: new) and each class's column there, found once.
         at = pd.Index(previous.keys).get_indexer(digests)
         columns = np.array([previous.classes.index(c) for c in classes], dtype=np.int64)
-        reason = _change_reason(previous, at, columns, codes, anchored, max_growth_fraction)
+        reason = change_reason(previous, at, columns, codes, anchored, max_growth_fraction)
         if reason is None:
             kept = _keep(previous, images, at, columns, digests, codes, anchored, config)
             if kept is not None:
@@ -206,13 +199,6 @@ def pixel_probabilities(images: ImageRows, codes: np.ndarray, classes, keys: np.
                max_train_rows=max_train_rows)
     return PixelProbabilities(fit.probabilities.astype(np.float64), fit, True, reason,
                               margins=fit.margins.astype(np.float64))
-
-
-def _unique_digests(keys: np.ndarray) -> np.ndarray:
-    digests = key_digests(keys)
-    if np.unique(digests).size != digests.size:
-        raise ValueError("the pixel classifier's content keys must be unique")
-    return digests
 
 
 def _fit(images: ImageRows, codes: np.ndarray, classes: tuple[str, ...], keys: np.ndarray, digests: np.ndarray, *,
@@ -229,62 +215,26 @@ def _fit(images: ImageRows, codes: np.ndarray, classes: tuple[str, ...], keys: n
                               margins.astype(np.float32))
 
 
-def _change_reason(previous: PixelClassifierFit, at: np.ndarray, columns: np.ndarray, codes: np.ndarray,
-                   anchored: np.ndarray, max_growth_fraction: float) -> str | None:
-    """Why the rows changed too much for `previous` to serve them (None: it can)."""
-    known = at >= 0
-    if (previous.anchored[at[known]] != anchored[known]).any():
-        return "the label book changed"   # an anchor's own label was its training target in every fold
-    was_trained = known.copy()
-    was_trained[known] = previous.trained[at[known]]
-    relabelled = was_trained.copy()
-    relabelled[was_trained] = previous.labels[at[was_trained]] != columns[codes[was_trained]]
-    removed = previous.n_trained - int(was_trained.sum())
-    changed = int((~was_trained).sum()) + int(relabelled.sum()) + removed
-    growth = changed / max(previous.n_trained, 1)
-    if growth > max_growth_fraction:
-        return f"the labelled rows changed by {growth:.0%} > {max_growth_fraction:.0%}"
-    return None
-
-
 def _keep(previous: PixelClassifierFit, images: ImageRows, at: np.ndarray, columns: np.ndarray, digests: np.ndarray,
           codes: np.ndarray, anchored: np.ndarray, config: CnnConfig) -> PixelProbabilities | None:
     """The rows' probabilities from `previous` and its fold networks (None: the new rows' images are
     not of the size the networks were trained at)."""
-    new = np.flatnonzero(at < 0)
-    probs = np.zeros((len(digests), columns.size))
-    seen = np.flatnonzero(at >= 0)
-    probs[seen] = previous.probabilities[at[seen]][:, columns]
+    new = at < 0
+    seen = np.flatnonzero(~new)
     # A row's margin was measured for the label it had then: a row relabelled since has none.
     kept_margins = np.full(len(previous.keys), np.nan, dtype=np.float32) if previous.margins is None \
         else previous.margins
     margins = np.full(len(digests), np.nan)
     same_label = previous.labels[at[seen]] == columns[codes[seen]]
     margins[seen] = np.where(same_label, kept_margins[at[seen]], np.nan)
-    fresh_anchor = new[anchored[new]]
-    probs[fresh_anchor, codes[fresh_anchor]] = 1.0
-    predict = new[~anchored[new]]
-    predicted = np.zeros((0, len(previous.classes)), dtype=np.float32)
-    if predict.size:
-        predicted = _ensemble(previous, images, predict, config)
-        if predicted is None:
-            return None
-        probs[predict] = predicted[:, columns]
-    fit = previous
-    if new.size:
-        # The new rows join the fit as predicted, not trained, rows: the next run reads them back.
-        all_probs = np.zeros((new.size, len(previous.classes)), dtype=np.float32)
-        all_probs[np.searchsorted(new, predict)] = predicted
-        all_probs[np.searchsorted(new, fresh_anchor), columns[codes[fresh_anchor]]] = 1.0
-        fit = replace(previous, keys=np.concatenate([previous.keys, digests[new]]),
-                      labels=np.concatenate([previous.labels, columns[codes[new]].astype(np.int32)]),
-                      anchored=np.concatenate([previous.anchored, anchored[new]]),
-                      trained=np.concatenate([previous.trained, np.zeros(new.size, bool)]),
-                      probabilities=np.concatenate([previous.probabilities, all_probs]),
-                      margins=np.concatenate([kept_margins, np.full(new.size, np.nan, dtype=np.float32)]))
-    reason = (f"kept the earlier fit: {new.size} new rows predicted by its {len(previous.folds)} fold networks"
-              if new.size else "kept the earlier fit: no new rows")
-    return PixelProbabilities(probs, fit, False, reason, int(predict.size), margins)
+    kept = keep_rows(previous, at, columns, digests, codes, anchored,
+                     lambda rows: _ensemble(previous, images, rows, config),
+                     margins=np.concatenate([kept_margins, np.full(int(new.sum()), np.nan, dtype=np.float32)]))
+    if kept is None:
+        return None
+    reason = (f"kept the earlier fit: {kept.n_new} new rows predicted by its {len(previous.folds)} fold networks"
+              if kept.n_new else "kept the earlier fit: no new rows")
+    return PixelProbabilities(kept.probabilities, kept.fit, False, reason, kept.n_predicted, margins)
 
 
 def _ensemble(fit: PixelClassifierFit, images: ImageRows, rows: np.ndarray, config: CnnConfig) -> np.ndarray | None:

@@ -130,8 +130,11 @@ def test_flag_options_are_checked_by_name():
     with pytest.raises(ValueError, match="pixel_max_train_rows"):
         t.score(inputs, t.Options(pixel_max_train_rows=0), {})
     for bad in (-0.1, float("nan")):
-        with pytest.raises(ValueError, match="pixel_max_growth_fraction must be >= 0"):
-            t.score(inputs, t.Options(pixel_max_growth_fraction=bad), {})
+        for name in ("pixel_max_growth_fraction", "classifier_max_growth_fraction"):
+            with pytest.raises(ValueError, match=f"{name} must be >= 0"):
+                t.score(inputs, t.Options(**{name: bad}), {})
+    with pytest.raises(ValueError, match="classifier_keep_from_rows must be >= 0"):
+        t.score(inputs, t.Options(classifier_keep_from_rows=-1), {})
 
 
 def test_option_values_of_the_wrong_type_are_refused():
