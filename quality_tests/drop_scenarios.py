@@ -6,6 +6,8 @@ the `precomputed` embedder, so what the checks see does not depend on a seconds-
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 import dagster as dg
@@ -98,3 +100,25 @@ def audit_drop(store, data: Path, vectors: Path, drop: str, instance, *, selecti
         instance=instance, raise_on_error=False,
         selection=dg.AssetSelection.assets(*selection) if selection else None,
     )
+
+
+def scored_drop(store, data: Path, vectors: Path, drop: str, instance, scores_config: dict) -> tuple[dict, tuple]:
+    """`audit_drop` with the scores' options, then the newest score run's summary and its first label
+    error (path, suggested label)."""
+    result = audit_drop(store, data, vectors, drop, instance, run_config_ops={"issue_scores": {"config": scores_config}})
+    assert result.success, result.get_step_failure_events()
+    with store.connect(read_only=True) as conn:
+        summary = json.loads(conn.execute("SELECT summary_json FROM score_runs ORDER BY created_at DESC "
+                                          "LIMIT 1").fetchone()[0])
+        top = conn.execute("SELECT path, suggested_label FROM issues WHERE issue_type = 'label_error' "
+                           "ORDER BY rank LIMIT 1").fetchone()
+    return summary, top
+
+
+def mislabelled_row(data: Path, fit) -> int:
+    """The row of `MISLABELLED` (by its content key: the file's sha256 and its path) in a kept fit."""
+    from quality_assets.scores.kept_fits import key_digests
+
+    sha = hashlib.sha256((data / MISLABELLED).read_bytes()).hexdigest()
+    [row] = np.flatnonzero(fit.keys == key_digests(np.array([f"{sha}\x00{MISLABELLED}"]))[0])
+    return int(row)

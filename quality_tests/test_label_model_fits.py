@@ -13,10 +13,9 @@ import numpy as np
 import pytest
 
 from quality_assets.label_model_fits import StoredLabelModelFits, prune_fits
-from quality_assets.scores.kept_fits import key_digests
 from quality_assets.scores.kept_label_model import fit_kept_label_model, label_model_probabilities
 from quality_assets.store import Store
-from quality_tests.drop_scenarios import MISLABELLED, audit_drop, make_colour_drops
+from quality_tests.drop_scenarios import MISLABELLED, make_colour_drops, mislabelled_row, scored_drop
 
 # The representation's classifiers alone (the pixel classifier's fits have their own test), kept at
 # any size (the default keeps them from 20k labelled rows).
@@ -24,13 +23,8 @@ PIXELS_OFF = {"label_error": {"pixel_classifier": "off", "classifier_keep_from_r
 
 
 def _audit(store, data, vectors, drop, instance):
-    result = audit_drop(store, data, vectors, drop, instance, run_config_ops={"issue_scores": {"config": PIXELS_OFF}})
-    assert result.success, result.get_step_failure_events()
+    summary, top = scored_drop(store, data, vectors, drop, instance, PIXELS_OFF)
     with store.connect(read_only=True) as conn:
-        summary = json.loads(conn.execute("SELECT summary_json FROM score_runs ORDER BY created_at DESC "
-                                          "LIMIT 1").fetchone()[0])
-        top = conn.execute("SELECT path, suggested_label FROM issues WHERE issue_type = 'label_error' "
-                           "ORDER BY rank LIMIT 1").fetchone()
         fits = conn.execute("SELECT rows_path, models_path, n_rows, n_trained, settings_json FROM label_model_fits "
                             "ORDER BY created_at").fetchall()
     return summary, top, fits
@@ -74,12 +68,9 @@ def test_a_small_drop_is_predicted_by_the_kept_models_without_fitting(drops):
 
 
 def test_the_mislabelled_image_of_the_drop_leads_the_label_errors(drops):
-    import hashlib
-
     assert drops["top"] == (MISLABELLED, "red")
     fit = drops["drop_fit"]
-    sha = hashlib.sha256((drops["data"] / MISLABELLED).read_bytes()).hexdigest()
-    [row] = np.flatnonzero(fit.keys == key_digests(np.array([f"{sha}\x00{MISLABELLED}"]))[0])
+    row = mislabelled_row(drops["data"], fit)
     assert not fit.trained[row] and fit.classes[fit.probabilities[row].argmax()] == "red"
 
 

@@ -4,8 +4,6 @@ the first run trained (its new rows predicted by the stored fold networks, no ne
 earlier rows keep their probabilities, and a mislabelled image in the drop still leads the label
 errors. A fit whose files are gone is trained again."""
 
-import hashlib
-import json
 import shutil
 from pathlib import Path
 
@@ -16,21 +14,14 @@ import pytest
 from quality_assets.pixel_classifier_fits import StoredPixelClassifierFits, prune_fits
 from quality_assets.scores.pixel_classifier import key_digests, pixel_settings
 from quality_assets.store import Store
-from quality_tests.drop_scenarios import COLOURS, MISLABELLED, audit_drop, make_colour_drops
+from quality_tests.drop_scenarios import COLOURS, MISLABELLED, make_colour_drops, mislabelled_row, scored_drop
 from quality_tests.imagefolders import coloured_images
 
 PIXELS_ON = {"label_error": {"pixel_classifier": "on"}}
 
 
 def _audit(store, data, vectors, drop, instance):
-    result = audit_drop(store, data, vectors, drop, instance, run_config_ops={"issue_scores": {"config": PIXELS_ON}})
-    assert result.success, result.get_step_failure_events()
-    with store.connect(read_only=True) as conn:
-        summary = json.loads(conn.execute("SELECT summary_json FROM score_runs ORDER BY created_at DESC "
-                                          "LIMIT 1").fetchone()[0])
-        top = conn.execute("SELECT path, suggested_label FROM issues WHERE issue_type = 'label_error' "
-                           "ORDER BY rank LIMIT 1").fetchone()
-    return summary, top
+    return scored_drop(store, data, vectors, drop, instance, PIXELS_ON)
 
 
 def _latest_fit(store):
@@ -75,11 +66,9 @@ def test_a_small_drop_is_predicted_by_the_kept_fit_without_training(drops):
 
 
 def test_the_mislabelled_image_of_the_drop_leads_the_label_errors(drops):
-    path = MISLABELLED
-    assert drops["top"] == (path, "red")
+    assert drops["top"] == (MISLABELLED, "red")
     fit = drops["drop_fit"]
-    sha = hashlib.sha256((drops["data"] / path).read_bytes()).hexdigest()
-    [row] = np.flatnonzero(fit.keys == key_digests(np.array([f"{sha}\x00{path}"]))[0])
+    row = mislabelled_row(drops["data"], fit)
     assert not fit.trained[row] and fit.classes[fit.probabilities[row].argmax()] == "red"
 
 

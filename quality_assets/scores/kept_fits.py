@@ -10,9 +10,10 @@ from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 import numpy as np
+import pandas as pd
 
 __all__ = ["MAX_GROWTH_FRACTION", "KeptProbabilities", "KeptRows", "change_reason", "keep_rows", "key_digests",
-           "unique_digests"]
+           "reuse_reason", "unique_digests"]
 
 # A kept fit serves until the labelled rows changed by more than this fraction of its training rows
 # (the SSL model's `max_growth_fraction`).
@@ -29,6 +30,7 @@ class KeptRows(Protocol):
     anchored: np.ndarray
     trained: np.ndarray
     probabilities: np.ndarray
+    settings: dict[str, Any]
 
     @property
     def n_trained(self) -> int: ...
@@ -45,6 +47,23 @@ def unique_digests(keys: np.ndarray, what: str) -> np.ndarray:
     if np.unique(digests).size != digests.size:
         raise ValueError(f"the {what}'s content keys must be unique")
     return digests
+
+
+def reuse_reason(previous: KeptRows | None, settings: dict[str, Any], classes: tuple[str, ...], digests: np.ndarray,
+                 codes: np.ndarray, anchored: np.ndarray,
+                 max_growth_fraction: float) -> tuple[str | None, np.ndarray | None, np.ndarray | None]:
+    """(why `previous` cannot serve this run's rows, None where it can; each row's place in it, -1
+    for a new row; each of this run's class codes as a code of the fit's), the last two None where
+    the fit was not looked into. `previous` must carry `settings` too."""
+    if previous is None:
+        return "no earlier fit", None, None
+    if previous.settings != settings:
+        return "the classifier's settings changed", None, None
+    if set(previous.classes) != set(classes):
+        return "the classes changed", None, None
+    at = pd.Index(previous.keys).get_indexer(digests)
+    columns = np.array([previous.classes.index(c) for c in classes], dtype=np.int64)
+    return change_reason(previous, at, columns, codes, anchored, max_growth_fraction), at, columns
 
 
 def change_reason(previous: KeptRows, at: np.ndarray, columns: np.ndarray, codes: np.ndarray,

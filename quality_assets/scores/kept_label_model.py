@@ -24,11 +24,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from quality_assets.scores.confident_learning import (KERNEL_MAX_CLASSES, MAX_FEATURES, MAX_TRAIN_ROWS, LabelModel,
                                                       fit_label_model)
-from quality_assets.scores.kept_fits import MAX_GROWTH_FRACTION, change_reason, keep_rows, unique_digests
+from quality_assets.scores.kept_fits import MAX_GROWTH_FRACTION, keep_rows, reuse_reason, unique_digests
 
 __all__ = ["MAX_GROWTH_FRACTION", "LabelModelFit", "LabelModelProbabilities", "fit_kept_label_model",
            "label_model_probabilities", "label_model_settings"]
@@ -119,24 +118,16 @@ def label_model_probabilities(features: np.ndarray, codes: np.ndarray, classes, 
     anchored = np.zeros(len(codes), bool) if anchor is None else np.asarray(anchor, dtype=bool)
     settings = label_model_settings(seed=seed, features=features.shape[1])
     digests = unique_digests(keys, "label model")
-    if previous is None:
-        reason = "no earlier fit"
-    elif previous.settings != settings:
-        reason = "the classifier's settings changed"
-    elif set(previous.classes) != set(classes):
-        reason = "the classes changed"
-    else:
-        at = pd.Index(previous.keys).get_indexer(digests)
-        columns = np.array([previous.classes.index(c) for c in classes], dtype=np.int64)
-        reason = change_reason(previous, at, columns, codes, anchored, max_growth_fraction) \
-            or _features_changed(previous, at, features)
-        if reason is None:
-            kept = keep_rows(previous, at, columns, digests, codes, anchored,
-                             lambda rows: previous.model.predict(features[rows]))
-            detail = (f"{kept.n_new} new rows predicted by its {len(previous.model.folds)} folds' models"
-                      if kept.n_new else "no new rows")
-            return LabelModelProbabilities(kept.probabilities, kept.fit, False, f"kept the earlier fit: {detail}",
-                                           kept.n_new, kept.n_predicted)
+    reason, at, columns = reuse_reason(previous, settings, classes, digests, codes, anchored, max_growth_fraction)
+    if reason is None:
+        reason = _features_changed(previous, at, features)
+    if reason is None:
+        kept = keep_rows(previous, at, columns, digests, codes, anchored,
+                         lambda rows: previous.model.predict(features[rows]))
+        detail = (f"{kept.n_new} new rows predicted by its {len(previous.model.folds)} folds' models"
+                  if kept.n_new else "no new rows")
+        return LabelModelProbabilities(kept.probabilities, kept.fit, False, f"kept the earlier fit: {detail}",
+                                       kept.n_new, kept.n_predicted)
     fit = _fit(features, codes, classes, keys, digests, seed=seed, anchor=anchored)
     return LabelModelProbabilities(fit.probabilities.copy(), fit, True, reason)
 

@@ -44,11 +44,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from quality_assets.consumer_cnn import CnnConfig, build_cnn, train_cnn, train_side_by_side
-from quality_assets.scores.kept_fits import (MAX_GROWTH_FRACTION, change_reason, keep_rows, key_digests,
-                                             unique_digests)
+from quality_assets.scores.kept_fits import MAX_GROWTH_FRACTION, keep_rows, key_digests, reuse_reason, unique_digests
 
 __all__ = ["MAX_GROWTH_FRACTION", "MAX_TRAIN_ROWS", "PIXEL_CLASSIFIER_CONFIG", "FoldNetwork", "PixelClassifierFit",
            "PixelProbabilities", "fit_pixel_classifier", "key_digests", "out_of_fold_pixel_probabilities",
@@ -179,22 +177,12 @@ def pixel_probabilities(images: ImageRows, codes: np.ndarray, classes, keys: np.
     anchored = np.zeros(len(codes), bool) if anchor is None else np.asarray(anchor, dtype=bool)
     settings = pixel_settings(seed=seed, max_train_rows=max_train_rows, config=config, folds=folds)
     digests = unique_digests(keys, "pixel classifier")
-    if previous is None:
-        reason = "no earlier fit"
-    elif previous.settings != settings:
-        reason = "the classifier's settings changed"
-    elif set(previous.classes) != set(classes):
-        reason = "the classes changed"
-    else:
-        # Each row's place in the earlier fit (-1: new) and each class's column there, found once.
-        at = pd.Index(previous.keys).get_indexer(digests)
-        columns = np.array([previous.classes.index(c) for c in classes], dtype=np.int64)
-        reason = change_reason(previous, at, columns, codes, anchored, max_growth_fraction)
-        if reason is None:
-            kept = _keep(previous, images, at, columns, digests, codes, anchored, config)
-            if kept is not None:
-                return kept
-            reason = "the images' size changed"
+    reason, at, columns = reuse_reason(previous, settings, classes, digests, codes, anchored, max_growth_fraction)
+    if reason is None:
+        kept = _keep(previous, images, at, columns, digests, codes, anchored, config)
+        if kept is not None:
+            return kept
+        reason = "the images' size changed"
     fit = _fit(images, codes, classes, keys, digests, folds=folds, seed=seed, anchor=anchored, config=config,
                max_train_rows=max_train_rows)
     return PixelProbabilities(fit.probabilities.astype(np.float64), fit, True, reason,
