@@ -100,7 +100,7 @@ def fit_kept_label_model(features: np.ndarray, codes: np.ndarray, classes, keys:
     unique content keys) that keeps its models, for later runs."""
     classes = tuple(str(c) for c in classes)
     return _fit(np.asarray(features), np.asarray(codes, dtype=np.int64), classes, keys,
-                unique_digests(keys, "label model"), seed=seed, anchor=anchor)
+                unique_digests(keys, "label model"), seed=seed, anchor=anchor)[0]
 
 
 def label_model_probabilities(features: np.ndarray, codes: np.ndarray, classes, keys: np.ndarray, *,
@@ -119,6 +119,8 @@ def label_model_probabilities(features: np.ndarray, codes: np.ndarray, classes, 
     settings = label_model_settings(seed=seed, features=features.shape[1])
     digests = unique_digests(keys, "label model")
     reason, at, columns = reuse_reason(previous, settings, classes, digests, codes, anchored, max_growth_fraction)
+    if reason is None and not previous.model.folds:
+        reason = "the earlier fit has no models (every row it saw was in the label book)"
     if reason is None:
         reason = _features_changed(previous, at, features)
     if reason is None:
@@ -128,18 +130,21 @@ def label_model_probabilities(features: np.ndarray, codes: np.ndarray, classes, 
                   if kept.n_new else "no new rows")
         return LabelModelProbabilities(kept.probabilities, kept.fit, False, f"kept the earlier fit: {detail}",
                                        kept.n_new, kept.n_predicted)
-    fit = _fit(features, codes, classes, keys, digests, seed=seed, anchor=anchored)
-    return LabelModelProbabilities(fit.probabilities.copy(), fit, True, reason)
+    fit, probs = _fit(features, codes, classes, keys, digests, seed=seed, anchor=anchored)
+    return LabelModelProbabilities(probs, fit, True, reason)
 
 
 def _fit(features: np.ndarray, codes: np.ndarray, classes: tuple[str, ...], keys: np.ndarray, digests: np.ndarray,
-         *, seed: int, anchor: np.ndarray | None) -> LabelModelFit:
+         *, seed: int, anchor: np.ndarray | None) -> tuple[LabelModelFit, np.ndarray]:
+    """(the fit, its rows' probabilities as fitted): the fit keeps them in float32, as the pixel
+    classifier's does (a million rows of 100 classes hold 400 MB, rewritten by every drop)."""
     anchored = np.zeros(len(codes), bool) if anchor is None else np.asarray(anchor, dtype=bool)
     probs, model = fit_label_model(features, codes, len(classes), seed=seed, anchor=anchored, order_key=keys)
     probe = np.sort(np.argsort(digests, kind="stable")[:_PROBE_ROWS])
-    return LabelModelFit(classes, digests, codes.astype(np.int32), anchored.copy(), np.ones(len(codes), bool), probs,
-                         model, probe, features[probe].astype(np.float64),
-                         label_model_settings(seed=seed, features=features.shape[1]))
+    fit = LabelModelFit(classes, digests, codes.astype(np.int32), anchored.copy(), np.ones(len(codes), bool),
+                        probs.astype(np.float32), model, probe, features[probe].astype(np.float64),
+                        label_model_settings(seed=seed, features=features.shape[1]))
+    return fit, probs
 
 
 def _features_changed(previous: LabelModelFit, at: np.ndarray, features: np.ndarray) -> str | None:

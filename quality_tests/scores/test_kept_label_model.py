@@ -9,7 +9,7 @@ import pytest
 from quality_assets.scores import confident_learning as cl
 from quality_assets.scores.confident_learning import label_quality, out_of_sample_probabilities
 from quality_assets.scores.kept_label_model import (
-    fit_kept_label_model, label_model_probabilities, label_model_settings,
+    label_model_probabilities, label_model_settings,
 )
 
 CLASSES = ("a", "b", "c", "d")
@@ -31,8 +31,12 @@ def test_a_fit_gives_the_out_of_sample_probabilities_and_its_models_give_them_ag
     given = y.copy()
     given[:8] = (y[:8] + 1) % 4
     keys = _keys(len(y))[rng.permutation(len(y))]   # content order is not row order
-    fit = fit_kept_label_model(x, given, CLASSES, keys)
-    np.testing.assert_array_equal(fit.probabilities, out_of_sample_probabilities(x, given, 4, order_key=keys))
+    found = label_model_probabilities(x, given, CLASSES, keys)
+    fit = found.fit
+    np.testing.assert_array_equal(found.probabilities, out_of_sample_probabilities(x, given, 4, order_key=keys))
+    # The fit keeps them in float32.
+    assert fit.probabilities.dtype == np.float32
+    np.testing.assert_array_equal(fit.probabilities, found.probabilities.astype(np.float32))
     assert fit.model.kernel_used and len(fit.model.folds) == 5 and fit.n_trained == len(y)
     # Each fold's kept models, on the standardiser's map of the raw rows, give its held rows theirs.
     order = np.argsort(keys, kind="stable")
@@ -42,7 +46,7 @@ def test_a_fit_gives_the_out_of_sample_probabilities_and_its_models_give_them_ag
     for fold, models in enumerate(fit.model.folds):
         held = order[fold_of == fold]
         assert models.machine is not None and models.machine.rows.shape[0] < models.machine.n_train
-        np.testing.assert_allclose(models.predict(fit.model.standardiser(x[held]), 4), fit.probabilities[held],
+        np.testing.assert_allclose(models.predict(fit.model.standardiser(x[held]), 4), found.probabilities[held],
                                    atol=1e-9)
 
 
@@ -83,7 +87,7 @@ def test_a_drop_is_predicted_by_the_kept_models_and_its_flipped_row_found():
     assert drop.n_new == drop.n_predicted == 20 and drop.fit_changed
     assert drop.reason == "kept the earlier fit: 20 new rows predicted by its 5 folds' models"
     # The earlier rows keep their probabilities, their columns in this call's class order.
-    np.testing.assert_array_equal(drop.probabilities[20:], first.probabilities[:, ::-1])
+    np.testing.assert_array_equal(drop.probabilities[20:], first.fit.probabilities[:, ::-1])
     # The new rows: the mean of every fold's models, and the flipped one has the lowest quality.
     np.testing.assert_allclose(drop.probabilities[:20], first.fit.model.predict(drop_x)[:, ::-1])
     quality = label_quality(codes, drop.probabilities, np.zeros(len(codes), bool)).quality
@@ -92,7 +96,7 @@ def test_a_drop_is_predicted_by_the_kept_models_and_its_flipped_row_found():
     assert drop.fit.model is first.fit.model and drop.fit.n_trained == len(y) and len(drop.fit.keys) == len(y) + 20
     again = label_model_probabilities(grown_x, codes, order, grown_keys, previous=drop.fit)
     assert not again.trained and not again.fit_changed and again.reason == "kept the earlier fit: no new rows"
-    np.testing.assert_array_equal(again.probabilities, drop.probabilities)
+    np.testing.assert_array_equal(again.probabilities, drop.probabilities.astype(np.float32))   # as kept
 
 
 def test_the_fit_is_made_again_when_what_it_was_made_on_changed():
@@ -124,6 +128,23 @@ def test_the_fit_is_made_again_when_what_it_was_made_on_changed():
     assert reason(features=x * 1.5 + 0.1) == "the features changed (another SSL model or view)"
     # The same vectors to float32 rounding are the same features.
     assert reason(features=(x.astype(np.float64) * (1 + 1e-7))).startswith("kept")
+
+
+def test_a_fit_of_label_book_rows_alone_has_no_models_and_is_made_again():
+    x, y = _blobs(np.random.default_rng(7), 10)
+    keys = _keys(len(y))
+    first = label_model_probabilities(x, y, CLASSES, keys, anchor=np.ones(len(y), bool))
+    assert first.fit.model.folds == [] and (first.probabilities.argmax(1) == y).all()
+    # The rows leave the label book: nothing to predict them with, so the classifiers are fitted.
+    again = label_model_probabilities(x, y, CLASSES, keys, previous=first.fit, max_growth_fraction=1.0)
+    assert again.trained and again.reason == "the label book changed"
+    # New rows beside the same label book: fitted too, not predicted by models that do not exist.
+    more_x, more_y = _blobs(np.random.default_rng(8), 1)
+    grown = label_model_probabilities(np.concatenate([x, more_x]), np.concatenate([y, more_y]), CLASSES,
+                                      np.concatenate([keys, _keys(4, start=100)]), previous=first.fit,
+                                      anchor=np.r_[np.ones(len(y), bool), np.zeros(4, bool)], max_growth_fraction=1.0)
+    assert grown.trained and grown.reason == "the earlier fit has no models (every row it saw was in the label book)"
+    assert len(grown.fit.model.folds) >= 2
 
 
 def test_settings_name_the_features_and_the_library():
