@@ -150,6 +150,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return outcome.exit_code
 
 
+# Class-folder drops the audit's summary names one by one.
+_CLASS_FOLDER_LINES = 3
+
+
 def _print_summary(home: Path) -> None:
     from quality_assets.store import Store
 
@@ -171,10 +175,16 @@ def _print_summary(home: Path) -> None:
             print(f"  nothing was accepted: a drop is an ImageFolder tree <split>/<label>/<file> (split: "
                   f"{', '.join(KNOWN_SPLITS)}), class folders <label>/<file> (read as train) or a folder with "
                   f"manifest.csv (path,label,split); README, \"Input\"")
-    for drop in store.query("class_folder_drops").itertuples():
+    class_folders = store.query("class_folder_drops")
+    # A store that grew drop by drop would list every one after every audit: the newest few say it.
+    for drop in class_folders.head(_CLASS_FOLDER_LINES).itertuples():
         where = "the data root" if drop.drop_dir in (".", "") else drop.drop_dir
         print(f"  {where}: class folders without split folders: its {drop.n_accepted} images are read as "
               f"train, each folder its label (leakage needs val or test folders)")
+    if len(class_folders) > _CLASS_FOLDER_LINES:
+        older = class_folders.iloc[_CLASS_FOLDER_LINES:]
+        print(f"  and {len(older)} earlier class-folder drops ({int(older.n_accepted.sum())} images, read as train "
+              f"too: SELECT * FROM drops WHERE layout = 'classfolders')")
     summary = store.query("issue_summary")
     if len(summary):
         print("issues:")

@@ -93,6 +93,23 @@ def test_the_summary_says_what_was_wrong_with_the_files_when_none_was_accepted(s
     assert "class folders <label>/<file> (read as train)" in shown
 
 
+def test_the_summary_names_the_newest_class_folder_drops_and_counts_the_others(store, quality_home, tmp_path, capsys):
+    from quality_assets.cli import _print_summary
+    from quality_assets.ingest import ingest_drop
+
+    data = tmp_path / "data"
+    for i in (0, 1, 2, 4, 3):
+        make_imagefolder(data / f"drop{i}", {"cats": {"tabby": 1}, "dogs": {"pug": 1 + i}})
+        ingest_drop(store, data, data / f"drop{i}")
+    ingest_drop(store, data, data / "drop4")   # again: now the newest
+    capsys.readouterr()
+    _print_summary(quality_home)
+    shown = capsys.readouterr().out
+    lines = [line for line in shown.splitlines() if "class folders without split folders" in line]
+    assert [line.split(":")[0].strip() for line in lines] == ["drop4", "drop3", "drop2"]
+    assert "and 2 earlier class-folder drops (5 images, read as train too" in shown
+
+
 def test_the_summary_says_class_folders_were_read_as_train(store, quality_home, tmp_path, capsys):
     """torchvision's `<label>/<file>` tree is accepted whole as train, and the summary says so (and
     what leakage would need)."""

@@ -55,7 +55,8 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
 __all__ = ["ConfidentLearning", "FoldModels", "LabelModel", "MultiLabelConfidentLearning", "Standardiser",
-           "anchored_probabilities", "confident_learning", "deal_folds", "fit_label_model", "label_quality", "multi_label_confident_learning", "out_of_sample_probabilities", "out_of_sample_tag_probabilities",
+           "anchored_probabilities", "confident_learning", "deal_folds", "fit_label_model", "label_quality",
+           "multi_label_confident_learning", "out_of_sample_probabilities", "out_of_sample_tag_probabilities",
            "uses_kernel_model"]
 
 # Folds by dataset size: 5 is cleanlab's recommendation; past 200k samples 3 folds lose little.
