@@ -89,6 +89,13 @@ class LabelErrorOptions(Cutoff):
     # a drop then scores exactly as a run on all its data at once.
     classifier_max_growth_fraction: float = MAX_GROWTH_FRACTION
     classifier_keep_from_rows: int = 20_000
+    # cleanlab's label-quality score of the classifiers' out-of-sample probabilities (the
+    # representation's and the pixel classifier's): self_confidence (the given label's probability) |
+    # normalized_margin (its margin over the likeliest other label) | confidence_weighted_entropy.
+    # The margin ranked five matrix cells' flips +0.008 AP on the mean, within the seed spread
+    # (docs/benchmarks/matrix.md, "Update 2026-12-08"). Single-label data (the tags' path scores each
+    # tag's self-confidence).
+    quality_method: str = "self_confidence"
     seed: int = 0
 
 
@@ -129,6 +136,11 @@ class LabelError(IssueType):
         for name in ("pixel_max_growth_fraction", "classifier_max_growth_fraction", "classifier_keep_from_rows"):
             if not getattr(options, name) >= 0:
                 raise ValueError(f"label_error {name} must be >= 0, got {getattr(options, name)!r}")
+        from quality_assets.scores.confident_learning import QUALITY_METHODS
+
+        if options.quality_method not in QUALITY_METHODS:
+            raise ValueError(f"label_error quality_method must be one of {QUALITY_METHODS}, "
+                             f"got {options.quality_method!r}")
         if options.multi_label not in _MULTI_LABEL_MODES:
             raise ValueError(f"label_error multi_label must be one of {_MULTI_LABEL_MODES}, "
                              f"got {options.multi_label!r}")
@@ -175,7 +187,7 @@ class LabelError(IssueType):
             # together, in the score and in the suggestion (docs/benchmarks/matrix.md, "Update 2026-12-03").
             pixel_probs, margins, pixel_summary = _pixel_probabilities(inputs, options, rows, codes_all[rows], classes,
                                                                        trusted[rows], keys)
-            quality = np.clip(get_label_quality_scores(codes_all[rows], pixel_probs, method="self_confidence"),
+            quality = np.clip(get_label_quality_scores(codes_all[rows], pixel_probs, method=options.quality_method),
                               0.0, 1.0)
             if options.pixel_margins and margins is not None:
                 # The margin as a probability of the given label against its strongest rival, at the
@@ -293,14 +305,16 @@ def _classifier_evidence(inputs: ScoringInputs, options: LabelErrorOptions, feat
     # As for the pixel classifier: rows with one content key under two data roots cannot be told apart.
     if (fits is None or keys is None or codes.size < options.classifier_keep_from_rows
             or not pd.Index(keys).is_unique):
-        return confident_learning(features, codes, len(classes), seed=options.seed, anchor=anchor, order_key=keys), {}
+        return confident_learning(features, codes, len(classes), seed=options.seed, anchor=anchor, order_key=keys,
+                                  method=options.quality_method), {}
     settings = label_model_settings(seed=options.seed, features=features.shape[1])
     found = label_model_probabilities(features, codes, classes, keys, previous=fits.latest(settings),
                                       max_growth_fraction=options.classifier_max_growth_fraction, seed=options.seed,
                                       anchor=anchor)
     if found.fit_changed:
         fits.keep(found.fit)
-    learned = label_quality(codes, found.probabilities, anchor, kernel_used=found.fit.model.kernel_used)
+    learned = label_quality(codes, found.probabilities, anchor, kernel_used=found.fit.model.kernel_used,
+                            method=options.quality_method)
     return learned, {"classifier_fitted": found.trained, "classifier_reason": found.reason,
                      "classifier_rows_predicted": found.n_predicted}
 

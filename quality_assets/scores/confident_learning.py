@@ -611,6 +611,12 @@ class LabelModel:
         return sum(fold.predict(x, self.n_classes) for fold in self.folds) / len(self.folds)
 
 
+# cleanlab's label-quality scores of one label (`cleanlab.rank.get_label_quality_scores`), and the one
+# the label-error issue type reads by default (its `quality_method`).
+QUALITY_METHODS = ("self_confidence", "normalized_margin", "confidence_weighted_entropy")
+QUALITY_METHOD = "self_confidence"
+
+
 @dataclass
 class ConfidentLearning:
     pred_probs: np.ndarray       # [n, C] out-of-sample probabilities
@@ -621,28 +627,29 @@ class ConfidentLearning:
 
 def confident_learning(features: np.ndarray, codes: np.ndarray, n_classes: int, *, seed: int = 0,
                        anchor: np.ndarray | None = None, order_key: np.ndarray | None = None,
-                       kernel: bool = True) -> ConfidentLearning:
+                       kernel: bool = True, method: str = QUALITY_METHOD) -> ConfidentLearning:
     """Out-of-sample probabilities and cleanlab's label quality and issues for labelled samples;
     `anchor` rows (clean labels) anchor every fold and are never flagged; `order_key`, `kernel`: see
-    :func:`out_of_sample_probabilities`."""
+    :func:`out_of_sample_probabilities`; `method`: cleanlab's label-quality score (`label_quality`)."""
     codes = np.asarray(codes)
     anchored = np.zeros(len(codes), dtype=bool) if anchor is None else np.asarray(anchor, dtype=bool)
     probs = out_of_sample_probabilities(features, codes, n_classes, seed=seed, anchor=anchored, order_key=order_key,
                                         kernel=kernel)
-    return label_quality(codes, probs, anchored, kernel_used=bool(kernel and uses_kernel_model(codes)))
+    return label_quality(codes, probs, anchored, kernel_used=bool(kernel and uses_kernel_model(codes)), method=method)
 
 
-def label_quality(codes: np.ndarray, probs: np.ndarray, anchored: np.ndarray, *,
-                  kernel_used: bool = False) -> ConfidentLearning:
-    """cleanlab's label quality and issues from out-of-sample probabilities (`probs`: [n, C]);
-    `anchored` rows are never flagged."""
+def label_quality(codes: np.ndarray, probs: np.ndarray, anchored: np.ndarray, *, kernel_used: bool = False,
+                  method: str = QUALITY_METHOD) -> ConfidentLearning:
+    """cleanlab's label quality (`cleanlab.rank.get_label_quality_scores` with `method`, one of
+    `QUALITY_METHODS`) and issues from out-of-sample probabilities (`probs`: [n, C]); `anchored` rows
+    are never flagged."""
     from cleanlab.filter import find_label_issues
     from cleanlab.rank import get_label_quality_scores
 
     codes = np.asarray(codes)
     n_classes = probs.shape[1]
     anchored = np.asarray(anchored, dtype=bool)
-    quality = get_label_quality_scores(codes, probs, method="self_confidence")
+    quality = get_label_quality_scores(codes, probs, method=method)
     issues = np.zeros(len(codes), dtype=bool)
     free = np.flatnonzero(~anchored)
     present = np.bincount(codes[free], minlength=n_classes) > 0

@@ -135,6 +135,8 @@ def test_flag_options_are_checked_by_name():
                 t.score(inputs, t.Options(**{name: bad}), {})
     with pytest.raises(ValueError, match="classifier_keep_from_rows must be >= 0"):
         t.score(inputs, t.Options(classifier_keep_from_rows=-1), {})
+    with pytest.raises(ValueError, match="quality_method must be one of"):
+        t.score(inputs, t.Options(quality_method="margin"), {})
 
 
 def test_option_values_of_the_wrong_type_are_refused():

@@ -424,3 +424,20 @@ def test_kept_decision_values_serve_both_passes_and_give_the_same_probabilities(
     again = out_of_sample_probabilities(x, given, 4)
     assert sum(computed) == 2 * len(y)               # over the budget: both passes compute them
     np.testing.assert_array_equal(kept, again)
+
+
+def test_the_normalized_margin_ranks_a_label_another_class_claims_below_one_nothing_claims():
+    # Two doubtful labels: row 0's given class has 0.45 against one rival at 0.55 (the evidence names
+    # another label), row 1's has 0.40 with the rest spread thin (no other label is named). The
+    # given label's probability (self-confidence) doubts row 1 more; its margin over the likeliest
+    # other label doubts row 0 more, and that is the one a relabel would fix.
+    from quality_assets.scores.confident_learning import QUALITY_METHODS, label_quality
+
+    probs = np.array([[0.45, 0.55, 0.0, 0.0], [0.40, 0.20, 0.20, 0.20]] + [[0.97, 0.01, 0.01, 0.01]] * 8)
+    codes = np.zeros(len(probs), dtype=np.int64)
+    anchored = np.zeros(len(probs), bool)
+    confidence = label_quality(codes, probs, anchored, method="self_confidence").quality
+    margin = label_quality(codes, probs, anchored, method="normalized_margin").quality
+    assert confidence[1] < confidence[0] and margin[0] < margin[1]
+    assert margin[:2].max() < margin[2:].min()
+    assert set(QUALITY_METHODS) >= {"self_confidence", "normalized_margin"}
