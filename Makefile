@@ -30,7 +30,7 @@ TEST_HOMES = tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
 # Two workers (pytest-xdist): CI's two cores; each worker is its own process with its own test homes
 # (conftest.py), and its torch (and the audits it starts) on one thread: two workers' intra-op threads
 # on two cores wait on each other at every barrier (the default run took 6% longer on two threads each).
-# 8-9.5 min in two on CI (765 tests, 8:33-9:21 on 2026-12-07). The slow tests stay in one: they time servers and
+# 8-9.5 min in two on CI (778 tests; 765 took 7:03-9:21 on 2026-12-07). The slow tests stay in one: they time servers and
 # signals, which two workers on two cores would only make flaky.
 test: install
 	$(TEST_HOMES) && OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -m "not slow" -n 2

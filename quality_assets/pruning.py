@@ -7,8 +7,9 @@ so lineage still reads and a pruned version that comes back is computed again ra
 Stored pixel verdicts of an older verifier code are deleted too, and so are the row files of the
 copy searches' pruned versions (`artifacts/copy_rows`), all but the newest `keep` fits of the
 label-error pixel classifier (`artifacts/pixel_classifier`), of its representation classifiers
-(`artifacts/label_model`) and of the near-duplicate copy descriptor (`artifacts/copy_descriptor`), and, with Parquet row storage, the shard
-files no version lists any more; the small shard files of each key are merged into few.
+(`artifacts/label_model`) and of the near-duplicate copy descriptor (`artifacts/copy_descriptor`),
+and, with Parquet row storage, the shard files no version lists any more; the small shard files of
+each key are merged into few.
 """
 
 from __future__ import annotations

@@ -105,7 +105,8 @@ def audit_drop(store, data: Path, vectors: Path, drop: str, instance, *, selecti
 def scored_drop(store, data: Path, vectors: Path, drop: str, instance, scores_config: dict) -> tuple[dict, tuple]:
     """`audit_drop` with the scores' options, then the newest score run's summary and its first label
     error (path, suggested label)."""
-    result = audit_drop(store, data, vectors, drop, instance, run_config_ops={"issue_scores": {"config": scores_config}})
+    result = audit_drop(store, data, vectors, drop, instance,
+                        run_config_ops={"issue_scores": {"config": scores_config}})
     assert result.success, result.get_step_failure_events()
     with store.connect(read_only=True) as conn:
         summary = json.loads(conn.execute("SELECT summary_json FROM score_runs ORDER BY created_at DESC "
