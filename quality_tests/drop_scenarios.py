@@ -116,10 +116,13 @@ def scored_drop(store, data: Path, vectors: Path, drop: str, instance, scores_co
     return summary, top
 
 
-def mislabelled_row(data: Path, fit) -> int:
-    """The row of `MISLABELLED` (by its content key: the file's sha256 and its path) in a kept fit."""
+def check_the_mislabelled_image_leads(drops: dict) -> None:
+    """The two kept fits' Dagster tests: after the drop, `MISLABELLED` is the first label error with
+    `red` suggested, and the grown fit holds it as a predicted (not trained) row that it calls red."""
     from quality_assets.scores.kept_fits import key_digests
 
-    sha = hashlib.sha256((data / MISLABELLED).read_bytes()).hexdigest()
+    assert drops["top"] == (MISLABELLED, "red")
+    fit = drops["drop_fit"]
+    sha = hashlib.sha256((drops["data"] / MISLABELLED).read_bytes()).hexdigest()
     [row] = np.flatnonzero(fit.keys == key_digests(np.array([f"{sha}\x00{MISLABELLED}"]))[0])
-    return int(row)
+    assert not fit.trained[row] and fit.classes[fit.probabilities[row].argmax()] == "red"

@@ -15,7 +15,7 @@ import pytest
 from quality_assets.label_model_fits import StoredLabelModelFits, prune_fits
 from quality_assets.scores.kept_label_model import fit_kept_label_model, label_model_probabilities
 from quality_assets.store import Store
-from quality_tests.drop_scenarios import MISLABELLED, make_colour_drops, mislabelled_row, scored_drop
+from quality_tests.drop_scenarios import check_the_mislabelled_image_leads, make_colour_drops, scored_drop
 
 # The representation's classifiers alone (the pixel classifier's fits have their own test), kept at
 # any size (the default keeps them from 20k labelled rows).
@@ -68,10 +68,7 @@ def test_a_small_drop_is_predicted_by_the_kept_models_without_fitting(drops):
 
 
 def test_the_mislabelled_image_of_the_drop_leads_the_label_errors(drops):
-    assert drops["top"] == (MISLABELLED, "red")
-    fit = drops["drop_fit"]
-    row = mislabelled_row(drops["data"], fit)
-    assert not fit.trained[row] and fit.classes[fit.probabilities[row].argmax()] == "red"
+    check_the_mislabelled_image_leads(drops)
 
 
 def test_a_fit_whose_files_are_gone_is_made_again(drops):

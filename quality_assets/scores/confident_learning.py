@@ -189,11 +189,12 @@ def _out_of_fold(x: np.ndarray, codes: np.ndarray, n_classes: int, *, folds: int
             machines.append((held, _training_rows(np.flatnonzero(fold_of != fold), codes, anchored, np.arange(n))))
             fold_models[-1].kernel_share = 0.5
     if machines:
-        fitted: list = []
+        # Only a caller that keeps the models gets them (copying the support vectors' rows costs memory).
+        fitted: list | None = None if models is None else []
         for held, met, kernel_probs in _kernel_probabilities(x, codes, machines, fitted=fitted):
             probs[np.ix_(held, met)] += 0.5 * kernel_probs
         with_machine = [fold for fold in fold_models if fold.kernel_share]
-        for fold, (machine, sigmoids) in zip(with_machine, fitted):
+        for fold, (machine, sigmoids) in zip(with_machine, fitted or []):
             fold.machine, fold.sigmoids = machine.support_only(), sigmoids
     if models is not None:
         models.extend(fold_models)

@@ -1,39 +1,28 @@
 """What the fits kept between score runs share (the pixel classifier's, `scores.pixel_classifier`;
 the representation classifiers', `scores.kept_label_model`): rows known by a digest of their content
-key, and the rule that decides whether an earlier fit still serves the rows of this run."""
+key, and the rule that decides whether an earlier fit still serves the rows of this run.
+
+A kept fit here is any object with `classes`, `settings`, per-row `keys` (digests), `labels` (codes
+into its classes, what each row was labelled when it was seen), `anchored`, `trained` (dealt into its
+folds; the others were predicted later) and `probabilities`, and `n_trained`: the two fits'
+dataclasses (`pixel_classifier.PixelClassifierFit`, `kept_label_model.LabelModelFit`)."""
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["MAX_GROWTH_FRACTION", "KeptProbabilities", "KeptRows", "change_reason", "keep_rows", "key_digests",
+__all__ = ["MAX_GROWTH_FRACTION", "KeptProbabilities", "change_reason", "keep_rows", "key_digests",
            "reuse_reason", "unique_digests"]
 
 # A kept fit serves until the labelled rows changed by more than this fraction of its training rows
 # (the SSL model's `max_growth_fraction`).
 MAX_GROWTH_FRACTION = 0.2
-
-
-class KeptRows(Protocol):
-    """The rows a kept fit holds: `labels` are codes into the fit's classes (what each row was
-    labelled when it was seen), `trained` rows were dealt into its folds (the others predicted later)."""
-
-    classes: tuple[str, ...]
-    keys: np.ndarray
-    labels: np.ndarray
-    anchored: np.ndarray
-    trained: np.ndarray
-    probabilities: np.ndarray
-    settings: dict[str, Any]
-
-    @property
-    def n_trained(self) -> int: ...
 
 
 def key_digests(keys: np.ndarray) -> np.ndarray:
@@ -49,7 +38,7 @@ def unique_digests(keys: np.ndarray, what: str) -> np.ndarray:
     return digests
 
 
-def reuse_reason(previous: KeptRows | None, settings: dict[str, Any], classes: tuple[str, ...], digests: np.ndarray,
+def reuse_reason(previous: Any, settings: dict[str, Any], classes: tuple[str, ...], digests: np.ndarray,
                  codes: np.ndarray, anchored: np.ndarray,
                  max_growth_fraction: float) -> tuple[str | None, np.ndarray | None, np.ndarray | None]:
     """(why `previous` cannot serve this run's rows, None where it can; each row's place in it, -1
@@ -66,7 +55,7 @@ def reuse_reason(previous: KeptRows | None, settings: dict[str, Any], classes: t
     return change_reason(previous, at, columns, codes, anchored, max_growth_fraction), at, columns
 
 
-def change_reason(previous: KeptRows, at: np.ndarray, columns: np.ndarray, codes: np.ndarray,
+def change_reason(previous: Any, at: np.ndarray, columns: np.ndarray, codes: np.ndarray,
                   anchored: np.ndarray, max_growth_fraction: float) -> str | None:
     """Why the rows changed too much for `previous` to serve them (None: it can). `at`: each row's
     place in `previous` (-1: new); `columns`: each of this run's class codes as a code of the fit's."""
@@ -96,7 +85,7 @@ class KeptProbabilities:
     n_predicted: int
 
 
-def keep_rows(previous: KeptRows, at: np.ndarray, columns: np.ndarray, digests: np.ndarray, codes: np.ndarray,
+def keep_rows(previous: Any, at: np.ndarray, columns: np.ndarray, digests: np.ndarray, codes: np.ndarray,
               anchored: np.ndarray, predict: Callable[[np.ndarray], np.ndarray | None],
               **grown: np.ndarray) -> KeptProbabilities | None:
     """This run's probabilities from `previous`: the rows it holds keep theirs (each came from models
