@@ -2,10 +2,9 @@
 the representation classifiers', `scores.kept_label_model`): rows known by a digest of their content
 key, and the rule that decides whether an earlier fit still serves the rows of this run.
 
-A kept fit here is any object with `classes`, `settings`, per-row `keys` (digests), `labels` (codes
-into its classes, what each row was labelled when it was seen), `anchored`, `trained` (dealt into its
-folds; the others were predicted later) and `probabilities`, and `n_trained`: the two fits'
-dataclasses (`pixel_classifier.PixelClassifierFit`, `kept_label_model.LabelModelFit`)."""
+A kept fit is a :class:`KeptFit`: the rows it has seen, which the two fits' dataclasses
+(`pixel_classifier.PixelClassifierFit`, `kept_label_model.LabelModelFit`) extend with their models
+and `settings`."""
 
 from __future__ import annotations
 
@@ -17,12 +16,31 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["MAX_GROWTH_FRACTION", "KeptProbabilities", "change_reason", "keep_rows", "key_digests",
+__all__ = ["MAX_GROWTH_FRACTION", "KeptFit", "KeptProbabilities", "change_reason", "keep_rows", "key_digests",
            "reuse_reason", "unique_digests"]
 
 # A kept fit serves until the labelled rows changed by more than this fraction of its training rows
 # (the SSL model's `max_growth_fraction`).
 MAX_GROWTH_FRACTION = 0.2
+
+
+@dataclass
+class KeptFit:
+    """The rows a kept fit has seen and their out-of-fold probabilities. Rows are known by a 64-bit
+    digest of their content key (`key_digests`); `trained` rows were dealt into the fit's folds (their
+    probabilities come from the fold that held them out), the others were predicted later by the mean
+    of all folds; `labels` are codes into `classes` (what each row was labelled when it was seen)."""
+
+    classes: tuple[str, ...]
+    keys: np.ndarray
+    labels: np.ndarray
+    anchored: np.ndarray
+    trained: np.ndarray
+    probabilities: np.ndarray
+
+    @property
+    def n_trained(self) -> int:
+        return int(self.trained.sum())
 
 
 def key_digests(keys: np.ndarray) -> np.ndarray:
@@ -38,7 +56,7 @@ def unique_digests(keys: np.ndarray, what: str) -> np.ndarray:
     return digests
 
 
-def reuse_reason(previous: Any, settings: dict[str, Any], classes: tuple[str, ...], digests: np.ndarray,
+def reuse_reason(previous: KeptFit | None, settings: dict[str, Any], classes: tuple[str, ...], digests: np.ndarray,
                  codes: np.ndarray, anchored: np.ndarray,
                  max_growth_fraction: float) -> tuple[str | None, np.ndarray | None, np.ndarray | None]:
     """(why `previous` cannot serve this run's rows, None where it can; each row's place in it, -1
@@ -55,7 +73,7 @@ def reuse_reason(previous: Any, settings: dict[str, Any], classes: tuple[str, ..
     return change_reason(previous, at, columns, codes, anchored, max_growth_fraction), at, columns
 
 
-def change_reason(previous: Any, at: np.ndarray, columns: np.ndarray, codes: np.ndarray,
+def change_reason(previous: KeptFit, at: np.ndarray, columns: np.ndarray, codes: np.ndarray,
                   anchored: np.ndarray, max_growth_fraction: float) -> str | None:
     """Why the rows changed too much for `previous` to serve them (None: it can). `at`: each row's
     place in `previous` (-1: new); `columns`: each of this run's class codes as a code of the fit's."""
@@ -85,7 +103,7 @@ class KeptProbabilities:
     n_predicted: int
 
 
-def keep_rows(previous: Any, at: np.ndarray, columns: np.ndarray, digests: np.ndarray, codes: np.ndarray,
+def keep_rows(previous: KeptFit, at: np.ndarray, columns: np.ndarray, digests: np.ndarray, codes: np.ndarray,
               anchored: np.ndarray, predict: Callable[[np.ndarray], np.ndarray | None],
               **grown: np.ndarray) -> KeptProbabilities | None:
     """This run's probabilities from `previous`: the rows it holds keep theirs (each came from models

@@ -27,7 +27,7 @@ import numpy as np
 
 from quality_assets.scores.confident_learning import (KERNEL_MAX_CLASSES, MAX_FEATURES, MAX_TRAIN_ROWS, LabelModel,
                                                       fit_label_model)
-from quality_assets.scores.kept_fits import MAX_GROWTH_FRACTION, keep_rows, reuse_reason, unique_digests
+from quality_assets.scores.kept_fits import MAX_GROWTH_FRACTION, KeptFit, keep_rows, reuse_reason, unique_digests
 
 __all__ = ["MAX_GROWTH_FRACTION", "LabelModelFit", "LabelModelProbabilities", "fit_kept_label_model",
            "label_model_probabilities", "label_model_settings"]
@@ -40,29 +40,14 @@ _PROBE_TOLERANCE = 1e-4
 
 
 @dataclass
-class LabelModelFit:
-    """The models of one out-of-fold fit and the probabilities of every row it has seen.
+class LabelModelFit(KeptFit):
+    """The models of one out-of-fold fit and the rows it has seen (`kept_fits.KeptFit`). `probe` holds
+    positions of rows whose features the fit stored (`probe_features`, float64)."""
 
-    Rows are known by a 64-bit digest of their content key (`kept_fits.key_digests`); `trained` rows
-    were dealt into the folds (their probabilities come from the fold that held them out), the others
-    were predicted later by the mean of all folds; `labels` are codes into `classes` (what each row
-    was labelled when it was seen). `probe` holds positions of rows whose features the fit stored
-    (`probe_features`, float64)."""
-
-    classes: tuple[str, ...]
-    keys: np.ndarray
-    labels: np.ndarray
-    anchored: np.ndarray
-    trained: np.ndarray
-    probabilities: np.ndarray
     model: LabelModel
     probe: np.ndarray
     probe_features: np.ndarray
     settings: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def n_trained(self) -> int:
-        return int(self.trained.sum())
 
 
 @dataclass

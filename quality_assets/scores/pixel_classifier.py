@@ -46,7 +46,8 @@ from typing import Any
 import numpy as np
 
 from quality_assets.consumer_cnn import CnnConfig, build_cnn, train_cnn, train_side_by_side
-from quality_assets.scores.kept_fits import MAX_GROWTH_FRACTION, keep_rows, key_digests, reuse_reason, unique_digests
+from quality_assets.scores.kept_fits import (MAX_GROWTH_FRACTION, KeptFit, keep_rows, key_digests, reuse_reason,
+                                             unique_digests)
 
 __all__ = ["MAX_GROWTH_FRACTION", "MAX_TRAIN_ROWS", "PIXEL_CLASSIFIER_CONFIG", "FoldNetwork", "PixelClassifierFit",
            "PixelProbabilities", "fit_pixel_classifier", "key_digests", "out_of_fold_pixel_probabilities",
@@ -97,22 +98,12 @@ class FoldNetwork:
 
 
 @dataclass
-class PixelClassifierFit:
-    """The fold networks of one out-of-fold fit and the probabilities of every row it has seen.
+class PixelClassifierFit(KeptFit):
+    """The fold networks of one out-of-fold fit and the rows it has seen (`kept_fits.KeptFit`):
+    `side` the image side the networks were trained at, `settings` what else the fit depends on
+    (seed, training cap, network config), `margins` how the networks learned each row's label while
+    they trained (`_fit_folds`)."""
 
-    Rows are identified by a 64-bit digest of their content key (`key_digests`). `trained` rows were
-    dealt into the folds (their probabilities come from the fold that held them out); the others were
-    predicted later by the mean of all folds. `labels` are codes into `classes` (what each row was
-    labelled when it was seen), `side` the image side the networks were trained at, `settings` what
-    else the fit depends on (seed, training cap, network config), `margins` how the networks learned
-    each row's label while they trained (`_fit_folds`)."""
-
-    classes: tuple[str, ...]
-    keys: np.ndarray
-    labels: np.ndarray
-    anchored: np.ndarray
-    trained: np.ndarray
-    probabilities: np.ndarray
     folds: list[FoldNetwork]
     side: int
     settings: dict[str, Any] = field(default_factory=dict)
@@ -120,10 +111,6 @@ class PixelClassifierFit:
     # none trained on: a predicted row, one past the training cap, one relabelled since); None: a fit
     # stored before margins were kept.
     margins: np.ndarray | None = None
-
-    @property
-    def n_trained(self) -> int:
-        return int(self.trained.sum())
 
 
 @dataclass
